@@ -1,0 +1,100 @@
+//! The errors of the supervisor API.
+
+use ractor::ActorCell;
+
+use crate::factory::StartError;
+use crate::path::ChildPath;
+
+/// A call to a supervisor that is not alive (OTP's `noproc`). Permanent for
+/// this handle.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("supervisor {supervisor} is not alive")]
+pub struct NoProc {
+    /// The supervisor called.
+    pub supervisor: ChildPath,
+}
+
+/// The answers of the child-management calls that are not success, named as OTP names them.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChildError {
+    /// `start_child` of an id that is running (OTP's `{already_started, Pid}`).
+    #[error("child is already started")]
+    AlreadyStarted(ActorCell),
+    /// `start_child` of an id whose spec is kept but not running (OTP's `already_present`).
+    #[error("child spec is already present")]
+    AlreadyPresent,
+    /// `restart_child` or `delete_child` of a running child.
+    #[error("child is running")]
+    Running,
+    /// `restart_child` or `delete_child` of a child whose restart is pending.
+    #[error("child is restarting")]
+    Restarting,
+    /// No child with that id.
+    #[error("no such child")]
+    NotFound,
+    /// The child's start failed; for `start_child` the spec is discarded, for
+    /// `restart_child` it stays, not running.
+    #[error(transparent)]
+    StartFailed(StartError),
+    /// The spec was refused before anything was started.
+    #[error(transparent)]
+    InvalidSpec(SpecError),
+    /// The supervisor is not alive.
+    #[error(transparent)]
+    NoProc(NoProc),
+}
+
+impl ChildError {
+    /// OTP's name for the answer: `already_started`, `already_present`,
+    /// `running`, `restarting`, `not_found`, `boom` (a failed start), or
+    /// `noproc`.
+    pub fn otp_name(&self) -> &'static str {
+        match self {
+            Self::AlreadyStarted(_) => "already_started",
+            Self::AlreadyPresent => "already_present",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::NotFound => "not_found",
+            Self::StartFailed(_) => "boom",
+            Self::InvalidSpec(_) => "invalid_spec",
+            Self::NoProc(_) => "noproc",
+        }
+    }
+}
+
+/// A supervisor or child spec that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// Two children of one supervisor share an id (OTP's `duplicate_child_name`).
+    #[error("duplicate child id {0:?}")]
+    DuplicateChild(String),
+    /// An id that is empty or contains `/`.
+    #[error("invalid id {0:?}: ids are non-empty and contain no '/'")]
+    InvalidId(String),
+    /// A restart period of zero (OTP's `invalid_period`).
+    #[error("restart period must be longer than zero")]
+    InvalidPeriod,
+}
+
+/// Why a supervisor did not start.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// Its spec was refused; nothing was started.
+    #[error("invalid supervisor spec: {0}")]
+    InvalidSpec(#[from] SpecError),
+    /// A child failed to start; the children started before it were stopped, in
+    /// reverse start order (OTP's `{shutdown, {failed_to_start_child, Id, Reason}}`).
+    #[error("child {child} failed to start: {source}")]
+    ChildFailedToStart {
+        /// The child that failed.
+        child: ChildPath,
+        /// Why.
+        source: StartError,
+    },
+    /// ractor refused to spawn the supervisor itself.
+    #[error("supervisor could not be spawned: {0}")]
+    Spawn(StartError),
+}

@@ -1,0 +1,116 @@
+//! OTP supervision trees on [`ractor`].
+//!
+//! A supervisor starts children, watches them, and restarts them when they
+//! stop, by a declared strategy, within a declared limit. When restarting is
+//! not enough it gives up and *escalates*: its parent hears of it as a typed
+//! [`Escalation`] and deals with it by its own strategy, and so on up to the
+//! root, whose escalations go to a handler you provide. This is Erlang/OTP's
+//! `supervisor`, with the same semantics (checked against OTP's own traces by
+//! the project's conformance scenarios), built on ractor's actors and links.
+//!
+//! # A tree in code
+//!
+//! ```
+//! use std::time::Duration;
+//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//! use warden_supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor};
+//!
+//! /// A worker: any ractor actor.
+//! struct Planner;
+//! impl Actor for Planner {
+//!     type Msg = ();
+//!     type State = ();
+//!     type Arguments = ();
+//!     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let root = Supervisor::builder("root")
+//!     .strategy(Strategy::RestForOne)
+//!     .intensity(3, Duration::from_secs(5))
+//!     .child(
+//!         ChildSpec::actor("planner", || (Planner, ()))
+//!             .restart(Restart::Permanent)
+//!             .shutdown(Shutdown::Timeout(Duration::from_secs(2))),
+//!     )
+//!     .child(
+//!         Supervisor::builder("workers")
+//!             .strategy(Strategy::OneForOne)
+//!             .child(ChildSpec::actor("w1", || (Planner, ())))
+//!             .into_child(),
+//!     )
+//!     .spawn()
+//!     .await?;
+//!
+//! println!("{}", root.snapshot().await?);
+//! root.stop().await; // children stop in reverse start order, depth first
+//! # Ok(()) }
+//! ```
+//!
+//! # Strategies
+//!
+//! When a child must be restarted, [`Strategy::OneForOne`] restarts only it;
+//! [`Strategy::OneForAll`] stops all the others and restarts everyone;
+//! [`Strategy::RestForOne`] stops and restarts the children started after it.
+//! Stops go in reverse start order, one child at a time; starts go in start
+//! order.
+//!
+//! # Restart types
+//!
+//! [`Restart::Permanent`] children are always restarted;
+//! [`Restart::Transient`] ones only after an abnormal exit (a panic, an error
+//! returned from a handler, a kill), not after a normal stop or a shutdown;
+//! [`Restart::Temporary`] ones never, and their spec is removed when they exit.
+//!
+//! # Intensity
+//!
+//! More than `N` restarts within `T` ([`SupervisorBuilder::intensity`]) and the
+//! supervisor gives up: it stops its remaining children in reverse start order
+//! and exits with reason `shutdown`. Only real restarts count; a group restart
+//! counts once; a restart whose start fails is tried again through the
+//! mailbox, and every attempt counts.
+//!
+//! # Shutdown
+//!
+//! [`Shutdown::Timeout`] asks a child to stop and kills it when the time runs
+//! out; [`Shutdown::BrutalKill`] kills at once; [`Shutdown::Infinity`] waits
+//! (the default for child supervisors, so a subtree stops in order, depth
+//! first).
+//!
+//! # What a child does cannot take its supervisor down
+//!
+//! Panics and errors in a child's handlers arrive as exits; a factory that
+//! panics is a failed start; an escalation handler or observer that panics is
+//! logged. A child killed from outside is restarted like any failed child.
+
+mod backoff;
+mod error;
+pub mod escalation;
+pub mod event;
+mod exit;
+mod factory;
+mod intensity;
+mod introspection;
+mod path;
+mod spec;
+mod supervisor;
+
+pub use backoff::Backoff;
+pub use error::{ChildError, NoProc, SpawnError, SpecError};
+pub use escalation::{
+    ChildFailure, Concern, Disposition, Escalation, EscalationError, EscalationHandler, EscalationKind, Escalator,
+    GiveUp, Responder,
+};
+pub use event::{Observer, SupervisorEvent};
+pub use exit::{ExitReason, Failure};
+pub use factory::{BoxFuture, ChildFactory, StartContext, StartError};
+pub use intensity::Intensity;
+pub use introspection::{ChildCounts, ChildInfo, ChildState, NodeSnapshot, NodeState, TreeSnapshot};
+pub use path::ChildPath;
+pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
+pub use supervisor::{Strategy, Supervisor, SupervisorBuilder};
+
+#[doc(no_inline)]
+pub use ractor;

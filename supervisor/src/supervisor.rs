@@ -1,0 +1,520 @@
+//! The supervisor: its builder, its handle, and its strategies.
+
+mod actor;
+mod state;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::error::{ChildError, NoProc, SpawnError, SpecError};
+use crate::escalation::{Escalation, EscalationHandler};
+use crate::event::{Observer, SupervisorEvent};
+use crate::exit::SHUTDOWN;
+use crate::factory::{ChildFactory, StartContext, StartError};
+use crate::intensity::Intensity;
+use crate::introspection::{ChildCounts, ChildInfo, NodeSnapshot, NodeState, TreeSnapshot};
+use crate::path::ChildPath;
+use crate::spec::{ChildKind, ChildSpec};
+
+pub(crate) use actor::SupervisorActor;
+use actor::{Args, StartFailure};
+
+/// Which children are restarted when one of them must be (OTP's strategies).
+///
+/// In every strategy the children to stop are stopped one at a time in
+/// *reverse* start order, each with its [`Shutdown`](crate::Shutdown), and the
+/// children to start are started in start order. A group restart counts as one
+/// restart toward the intensity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Only the child that exited is restarted. The default.
+    #[default]
+    OneForOne,
+    /// All the other children are stopped, then all are restarted.
+    OneForAll,
+    /// The children started after the one that exited are stopped, then it and
+    /// they are restarted.
+    RestForOne,
+}
+
+/// The messages a supervisor actor handles. Private: use [`Supervisor`].
+pub(crate) enum SupervisorMsg {
+    StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, ChildError>>),
+    TerminateChild(String, RpcReplyPort<Result<(), ChildError>>),
+    RestartChild(String, RpcReplyPort<Result<ActorCell, ChildError>>),
+    DeleteChild(String, RpcReplyPort<Result<(), ChildError>>),
+    WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
+    CountChildren(RpcReplyPort<ChildCounts>),
+    /// A restart whose start failed is tried again (OTP's `try_again_restart`).
+    TryAgain { seq: u64, epoch: u32 },
+    /// A restart delayed by backoff is due.
+    Resume { seq: u64, epoch: u32 },
+    /// An escalation from a child, or passed on by a child supervisor.
+    Escalate(Escalation),
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for SupervisorMsg {}
+
+/// The declared shape of a supervisor, shared by all its incarnations.
+pub(crate) struct Config {
+    pub(crate) id: Arc<str>,
+    pub(crate) strategy: Strategy,
+    pub(crate) intensity: Intensity,
+    pub(crate) children: Vec<ChildSpec>,
+    pub(crate) handler: Option<Arc<dyn EscalationHandler>>,
+    pub(crate) observer: Option<Observer>,
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), SpecError> {
+        validate_id(&self.id)?;
+        if self.intensity.period.is_zero() {
+            return Err(SpecError::InvalidPeriod);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.children {
+            validate_id(&c.id)?;
+            if !seen.insert(&*c.id) {
+                return Err(SpecError::DuplicateChild(c.id.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_id(id: &str) -> Result<(), SpecError> {
+    if id.is_empty() || id.contains('/') {
+        Err(SpecError::InvalidId(id.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Declares a supervisor: its strategy, intensity, children and handlers.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor::{Actor, ActorProcessingErr, ActorRef};
+/// use warden_supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor};
+///
+/// struct Worker;
+/// impl Actor for Worker {
+///     type Msg = ();
+///     type State = ();
+///     type Arguments = ();
+///     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let root = Supervisor::builder("root")
+///     .strategy(Strategy::RestForOne)
+///     .intensity(3, Duration::from_secs(5))
+///     .child(ChildSpec::actor("planner", || (Worker, ()))
+///         .restart(Restart::Permanent)
+///         .shutdown(Shutdown::Timeout(Duration::from_secs(2))))
+///     .child(Supervisor::builder("workers")
+///         .strategy(Strategy::OneForOne)
+///         .child(ChildSpec::actor("w1", || (Worker, ())))
+///         .into_child())
+///     .spawn()
+///     .await?;
+/// assert_eq!(root.count_children().await?.active, 2);
+/// root.stop().await;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until spawned or turned into a child"]
+pub struct SupervisorBuilder {
+    id: String,
+    strategy: Strategy,
+    intensity: Intensity,
+    children: Vec<ChildSpec>,
+    handler: Option<Arc<dyn EscalationHandler>>,
+    observer: Option<Observer>,
+}
+
+impl SupervisorBuilder {
+    /// Sets the strategy (default [`Strategy::OneForOne`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// At most `max_restarts` restarts within `period`; one more and the
+    /// supervisor gives up (default: 1 in 5 seconds, as OTP).
+    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
+        self.intensity = Intensity {
+            max_restarts,
+            period,
+        };
+        self
+    }
+
+    /// Adds a child; children start in the order they are added.
+    pub fn child(mut self, spec: ChildSpec) -> Self {
+        self.children.push(spec);
+        self
+    }
+
+    /// Adds several children, in order.
+    pub fn children(mut self, specs: impl IntoIterator<Item = ChildSpec>) -> Self {
+        self.children.extend(specs);
+        self
+    }
+
+    /// Sets the handler for escalations that reach this supervisor: those
+    /// raised by its children, passed on by child supervisors, or its own
+    /// give-up when it is a root. See [`crate::escalation`].
+    pub fn escalation_handler(mut self, handler: impl EscalationHandler) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Sets a callback that sees every [`SupervisorEvent`] of this supervisor
+    /// and of the child supervisors below it that set none of their own.
+    pub fn observer(mut self, observer: impl Fn(&SupervisorEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    fn into_config(self) -> Config {
+        Config {
+            id: Arc::from(self.id),
+            strategy: self.strategy,
+            intensity: self.intensity,
+            children: self.children,
+            handler: self.handler,
+            observer: self.observer,
+        }
+    }
+
+    /// Turns this supervisor into a child spec for another supervisor: a
+    /// permanent child with [`Shutdown::Infinity`](crate::Shutdown::Infinity).
+    /// Every restart starts it with the children declared here (children added
+    /// later with `start_child` are not kept, as in OTP).
+    pub fn into_child(self) -> ChildSpec {
+        let config = Arc::new(self.into_config());
+        let id = config.id.to_string();
+        ChildSpec::with_kind(id, ChildKind::Supervisor, Arc::new(ChildSupervisor(config)))
+    }
+
+    /// Starts the supervisor as a root: starts its children in order and
+    /// returns once all of them have started.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::InvalidSpec`] for a bad spec (nothing is started);
+    /// [`SpawnError::ChildFailedToStart`] when a child fails to start, after the
+    /// children started before it were stopped in reverse order.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future midway drops the half-started supervisor, whose
+    /// started children ractor then kills.
+    pub async fn spawn(self) -> Result<Supervisor, SpawnError> {
+        let config = Arc::new(self.into_config());
+        config.validate()?;
+        let path = ChildPath::root(&config.id);
+        let args = Args {
+            config,
+            path: path.clone(),
+            parent: None,
+            inherited_observer: None,
+        };
+        match Actor::spawn(None, SupervisorActor, args).await {
+            Ok((actor, _join)) => Ok(Supervisor { actor, path }),
+            Err(ractor::SpawnErr::StartupFailed(err)) => match err.downcast::<StartFailure>() {
+                Ok(failure) => Err(failure.into_spawn_error()),
+                Err(other) => Err(SpawnError::Spawn(StartError::Init(crate::exit::Failure(Arc::from(other))))),
+            },
+            Err(other) => Err(SpawnError::Spawn(StartError::from_spawn(other))),
+        }
+    }
+}
+
+impl fmt::Debug for SupervisorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorBuilder")
+            .field("id", &self.id)
+            .field("strategy", &self.strategy)
+            .field("intensity", &self.intensity)
+            .field("children", &self.children)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The factory of a child supervisor.
+struct ChildSupervisor(Arc<Config>);
+
+impl ChildFactory for ChildSupervisor {
+    fn start(&self, ctx: StartContext) -> crate::factory::BoxFuture<Result<ActorCell, StartError>> {
+        let config = self.0.clone();
+        Box::pin(async move {
+            if let Err(e) = config.validate() {
+                return Err(StartError::other(e));
+            }
+            let args = Args {
+                config,
+                path: ctx.path.clone(),
+                parent: Some(ctx.escalator.supervisor.clone()),
+                inherited_observer: ctx.observer.clone(),
+            };
+            ctx.spawn(SupervisorActor, args).await.map(Into::into)
+        })
+    }
+}
+
+/// A handle on a running supervisor: the dynamic-children API, introspection and
+/// shutdown. Cheap to clone; it does not keep the supervisor alive.
+///
+/// Every call is a message to the supervisor, answered after the restarts and
+/// stops it is busy with. A call to a supervisor that is gone answers
+/// [`NoProc`] (or [`ChildError::NoProc`]).
+#[derive(Clone)]
+pub struct Supervisor {
+    actor: ActorRef<SupervisorMsg>,
+    path: ChildPath,
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("path", &self.path)
+            .field("actor", &self.actor.get_id())
+            .finish()
+    }
+}
+
+impl Supervisor {
+    /// Starts declaring a supervisor called `id`.
+    pub fn builder(id: impl Into<String>) -> SupervisorBuilder {
+        SupervisorBuilder {
+            id: id.into(),
+            strategy: Strategy::default(),
+            intensity: Intensity::default(),
+            children: Vec::new(),
+            handler: None,
+            observer: None,
+        }
+    }
+
+    pub(crate) fn from_cell(cell: ActorCell, path: ChildPath) -> Self {
+        Self {
+            actor: cell.into(),
+            path,
+        }
+    }
+
+    /// The supervisor's path.
+    pub fn path(&self) -> &ChildPath {
+        &self.path
+    }
+
+    /// The supervisor's actor, to link to or monitor.
+    pub fn actor(&self) -> ActorCell {
+        self.actor.get_cell()
+    }
+
+    /// Whether the supervisor is still running.
+    pub fn is_alive(&self) -> bool {
+        self.actor.get_status() <= ractor::ActorStatus::Upgrading
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
+    ) -> Result<T, NoProc> {
+        match self.actor.call(msg, None).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            _ => Err(NoProc {
+                supervisor: self.path.clone(),
+            }),
+        }
+    }
+
+    async fn child_call<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<Result<T, ChildError>>) -> SupervisorMsg,
+    ) -> Result<T, ChildError> {
+        self.call(msg).await.map_err(ChildError::NoProc)?
+    }
+
+    /// Adds a child at the end of the start order and starts it.
+    ///
+    /// # Errors
+    ///
+    /// [`ChildError::AlreadyStarted`] if a running child has that id,
+    /// [`ChildError::AlreadyPresent`] if a stopped one does,
+    /// [`ChildError::StartFailed`] if the start fails (the spec is discarded),
+    /// [`ChildError::InvalidSpec`] for a bad id.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not undo the start.
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, ChildError> {
+        self.child_call(|r| SupervisorMsg::StartChild(spec, r)).await
+    }
+
+    /// Stops a child with its shutdown spec and keeps its spec, not running (a
+    /// temporary child's spec is removed). It is not a restart and does not
+    /// count as one. Stopping a child that is not running answers `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`ChildError::NotFound`] for an unknown id.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not stop the shutdown.
+    pub async fn terminate_child(&self, id: &str) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::TerminateChild(id, r)).await
+    }
+
+    /// Starts a child whose spec is kept but not running.
+    ///
+    /// # Errors
+    ///
+    /// [`ChildError::Running`], [`ChildError::Restarting`],
+    /// [`ChildError::NotFound`], or [`ChildError::StartFailed`] (the spec stays).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not undo the start.
+    pub async fn restart_child(&self, id: &str) -> Result<ActorCell, ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::RestartChild(id, r)).await
+    }
+
+    /// Removes the spec of a child that is not running.
+    ///
+    /// # Errors
+    ///
+    /// [`ChildError::Running`], [`ChildError::Restarting`] or [`ChildError::NotFound`].
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not undo the deletion.
+    pub async fn delete_child(&self, id: &str) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::DeleteChild(id, r)).await
+    }
+
+    /// Every child spec, in start order (OTP lists newest first).
+    ///
+    /// # Errors
+    ///
+    /// [`NoProc`] if the supervisor is gone.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, NoProc> {
+        self.call(SupervisorMsg::WhichChildren).await
+    }
+
+    /// Counts of specs, running children, supervisors and workers.
+    ///
+    /// # Errors
+    ///
+    /// [`NoProc`] if the supervisor is gone.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn count_children(&self) -> Result<ChildCounts, NoProc> {
+        self.call(SupervisorMsg::CountChildren).await
+    }
+
+    /// A picture of the whole tree below this supervisor.
+    ///
+    /// # Errors
+    ///
+    /// [`NoProc`] if this supervisor is gone. A child supervisor that stops
+    /// while the picture is taken shows as [`NodeState::Gone`].
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn snapshot(&self) -> Result<TreeSnapshot, NoProc> {
+        let children = self.which_children().await?;
+        let mut root = NodeSnapshot {
+            path: self.path.clone(),
+            kind: ChildKind::Supervisor,
+            state: NodeState::Running,
+            restart: None,
+            restart_count: 0,
+            last_exit: None,
+            children: Vec::new(),
+        };
+        root.children = snapshot_children(children).await;
+        Ok(TreeSnapshot { root })
+    }
+
+    /// Stops the supervisor: its children in reverse start order, depth first,
+    /// each with its shutdown spec, then the supervisor itself (reason
+    /// `shutdown`). Returns once everything has stopped; at once if it already had.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not stop the shutdown.
+    pub async fn stop(&self) {
+        self.actor.stop(Some(SHUTDOWN.to_string()));
+        self.actor.wait(None).await.ok();
+    }
+
+    /// Kills the supervisor at once, untrappably; ractor then kills its children.
+    /// This is a crash, not a shutdown: a parent restarts it.
+    pub fn kill(&self) {
+        self.actor.kill();
+    }
+
+    /// Waits until the supervisor has stopped, for whatever reason.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn wait(&self) {
+        self.actor.wait(None).await.ok();
+    }
+}
+
+fn snapshot_children(
+    children: Vec<ChildInfo>,
+) -> futures::future::BoxFuture<'static, Vec<NodeSnapshot>> {
+    Box::pin(async move {
+        let mut out = Vec::with_capacity(children.len());
+        for info in children {
+            let state = match &info.state {
+                crate::ChildState::Running(_) => NodeState::Running,
+                crate::ChildState::NotRunning => NodeState::NotRunning,
+                crate::ChildState::Restarting => NodeState::Restarting,
+            };
+            let mut node = NodeSnapshot {
+                path: info.path.clone(),
+                kind: info.kind,
+                state,
+                restart: Some(info.restart),
+                restart_count: info.restart_count,
+                last_exit: info.last_exit.clone(),
+                children: Vec::new(),
+            };
+            if let Some(sup) = info.supervisor() {
+                match sup.which_children().await {
+                    Ok(grandchildren) => node.children = snapshot_children(grandchildren).await,
+                    Err(_) => node.state = NodeState::Gone,
+                }
+            }
+            out.push(node);
+        }
+        out
+    })
+}

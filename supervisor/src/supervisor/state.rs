@@ -1,0 +1,626 @@
+//! The supervisor's state machine, in the shape of OTP's `supervisor.erl`:
+//! an exit goes `on_exit` → `on_child_exit` (one arm per restart type) →
+//! `restart` (intensity first, then one phase per strategy); a restart whose
+//! start fails is queued again as `TryAgain`, never looped, so API calls and
+//! shutdown get in between attempts.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::actor::messages::BoxedState;
+use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
+use tokio::time::Instant;
+
+use super::{Config, Strategy, SupervisorMsg, validate_id};
+use crate::error::ChildError;
+use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
+use crate::event::{Observer, SupervisorEvent};
+use crate::exit::{ExitReason, SHUTDOWN};
+use crate::factory::{StartContext, StartError, start_guarded};
+use crate::intensity::{RestartLog, Verdict};
+use crate::introspection::{ChildCounts, ChildInfo, ChildState};
+use crate::path::ChildPath;
+use crate::spec::{ChildKind, ChildSpec, Restart, Shutdown};
+
+/// How many recent restart-causing exits a give-up report carries.
+const RECENT_FAILURES: usize = 16;
+
+/// What the supervisor does after handling something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Carry on.
+    Continue,
+    /// The supervisor gave up: its children are stopped; exit with `shutdown`.
+    Shutdown,
+}
+
+/// Whether a child runs (OTP's pid field).
+enum Slot {
+    Running(ActorCell),
+    NotRunning,
+    Restarting,
+}
+
+struct Child {
+    spec: ChildSpec,
+    path: ChildPath,
+    slot: Slot,
+    /// Bumped whenever a restart is queued, so that a stale `TryAgain` or
+    /// `Resume` (the child was terminated or restarted meanwhile) is ignored.
+    epoch: u32,
+    restarts: u32,
+    last_exit: Option<ExitReason>,
+    backoff: Option<Box<BackoffState>>,
+}
+
+struct BackoffState {
+    attempt: u32,
+    started_at: Instant,
+}
+
+/// A supervisor's state. Children are kept in start order (`seq` grows with
+/// every spec added), so stops walk the map backwards and starts forwards.
+pub(crate) struct State {
+    myself: ActorRef<SupervisorMsg>,
+    path: ChildPath,
+    strategy: Strategy,
+    log: RestartLog,
+    /// Start order: a child keeps its place across restarts.
+    children: BTreeMap<u64, Child>,
+    next_seq: u64,
+    by_id: HashMap<Arc<str>, u64>,
+    /// Only running children; an exit from an actor not in here is stale.
+    by_actor: HashMap<ActorId, u64>,
+    parent: Option<ActorRef<SupervisorMsg>>,
+    handler: Option<Arc<dyn EscalationHandler>>,
+    observer: Option<Observer>,
+    recent_failures: VecDeque<ChildFailure>,
+    /// Set when this supervisor gives up under a parent: the escalation travels
+    /// to the parent in this state, with the exit.
+    pub(crate) gave_up: Option<Escalation>,
+}
+
+impl State {
+    pub(crate) fn new(
+        myself: ActorRef<SupervisorMsg>,
+        config: &Config,
+        path: ChildPath,
+        parent: Option<ActorRef<SupervisorMsg>>,
+        inherited_observer: Option<Observer>,
+    ) -> Self {
+        let mut state = Self {
+            myself,
+            path,
+            strategy: config.strategy,
+            log: RestartLog::new(config.intensity),
+            children: BTreeMap::new(),
+            next_seq: 0,
+            by_id: HashMap::with_capacity(config.children.len()),
+            by_actor: HashMap::with_capacity(config.children.len()),
+            parent,
+            handler: config.handler.clone(),
+            observer: config.observer.clone().or(inherited_observer),
+            recent_failures: VecDeque::new(),
+            gave_up: None,
+        };
+        for spec in &config.children {
+            state.insert(spec.clone());
+        }
+        state
+    }
+
+    pub(crate) fn path(&self) -> &ChildPath {
+        &self.path
+    }
+
+    // ---- start-up and shutdown -------------------------------------------------
+
+    /// Starts every child in order (OTP's `init_children`). If one fails, stops
+    /// the ones started before it, in reverse order, and says which failed.
+    pub(crate) async fn init_children(&mut self) -> Result<(), (ChildPath, StartError)> {
+        let seqs: Vec<u64> = self.children.keys().copied().collect();
+        for seq in seqs {
+            if let Err(e) = self.start(seq).await {
+                let path = self.children[&seq].path.clone();
+                self.stop_all().await;
+                return Err((path, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every running child, last started first.
+    pub(crate) async fn stop_all(&mut self) {
+        let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
+        for seq in seqs {
+            self.stop_child(seq).await;
+        }
+    }
+
+    // ---- messages --------------------------------------------------------------
+
+    pub(crate) async fn handle(&mut self, msg: SupervisorMsg) -> Next {
+        match msg {
+            SupervisorMsg::StartChild(spec, reply) => {
+                let r = self.start_child(spec).await;
+                answer(reply, r);
+            }
+            SupervisorMsg::TerminateChild(id, reply) => {
+                let r = self.terminate_child(&id).await;
+                answer(reply, r);
+            }
+            SupervisorMsg::RestartChild(id, reply) => {
+                let r = self.restart_child(&id).await;
+                answer(reply, r);
+            }
+            SupervisorMsg::DeleteChild(id, reply) => answer(reply, self.delete_child(&id)),
+            SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
+            SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
+            SupervisorMsg::TryAgain { seq, epoch } => {
+                if self.is_pending(seq, epoch) {
+                    return self.restart(seq).await;
+                }
+            }
+            SupervisorMsg::Resume { seq, epoch } => {
+                if self.is_pending(seq, epoch) {
+                    self.start_phase(seq).await;
+                }
+            }
+            SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
+        }
+        Next::Continue
+    }
+
+    fn is_pending(&self, seq: u64, epoch: u32) -> bool {
+        self.children
+            .get(&seq)
+            .is_some_and(|c| matches!(c.slot, Slot::Restarting) && c.epoch == epoch)
+    }
+
+    // ---- exits -----------------------------------------------------------------
+
+    /// An actor linked to this supervisor ended.
+    pub(crate) async fn on_exit(
+        &mut self,
+        cell: ActorCell,
+        reason: ExitReason,
+        final_state: Option<BoxedState>,
+    ) -> Next {
+        let Some(seq) = self.by_actor.remove(&cell.get_id()) else {
+            // A child this supervisor already stopped, or replaced.
+            tracing::trace!(target: "warden::supervisor", path = %self.path, actor = %cell.get_id(), "exit of a former child ignored");
+            return Next::Continue;
+        };
+        let escalation = match (self.children[&seq].spec.kind, final_state) {
+            (ChildKind::Supervisor, Some(mut s)) => s.take::<State>().ok().and_then(|s| s.gave_up),
+            _ => None,
+        };
+        self.on_child_exit(seq, reason, escalation).await
+    }
+
+    /// OTP's `do_restart/3`: one arm per restart type.
+    async fn on_child_exit(&mut self, seq: u64, reason: ExitReason, escalation: Option<Escalation>) -> Next {
+        let child = self.children.get_mut(&seq).expect("running child has a spec");
+        child.slot = Slot::NotRunning;
+        child.last_exit = Some(reason.clone());
+        if let Some(b) = child.backoff.as_mut() {
+            let reset = child.spec.backoff.map(|b| b.reset_period()).unwrap_or_default();
+            if b.started_at.elapsed() >= reset {
+                b.attempt = 0;
+            }
+        }
+        let (path, kind, restart) = (child.path.clone(), child.spec.kind, child.spec.restart);
+        self.emit(SupervisorEvent::ChildExited {
+            path: path.clone(),
+            kind,
+            reason: reason.clone(),
+        });
+        if let Some(escalation) = escalation {
+            self.dispatch(escalation);
+        }
+        match (restart, reason.is_normal()) {
+            (Restart::Temporary, _) => {
+                self.remove(seq);
+                Next::Continue
+            }
+            (Restart::Transient, true) => Next::Continue,
+            (Restart::Permanent, _) | (Restart::Transient, false) => {
+                if self.recent_failures.len() == RECENT_FAILURES {
+                    self.recent_failures.pop_front();
+                }
+                self.recent_failures.push_back(ChildFailure::now(path, reason));
+                self.restart(seq).await
+            }
+        }
+    }
+
+    /// OTP's `restart/2`: check the intensity first, then restart by strategy.
+    async fn restart(&mut self, seq: u64) -> Next {
+        if self.log.record(Instant::now()) == Verdict::GiveUp {
+            return self.give_up(seq).await;
+        }
+        if let Some(child) = self.children.get_mut(&seq) {
+            child.restarts += 1;
+        }
+        self.terminate_phase(seq).await;
+        if let Some(delay) = self.backoff_delay(seq) {
+            let epoch = self.mark_restarting(seq);
+            self.emit(SupervisorEvent::RestartScheduled {
+                path: self.children[&seq].path.clone(),
+                delay,
+            });
+            self.myself
+                .send_after(delay, move || SupervisorMsg::Resume { seq, epoch });
+            return Next::Continue;
+        }
+        self.start_phase(seq).await;
+        Next::Continue
+    }
+
+    /// Stops the siblings the strategy restarts with `seq`, last started first.
+    /// Temporary siblings are stopped and removed, never restarted.
+    async fn terminate_phase(&mut self, seq: u64) {
+        let victims: Vec<u64> = match self.strategy {
+            Strategy::OneForOne => return,
+            Strategy::OneForAll => self.children.keys().rev().filter(|&&s| s != seq).copied().collect(),
+            Strategy::RestForOne => self.children.range(seq + 1..).rev().map(|(&s, _)| s).collect(),
+        };
+        for victim in victims {
+            self.stop_child(victim).await;
+            if self.children[&victim].spec.restart == Restart::Temporary {
+                self.remove(victim);
+            }
+        }
+    }
+
+    /// Starts, in start order, the children the strategy restarts with `seq`
+    /// that are not running. A start that fails is queued to be tried again.
+    async fn start_phase(&mut self, seq: u64) {
+        let scope: Vec<u64> = match self.strategy {
+            Strategy::OneForOne => vec![seq],
+            Strategy::OneForAll => self.children.keys().copied().collect(),
+            Strategy::RestForOne => self.children.range(seq..).map(|(&s, _)| s).collect(),
+        };
+        for s in scope {
+            match self.children.get(&s) {
+                Some(c) if !matches!(c.slot, Slot::Running(_)) => {}
+                _ => continue,
+            }
+            if self.start(s).await.is_err() {
+                let epoch = self.mark_restarting(s);
+                // Back to the mailbox, as OTP's try_again_restart: calls and a
+                // shutdown get in before the next attempt.
+                let _ = self.myself.send_message(SupervisorMsg::TryAgain { seq: s, epoch });
+                return;
+            }
+        }
+    }
+
+    fn mark_restarting(&mut self, seq: u64) -> u32 {
+        let child = self.children.get_mut(&seq).expect("child to restart has a spec");
+        child.slot = Slot::Restarting;
+        child.epoch = child.epoch.wrapping_add(1);
+        child.epoch
+    }
+
+    fn backoff_delay(&mut self, seq: u64) -> Option<Duration> {
+        let child = self.children.get_mut(&seq)?;
+        let backoff = child.spec.backoff?;
+        let state = child.backoff.as_mut()?;
+        let delay = backoff.delay(state.attempt);
+        state.attempt = state.attempt.saturating_add(1);
+        Some(delay)
+    }
+
+    /// One restart too many: stop every child, last started first, and report.
+    async fn give_up(&mut self, seq: u64) -> Next {
+        let (child, reason) = {
+            let c = &self.children[&seq];
+            (c.path.clone(), c.last_exit.clone().unwrap_or(ExitReason::Normal))
+        };
+        self.emit(SupervisorEvent::GaveUp {
+            path: self.path.clone(),
+            child: child.clone(),
+        });
+        self.stop_all().await;
+        let escalation = Escalation::gave_up(GiveUp {
+            supervisor: self.path.clone(),
+            intensity: self.log.limit(),
+            child,
+            reason,
+            recent_failures: self.recent_failures.drain(..).collect(),
+        });
+        if self.parent.is_some() {
+            // Delivered to the parent with this supervisor's exit.
+            self.gave_up = Some(escalation);
+        } else {
+            self.dispatch(escalation);
+        }
+        Next::Shutdown
+    }
+
+    // ---- escalation ------------------------------------------------------------
+
+    /// Offers an escalation to this supervisor's handler, then passes it on.
+    fn dispatch(&mut self, escalation: Escalation) {
+        self.emit(SupervisorEvent::Escalated {
+            at: self.path.clone(),
+            origin: escalation.origin().clone(),
+        });
+        let mut escalation = match &self.handler {
+            None => escalation,
+            Some(handler) => match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(escalation))) {
+                Ok(Disposition::Handled) => return,
+                Ok(Disposition::Escalate(e)) => e,
+                Err(_) => {
+                    tracing::error!(target: "warden::supervisor", path = %self.path, "escalation handler panicked; the escalation is lost");
+                    return;
+                }
+            },
+        };
+        escalation.passed_through(&self.path);
+        match &self.parent {
+            Some(parent) => {
+                if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Escalate(e))) =
+                    parent.send_message(SupervisorMsg::Escalate(escalation))
+                {
+                    tracing::error!(target: "warden::supervisor", path = %self.path, escalation = %e, "parent is gone; escalation dropped");
+                }
+            }
+            None => {
+                tracing::error!(target: "warden::supervisor", path = %self.path, %escalation, "unhandled escalation reached the root")
+            }
+        }
+    }
+
+    // ---- children --------------------------------------------------------------
+
+    fn insert(&mut self, spec: ChildSpec) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let path = self.path.join(&spec.id);
+        let backoff = spec.backoff.map(|_| {
+            Box::new(BackoffState {
+                attempt: 0,
+                started_at: Instant::now(),
+            })
+        });
+        self.by_id.insert(spec.id.clone(), seq);
+        self.children.insert(
+            seq,
+            Child {
+                spec,
+                path,
+                slot: Slot::NotRunning,
+                epoch: 0,
+                restarts: 0,
+                last_exit: None,
+                backoff,
+            },
+        );
+        seq
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Some(child) = self.children.remove(&seq) {
+            self.by_id.remove(&child.spec.id);
+            if let Slot::Running(cell) = child.slot {
+                self.by_actor.remove(&cell.get_id());
+            }
+        }
+    }
+
+    /// Starts one child and records it as running.
+    async fn start(&mut self, seq: u64) -> Result<ActorCell, StartError> {
+        let (factory, path, kind) = {
+            let c = &self.children[&seq];
+            (c.spec.factory.clone(), c.path.clone(), c.spec.kind)
+        };
+        let ctx = StartContext {
+            supervisor: self.myself.get_cell(),
+            path: path.clone(),
+            escalator: Escalator {
+                supervisor: self.myself.clone(),
+                origin: path.clone(),
+            },
+            observer: self.observer.clone(),
+        };
+        let result = match start_guarded(&factory, ctx).await {
+            Ok(cell) if self.is_linked(&cell) => Ok(cell),
+            Ok(cell) => {
+                cell.kill();
+                Err(StartError::NotLinked)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(cell) => {
+                let child = self.children.get_mut(&seq).expect("started child has a spec");
+                child.slot = Slot::Running(cell.clone());
+                if let Some(b) = child.backoff.as_mut() {
+                    b.started_at = Instant::now();
+                }
+                self.by_actor.insert(cell.get_id(), seq);
+                self.emit(SupervisorEvent::ChildStarted {
+                    path,
+                    kind,
+                    actor: cell.get_id(),
+                });
+                Ok(cell)
+            }
+            Err(error) => {
+                self.emit(SupervisorEvent::ChildStartFailed {
+                    path,
+                    kind,
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    fn is_linked(&self, cell: &ActorCell) -> bool {
+        match cell.try_get_supervisor() {
+            Some(sup) => sup.get_id() == self.myself.get_id(),
+            // A child that already ended has unlinked itself; its exit is on its way.
+            None => cell.get_status() >= ActorStatus::Stopping,
+        }
+    }
+
+    /// Stops one child with its shutdown spec, if it is running.
+    async fn stop_child(&mut self, seq: u64) {
+        let Some(child) = self.children.get_mut(&seq) else {
+            return;
+        };
+        let Slot::Running(cell) = std::mem::replace(&mut child.slot, Slot::NotRunning) else {
+            return;
+        };
+        let (path, kind, how) = (child.path.clone(), child.spec.kind, child.spec.shutdown);
+        self.by_actor.remove(&cell.get_id());
+        let reason = shutdown(&cell, how).await;
+        if let Some(child) = self.children.get_mut(&seq) {
+            child.last_exit = Some(reason.clone());
+        }
+        self.emit(SupervisorEvent::ChildExited { path, kind, reason });
+    }
+
+    // ---- the dynamic-children API ----------------------------------------------
+
+    fn lookup(&self, id: &str) -> Result<u64, ChildError> {
+        self.by_id.get(id).copied().ok_or(ChildError::NotFound)
+    }
+
+    async fn start_child(&mut self, spec: ChildSpec) -> Result<ActorCell, ChildError> {
+        validate_id(&spec.id).map_err(ChildError::InvalidSpec)?;
+        if let Some(&seq) = self.by_id.get(&spec.id) {
+            return Err(match &self.children[&seq].slot {
+                Slot::Running(cell) => ChildError::AlreadyStarted(cell.clone()),
+                _ => ChildError::AlreadyPresent,
+            });
+        }
+        let seq = self.insert(spec);
+        match self.start(seq).await {
+            Ok(cell) => Ok(cell),
+            Err(e) => {
+                self.remove(seq);
+                Err(ChildError::StartFailed(e))
+            }
+        }
+    }
+
+    async fn terminate_child(&mut self, id: &str) -> Result<(), ChildError> {
+        let seq = self.lookup(id)?;
+        let child = self.children.get_mut(&seq).expect("looked-up child has a spec");
+        match child.slot {
+            Slot::Running(_) => self.stop_child(seq).await,
+            Slot::Restarting => {
+                // Stops the retry loop: the queued TryAgain is now stale.
+                child.slot = Slot::NotRunning;
+                child.epoch = child.epoch.wrapping_add(1);
+            }
+            Slot::NotRunning => {}
+        }
+        if self.children[&seq].spec.restart == Restart::Temporary {
+            self.remove(seq);
+        }
+        Ok(())
+    }
+
+    async fn restart_child(&mut self, id: &str) -> Result<ActorCell, ChildError> {
+        let seq = self.lookup(id)?;
+        match self.children[&seq].slot {
+            Slot::Running(_) => Err(ChildError::Running),
+            Slot::Restarting => Err(ChildError::Restarting),
+            Slot::NotRunning => self.start(seq).await.map_err(ChildError::StartFailed),
+        }
+    }
+
+    fn delete_child(&mut self, id: &str) -> Result<(), ChildError> {
+        let seq = self.lookup(id)?;
+        match self.children[&seq].slot {
+            Slot::Running(_) => Err(ChildError::Running),
+            Slot::Restarting => Err(ChildError::Restarting),
+            Slot::NotRunning => {
+                self.remove(seq);
+                Ok(())
+            }
+        }
+    }
+
+    fn which_children(&self) -> Vec<ChildInfo> {
+        self.children
+            .values()
+            .map(|c| ChildInfo {
+                path: c.path.clone(),
+                kind: c.spec.kind,
+                restart: c.spec.restart,
+                state: match &c.slot {
+                    Slot::Running(cell) => ChildState::Running(cell.clone()),
+                    Slot::NotRunning => ChildState::NotRunning,
+                    Slot::Restarting => ChildState::Restarting,
+                },
+                restart_count: c.restarts,
+                last_exit: c.last_exit.clone(),
+            })
+            .collect()
+    }
+
+    fn count_children(&self) -> ChildCounts {
+        let mut counts = ChildCounts::default();
+        for c in self.children.values() {
+            counts.specs += 1;
+            if matches!(c.slot, Slot::Running(_)) {
+                counts.active += 1;
+            }
+            match c.spec.kind {
+                ChildKind::Supervisor => counts.supervisors += 1,
+                ChildKind::Worker => counts.workers += 1,
+            }
+        }
+        counts
+    }
+
+    // ---- reporting -------------------------------------------------------------
+
+    pub(crate) fn emit(&self, event: SupervisorEvent) {
+        event.trace();
+        if let Some(observer) = &self.observer {
+            if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event))).is_err() {
+                tracing::error!(target: "warden::supervisor", path = %self.path, "observer panicked");
+            }
+        }
+    }
+}
+
+fn answer<T>(reply: RpcReplyPort<T>, value: T) {
+    // The caller may have given up waiting; that is its business.
+    let _ = reply.send(value);
+}
+
+/// OTP's `shutdown/2`: ask, wait at most the timeout, then kill.
+async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
+    match how {
+        Shutdown::BrutalKill => {
+            cell.kill();
+            let _ = cell.wait(None).await;
+            ExitReason::Killed
+        }
+        Shutdown::Timeout(timeout) => {
+            cell.stop(Some(SHUTDOWN.to_string()));
+            if cell.wait(Some(timeout)).await.is_ok() {
+                ExitReason::Shutdown
+            } else {
+                cell.kill();
+                let _ = cell.wait(None).await;
+                ExitReason::Killed
+            }
+        }
+        Shutdown::Infinity => {
+            cell.stop(Some(SHUTDOWN.to_string()));
+            let _ = cell.wait(None).await;
+            ExitReason::Shutdown
+        }
+    }
+}
