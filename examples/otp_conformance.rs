@@ -177,7 +177,9 @@ impl Runner {
         let Some(root) = &self.root else { return out };
         let mut stack = vec![root.clone()];
         while let Some(sup) = stack.pop() {
-            let Ok(children) = sup.which_children().await else { continue };
+            let Ok(children) = sup.which_children().await else {
+                continue;
+            };
             for info in children {
                 if let Some(child_sup) = info.supervisor() {
                     stack.push(child_sup);
@@ -270,11 +272,19 @@ impl Runner {
                 cell.wait(None).await.ok();
             }
             ["init_fails", id, n] => {
-                self.control.init_fails.lock().unwrap().insert(id.to_string(), n.parse()?);
+                self.control
+                    .init_fails
+                    .lock()
+                    .unwrap()
+                    .insert(id.to_string(), n.parse()?);
                 return Ok(());
             }
             ["slow_stop", id, ms] => {
-                self.control.slow_stop.lock().unwrap().insert(id.to_string(), ms.parse()?);
+                self.control
+                    .slow_stop
+                    .lock()
+                    .unwrap()
+                    .insert(id.to_string(), ms.parse()?);
                 return Ok(());
             }
             ["start_child", sup, "worker", id, restart, shutdown] => match self.find_sup(sup).await {
@@ -297,7 +307,11 @@ impl Runner {
                     }
                 }
             }
-            ["which_children", sup] => match self.find_sup(sup).await.map(|s| async move { s.which_children().await }) {
+            ["which_children", sup] => match self
+                .find_sup(sup)
+                .await
+                .map(|s| async move { s.which_children().await })
+            {
                 None => println!("error {line} noproc"),
                 Some(f) => match f.await {
                     Err(_) => println!("error {line} noproc"),
@@ -379,7 +393,17 @@ fn parse(text: &str) -> Result<(Tree, Vec<String>)> {
                     shutdown: Shutdown::Infinity,
                 });
             }
-            ["sup", id, strategy, intensity, period, "under", parent, restart, shutdown] => {
+            [
+                "sup",
+                id,
+                strategy,
+                intensity,
+                period,
+                "under",
+                parent,
+                restart,
+                shutdown,
+            ] => {
                 tree.children.entry(parent.to_string()).or_default().push(Decl::Sup {
                     id: id.to_string(),
                     strategy: parse_strategy(strategy)?,

@@ -44,7 +44,11 @@ impl Backoff {
     /// Adds up to `factor` times the delay at random (clamped to `0.0..=1.0`),
     /// so that siblings do not restart in lockstep.
     pub fn random_factor(mut self, factor: f64) -> Self {
-        self.random_factor = if factor.is_finite() { factor.clamp(0.0, 1.0) } else { 0.0 };
+        self.random_factor = if factor.is_finite() {
+            factor.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 

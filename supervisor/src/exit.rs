@@ -184,7 +184,10 @@ mod tests {
     fn stop_reasons() {
         assert_eq!(ExitReason::from_stop_reason(None), ExitReason::Normal);
         assert_eq!(ExitReason::from_stop_reason(Some("shutdown")), ExitReason::Shutdown);
-        assert_eq!(ExitReason::from_stop_reason(Some("shutdown: done")), ExitReason::Shutdown);
+        assert_eq!(
+            ExitReason::from_stop_reason(Some("shutdown: done")),
+            ExitReason::Shutdown
+        );
         assert_eq!(ExitReason::from_stop_reason(Some("killed")), ExitReason::Killed);
         assert!(ExitReason::from_stop_reason(Some("finished")).is_normal());
         assert!(ExitReason::failed("boom".into()).is_abnormal());

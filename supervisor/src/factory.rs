@@ -50,10 +50,7 @@ where
 pub(crate) type DynFactory = Arc<dyn ChildFactory>;
 
 /// Calls a factory, turning a panic into [`StartError::Panicked`].
-pub(crate) async fn start_guarded(
-    factory: &DynFactory,
-    ctx: StartContext,
-) -> Result<ActorCell, StartError> {
+pub(crate) async fn start_guarded(factory: &DynFactory, ctx: StartContext) -> Result<ActorCell, StartError> {
     let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| factory.start(ctx))) {
         Ok(fut) => fut,
         Err(panic) => return Err(StartError::Panicked(panic_message(panic))),
@@ -109,11 +106,7 @@ impl StartContext {
     /// # Cancellation
     ///
     /// Dropping the future while `pre_start` runs drops the half-started actor.
-    pub async fn spawn<A: Actor>(
-        &self,
-        actor: A,
-        args: A::Arguments,
-    ) -> Result<ActorRef<A::Msg>, StartError> {
+    pub async fn spawn<A: Actor>(&self, actor: A, args: A::Arguments) -> Result<ActorRef<A::Msg>, StartError> {
         match Actor::spawn_linked(None, actor, args, self.supervisor.clone()).await {
             Ok((actor, _join)) => Ok(actor),
             Err(err) => Err(StartError::from_spawn(err)),

@@ -163,7 +163,13 @@ impl fmt::Display for TreeSnapshot {
     /// Draws the tree, one node a line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn line(n: &NodeSnapshot, prefix: &str, last: bool, top: bool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let branch = if top { "" } else if last { "└─ " } else { "├─ " };
+            let branch = if top {
+                ""
+            } else if last {
+                "└─ "
+            } else {
+                "├─ "
+            };
             let state = match n.state {
                 NodeState::Running => "running",
                 NodeState::NotRunning => "not running",

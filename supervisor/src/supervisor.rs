@@ -52,9 +52,15 @@ pub(crate) enum SupervisorMsg {
     WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
     CountChildren(RpcReplyPort<ChildCounts>),
     /// A restart whose start failed is tried again (OTP's `try_again_restart`).
-    TryAgain { seq: u64, epoch: u32 },
+    TryAgain {
+        seq: u64,
+        epoch: u32,
+    },
     /// A restart delayed by backoff is due.
-    Resume { seq: u64, epoch: u32 },
+    Resume {
+        seq: u64,
+        epoch: u32,
+    },
     /// An escalation from a child, or passed on by a child supervisor.
     Escalate(Escalation),
 }
@@ -151,10 +157,7 @@ impl SupervisorBuilder {
     /// At most `max_restarts` restarts within `period`; one more and the
     /// supervisor gives up (default: 1 in 5 seconds, as OTP).
     pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
-        self.intensity = Intensity {
-            max_restarts,
-            period,
-        };
+        self.intensity = Intensity { max_restarts, period };
         self
     }
 
@@ -232,8 +235,10 @@ impl SupervisorBuilder {
         match Actor::spawn(None, SupervisorActor, args).await {
             Ok((actor, _join)) => Ok(Supervisor { actor, path }),
             Err(ractor::SpawnErr::StartupFailed(err)) => match err.downcast::<StartFailure>() {
-                Ok(failure) => Err(failure.into_spawn_error()),
-                Err(other) => Err(SpawnError::Spawn(StartError::Init(crate::exit::Failure(Arc::from(other))))),
+                Ok(failure) => Err((*failure).into_spawn_error()),
+                Err(other) => Err(SpawnError::Spawn(StartError::Init(crate::exit::Failure(Arc::from(
+                    other,
+                ))))),
             },
             Err(other) => Err(SpawnError::Spawn(StartError::from_spawn(other))),
         }
@@ -328,10 +333,7 @@ impl Supervisor {
         self.actor.get_status() <= ractor::ActorStatus::Upgrading
     }
 
-    async fn call<T: Send + 'static>(
-        &self,
-        msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
-    ) -> Result<T, NoProc> {
+    async fn call<T: Send + 'static>(&self, msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg) -> Result<T, NoProc> {
         match self.actor.call(msg, None).await {
             Ok(CallResult::Success(v)) => Ok(v),
             _ => Err(NoProc {
@@ -487,9 +489,7 @@ impl Supervisor {
     }
 }
 
-fn snapshot_children(
-    children: Vec<ChildInfo>,
-) -> futures::future::BoxFuture<'static, Vec<NodeSnapshot>> {
+fn snapshot_children(children: Vec<ChildInfo>) -> futures::future::BoxFuture<'static, Vec<NodeSnapshot>> {
     Box::pin(async move {
         let mut out = Vec::with_capacity(children.len());
         for info in children {

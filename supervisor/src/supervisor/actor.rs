@@ -34,7 +34,7 @@ pub(crate) struct StartFailure {
 }
 
 impl StartFailure {
-    pub(crate) fn into_spawn_error(self: Box<Self>) -> SpawnError {
+    pub(crate) fn into_spawn_error(self) -> SpawnError {
         SpawnError::ChildFailedToStart {
             child: self.child,
             source: self.source,
@@ -79,7 +79,11 @@ impl Actor for SupervisorActor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         match ExitReason::from_event(event) {
-            EventKind::Exit { cell, reason, state: final_state } => {
+            EventKind::Exit {
+                cell,
+                reason,
+                state: final_state,
+            } => {
                 if state.on_exit(cell, reason, final_state).await == Next::Shutdown {
                     myself.stop(Some(SHUTDOWN.to_string()));
                 }
