@@ -1,0 +1,245 @@
+//! Test support shared by the integration tests: a probe worker that can be told
+//! to fail in every way a child can, and a recorder of supervisor events that
+//! tests wait on (events, not sleeps).
+//!
+//! Include it with `#[path = "support/probe.rs"] mod probe;`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::Notify;
+use warden::supervisor::{ChildSpec, Escalator, StartContext, StartError, SupervisorEvent};
+
+/// What a probe can be told to do.
+pub enum ProbeMsg {
+    /// Answers with the probe's incarnation number (how many probes with this id started before it).
+    Ping(RpcReplyPort<u64>),
+    /// Panics in the handler.
+    Panic,
+    /// Returns an error from the handler.
+    Fail,
+    /// Stops itself with no reason (a normal exit).
+    StopNormal,
+    /// Stops itself with reason `shutdown`.
+    StopShutdown,
+    /// Stops itself with a reason of its own (a normal exit).
+    StopWith(String),
+    /// Panics inside a call, so the caller's reply port is dropped.
+    PanicInCall(RpcReplyPort<u64>),
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for ProbeMsg {}
+
+/// Shared knobs and counters for every probe of one test.
+#[derive(Default)]
+pub struct Control {
+    /// The next N starts of a probe id fail in `pre_start`.
+    pub init_fails: Mutex<HashMap<String, u32>>,
+    /// A probe id takes this long in `post_stop` (so its shutdown can time out).
+    pub slow_stop: Mutex<HashMap<String, Duration>>,
+    /// How many times each probe id has started successfully.
+    pub starts: Mutex<HashMap<String, u64>>,
+    /// The escalator each probe id got at its last start.
+    pub escalators: Mutex<HashMap<String, Escalator>>,
+}
+
+impl Control {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn fail_next_starts(&self, id: &str, n: u32) {
+        self.init_fails.lock().unwrap().insert(id.to_string(), n);
+    }
+
+    pub fn slow_stop(&self, id: &str, d: Duration) {
+        self.slow_stop.lock().unwrap().insert(id.to_string(), d);
+    }
+
+    pub fn starts(&self, id: &str) -> u64 {
+        self.starts.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    pub fn escalator(&self, id: &str) -> Escalator {
+        self.escalators.lock().unwrap()[id].clone()
+    }
+}
+
+pub struct Probe {
+    id: String,
+    control: Arc<Control>,
+}
+
+impl Actor for Probe {
+    type Msg = ProbeMsg;
+    type State = u64;
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<ProbeMsg>, _: ()) -> Result<u64, ActorProcessingErr> {
+        {
+            let mut fails = self.control.init_fails.lock().unwrap();
+            if let Some(n) = fails.get_mut(&self.id).filter(|n| **n > 0) {
+                *n -= 1;
+                return Err(format!("{} refuses to start", self.id).into());
+            }
+        }
+        let mut starts = self.control.starts.lock().unwrap();
+        let n = starts.entry(self.id.clone()).or_default();
+        *n += 1;
+        Ok(*n - 1)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ProbeMsg>,
+        msg: ProbeMsg,
+        incarnation: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ProbeMsg::Ping(reply) => {
+                let _ = reply.send(*incarnation);
+            }
+            ProbeMsg::Panic => panic!("{} was told to panic", self.id),
+            ProbeMsg::Fail => return Err(format!("{} was told to fail", self.id).into()),
+            ProbeMsg::StopNormal => myself.stop(None),
+            ProbeMsg::StopShutdown => myself.stop(Some("shutdown".into())),
+            ProbeMsg::StopWith(reason) => myself.stop(Some(reason)),
+            ProbeMsg::PanicInCall(_reply) => panic!("{} was told to panic in a call", self.id),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _: ActorRef<ProbeMsg>, _: &mut u64) -> Result<(), ActorProcessingErr> {
+        let slow = self.control.slow_stop.lock().unwrap().get(&self.id).copied();
+        if let Some(d) = slow {
+            tokio::time::sleep(d).await;
+        }
+        Ok(())
+    }
+}
+
+/// A permanent worker spec for a probe called `id`.
+pub fn probe(id: &str, control: &Arc<Control>) -> ChildSpec {
+    let (pid, control) = (id.to_string(), control.clone());
+    ChildSpec::worker(id, move |ctx: StartContext| {
+        let probe = Probe {
+            id: pid.clone(),
+            control: control.clone(),
+        };
+        control.escalators.lock().unwrap().insert(pid.clone(), ctx.escalator());
+        async move { ctx.spawn(probe, ()).await.map(ActorCell::from) }
+    })
+}
+
+/// A factory that always fails, without spawning anything.
+pub fn refusing(id: &str) -> ChildSpec {
+    ChildSpec::worker(id, |_ctx: StartContext| async {
+        Err::<ActorCell, _>(StartError::other(std::io::Error::other("refused")))
+    })
+}
+
+/// Sends a message to a running child's actor.
+pub fn tell(cell: &ActorCell, msg: ProbeMsg) {
+    ActorRef::<ProbeMsg>::from(cell.clone())
+        .send_message(msg)
+        .unwrap_or_else(|_| panic!("probe is not running"));
+}
+
+/// Pings a probe: its incarnation number, or `None` if it is gone.
+pub async fn ping(cell: &ActorCell) -> Option<u64> {
+    match ActorRef::<ProbeMsg>::from(cell.clone())
+        .call(ProbeMsg::Ping, None)
+        .await
+    {
+        Ok(CallResult::Success(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// Every supervisor event of a tree, in order, with a way to wait for one.
+#[derive(Clone, Default)]
+pub struct EventLog {
+    events: Arc<Mutex<Vec<SupervisorEvent>>>,
+    changed: Arc<Notify>,
+}
+
+impl EventLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The observer to give to `SupervisorBuilder::observer`.
+    pub fn observer(&self) -> impl Fn(&SupervisorEvent) + Send + Sync + 'static {
+        let log = self.clone();
+        move |e: &SupervisorEvent| {
+            log.events.lock().unwrap().push(e.clone());
+            log.changed.notify_waiters();
+        }
+    }
+
+    pub fn events(&self) -> Vec<SupervisorEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The events as conformance-trace lines: `start ID`, `init_failed ID`,
+    /// `down ID REASON`, `gave_up SUP`, `escalated AT FROM`, `stopped SUP`,
+    /// `scheduled ID`.
+    pub fn lines(&self) -> Vec<String> {
+        self.events().iter().map(line).collect()
+    }
+
+    /// Waits until `done` holds for the trace lines, at most 10 seconds (a
+    /// deadline for a broken test, not a pause); panics with the trace if it
+    /// never does.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.changed.notified();
+            if done(&self.lines()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "timed out waiting for {what}; trace so far:\n{}",
+                    self.lines().join("\n")
+                );
+            }
+        }
+    }
+
+    /// Waits until the trace contains `line` at least `n` times.
+    pub async fn wait_count(&self, line: &str, n: usize) {
+        self.wait_for(&format!("{n} x {line:?}"), |l| {
+            l.iter().filter(|x| *x == line).count() >= n
+        })
+        .await
+    }
+
+    /// Waits until the trace contains `line`.
+    pub async fn wait_line(&self, line: &str) {
+        self.wait_count(line, 1).await
+    }
+
+    /// Forgets the events so far.
+    pub fn clear(&self) {
+        self.events.lock().unwrap().clear();
+    }
+}
+
+pub fn line(e: &SupervisorEvent) -> String {
+    match e {
+        SupervisorEvent::ChildStarted { path, .. } => format!("start {}", path.id()),
+        SupervisorEvent::ChildStartFailed { path, .. } => format!("init_failed {}", path.id()),
+        SupervisorEvent::ChildExited { path, reason, .. } => format!("down {} {}", path.id(), reason.otp_name()),
+        SupervisorEvent::RestartScheduled { path, .. } => format!("scheduled {}", path.id()),
+        SupervisorEvent::GaveUp { path, .. } => format!("gave_up {}", path.id()),
+        SupervisorEvent::Escalated { at, origin } => format!("escalated {} {}", at.id(), origin.id()),
+        SupervisorEvent::Stopped { path } => format!("stopped {}", path.id()),
+        other => format!("{other:?}"),
+    }
+}
