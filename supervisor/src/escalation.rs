@@ -169,8 +169,13 @@ impl fmt::Display for Escalation {
         match &self.kind {
             EscalationKind::GaveUp(g) => write!(
                 f,
-                "{} gave up: more than {} restarts in {:?} (last: {} {})",
-                self.origin, g.intensity.max_restarts, g.intensity.period, g.child, g.reason
+                "{} gave up: more than {} restart{} in {:?} (last: {} {})",
+                self.origin,
+                g.intensity.max_restarts,
+                if g.intensity.max_restarts == 1 { "" } else { "s" },
+                g.intensity.period,
+                g.child,
+                g.reason
             ),
             EscalationKind::Raised(c) => write!(f, "{} raised {:?}", self.origin, c),
         }

@@ -182,7 +182,8 @@ impl fmt::Display for TreeSnapshot {
             };
             write!(f, "{prefix}{branch}{} ({kind}, {state}", n.path.id())?;
             if n.restart_count > 0 {
-                write!(f, ", {} restarts", n.restart_count)?;
+                let s = if n.restart_count == 1 { "" } else { "s" };
+                write!(f, ", {} restart{s}", n.restart_count)?;
             }
             if let Some(reason) = &n.last_exit {
                 write!(f, ", last exit: {reason}")?;
