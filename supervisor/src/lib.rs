@@ -93,6 +93,7 @@ mod exit;
 mod factory;
 mod intensity;
 mod introspection;
+pub mod panic_report;
 mod path;
 mod spec;
 mod supervisor;
