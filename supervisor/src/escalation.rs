@@ -252,7 +252,7 @@ impl Concern {
 
     /// The value, if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        self.0.as_any().downcast_ref()
+        (*self.0).as_any().downcast_ref()
     }
 }
 

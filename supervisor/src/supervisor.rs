@@ -63,6 +63,9 @@ pub(crate) enum SupervisorMsg {
     },
     /// An escalation from a child, or passed on by a child supervisor.
     Escalate(Escalation),
+    /// Sent to itself by a supervisor that gave up, behind what its mailbox
+    /// already held: exit now.
+    Exit,
 }
 
 #[cfg(feature = "cluster")]

@@ -63,7 +63,9 @@ impl Actor for SupervisorActor {
         msg: SupervisorMsg,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        if state.handle(msg).await == Next::Shutdown {
+        let next = state.handle(msg).await;
+        state.end_turn();
+        if next == Next::Exit {
             myself.stop(Some(SHUTDOWN.to_string()));
         }
         Ok(())
@@ -84,7 +86,9 @@ impl Actor for SupervisorActor {
                 reason,
                 state: final_state,
             } => {
-                if state.on_exit(cell, reason, final_state).await == Next::Shutdown {
+                let next = state.on_exit(cell, reason, final_state).await;
+                state.end_turn();
+                if next == Next::Exit {
                     myself.stop(Some(SHUTDOWN.to_string()));
                 }
             }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ractor::actor::messages::BoxedState;
 use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
@@ -32,8 +32,9 @@ const RECENT_FAILURES: usize = 16;
 pub(crate) enum Next {
     /// Carry on.
     Continue,
-    /// The supervisor gave up: its children are stopped; exit with `shutdown`.
-    Shutdown,
+    /// Exit now with reason `shutdown`: the supervisor gave up, its children
+    /// are stopped and its mailbox is drained of escalations.
+    Exit,
 }
 
 /// Whether a child runs (OTP's pid field).
@@ -77,9 +78,17 @@ pub(crate) struct State {
     handler: Option<Arc<dyn EscalationHandler>>,
     observer: Option<Observer>,
     recent_failures: VecDeque<ChildFailure>,
-    /// Set when this supervisor gives up under a parent: the escalation travels
-    /// to the parent in this state, with the exit.
-    pub(crate) gave_up: Option<Escalation>,
+    /// Escalations to pass on to the parent, sent at the end of the current
+    /// turn (see [`State::end_turn`]).
+    outbox: Vec<Escalation>,
+    /// Set once this supervisor has given up. Until the `Exit` it sent itself
+    /// comes round, it only drains escalations from its mailbox.
+    giving_up: bool,
+    /// What a supervisor that gave up still has to hand its parent: the
+    /// escalations it passes on and its own give-up, in order. They travel in
+    /// this state, with the exit, so that an exit event (which ractor delivers
+    /// before mailbox messages) cannot overtake them.
+    last_words: Vec<Escalation>,
 }
 
 impl State {
@@ -103,7 +112,9 @@ impl State {
             handler: config.handler.clone(),
             observer: config.observer.clone().or(inherited_observer),
             recent_failures: VecDeque::new(),
-            gave_up: None,
+            outbox: Vec::new(),
+            giving_up: false,
+            last_words: Vec::new(),
         };
         for spec in &config.children {
             state.insert(spec.clone());
@@ -142,6 +153,9 @@ impl State {
     // ---- messages --------------------------------------------------------------
 
     pub(crate) async fn handle(&mut self, msg: SupervisorMsg) -> Next {
+        if self.giving_up {
+            return self.handle_while_giving_up(msg);
+        }
         match msg {
             SupervisorMsg::StartChild(spec, reply) => {
                 let r = self.start_child(spec).await;
@@ -169,8 +183,54 @@ impl State {
                 }
             }
             SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
+            SupervisorMsg::Exit => return Next::Exit,
         }
         Next::Continue
+    }
+
+    /// After a give-up: children are stopped; escalations already queued are
+    /// still dispatched (and kept for the parent); everything else is refused.
+    fn handle_while_giving_up(&mut self, msg: SupervisorMsg) -> Next {
+        let gone = || {
+            ChildError::NoProc(crate::error::NoProc {
+                supervisor: self.path.clone(),
+            })
+        };
+        match msg {
+            SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => answer(reply, Err(gone())),
+            SupervisorMsg::TerminateChild(_, reply) | SupervisorMsg::DeleteChild(_, reply) => {
+                answer(reply, Err(gone()))
+            }
+            SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
+            SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
+            SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } => {}
+            SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
+            SupervisorMsg::Exit => return Next::Exit,
+        }
+        Next::Continue
+    }
+
+    /// Ends a turn (a message or an event handled): sends the escalations this
+    /// supervisor passes on, or keeps them for its exit once it has given up.
+    pub(crate) fn end_turn(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        if self.giving_up {
+            self.last_words.append(&mut self.outbox);
+            return;
+        }
+        let Some(parent) = &self.parent else {
+            self.outbox.clear();
+            return;
+        };
+        for escalation in self.outbox.drain(..) {
+            if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Escalate(e))) =
+                parent.send_message(SupervisorMsg::Escalate(escalation))
+            {
+                tracing::error!(target: "warden::supervisor", path = %self.path, escalation = %e, "parent is gone; escalation dropped");
+            }
+        }
     }
 
     fn is_pending(&self, seq: u64, epoch: u32) -> bool {
@@ -193,15 +253,15 @@ impl State {
             tracing::trace!(target: "warden::supervisor", path = %self.path, actor = %cell.get_id(), "exit of a former child ignored");
             return Next::Continue;
         };
-        let escalation = match (self.children[&seq].spec.kind, final_state) {
-            (ChildKind::Supervisor, Some(mut s)) => s.take::<State>().ok().and_then(|s| s.gave_up),
-            _ => None,
+        let escalations = match (self.children[&seq].spec.kind, final_state) {
+            (ChildKind::Supervisor, Some(mut s)) => s.take::<State>().map(|s| s.last_words).unwrap_or_default(),
+            _ => Vec::new(),
         };
-        self.on_child_exit(seq, reason, escalation).await
+        self.on_child_exit(seq, reason, escalations).await
     }
 
     /// OTP's `do_restart/3`: one arm per restart type.
-    async fn on_child_exit(&mut self, seq: u64, reason: ExitReason, escalation: Option<Escalation>) -> Next {
+    async fn on_child_exit(&mut self, seq: u64, reason: ExitReason, escalations: Vec<Escalation>) -> Next {
         let child = self.children.get_mut(&seq).expect("running child has a spec");
         child.slot = Slot::NotRunning;
         child.last_exit = Some(reason.clone());
@@ -217,7 +277,7 @@ impl State {
             kind,
             reason: reason.clone(),
         });
-        if let Some(escalation) = escalation {
+        for escalation in escalations {
             self.dispatch(escalation);
         }
         match (restart, reason.is_normal()) {
@@ -325,20 +385,34 @@ impl State {
             child: child.clone(),
         });
         self.stop_all().await;
+        let intensity = self.log.limit();
+        let now = SystemTime::now();
+        let recent_failures = self
+            .recent_failures
+            .drain(..)
+            .filter(|f| now.duration_since(f.at).map_or(true, |age| age <= intensity.period))
+            .collect();
         let escalation = Escalation::gave_up(GiveUp {
             supervisor: self.path.clone(),
-            intensity: self.log.limit(),
+            intensity,
             child,
             reason,
-            recent_failures: self.recent_failures.drain(..).collect(),
+            recent_failures,
         });
+        self.giving_up = true;
         if self.parent.is_some() {
-            // Delivered to the parent with this supervisor's exit.
-            self.gave_up = Some(escalation);
+            // Delivered to the parent with this supervisor's exit, after what
+            // it was already passing on.
+            self.last_words.append(&mut self.outbox);
+            self.last_words.push(escalation);
         } else {
             self.dispatch(escalation);
         }
-        Next::Shutdown
+        // Escalations already queued are drained before the exit.
+        if self.myself.send_message(SupervisorMsg::Exit).is_err() {
+            return Next::Exit;
+        }
+        Next::Continue
     }
 
     // ---- escalation ------------------------------------------------------------
@@ -361,17 +435,10 @@ impl State {
             },
         };
         escalation.passed_through(&self.path);
-        match &self.parent {
-            Some(parent) => {
-                if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Escalate(e))) =
-                    parent.send_message(SupervisorMsg::Escalate(escalation))
-                {
-                    tracing::error!(target: "warden::supervisor", path = %self.path, escalation = %e, "parent is gone; escalation dropped");
-                }
-            }
-            None => {
-                tracing::error!(target: "warden::supervisor", path = %self.path, %escalation, "unhandled escalation reached the root")
-            }
+        if self.parent.is_some() {
+            self.outbox.push(escalation);
+        } else {
+            tracing::error!(target: "warden::supervisor", path = %self.path, %escalation, "unhandled escalation reached the root");
         }
     }
 
