@@ -59,15 +59,16 @@ impl Actor for Planner {
     type State = ();
     type Arguments = (warden::supervisor::Escalator, mpsc::UnboundedSender<String>);
 
-    async fn pre_start(
-        &self,
-        _: ActorRef<()>,
-        (escalator, report): Self::Arguments,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(&self, _: ActorRef<()>, (escalator, report): Self::Arguments) -> Result<(), ActorProcessingErr> {
         // The question is asked from a task, so the planner's mailbox stays free while it waits.
         tokio::spawn(async move {
             let answer: Result<bool, _> = escalator
-                .request(NeedsApproval { plan: "delete old logs" }, Duration::from_secs(5))
+                .request(
+                    NeedsApproval {
+                        plan: "delete old logs",
+                    },
+                    Duration::from_secs(5),
+                )
                 .await;
             let _ = report.send(format!("planner got its answer: {answer:?}"));
         });
@@ -222,7 +223,11 @@ async fn main() -> Result<()> {
     show_events(&mut events, "escalation from root/fragile/planner reached root", 1).await?;
     let mut request = escalations.recv().await.context("no escalation")?;
     if let Some(need) = request.concern::<NeedsApproval>() {
-        println!("  root handler: {} asks to {:?}; approving", request.origin(), need.plan);
+        println!(
+            "  root handler: {} asks to {:?}; approving",
+            request.origin(),
+            need.plan
+        );
     }
     request.answer(true)?;
     println!("  {}", answers.recv().await.context("the planner did not report")?);

@@ -468,6 +468,12 @@ impl Supervisor {
     /// each with its shutdown spec, then the supervisor itself (reason
     /// `shutdown`). Returns once everything has stopped; at once if it already had.
     ///
+    /// A child that ends on its own while it is being stopped (it crashed just
+    /// before its turn) is reported as having exited with `shutdown`: ractor
+    /// delivers a child's own exit reason only as a supervision event, which
+    /// the supervisor cannot read in the middle of a shutdown. OTP reports the
+    /// child's own reason there. Restart decisions are not affected.
+    ///
     /// # Cancellation
     ///
     /// Dropping the future does not stop the shutdown.

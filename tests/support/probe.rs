@@ -243,3 +243,30 @@ pub fn line(e: &SupervisorEvent) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// A probe whose factory itself panics, before spawning anything, on the factory
+/// calls numbered in `panic_on` (1 is the first start). With `in_future` the
+/// panic happens inside the future the factory returns rather than in the call.
+pub fn probe_with_panicking_factory(id: &str, control: &Arc<Control>, panic_on: &[u32], in_future: bool) -> ChildSpec {
+    let (pid, control) = (id.to_string(), control.clone());
+    let panic_on = panic_on.to_vec();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    ChildSpec::worker(id, move |ctx: StartContext| {
+        let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let panics = panic_on.contains(&call);
+        if panics && !in_future {
+            panic!("factory of {pid} panics on call {call}");
+        }
+        let probe = Probe {
+            id: pid.clone(),
+            control: control.clone(),
+        };
+        let pid = pid.clone();
+        async move {
+            if panics {
+                panic!("factory future of {pid} panics on call {call}");
+            }
+            ctx.spawn(probe, ()).await.map(ActorCell::from)
+        }
+    })
+}
