@@ -95,6 +95,7 @@ async fn show_events(events: &mut mpsc::UnboundedReceiver<SupervisorEvent>, unti
             SupervisorEvent::GaveUp { path, child } => format!("  ✗ gave up  {path} (one restart too many: {child})"),
             SupervisorEvent::Escalated { at, origin } => format!("  ↑ escalation from {origin} reached {at}"),
             SupervisorEvent::Stopped { path } => format!("  - stopped  {path}"),
+            SupervisorEvent::Restarting { path, .. } => format!("  ↻ restarting {path}"),
             other => format!("  {other:?}"),
         };
         println!("{line}");

@@ -252,6 +252,11 @@ fn full(e: &SupervisorEvent) -> String {
             format!("exited {path} {kind:?} {}", reason.otp_name())
         }
         SupervisorEvent::RestartScheduled { path, delay } => format!("scheduled {path} {delay:?}"),
+        SupervisorEvent::Restarting {
+            path,
+            kind,
+            restart_count,
+        } => format!("restarting {path} {kind:?} #{restart_count}"),
         SupervisorEvent::GaveUp { path, child } => format!("gave_up {path} {child}"),
         SupervisorEvent::Escalated { at, origin } => format!("escalated {at} {origin}"),
         SupervisorEvent::Stopped { path } => format!("stopped {path}"),
@@ -294,6 +299,7 @@ async fn events_of_every_start_exit_restart_give_up_and_escalation_carry_full_pa
             "started root/sub/y Worker",
             "started root/sub Supervisor",
             "exited root/sub/x Worker boom",
+            "restarting root/sub/x Worker #1",
             "started root/sub/x Worker",
             "start_failed root/sub/r Worker",
             "exited root/sub/x Worker boom",
@@ -302,6 +308,7 @@ async fn events_of_every_start_exit_restart_give_up_and_escalation_carry_full_pa
             "stopped root/sub",
             "exited root/sub Supervisor shutdown",
             "escalated root root/sub",
+            "restarting root/sub Supervisor #1",
             "started root/sub/x Worker",
             "started root/sub/y Worker",
             "started root/sub Supervisor",
@@ -315,8 +322,8 @@ async fn events_of_every_start_exit_restart_give_up_and_escalation_carry_full_pa
     // `path()` names the child, or the supervisor for its own events.
     let by_path: Vec<&str> = events.iter().map(|e| e.path().as_str()).collect();
     assert_eq!(by_path[..3], ["root/sub/x", "root/sub/y", "root/sub"]);
-    assert_eq!(by_path[7], "root/sub", "a give-up is the supervisor's");
-    assert_eq!(by_path[11], "root", "an escalation is the receiver's");
+    assert_eq!(by_path[8], "root/sub", "a give-up is the supervisor's");
+    assert_eq!(by_path[12], "root", "an escalation is the receiver's");
     match &events[0] {
         SupervisorEvent::ChildStarted { actor, .. } => assert_eq!(*actor, x.get_id()),
         other => panic!("expected ChildStarted, got {other:?}"),
@@ -350,6 +357,7 @@ async fn a_scheduled_restart_event_carries_the_childs_path_and_delay() {
             "started root/sub/x Worker",
             "started root/sub Supervisor",
             "exited root/sub/x Worker boom",
+            "restarting root/sub/x Worker #1",
             "scheduled root/sub/x 250ms",
         ]
     );
@@ -408,5 +416,6 @@ async fn an_observer_that_panics_does_not_take_the_supervisor_down() {
         log.lines(),
         ["start a", "down a boom", "start a", "down a shutdown", "stopped root"]
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    // The five in the trace, and the restart decision.
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
 }

@@ -52,6 +52,18 @@ pub enum SupervisorEvent {
         /// Why.
         reason: ExitReason,
     },
+    /// A child is being restarted: its exit was within the restart intensity.
+    /// Its start (and, under `OneForAll` and `RestForOne`, its siblings' stops
+    /// and starts) follow. Every failed start that is tried again is a restart
+    /// too.
+    Restarting {
+        /// The child.
+        path: ChildPath,
+        /// Worker or supervisor.
+        kind: ChildKind,
+        /// How many times it has been restarted, this one included.
+        restart_count: u32,
+    },
     /// A child's restart will run after a delay (restart backoff, or a start
     /// that failed and is tried again).
     RestartScheduled {
@@ -88,6 +100,7 @@ impl SupervisorEvent {
             Self::ChildStarted { path, .. }
             | Self::ChildStartFailed { path, .. }
             | Self::ChildExited { path, .. }
+            | Self::Restarting { path, .. }
             | Self::RestartScheduled { path, .. }
             | Self::GaveUp { path, .. }
             | Self::Stopped { path } => path,
@@ -112,6 +125,11 @@ impl SupervisorEvent {
                     tracing::debug!(target: T, path = %path, ?kind, %reason, "child exited")
                 }
             }
+            Self::Restarting {
+                path,
+                kind,
+                restart_count,
+            } => tracing::info!(target: T, path = %path, ?kind, restart_count, "restarting child"),
             Self::RestartScheduled { path, delay } => {
                 tracing::debug!(target: T, path = %path, ?delay, "restart scheduled")
             }

@@ -189,8 +189,14 @@ impl EventLog {
     /// The events as conformance-trace lines: `start ID`, `init_failed ID`,
     /// `down ID REASON`, `gave_up SUP`, `escalated AT FROM`, `stopped SUP`,
     /// `scheduled ID`.
+    /// `Restarting` events are left out: the trace shows a restart as an exit
+    /// followed by a start, as OTP's does.
     pub fn lines(&self) -> Vec<String> {
-        self.events().iter().map(line).collect()
+        self.events()
+            .iter()
+            .filter(|e| !matches!(e, SupervisorEvent::Restarting { .. }))
+            .map(line)
+            .collect()
     }
 
     /// Waits until `done` holds for the trace lines, at most 10 seconds (a
@@ -237,6 +243,7 @@ pub fn line(e: &SupervisorEvent) -> String {
         SupervisorEvent::ChildStartFailed { path, .. } => format!("init_failed {}", path.id()),
         SupervisorEvent::ChildExited { path, reason, .. } => format!("down {} {}", path.id(), reason.otp_name()),
         SupervisorEvent::RestartScheduled { path, .. } => format!("scheduled {}", path.id()),
+        SupervisorEvent::Restarting { path, .. } => format!("restarting {}", path.id()),
         SupervisorEvent::GaveUp { path, .. } => format!("gave_up {}", path.id()),
         SupervisorEvent::Escalated { at, origin } => format!("escalated {} {}", at.id(), origin.id()),
         SupervisorEvent::Stopped { path } => format!("stopped {}", path.id()),

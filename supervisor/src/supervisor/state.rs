@@ -303,6 +303,12 @@ impl State {
         }
         if let Some(child) = self.children.get_mut(&seq) {
             child.restarts += 1;
+            let event = SupervisorEvent::Restarting {
+                path: child.path.clone(),
+                kind: child.spec.kind,
+                restart_count: child.restarts,
+            };
+            self.emit(event);
         }
         self.terminate_phase(seq).await;
         if let Some(delay) = self.backoff_delay(seq) {
