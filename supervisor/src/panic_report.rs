@@ -6,12 +6,16 @@
 //! machines) it also captures and symbolises a backtrace, which costs far more
 //! than the restart itself (on the order of 100 µs against a few µs).
 //!
-//! [`install`] replaces the hook with one that copies the panic's message,
-//! location and thread name and hands them to a background thread, which
-//! writes the report to stderr and emits a `tracing` error event (target
-//! `warden::panic`). No backtrace is captured. Panics on the thread called
-//! `main` still go to the previous hook, synchronously, so a panic that ends
-//! the program is reported in full before it exits.
+//! [`install`] replaces the hook with one that, for a panic inside a spawned
+//! tokio task (every ractor actor is one), copies the panic's message,
+//! location and thread name into a queue that a background thread drains
+//! every few milliseconds: it writes each report to stderr and emits a
+//! `tracing` error event (target `warden::panic`). No backtrace is captured,
+//! and the panicking task wakes nobody. Tokio catches every panic in a spawned
+//! task, so such a panic never ends the program before its report is written.
+//! Any other panic (in `main`, in a `block_on` future, on a thread of yours)
+//! goes to the previous hook, synchronously, so a panic that ends the program
+//! is reported in full before it exits.
 //!
 //! It is opt-in, because the panic hook is global to the process:
 //!
@@ -21,6 +25,10 @@
 
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, Sender};
+use std::time::Duration;
+
+/// How often the reporter thread writes what has queued up.
+const DRAIN_EVERY: Duration = Duration::from_millis(20);
 
 type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static>;
 
@@ -43,24 +51,29 @@ pub fn install() {
         std::thread::Builder::new()
             .name("warden-panic-report".into())
             .spawn(move || {
-                for r in rx {
-                    eprintln!(
-                        "thread '{}' panicked at {}:\n{}\n(reported by warden's asynchronous panic reporter; no backtrace)",
-                        r.thread, r.location, r.message
-                    );
-                    tracing::error!(target: "warden::panic", thread = %r.thread, location = %r.location, message = %r.message, "panic");
+                loop {
+                    // Sleeping between drains rather than blocking on the queue means
+                    // a panicking task only pushes onto it: it wakes no thread.
+                    std::thread::sleep(DRAIN_EVERY);
+                    loop {
+                        match rx.try_recv() {
+                            Ok(r) => report(&r),
+                            Err(mpsc::TryRecvError::Empty) => break,
+                            Err(mpsc::TryRecvError::Disconnected) => return,
+                        }
+                    }
                 }
             })
             .expect("spawning the panic reporter thread");
         let previous: Hook = std::panic::take_hook();
         let sender = tx.clone();
         std::panic::set_hook(Box::new(move |info| {
-            let thread = std::thread::current();
-            let name = thread.name().unwrap_or("<unnamed>");
-            if name == "main" {
+            if tokio::task::try_id().is_none() {
                 previous(info);
                 return;
             }
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or("<unnamed>");
             let payload = info.payload();
             let message = payload
                 .downcast_ref::<&str>()
@@ -79,4 +92,12 @@ pub fn install() {
         }));
         tx
     });
+}
+
+fn report(r: &Report) {
+    eprintln!(
+        "thread '{}' panicked at {}:\n{}\n(reported by warden's asynchronous panic reporter; no backtrace)",
+        r.thread, r.location, r.message
+    );
+    tracing::error!(target: "warden::panic", thread = %r.thread, location = %r.location, message = %r.message, "panic");
 }
