@@ -10,33 +10,14 @@ mod probe;
 
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, ping, probe, tell};
-use ractor::ActorCell;
+use probe::{Control, EventLog, ProbeMsg, cell, child, ping, probe, tell};
 use tokio::time::{Instant, advance};
-use warden::supervisor::{Backoff, ChildInfo, ChildSpec, ChildState, Strategy, Supervisor, SupervisorEvent};
+use warden::supervisor::{Backoff, ChildSpec, ChildState, Strategy, Supervisor, SupervisorEvent};
 
 const MS: Duration = Duration::from_millis(1);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-async fn child(sup: &Supervisor, id: &str) -> ChildInfo {
-    sup.which_children()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id() == id)
-        .unwrap_or_else(|| panic!("{} has no child {id}", sup.path()))
-}
-
-async fn cell(sup: &Supervisor, id: &str) -> ActorCell {
-    child(sup, id)
-        .await
-        .state
-        .actor()
-        .cloned()
-        .unwrap_or_else(|| panic!("child {id} is not running"))
 }
 
 async fn is_restarting(sup: &Supervisor, id: &str) -> bool {

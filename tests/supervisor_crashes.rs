@@ -10,10 +10,12 @@ mod probe;
 
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, ping, probe, probe_with_panicking_factory, tell};
+use probe::{
+    Control, EventLog, ProbeMsg, cell as actor, child as info, ping, probe, probe_with_panicking_factory, tell,
+};
+use ractor::ActorRef;
 use ractor::rpc::CallResult;
-use ractor::{ActorCell, ActorRef};
-use warden::supervisor::{ChildCounts, ChildInfo, ExitReason, StartError, Supervisor, SupervisorEvent};
+use warden::supervisor::{ChildCounts, ExitReason, StartError, Supervisor, SupervisorEvent};
 
 async fn root(log: &EventLog, children: Vec<warden::supervisor::ChildSpec>) -> Supervisor {
     Supervisor::builder("root")
@@ -23,24 +25,6 @@ async fn root(log: &EventLog, children: Vec<warden::supervisor::ChildSpec>) -> S
         .spawn()
         .await
         .expect("supervisor starts")
-}
-
-async fn info(sup: &Supervisor, id: &str) -> ChildInfo {
-    sup.which_children()
-        .await
-        .expect("supervisor is alive")
-        .into_iter()
-        .find(|c| c.id() == id)
-        .unwrap_or_else(|| panic!("no child {id}"))
-}
-
-async fn actor(sup: &Supervisor, id: &str) -> ActorCell {
-    info(sup, id)
-        .await
-        .state
-        .actor()
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} is not running"))
 }
 
 /// The message of a child's last exit, which must be a failure.

@@ -9,32 +9,10 @@ mod probe;
 
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, ping, probe, refusing, tell};
-use ractor::ActorCell;
+use probe::{Control, EventLog, ProbeMsg, cell, child, ping, probe, refusing, tell};
 use warden::supervisor::{
-    Backoff, ChildCounts, ChildError, ChildInfo, ChildKind, ChildState, NoProc, Restart, StartError, Strategy,
-    Supervisor,
+    Backoff, ChildCounts, ChildError, ChildKind, ChildState, NoProc, Restart, StartError, Strategy, Supervisor,
 };
-
-/// The child called `id`, as `which_children` reports it.
-async fn child(sup: &Supervisor, id: &str) -> ChildInfo {
-    sup.which_children()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id() == id)
-        .unwrap_or_else(|| panic!("{} has no child {id}", sup.path()))
-}
-
-/// The actor of the running child called `id`.
-async fn cell(sup: &Supervisor, id: &str) -> ActorCell {
-    child(sup, id)
-        .await
-        .state
-        .actor()
-        .cloned()
-        .unwrap_or_else(|| panic!("child {id} is not running"))
-}
 
 /// The ids of the children, in the order `which_children` lists them.
 async fn ids(sup: &Supervisor) -> Vec<String> {

@@ -11,12 +11,11 @@ mod probe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, ping, probe, tell};
-use ractor::ActorCell;
+use probe::{Control, EventLog, ProbeMsg, cell, child, ping, probe, sub_of, tell};
 use tokio::sync::mpsc;
 use warden::supervisor::{
-    ChildInfo, ChildSpec, ChildState, Disposition, Escalation, EscalationError, EscalationKind, Intensity, Responder,
-    Restart, Strategy, Supervisor,
+    ChildSpec, ChildState, Disposition, Escalation, EscalationError, EscalationKind, Intensity, Responder, Restart,
+    Strategy, Supervisor,
 };
 
 /// A concern a worker raises.
@@ -31,31 +30,6 @@ struct Answer(u32);
 #[derive(Debug, Clone, PartialEq)]
 struct BudgetExceeded {
     spent: u32,
-}
-
-async fn child(sup: &Supervisor, id: &str) -> ChildInfo {
-    sup.which_children()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id() == id)
-        .unwrap_or_else(|| panic!("{} has no child {id}", sup.path()))
-}
-
-async fn cell(sup: &Supervisor, id: &str) -> ActorCell {
-    child(sup, id)
-        .await
-        .state
-        .actor()
-        .cloned()
-        .unwrap_or_else(|| panic!("child {id} is not running"))
-}
-
-async fn sub_of(sup: &Supervisor, id: &str) -> Supervisor {
-    child(sup, id)
-        .await
-        .supervisor()
-        .unwrap_or_else(|| panic!("{id} is not a running supervisor"))
 }
 
 fn paths(route: &[warden::supervisor::ChildPath]) -> Vec<&str> {

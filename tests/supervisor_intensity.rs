@@ -10,20 +10,9 @@ mod probe;
 
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, probe, tell};
-use ractor::ActorCell;
+use probe::{Control, EventLog, ProbeMsg, cell as actor, probe, tell};
 use tokio::time::advance;
 use warden::supervisor::{ChildSpec, Restart, Supervisor};
-
-async fn actor(sup: &Supervisor, id: &str) -> ActorCell {
-    sup.which_children()
-        .await
-        .expect("supervisor is alive")
-        .into_iter()
-        .find(|c| c.id() == id)
-        .and_then(|c| c.state.actor().cloned())
-        .unwrap_or_else(|| panic!("{id} is not running"))
-}
 
 async fn root(max_restarts: u32, period: Duration, log: &EventLog, children: Vec<ChildSpec>) -> Supervisor {
     Supervisor::builder("root")

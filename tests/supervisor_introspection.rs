@@ -10,33 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, probe, refusing, tell};
-use ractor::ActorCell;
-use warden::supervisor::{
-    Backoff, ChildInfo, ChildKind, NodeState, Restart, Supervisor, SupervisorEvent, TreeSnapshot,
-};
-
-async fn child(sup: &Supervisor, id: &str) -> ChildInfo {
-    sup.which_children()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id() == id)
-        .unwrap_or_else(|| panic!("{} has no child {id}", sup.path()))
-}
-
-async fn cell(sup: &Supervisor, id: &str) -> ActorCell {
-    child(sup, id)
-        .await
-        .state
-        .actor()
-        .cloned()
-        .unwrap_or_else(|| panic!("child {id} is not running"))
-}
-
-async fn sub_of(sup: &Supervisor, id: &str) -> Supervisor {
-    child(sup, id).await.supervisor().expect("a running child supervisor")
-}
+use probe::{Control, EventLog, ProbeMsg, cell, probe, refusing, sub_of, tell};
+use warden::supervisor::{Backoff, ChildKind, NodeState, Restart, Supervisor, SupervisorEvent, TreeSnapshot};
 
 /// root > [a, sub > [x, y], t (transient)]: `a` crashed twice, `x` once, and
 /// `t` stopped with `terminate_child`.

@@ -10,9 +10,9 @@ mod probe;
 
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, probe, tell};
+use probe::{Control, EventLog, ProbeMsg, cell as actor, child as info, probe, tell};
 use ractor::ActorCell;
-use warden::supervisor::{ChildCounts, ChildError, ChildInfo, ExitReason, Restart, Supervisor};
+use warden::supervisor::{ChildCounts, ChildError, ExitReason, Restart, Supervisor};
 
 /// Every way a child can end, by the name the tests use.
 const NORMAL_EXITS: [&str; 4] = ["normal", "shutdown", "custom", "shutdown_info"];
@@ -42,24 +42,6 @@ fn expected(how: &str) -> (&'static str, fn(&ExitReason) -> bool) {
         "kill" => ("killed", |r| *r == ExitReason::Killed),
         other => panic!("unknown exit {other}"),
     }
-}
-
-async fn info(sup: &Supervisor, id: &str) -> ChildInfo {
-    sup.which_children()
-        .await
-        .expect("supervisor is alive")
-        .into_iter()
-        .find(|c| c.id() == id)
-        .unwrap_or_else(|| panic!("no child {id}"))
-}
-
-async fn actor(sup: &Supervisor, id: &str) -> ActorCell {
-    info(sup, id)
-        .await
-        .state
-        .actor()
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} is not running"))
 }
 
 fn counts(specs: usize, active: usize) -> ChildCounts {

@@ -11,8 +11,7 @@ mod probe;
 
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, probe, probe_with_panicking_factory, refusing, tell};
-use ractor::ActorCell;
+use probe::{Control, EventLog, ProbeMsg, cell as actor, probe, probe_with_panicking_factory, refusing, tell};
 use warden::supervisor::{ChildCounts, ChildError, ChildSpec, SpawnError, SpecError, StartError, Supervisor};
 
 async fn spawn_root(log: &EventLog, children: Vec<ChildSpec>) -> Result<Supervisor, SpawnError> {
@@ -31,16 +30,6 @@ fn failed_child(result: Result<Supervisor, SpawnError>) -> (String, StartError) 
         Err(other) => panic!("unexpected spawn error: {other}"),
         Ok(_) => panic!("spawn succeeded"),
     }
-}
-
-async fn actor(sup: &Supervisor, id: &str) -> ActorCell {
-    sup.which_children()
-        .await
-        .expect("supervisor is alive")
-        .into_iter()
-        .find(|c| c.id() == id)
-        .and_then(|c| c.state.actor().cloned())
-        .unwrap_or_else(|| panic!("{id} is not running"))
 }
 
 // ---- item 2: failures while the supervisor starts ------------------------------

@@ -13,26 +13,12 @@ mod probe;
 
 use std::time::Duration;
 
-use probe::{Control, EventLog, ProbeMsg, ping, probe, tell};
-use ractor::{ActorCell, ActorId};
+use probe::{Control, EventLog, ProbeMsg, cell as actor, ping, probe, tell};
+use ractor::ActorId;
 use warden::supervisor::{ChildCounts, ChildState, Restart, Strategy, Supervisor};
 
 /// A window long enough that no restart of a test leaves it.
 const PERIOD: Duration = Duration::from_secs(60);
-
-/// The running actor of child `id`.
-async fn actor(sup: &Supervisor, id: &str) -> ActorCell {
-    let children = sup.which_children().await.expect("supervisor is alive");
-    let child = children
-        .iter()
-        .find(|c| c.id() == id)
-        .unwrap_or_else(|| panic!("no child {id}"));
-    child
-        .state
-        .actor()
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} is not running"))
-}
 
 /// The actor ids of the running children, in start order.
 async fn running_ids(sup: &Supervisor) -> Vec<(String, ActorId)> {

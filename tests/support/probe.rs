@@ -12,7 +12,7 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::Notify;
-use warden::supervisor::{ChildSpec, Escalator, StartContext, StartError, SupervisorEvent};
+use warden::supervisor::{ChildInfo, ChildSpec, Escalator, StartContext, StartError, Supervisor, SupervisorEvent};
 
 /// What a probe can be told to do.
 pub enum ProbeMsg {
@@ -141,6 +141,34 @@ pub fn refusing(id: &str) -> ChildSpec {
     ChildSpec::worker(id, |_ctx: StartContext| async {
         Err::<ActorCell, _>(StartError::other(std::io::Error::other("refused")))
     })
+}
+
+/// The child called `id`, as `which_children` reports it.
+pub async fn child(sup: &Supervisor, id: &str) -> ChildInfo {
+    sup.which_children()
+        .await
+        .expect("supervisor is alive")
+        .into_iter()
+        .find(|c| c.id() == id)
+        .unwrap_or_else(|| panic!("{} has no child {id}", sup.path()))
+}
+
+/// The actor of the running child called `id`.
+pub async fn cell(sup: &Supervisor, id: &str) -> ActorCell {
+    child(sup, id)
+        .await
+        .state
+        .actor()
+        .cloned()
+        .unwrap_or_else(|| panic!("child {id} is not running"))
+}
+
+/// The running child supervisor called `id`.
+pub async fn sub_of(sup: &Supervisor, id: &str) -> Supervisor {
+    child(sup, id)
+        .await
+        .supervisor()
+        .unwrap_or_else(|| panic!("{id} is not a running supervisor"))
 }
 
 /// Sends a message to a running child's actor.
