@@ -86,7 +86,8 @@ pub struct ChildSpec {
     pub(crate) factory: DynFactory,
     pub(crate) restart: Restart,
     pub(crate) shutdown: Shutdown,
-    pub(crate) backoff: Option<Backoff>,
+    /// Boxed: rarely set, and a spec is kept per child.
+    pub(crate) backoff: Option<Box<Backoff>>,
 }
 
 impl ChildSpec {
@@ -126,7 +127,7 @@ impl ChildSpec {
     /// and OTP's semantics are unchanged while it is off). Restarts still count
     /// toward the supervisor's intensity when they are decided, not when they run.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = Some(backoff);
+        self.backoff = Some(Box::new(backoff));
         self
     }
 
