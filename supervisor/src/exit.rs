@@ -65,7 +65,7 @@ impl ExitReason {
         }
     }
 
-    /// Reads a ractor stop reason. This and [`ExitReason::from_event`] are the
+    /// Reads a ractor stop reason. This and the translation of supervision events are the
     /// only places that compare reason strings.
     pub fn from_stop_reason(reason: Option<&str>) -> Self {
         match reason {
