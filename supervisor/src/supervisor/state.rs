@@ -353,23 +353,35 @@ impl State {
     /// that are not running. A start that fails is queued to be tried again.
     async fn start_phase(&mut self, seq: u64) {
         let scope: Vec<u64> = match self.strategy {
-            Strategy::OneForOne => vec![seq],
+            // The common case allocates nothing.
+            Strategy::OneForOne => {
+                self.start_or_retry(seq).await;
+                return;
+            }
             Strategy::OneForAll => self.children.keys().copied().collect(),
             Strategy::RestForOne => self.children.range(seq..).map(|(&s, _)| s).collect(),
         };
         for s in scope {
-            match self.children.get(&s) {
-                Some(c) if !matches!(c.slot, Slot::Running(_)) => {}
-                _ => continue,
-            }
-            if self.start(s).await.is_err() {
-                let epoch = self.mark_restarting(s);
-                // Back to the mailbox, as OTP's try_again_restart: calls and a
-                // shutdown get in before the next attempt.
-                let _ = self.myself.send_message(SupervisorMsg::TryAgain { seq: s, epoch });
+            if !self.start_or_retry(s).await {
                 return;
             }
         }
+    }
+
+    /// Starts `seq` unless it is running or gone. A start that fails goes back
+    /// to the mailbox, as OTP's `try_again_restart`, so calls and a shutdown get
+    /// in before the next attempt; then this answers `false`.
+    async fn start_or_retry(&mut self, seq: u64) -> bool {
+        match self.children.get(&seq) {
+            Some(c) if !matches!(c.slot, Slot::Running(_)) => {}
+            _ => return true,
+        }
+        if self.start(seq).await.is_ok() {
+            return true;
+        }
+        let epoch = self.mark_restarting(seq);
+        let _ = self.myself.send_message(SupervisorMsg::TryAgain { seq, epoch });
+        false
     }
 
     fn mark_restarting(&mut self, seq: u64) -> u32 {
