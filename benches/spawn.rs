@@ -197,16 +197,7 @@ async fn run(section: Section, n: usize) -> Res {
                 lat.push(common::nanos(t.elapsed()));
             }
             res.total_ns = common::nanos(t0.elapsed());
-            settle().await;
-            let (m1, a1) = heap();
-            (res.bytes, res.allocs) = (m1 - m0, a1 - a0);
-            assert_eq!(sup.count_children().await.expect("counts").active, n);
-            let t2 = Instant::now();
-            sup.stop().await;
-            res.stop_ns = common::nanos(t2.elapsed());
-            drop(sup);
-            settle().await;
-            res.leftover = heap().0 - m0;
+            measure_and_stop(&mut res, sup, n, (m0, a0)).await;
         }
         Section::WardenDeclared => {
             let (m0, a0) = heap();
@@ -218,16 +209,7 @@ async fn run(section: Section, n: usize) -> Res {
                 .await
                 .expect("supervisor");
             res.total_ns = common::nanos(t0.elapsed());
-            settle().await;
-            let (m1, a1) = heap();
-            (res.bytes, res.allocs) = (m1 - m0, a1 - a0);
-            assert_eq!(sup.count_children().await.expect("counts").active, n);
-            let t2 = Instant::now();
-            sup.stop().await;
-            res.stop_ns = common::nanos(t2.elapsed());
-            drop(sup);
-            settle().await;
-            res.leftover = heap().0 - m0;
+            measure_and_stop(&mut res, sup, n, (m0, a0)).await;
         }
     }
     if !lat.is_empty() {
@@ -323,4 +305,20 @@ fn main() {
             );
         }
     }
+}
+
+/// After `n` children started under `sup`: the bytes and allocations they hold
+/// (against `before`), the time to stop the supervisor, and what it leaves behind.
+async fn measure_and_stop(res: &mut Res, sup: Supervisor, n: usize, before: (i64, i64)) {
+    let (m0, a0) = before;
+    settle().await;
+    let (m1, a1) = heap();
+    (res.bytes, res.allocs) = (m1 - m0, a1 - a0);
+    assert_eq!(sup.count_children().await.expect("counts").active, n);
+    let t2 = Instant::now();
+    sup.stop().await;
+    res.stop_ns = common::nanos(t2.elapsed());
+    drop(sup);
+    settle().await;
+    res.leftover = heap().0 - m0;
 }
