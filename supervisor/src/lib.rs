@@ -95,6 +95,7 @@ mod intensity;
 mod introspection;
 pub mod panic_report;
 mod path;
+pub mod request;
 mod spec;
 mod supervisor;
 
@@ -110,6 +111,7 @@ pub use factory::{BoxFuture, ChildFactory, StartContext, StartError};
 pub use intensity::Intensity;
 pub use introspection::{ChildCounts, ChildInfo, ChildState, NodeSnapshot, NodeState, TreeSnapshot};
 pub use path::ChildPath;
+pub use request::{RequestError, request};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
 pub use supervisor::{Strategy, Supervisor, SupervisorBuilder};
 
