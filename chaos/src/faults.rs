@@ -76,7 +76,11 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule. `fraction` is clamped to `0.0..=1.0` (NaN counts as 0).
     pub fn new(filter: PathFilter, action: FaultAction, fraction: f64) -> Self {
-        let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
         Self {
             filter,
             action,
@@ -243,7 +247,10 @@ impl Faults {
 
     /// Every fault that fired so far, in order.
     pub fn log(&self) -> Vec<FaultRecord> {
-        self.plan.as_ref().map(|plan| plan.book().log.clone()).unwrap_or_default()
+        self.plan
+            .as_ref()
+            .map(|plan| plan.book().log.clone())
+            .unwrap_or_default()
     }
 
     fn decide(&self, point: &str) -> Option<FaultAction> {
@@ -330,7 +337,11 @@ mod tests {
 
     #[test]
     fn the_same_seed_replays_the_same_faults_per_point() {
-        let plan = |seed| Faults::builder(seed).rule(rule("tool/*", FaultAction::Fail, 0.3)).build();
+        let plan = |seed| {
+            Faults::builder(seed)
+                .rule(rule("tool/*", FaultAction::Fail, 0.3))
+                .build()
+        };
         let (a, b) = (plan(7), plan(7));
         // Interleave points differently: each point's sequence is the same.
         let a_x = outcomes(&a, "tool/x", 50);
@@ -344,7 +355,9 @@ mod tests {
 
     #[test]
     fn fractions_and_limits_hold() {
-        let faults = Faults::builder(1).rule(rule("**", FaultAction::Fail, 1.0).limit(3)).build();
+        let faults = Faults::builder(1)
+            .rule(rule("**", FaultAction::Fail, 1.0).limit(3))
+            .build();
         assert_eq!(outcomes(&faults, "a", 10).iter().filter(|f| **f).count(), 3);
         let never = Faults::builder(1).rule(rule("**", FaultAction::Fail, 0.0)).build();
         assert!(outcomes(&never, "a", 100).iter().all(|f| !f));
