@@ -20,7 +20,7 @@
 //!   an action or a fault, and that every give-up escalated to the root.
 //!
 //! The other half of surviving chaos is on the caller's side:
-//! [`warden_supervisor::request`] answers every request exactly once (the
+//! [`warden_supervisor::request()`] answers every request exactly once (the
 //! reply, or a typed error as soon as the worker dies), so a caller can retry
 //! instead of hanging.
 //!
