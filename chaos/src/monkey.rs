@@ -96,6 +96,12 @@ impl ChaosReport {
             .filter(|a| matches!(a.outcome, ActionOutcome::Done | ActionOutcome::Armed))
     }
 
+    /// Bytes the report holds on the heap: for memory figures that leave the
+    /// instrument out.
+    pub fn heap_bytes(&self) -> usize {
+        self.actions.capacity() * std::mem::size_of::<ActionRecord>()
+    }
+
     /// How many actions of `action` took effect.
     pub fn count(&self, action: ChaosAction) -> usize {
         self.effective().filter(|a| a.action == action).count()

@@ -54,7 +54,10 @@ impl ChaosWatch {
     pub fn observer(&self) -> impl Fn(&SupervisorEvent) + Send + Sync + 'static {
         let watch = self.clone();
         move |event: &SupervisorEvent| {
-            watch.lock().events.push((Instant::now(), event.clone()));
+            let mut record = watch.lock();
+            // Stamped under the lock, so the record is in time order.
+            record.events.push((Instant::now(), event.clone()));
+            drop(record);
             watch.inner.changed.notify_waiters();
         }
     }
@@ -94,6 +97,40 @@ impl ChaosWatch {
     /// Every escalation that reached the root handler so far.
     pub fn escalations(&self) -> Vec<EscalationRecord> {
         self.lock().escalations.clone()
+    }
+
+    /// How many events were recorded.
+    pub fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    /// True before the first event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the record holds on the heap (its buffers' capacity): for memory
+    /// figures that leave the instrument out.
+    pub fn heap_bytes(&self) -> usize {
+        let record = self.lock();
+        record.events.capacity() * std::mem::size_of::<(Instant, SupervisorEvent)>()
+            + record.escalations.capacity() * std::mem::size_of::<EscalationRecord>()
+    }
+
+    /// Waits for the first event recorded at or after `since` that matches
+    /// `predicate`; `None` if `timeout` passes first.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops waiting; nothing else happens.
+    pub async fn wait_for_since(
+        &self,
+        since: Instant,
+        predicate: impl Fn(&SupervisorEvent) -> bool,
+        timeout: Duration,
+    ) -> Option<(usize, Instant, SupervisorEvent)> {
+        let skip = self.lock().events.partition_point(|(at, _)| *at < since);
+        self.wait_for(skip, predicate, timeout).await
     }
 
     /// How many events match `predicate`.
