@@ -1,0 +1,133 @@
+//! A concurrency limit with a bounded queue: past it, [`ToolError::Overloaded`]
+//! at once.
+//!
+//! Ours, not `tower::limit::ConcurrencyLimit`: tower's makes every caller
+//! past the limit wait in `poll_ready`, and the waiters are unbounded, so a
+//! burst of calls to a slow tool grows memory and latency without bound.
+//! Here at most `max_in_flight` calls run, at most `queue` more wait for a
+//! slot (first come, first served: a fair tokio semaphore), and any call
+//! beyond that fails at once with `Overloaded`: backpressure the caller can
+//! see and act on.
+//!
+//! All clones of a [`ConcurrencyLimitService`] share one limit.
+//!
+//! # Cancellation
+//!
+//! Dropping a waiting call leaves the queue; dropping a running one frees its
+//! slot.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, FutureExt};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::call::ToolCall;
+use crate::error::ToolError;
+
+#[derive(Debug)]
+struct Limit {
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    queue: usize,
+}
+
+/// Runs at most `max_in_flight` calls, queues at most `queue`, refuses the
+/// rest; made by [`ConcurrencyLimitLayer`].
+#[derive(Clone, Debug)]
+pub struct ConcurrencyLimitService<S> {
+    inner: S,
+    limit: Arc<Limit>,
+}
+
+/// Wraps a service in a [`ConcurrencyLimitService`]. Services made by one
+/// layer share nothing; clones of one service share its limit.
+#[derive(Clone, Copy, Debug)]
+pub struct ConcurrencyLimitLayer {
+    max_in_flight: usize,
+    queue: usize,
+}
+
+impl ConcurrencyLimitLayer {
+    /// At most `max_in_flight` calls at once (at least 1), `queue` waiting.
+    pub fn new(max_in_flight: usize, queue: usize) -> Self {
+        Self {
+            max_in_flight: max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+            queue,
+        }
+    }
+}
+
+impl<S> Layer<S> for ConcurrencyLimitLayer {
+    type Service = ConcurrencyLimitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ConcurrencyLimitService {
+            inner,
+            limit: Arc::new(Limit {
+                slots: Arc::new(Semaphore::new(self.max_in_flight)),
+                queued: AtomicUsize::new(0),
+                queue: self.queue,
+            }),
+        }
+    }
+}
+
+/// Decrements the queue count when a waiter leaves, however it leaves.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S> Service<ToolCall> for ConcurrencyLimitService<S>
+where
+    S: Service<ToolCall, Response = Value, Error = ToolError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Value;
+    type Error = ToolError;
+    type Future = BoxFuture<'static, Result<Value, ToolError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ToolError>> {
+        // Always ready: past the limit a call fails at once, it never waits here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: ToolCall) -> Self::Future {
+        let inner = self.inner.clone();
+        if let Ok(permit) = self.limit.slots.clone().try_acquire_owned() {
+            return async move {
+                let result = inner.oneshot(call).await;
+                drop(permit);
+                result
+            }
+            .boxed();
+        }
+        // No free slot: join the queue if it has room.
+        if self.limit.queued.fetch_add(1, Ordering::AcqRel) >= self.limit.queue {
+            self.limit.queued.fetch_sub(1, Ordering::AcqRel);
+            return futures::future::ready(Err(ToolError::Overloaded)).boxed();
+        }
+        let limit = self.limit.clone();
+        async move {
+            let permit = {
+                let _queued = Queued(&limit.queued);
+                match limit.slots.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    // The semaphore is never closed.
+                    Err(_) => return Err(ToolError::Overloaded),
+                }
+            };
+            let result = inner.oneshot(call).await;
+            drop(permit);
+            result
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,313 @@
+//! [`ToolExecutor`]: the supervised actor that runs a toolkit's calls
+//! through their [`ToolStack`]s, and [`ToolClient`], the handle to call it.
+//!
+//! The executor is a ractor actor and a supervised child
+//! ([`ToolExecutor::child_spec`]). When it starts it builds one
+//! [`ToolService`](crate::ToolService) per tool (each with its own breaker,
+//! limits and rate) and keeps them in its state. Each call is a message; the
+//! actor picks the tool's service, clones it and spawns the call as a task
+//! that answers the caller itself, so the actor is free again at once: a slow
+//! tool, a call waiting for approval or for a queue slot never blocks the
+//! calls behind it.
+//!
+//! # Failure
+//!
+//! * A tool that fails, hangs or panics is a failed *call*
+//!   ([`ToolError::Failed`], [`ToolError::Timeout`], [`ToolError::Panicked`]),
+//!   counted by the breaker; the executor carries on.
+//! * When the breaker opens, the executor raises a
+//!   [`CircuitOpened`](crate::circuit_breaker::CircuitOpened) escalation to its
+//!   supervisor (see [`ToolStack::build`]).
+//! * If the executor itself dies (killed, or a bug), its call tasks are
+//!   aborted with it (they live in a `JoinSet` in its state), every caller
+//!   waiting on it gets [`ToolError::ExecutorDown`] at once, and its
+//!   supervisor restarts it; the [`ToolClient`] follows the restart. A
+//!   restart builds the stacks anew: breakers start closed.
+//!
+//! ```
+//! use std::time::Duration;
+//! use schemars::JsonSchema;
+//! use serde::Deserialize;
+//! use serde_json::json;
+//! use warden_supervisor::{Strategy, Supervisor};
+//! use warden_tools::{tool_fn, ToolCall, ToolError, ToolExecutor, ToolStack, Toolkit};
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct AddArgs { a: i64, b: i64 }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let toolkit = Toolkit::new().tool(tool_fn("add", "Adds.", |x: AddArgs| async move { Ok::<_, ToolError>(x.a + x.b) }));
+//! let executor = ToolExecutor::new(toolkit, ToolStack::recommended().build());
+//! let client = executor.client();
+//! let root = Supervisor::builder("root")
+//!     .strategy(Strategy::OneForOne)
+//!     .child(executor.child_spec("tools"))
+//!     .spawn()
+//!     .await?;
+//!
+//! let sum = client.call(ToolCall::new("add", json!({"a": 2, "b": 3})), Duration::from_secs(5)).await?;
+//! assert_eq!(sum, json!(5));
+//! let bad = client.call(ToolCall::new("add", json!({"a": 2})), Duration::from_secs(5)).await;
+//! assert!(matches!(bad, Err(ToolError::InvalidArguments { .. })));
+//! root.stop().await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+use warden_supervisor::{ChildSpec, Escalator, RequestError, StartContext, request};
+
+use crate::call::ToolCall;
+use crate::circuit_breaker::SharedCircuitBreaker;
+use crate::error::{ToolError, ToolResult};
+use crate::stack::{ToolService, ToolStack, catch_panic};
+use crate::toolkit::Toolkit;
+
+/// The executor's messages.
+#[non_exhaustive]
+pub enum ExecutorMsg {
+    /// Run a call and send its result to `reply`.
+    Call {
+        /// The call.
+        call: ToolCall,
+        /// Where the result goes.
+        reply: RpcReplyPort<ToolResult>,
+    },
+    /// Send the breakers, by tool name, to `reply` (for tests and
+    /// introspection).
+    Breakers(RpcReplyPort<HashMap<Arc<str>, SharedCircuitBreaker>>),
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for ExecutorMsg {}
+
+impl fmt::Debug for ExecutorMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Call { call, .. } => f.debug_struct("Call").field("call", call).finish_non_exhaustive(),
+            Self::Breakers(_) => f.write_str("Breakers"),
+        }
+    }
+}
+
+type Slot = Arc<RwLock<Option<ActorRef<ExecutorMsg>>>>;
+
+/// Runs a toolkit's calls through a [`ToolStack`] per tool. A recipe: the
+/// actor is spawned by [`child_spec`](Self::child_spec) (supervised) or
+/// [`spawn`](Self::spawn) (not). Cheap to clone.
+#[derive(Clone)]
+pub struct ToolExecutor {
+    toolkit: Toolkit,
+    stack: ToolStack,
+    slot: Slot,
+}
+
+impl fmt::Debug for ToolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolExecutor")
+            .field("toolkit", &self.toolkit)
+            .field("stack", &self.stack)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The executor actor's state: a service per tool and the calls in flight.
+pub struct ExecutorState {
+    services: HashMap<Arc<str>, ToolService>,
+    breakers: HashMap<Arc<str>, SharedCircuitBreaker>,
+    /// The call tasks; dropped (so aborted) with the state when the actor
+    /// stops or is killed, which drops their reply ports.
+    tasks: JoinSet<()>,
+}
+
+impl fmt::Debug for ExecutorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorState")
+            .field("tools", &self.services.keys().collect::<Vec<_>>())
+            .field("in_flight", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl ToolExecutor {
+    /// An executor for `toolkit`'s tools (enabled or not: a group switched
+    /// on later is served), each behind `stack`.
+    pub fn new(toolkit: impl Into<Toolkit>, stack: ToolStack) -> Self {
+        Self {
+            toolkit: toolkit.into(),
+            stack,
+            slot: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    /// A handle that calls whichever actor of this executor is running now,
+    /// across restarts.
+    pub fn client(&self) -> ToolClient {
+        ToolClient {
+            slot: self.slot.clone(),
+        }
+    }
+
+    /// A permanent worker spec that starts this executor with the
+    /// supervisor's escalator (for approvals and breaker openings). Every
+    /// restart builds the stacks anew.
+    pub fn child_spec(&self, id: impl Into<String>) -> ChildSpec {
+        let executor = self.clone();
+        ChildSpec::worker(id, move |ctx: StartContext| {
+            let executor = executor.clone();
+            async move {
+                let escalator = ctx.escalator();
+                ctx.spawn(executor, Some(escalator)).await.map(Into::into)
+            }
+        })
+    }
+
+    /// Spawns the executor without a supervisor (approvals then fail with
+    /// [`ToolError::ApprovalUnavailable`]).
+    ///
+    /// # Errors
+    ///
+    /// ractor's spawn error.
+    pub async fn spawn(&self) -> Result<(ToolClient, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
+        let (_actor, handle) = Actor::spawn(None, self.clone(), None).await?;
+        Ok((self.client(), handle))
+    }
+}
+
+impl Actor for ToolExecutor {
+    type Msg = ExecutorMsg;
+    type State = ExecutorState;
+    type Arguments = Option<Escalator>;
+
+    /// Builds a service per tool and publishes this actor to the clients.
+    /// It cannot fail.
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ExecutorMsg>,
+        escalator: Option<Escalator>,
+    ) -> Result<ExecutorState, ActorProcessingErr> {
+        let mut services = HashMap::new();
+        let mut breakers = HashMap::new();
+        for tool in self.toolkit.all() {
+            let built = self.stack.build(tool.clone(), escalator.as_ref());
+            let name: Arc<str> = Arc::from(tool.name());
+            if let Some(breaker) = built.breaker {
+                breakers.insert(name.clone(), breaker);
+            }
+            services.insert(name, built.service);
+        }
+        *self.slot.write().unwrap_or_else(PoisonError::into_inner) = Some(myself);
+        Ok(ExecutorState {
+            services,
+            breakers,
+            tasks: JoinSet::new(),
+        })
+    }
+
+    /// Spawns the call and returns at once. It cannot fail.
+    async fn handle(
+        &self,
+        _myself: ActorRef<ExecutorMsg>,
+        msg: ExecutorMsg,
+        state: &mut ExecutorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Reap finished calls so the set holds only those in flight.
+        while state.tasks.try_join_next().is_some() {}
+        match msg {
+            ExecutorMsg::Call { call, reply } => {
+                let service = match state.services.get(&call.tool) {
+                    Some(service) if self.toolkit.is_enabled(&call.tool) => service.clone(),
+                    _ => {
+                        let _ = reply.send(Err(ToolError::NotFound { tool: call.tool }));
+                        return Ok(());
+                    }
+                };
+                state.tasks.spawn(async move {
+                    // Our layers catch the tool's panics; this catches a middleware's.
+                    let result = catch_panic(service.oneshot(call)).await;
+                    let _ = reply.send(result);
+                });
+            }
+            ExecutorMsg::Breakers(reply) => {
+                let _ = reply.send(state.breakers.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Aborts the calls in flight (their callers get `ExecutorDown`) and
+    /// withdraws this actor from the clients. It cannot fail.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<ExecutorMsg>,
+        state: &mut ExecutorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.tasks.abort_all();
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|r| r.get_id() == myself.get_id()) {
+            *slot = None;
+        }
+        Ok(())
+    }
+}
+
+/// Calls an executor, whichever of its actors is running (it follows
+/// restarts). Cheap to clone.
+#[derive(Clone)]
+pub struct ToolClient {
+    slot: Slot,
+}
+
+impl fmt::Debug for ToolClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolClient").field("actor", &self.actor()).finish()
+    }
+}
+
+impl ToolClient {
+    /// The executor's actor running now, if any.
+    pub fn actor(&self) -> Option<ActorRef<ExecutorMsg>> {
+        self.slot.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Runs `call` and waits for its result, at most `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the tool's stack returns (see [`ToolError`]), plus
+    /// [`ToolError::ExecutorDown`] when no executor is running or it died
+    /// before answering (the call may or may not have run), and
+    /// [`ToolError::Timeout`] when `deadline` passes first (it may still run).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops waiting; the call goes on in the executor
+    /// and its result is discarded.
+    pub async fn call(&self, call: ToolCall, deadline: Duration) -> Result<Value, ToolError> {
+        let actor = self.actor().ok_or(ToolError::ExecutorDown)?;
+        match request(&actor, |reply| ExecutorMsg::Call { call, reply }, deadline).await {
+            Ok(result) => result,
+            Err(RequestError::Timeout(after)) => Err(ToolError::Timeout { after }),
+            Err(_) => Err(ToolError::ExecutorDown),
+        }
+    }
+
+    /// The executor's breakers, by tool name.
+    ///
+    /// # Errors
+    ///
+    /// [`ToolError::ExecutorDown`] when no executor is running.
+    pub async fn breakers(&self) -> Result<HashMap<Arc<str>, SharedCircuitBreaker>, ToolError> {
+        let actor = self.actor().ok_or(ToolError::ExecutorDown)?;
+        request(&actor, ExecutorMsg::Breakers, Duration::from_secs(5))
+            .await
+            .map_err(|_| ToolError::ExecutorDown)
+    }
+}

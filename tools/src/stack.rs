@@ -1,0 +1,538 @@
+//! The ordered stack of layers around each tool; [`ToolStack`] documents the order and why.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use serde_json::Value;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service};
+use warden_chaos::Faults;
+use warden_supervisor::Escalator;
+
+use crate::approval::{ApprovalLayer, ApprovalPolicy};
+use crate::call::ToolCall;
+use crate::circuit_breaker::{
+    CircuitBreakerConfig, CircuitBreakerLayer, Outcome, SharedCircuitBreaker, StateTransition,
+};
+use crate::concurrency::ConcurrencyLimitLayer;
+use crate::error::ToolError;
+use crate::permission::PermissionLayer;
+use crate::rate_limit::{RateLimit, RateLimitLayer};
+use crate::retry::{RetryLayer, RetryPolicy};
+use crate::timeout::TimeoutLayer;
+use crate::tool::DynTool;
+
+/// A built stack around one tool: a cloneable, type-erased
+/// `tower::Service<ToolCall, Response = serde_json::Value, Error = ToolError>`.
+pub type ToolService = BoxCloneSyncService<ToolCall, Value, ToolError>;
+
+/// One layer of a [`ToolStack`], by kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayerKind {
+    /// [`PermissionLayer`](crate::PermissionLayer).
+    Permission,
+    /// [`ApprovalLayer`](crate::ApprovalLayer) (only around tools that require approval).
+    Approval,
+    /// [`RateLimitLayer`](crate::RateLimitLayer).
+    RateLimit,
+    /// [`CircuitBreakerLayer`].
+    CircuitBreaker,
+    /// [`ConcurrencyLimitLayer`](crate::ConcurrencyLimitLayer).
+    ConcurrencyLimit,
+    /// [`RetryLayer`](crate::RetryLayer).
+    Retry,
+    /// [`TimeoutLayer`](crate::TimeoutLayer).
+    Timeout,
+    /// A layer of yours, by the name you gave it.
+    Middleware(Arc<str>),
+}
+
+impl fmt::Display for LayerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Permission => "permission",
+            Self::Approval => "approval",
+            Self::RateLimit => "rate_limit",
+            Self::CircuitBreaker => "circuit_breaker",
+            Self::ConcurrencyLimit => "concurrency_limit",
+            Self::Retry => "retry",
+            Self::Timeout => "timeout",
+            Self::Middleware(name) => name,
+        })
+    }
+}
+
+type MakeLayer = Arc<dyn Fn(ToolService) -> ToolService + Send + Sync>;
+type Listener = Arc<dyn Fn(&StateTransition) + Send + Sync>;
+
+#[derive(Clone)]
+enum Step {
+    Permission,
+    Approval,
+    RateLimit(RateLimit),
+    CircuitBreaker(CircuitBreakerConfig),
+    ConcurrencyLimit { max_in_flight: usize, queue: usize },
+    Retry(RetryPolicy),
+    Timeout(Duration),
+    Middleware { name: Arc<str>, make: MakeLayer },
+}
+
+impl Step {
+    fn kind(&self) -> LayerKind {
+        match self {
+            Self::Permission => LayerKind::Permission,
+            Self::Approval => LayerKind::Approval,
+            Self::RateLimit(_) => LayerKind::RateLimit,
+            Self::CircuitBreaker(_) => LayerKind::CircuitBreaker,
+            Self::ConcurrencyLimit { .. } => LayerKind::ConcurrencyLimit,
+            Self::Retry(_) => LayerKind::Retry,
+            Self::Timeout(_) => LayerKind::Timeout,
+            Self::Middleware { name, .. } => LayerKind::Middleware(name.clone()),
+        }
+    }
+}
+
+/// The layers around each tool of an executor, outermost first. Cheap to
+/// clone.
+///
+/// [`ToolStack`]: the layers every call of a tool goes through, in an order
+/// you can see and change.
+///
+/// A stack is a recipe. An executor builds it once per tool when it starts
+/// ([`ToolStack::build`]), into one [`ToolService`]: a `tower::Service`
+/// from [`ToolCall`] to JSON, with [`ToolError`] as its only error type.
+///
+/// # Order
+///
+/// As with tower's `ServiceBuilder`, layers added first see the call first.
+/// [`ToolStack::recommended`] gives, outermost first:
+///
+/// ```text
+/// permission → approval → circuit_breaker → concurrency_limit → retry → timeout → [your layers] → tool
+/// ```
+///
+/// and why:
+///
+/// * **permission** first: a denied call costs nothing and touches nothing:
+///   it is never approved, never counted by the breaker, never queued.
+/// * **approval** next: a call waits for a human before it takes a slot or
+///   a breaker permit, and a denial never trips the breaker.
+/// * **circuit_breaker** outside the limit and the retries: while open,
+///   calls fail at once without queueing; it counts one outcome per call
+///   (after retries), so one flaky call retried three times is one failure,
+///   and `Overloaded` from the limit below is ignored, not a failure.
+/// * **concurrency_limit** outside retry: a call keeps its slot across its
+///   retries, so retries cannot multiply the load on a failing service.
+/// * **retry** outside timeout: each attempt gets its own timeout.
+/// * **timeout** just outside your middleware and the tool, so it cancels
+///   the tool's future.
+/// * the **tool** innermost, with panic catching and fault injection
+///   ([`ToolStackBuilder::faults`]) just before it runs.
+///
+/// A rate limit ([`ToolStackBuilder::rate_limit`]) is not in the recommended
+/// stack; put it after `approval` so refused calls neither count against the
+/// breaker nor take a slot.
+///
+/// ```
+/// use std::time::Duration;
+/// use warden_tools::{RetryPolicy, ToolStack};
+/// use warden_tools::circuit_breaker::CircuitBreakerConfig;
+///
+/// let stack = ToolStack::builder()
+///     .permission()
+///     .approval()
+///     .circuit_breaker(CircuitBreakerConfig::default())
+///     .concurrency_limit(16, 64)
+///     .retry(RetryPolicy::default())
+///     .timeout(Duration::from_secs(30))
+///     .build();
+/// assert_eq!(
+///     stack.to_string(),
+///     "permission → approval → circuit_breaker → concurrency_limit → retry → timeout → tool"
+/// );
+/// assert_eq!(stack, ToolStack::recommended().build());
+/// ```
+///
+/// # Which layers are tower's and which are ours
+///
+/// Every layer is a `tower::Layer`, and your middleware is any
+/// `tower::Layer` over [`ToolService`] ([`ToolStackBuilder::layer`]): logging,
+/// metrics, argument redaction, content filters compose as in tower. The
+/// built-in ones are ours because tower's either wait where an agent needs an
+/// immediate typed answer, or return `BoxError`:
+///
+/// | layer | tower has | we use | why |
+/// |---|---|---|---|
+/// | timeout | `Timeout` | ours ([`TimeoutLayer`](crate::TimeoutLayer)) | tower's error is a `BoxError`; ours is [`ToolError::Timeout`] |
+/// | concurrency limit | `ConcurrencyLimit` | ours ([`ConcurrencyLimitLayer`](crate::ConcurrencyLimitLayer)) | tower's waiters are unbounded; ours has a bounded queue and fails with `Overloaded` past it |
+/// | rate limit | `RateLimit` | ours ([`RateLimitLayer`](crate::RateLimitLayer)) | tower's makes callers wait; ours fails at once with `RateLimited { retry_after }` |
+/// | retry | `Retry` + `Policy` | ours ([`RetryLayer`](crate::RetryLayer)) | backoff, jitter, deadline and the retryable check would all be ours anyway |
+/// | circuit breaker | none | ours ([`circuit_breaker`](crate::circuit_breaker)) | |
+/// | permission, approval | none | ours | |
+/// | boxing, `oneshot`, `Layer`, `Service` | yes | tower's | |
+///
+/// All our layers are always ready (`poll_ready` is `Ready(Ok)`): refusing
+/// is done in `call`, with a typed error, as tower's `LoadShed` does.
+#[derive(Clone)]
+pub struct ToolStack {
+    steps: Arc<[Step]>,
+    faults: Faults,
+    listeners: Arc<[Listener]>,
+}
+
+impl PartialEq for ToolStack {
+    /// Same layers in the same order (middleware compared by name, settings
+    /// of built-in layers compared too).
+    fn eq(&self, other: &Self) -> bool {
+        self.steps.len() == other.steps.len()
+            && self.steps.iter().zip(other.steps.iter()).all(|(a, b)| match (a, b) {
+                (Step::RateLimit(x), Step::RateLimit(y)) => x == y,
+                (Step::CircuitBreaker(x), Step::CircuitBreaker(y)) => x == y,
+                (Step::Retry(x), Step::Retry(y)) => x == y,
+                (Step::Timeout(x), Step::Timeout(y)) => x == y,
+                (
+                    Step::ConcurrencyLimit {
+                        max_in_flight: a,
+                        queue: b,
+                    },
+                    Step::ConcurrencyLimit {
+                        max_in_flight: c,
+                        queue: d,
+                    },
+                ) => a == c && b == d,
+                _ => a.kind() == b.kind(),
+            })
+    }
+}
+
+impl fmt::Debug for ToolStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolStack")
+            .field("layers", &self.layers())
+            .field("faults", &self.faults.is_active())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `permission → retry → timeout → tool`.
+impl fmt::Display for ToolStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in self.steps.iter() {
+            write!(f, "{} → ", step.kind())?;
+        }
+        f.write_str("tool")
+    }
+}
+
+impl Default for ToolStack {
+    /// No layers: the tool itself, with panics caught.
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+/// What [`ToolStack::build`] made for one tool.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BuiltStack {
+    /// The service to call.
+    pub service: ToolService,
+    /// The tool's circuit breaker, if the stack has one (named after the tool).
+    pub breaker: Option<SharedCircuitBreaker>,
+}
+
+impl ToolStack {
+    /// An empty builder: add layers outermost first.
+    pub fn builder() -> ToolStackBuilder {
+        ToolStackBuilder {
+            steps: Vec::new(),
+            faults: Faults::none(),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// A builder holding the recommended layers, with their defaults:
+    /// `permission → approval → circuit_breaker → concurrency_limit(16, 64) →
+    /// retry(3 attempts) → timeout(30 s)`. Layers added to it go inside the
+    /// timeout, just around the tool.
+    pub fn recommended() -> ToolStackBuilder {
+        Self::builder()
+            .permission()
+            .approval()
+            .circuit_breaker(CircuitBreakerConfig::default())
+            .concurrency_limit(16, 64)
+            .retry(RetryPolicy::default())
+            .timeout(Duration::from_secs(30))
+    }
+
+    /// The layers, outermost first.
+    pub fn layers(&self) -> Vec<LayerKind> {
+        self.steps.iter().map(Step::kind).collect()
+    }
+
+    /// Builds the service around `tool`. `escalator` is where approvals are
+    /// asked and where the breaker's opening is raised as a
+    /// [`CircuitOpened`](crate::circuit_breaker::CircuitOpened); without one,
+    /// calls that need approval fail with [`ToolError::ApprovalUnavailable`]
+    /// and openings are only `tracing` events.
+    ///
+    /// Layers that do not apply to the tool are left out: permission when it
+    /// requires none, approval when it needs none.
+    pub fn build(&self, tool: Arc<dyn DynTool>, escalator: Option<&Escalator>) -> BuiltStack {
+        let mut breaker = None;
+        let mut service = ToolService::new(ToolFnService::new(tool.clone(), self.faults.clone()));
+        for step in self.steps.iter().rev() {
+            service = match step {
+                Step::Permission => {
+                    let required = tool.permissions();
+                    if required.is_empty() {
+                        continue;
+                    }
+                    ToolService::new(PermissionLayer::new(required).layer(service))
+                }
+                Step::Approval => match tool.approval() {
+                    ApprovalPolicy::Required { deadline } => {
+                        ToolService::new(ApprovalLayer::new(escalator.cloned(), deadline).layer(service))
+                    }
+                    ApprovalPolicy::None => continue,
+                },
+                Step::RateLimit(rate) => ToolService::new(RateLimitLayer::new(*rate).layer(service)),
+                Step::CircuitBreaker(config) => {
+                    let shared = self.breaker(tool.name(), config.clone(), escalator);
+                    let layer = CircuitBreakerLayer::new(shared.clone()).classifier(classify);
+                    breaker.get_or_insert(shared);
+                    ToolService::new(layer.layer(service))
+                }
+                Step::ConcurrencyLimit { max_in_flight, queue } => {
+                    ToolService::new(ConcurrencyLimitLayer::new(*max_in_flight, *queue).layer(service))
+                }
+                Step::Retry(policy) => ToolService::new(RetryLayer::new(*policy).layer(service)),
+                Step::Timeout(after) => ToolService::new(TimeoutLayer::new(*after).layer(service)),
+                Step::Middleware { make, .. } => make(service),
+            };
+        }
+        BuiltStack { service, breaker }
+    }
+
+    fn breaker(&self, name: &str, config: CircuitBreakerConfig, escalator: Option<&Escalator>) -> SharedCircuitBreaker {
+        let breaker = SharedCircuitBreaker::new(name, config);
+        for listener in self.listeners.iter() {
+            let listener = listener.clone();
+            breaker.on_transition(move |t| listener(t));
+        }
+        if let Some(escalator) = escalator.cloned() {
+            breaker.on_transition(move |t| {
+                let Some(opened) = t.opened() else { return };
+                if let Err(e) = escalator.raise(opened) {
+                    tracing::warn!(breaker = %t.breaker, error = %e, "could not escalate the circuit opening");
+                }
+            });
+        }
+        breaker
+    }
+}
+
+/// How the executor's breaker counts a finished call: the tool's failures,
+/// timeouts, panics and rate limits (a 429 from the service) count against
+/// it; rejections that say nothing about the tool's health (arguments,
+/// permissions, approval, overload, an open breaker) are ignored.
+pub fn classify(result: &Result<Value, ToolError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(
+            ToolError::Failed { .. }
+            | ToolError::Timeout { .. }
+            | ToolError::Panicked { .. }
+            | ToolError::RateLimited { .. }
+            | ToolError::ExecutorDown,
+        ) => Outcome::Failure,
+        Err(_) => Outcome::Ignored,
+    }
+}
+
+/// Builds a [`ToolStack`], outermost layer first.
+#[derive(Clone)]
+pub struct ToolStackBuilder {
+    steps: Vec<Step>,
+    faults: Faults,
+    listeners: Vec<Listener>,
+}
+
+impl fmt::Debug for ToolStackBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolStackBuilder")
+            .field("layers", &self.steps.iter().map(Step::kind).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToolStackBuilder {
+    fn step(mut self, step: Step) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    /// Denies callers that lack the tool's permissions
+    /// ([`PermissionLayer`](crate::PermissionLayer)).
+    pub fn permission(self) -> Self {
+        self.step(Step::Permission)
+    }
+
+    /// Waits for approval of tools that require it
+    /// ([`ApprovalLayer`](crate::ApprovalLayer)).
+    pub fn approval(self) -> Self {
+        self.step(Step::Approval)
+    }
+
+    /// Refuses calls past `rate` with `RateLimited`
+    /// ([`RateLimitLayer`](crate::RateLimitLayer)).
+    pub fn rate_limit(self, rate: RateLimit) -> Self {
+        self.step(Step::RateLimit(rate))
+    }
+
+    /// A circuit breaker per tool, named after it; its opening is raised to
+    /// the executor's supervisor.
+    pub fn circuit_breaker(self, config: CircuitBreakerConfig) -> Self {
+        self.step(Step::CircuitBreaker(config))
+    }
+
+    /// At most `max_in_flight` calls per tool at once, `queue` more waiting,
+    /// `Overloaded` past that ([`ConcurrencyLimitLayer`](crate::ConcurrencyLimitLayer)).
+    pub fn concurrency_limit(self, max_in_flight: usize, queue: usize) -> Self {
+        self.step(Step::ConcurrencyLimit { max_in_flight, queue })
+    }
+
+    /// Retries retryable errors ([`RetryLayer`](crate::RetryLayer)).
+    pub fn retry(self, policy: RetryPolicy) -> Self {
+        self.step(Step::Retry(policy))
+    }
+
+    /// Cancels each attempt after `timeout` ([`TimeoutLayer`](crate::TimeoutLayer)).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.step(Step::Timeout(timeout))
+    }
+
+    /// Adds a middleware layer of yours, named after its type.
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<ToolService> + Send + Sync + 'static,
+        L::Service: Service<ToolCall, Response = Value, Error = ToolError> + Clone + Send + Sync + 'static,
+        <L::Service as Service<ToolCall>>::Future: Send + 'static,
+    {
+        let name = std::any::type_name::<L>();
+        let short = name
+            .split('<')
+            .next()
+            .unwrap_or(name)
+            .rsplit("::")
+            .next()
+            .unwrap_or(name);
+        self.layer_named(short, layer)
+    }
+
+    /// Adds a middleware layer of yours under `name` (as
+    /// [`ToolStack::layers`] and `Display` show it).
+    pub fn layer_named<L>(self, name: impl Into<Arc<str>>, layer: L) -> Self
+    where
+        L: Layer<ToolService> + Send + Sync + 'static,
+        L::Service: Service<ToolCall, Response = Value, Error = ToolError> + Clone + Send + Sync + 'static,
+        <L::Service as Service<ToolCall>>::Future: Send + 'static,
+    {
+        let make: MakeLayer = Arc::new(move |inner| ToolService::new(layer.layer(inner)));
+        self.step(Step::Middleware {
+            name: name.into(),
+            make,
+        })
+    }
+
+    /// Consults `faults` at point `tool/<name>` just before the tool runs:
+    /// an injected failure is a retryable [`ToolError::Failed`] (counted by
+    /// the breaker), an injected panic a [`ToolError::Panicked`].
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Calls `listener` on every state change of every breaker this stack
+    /// builds (each is named after its tool), besides the `tracing` event and
+    /// the escalation on opening.
+    pub fn on_breaker_transition(mut self, listener: impl Fn(&StateTransition) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// The stack.
+    pub fn build(self) -> ToolStack {
+        ToolStack {
+            steps: self.steps.into(),
+            faults: self.faults,
+            listeners: self.listeners.into(),
+        }
+    }
+}
+
+/// The innermost service: fault injection, the tool, and panic catching.
+#[derive(Clone)]
+struct ToolFnService {
+    tool: Arc<dyn DynTool>,
+    faults: Faults,
+    point: Arc<str>,
+}
+
+impl ToolFnService {
+    fn new(tool: Arc<dyn DynTool>, faults: Faults) -> Self {
+        let point = Arc::from(format!("tool/{}", tool.name()));
+        Self { tool, faults, point }
+    }
+}
+
+impl Service<ToolCall> for ToolFnService {
+    type Response = Value;
+    type Error = ToolError;
+    type Future = BoxFuture<'static, Result<Value, ToolError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ToolError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: ToolCall) -> Self::Future {
+        let tool = self.tool.clone();
+        let faults = self.faults.clone();
+        let point = self.point.clone();
+        let fut = async move {
+            if faults.is_active() {
+                faults.inject(&point).await.map_err(ToolError::retryable)?;
+            }
+            tool.call_json(call.args).await
+        };
+        catch_panic(fut).boxed()
+    }
+}
+
+/// Runs `fut`, turning a panic into [`ToolError::Panicked`].
+pub(crate) async fn catch_panic<F>(fut: F) -> Result<Value, ToolError>
+where
+    F: Future<Output = Result<Value, ToolError>>,
+{
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(ToolError::Panicked {
+            message: panic_message(panic.as_ref()),
+        }),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> Arc<str> {
+    if let Some(s) = panic.downcast_ref::<String>() {
+        Arc::from(s.as_str())
+    } else if let Some(s) = panic.downcast_ref::<&'static str>() {
+        Arc::from(*s)
+    } else {
+        Arc::from("a panic with a payload that is not text")
+    }
+}
