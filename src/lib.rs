@@ -5,12 +5,16 @@
 //! This is the facade: it re-exports the crates of the workspace and a
 //! [`prelude`] of the names you type most.
 //!
-//! * [`supervisor`]: OTP supervision trees on [`ractor`].
-//! * [`tools`]: tool executors (coming).
-//! * [`agents`]: agents, models and patterns (coming).
+//! * [`supervisor`]: OTP supervision trees on [`ractor`], and [`request`](supervisor::request()),
+//!   which answers exactly once even when the worker dies.
+//! * [`chaos`]: a seeded chaos monkey, fault injection and invariant checks.
+//! * [`tools`]: tools and their executors: breakers, timeouts, retries, limits, permissions.
+//! * [`agents`]: agents, models and patterns.
 
 #[doc(inline)]
 pub use warden_agents as agents;
+#[doc(inline)]
+pub use warden_chaos as chaos;
 #[doc(inline)]
 pub use warden_supervisor as supervisor;
 #[doc(inline)]
@@ -25,4 +29,5 @@ pub mod prelude {
         Backoff, ChildError, ChildKind, ChildSpec, Disposition, Escalation, EscalationKind, Escalator, ExitReason,
         Restart, Shutdown, StartContext, StartError, Strategy, Supervisor, SupervisorEvent,
     };
+    pub use warden_supervisor::{RequestError, request};
 }

@@ -7,3 +7,5 @@
 
 pub use warden_supervisor as supervisor;
 pub use warden_tools as tools;
+
+pub mod model;

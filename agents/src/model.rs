@@ -1,0 +1,407 @@
+//! Models: provider-neutral chat with tools, over HTTP.
+//!
+//! An agent talks to its LLM through a [`Model`]: a cheap-to-clone handle around one
+//! provider client that adds the retry policy, an optional fallback model, fault injection,
+//! tracing, the tool-call-id rule and structured output. The conversation is provider-neutral
+//! ([`Message`]s of [`ContentBlock`]s: text, tool use, tool result, image) and so is the answer
+//! ([`ChatResponse`]: content blocks, [`StopReason`], [`Usage`]); two wire formats are spoken:
+//!
+//! - [`OpenAiChat`]: OpenAI chat completions, which also serves DeepSeek, Qwen (DashScope's
+//!   compatible mode), vLLM, Ollama's `/v1`, LM Studio and most others through a base URL;
+//! - [`AnthropicMessages`]: the Anthropic Messages API.
+//!
+//! # Building a model
+//!
+//! From a file or the environment with [`ModelConfig`] (provider, model, base URL and the
+//! *name* of the variable holding the key), or in code:
+//!
+//! ```no_run
+//! use warden_agents::model::{Model, ModelConfig, OpenAiChat, ApiKey, RetryPolicy};
+//!
+//! # fn main() -> Result<(), warden_agents::model::ModelError> {
+//! let from_file = ModelConfig::from_file("model.toml")?.build()?;
+//! let from_env = ModelConfig::from_env()?.build()?; // WARDEN_MODEL_PROVIDER, WARDEN_MODEL, ...
+//! let in_code = Model::new(OpenAiChat::new("http://localhost:11434/v1", "qwen2.5:7b"))
+//!     .with_retry(RetryPolicy::default().with_max_retries(3))
+//!     .with_fallback(from_env.clone());
+//! # Ok(()) }
+//! ```
+//!
+//! # Calling it, streaming, structured output
+//!
+//! The example below runs against the fake provider (the `warden-fake-provider` crate), which is also how
+//! to test your own agents: it speaks both wire formats on 127.0.0.1, plays a script of replies
+//! and faults, and records every request.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use serde::Deserialize;
+//! use warden_agents::model::{self, ChatRequest, Message, Model, OpenAiChat, RetryPolicy, StreamEvent};
+//! use warden_fake_provider::{FakeProvider, Fault, Reply};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), model::ModelError> {
+//! let fake = FakeProvider::start().await;
+//! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))
+//!     .with_retry(RetryPolicy::default().with_base_delay(std::time::Duration::from_millis(1)));
+//!
+//! // A whole answer; the 503 is retried.
+//! fake.push(Fault::Status(503));
+//! fake.push(Reply::text("Hello!"));
+//! let request = ChatRequest::new(vec![Message::system("Be brief."), Message::user("Hi")]);
+//! let answer = model.chat(&request).await?;
+//! assert_eq!(answer.text(), "Hello!");
+//! assert_eq!(fake.request_count(), 2);
+//!
+//! // A stream of deltas (or `model::collect` to fold them into a `ChatResponse`).
+//! fake.push(Reply::text("Streaming works."));
+//! let mut stream = model.stream(&request).await?;
+//! let mut text = String::new();
+//! while let Some(event) = stream.next().await {
+//!     if let StreamEvent::TextDelta { text: delta } = event? {
+//!         text.push_str(&delta);
+//!     }
+//! }
+//! assert_eq!(text, "Streaming works.");
+//!
+//! // Structured output: the schema comes from the type, the answer is parsed into it.
+//! #[derive(Deserialize, schemars::JsonSchema)]
+//! struct City { name: String, population: u64 }
+//! fake.push(Reply::json(serde_json::json!({"name": "Lyon", "population": 522_000})));
+//! let city = model.chat_structured::<City>(&ChatRequest::new(vec![Message::user("Lyon?")])).await?;
+//! assert_eq!(city.value.name, "Lyon");
+//! # Ok(()) }
+//! ```
+//!
+//! # Failures
+//!
+//! Every failure is a [`ModelError`] that says which case happened and whether it is transient.
+//! Only [`Model`] retries (providers never do), following the providers' rules (see
+//! [`RetryPolicy`]). A stream cut off before its end marker is a
+//! [`ModelError::StreamInterrupted`], never a truncated success. Keys never appear in errors,
+//! `Debug` output or traces.
+//!
+//! # Tool calls
+//!
+//! Tools are described by [`ToolSpec`] (name, description, JSON Schema). Every tool call in a
+//! conversation must be answered before the next request, or providers reject the history;
+//! [`Model::chat`] and [`Model::stream`] add a synthetic error result for any call left
+//! unanswered (a tool that failed, timed out, or an agent restarted mid-turn), see
+//! [`close_dangling_tool_calls`].
+
+mod anthropic;
+mod config;
+mod error;
+mod http;
+mod openai;
+mod provider;
+mod retry;
+mod stream;
+mod structured;
+mod types;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use tracing::Instrument;
+use warden_chaos::Faults;
+
+pub use anthropic::{ANTHROPIC_VERSION, AnthropicMessages, DEFAULT_MAX_TOKENS};
+pub use config::{ApiKey, ModelConfig, Provider};
+pub use error::{ConfigError, ModelError};
+pub use openai::OpenAiChat;
+pub use provider::{ChatModel, EventStream, HttpSettings};
+pub use retry::RetryPolicy;
+pub use stream::{StreamAssembler, StreamEvent, collect};
+pub use structured::Structured;
+pub use types::{
+    ChatRequest, ChatResponse, ContentBlock, INTERRUPTED_TOOL_RESULT, Message, ResponseFormat, Role, StopReason,
+    ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,
+};
+
+/// The model handle agents hold: a provider with a retry policy, an optional fallback and an
+/// optional fault plan. Cloning is cheap (an `Arc`); clones share everything.
+///
+/// It implements [`ChatModel`] itself, so it can stand wherever a provider is expected.
+#[derive(Clone)]
+pub struct Model {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    provider: Arc<dyn ChatModel>,
+    retry: RetryPolicy,
+    fallback: Option<Model>,
+    faults: Faults,
+    fault_point: Arc<str>,
+    repair_rounds: u32,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("provider", &self.inner.provider)
+            .field("retry", &self.inner.retry)
+            .field("fallback", &self.inner.fallback)
+            .field("faults", &self.inner.faults.is_active())
+            .field("repair_rounds", &self.inner.repair_rounds)
+            .finish()
+    }
+}
+
+impl Model {
+    /// A model over `provider`, with the default [`RetryPolicy`], no fallback, no faults and
+    /// one structured-output repair round.
+    pub fn new(provider: impl ChatModel) -> Self {
+        Self::from_arc(Arc::new(provider))
+    }
+
+    /// Like [`new`](Self::new), for a provider already in an `Arc`.
+    pub fn from_arc(provider: Arc<dyn ChatModel>) -> Self {
+        let fault_point = Arc::from(format!("model/{}", provider.model_name()));
+        Self {
+            inner: Arc::new(Inner {
+                provider,
+                retry: RetryPolicy::default(),
+                fallback: None,
+                faults: Faults::none(),
+                fault_point,
+                repair_rounds: 1,
+            }),
+        }
+    }
+
+    fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        f(&mut inner);
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The same model with this retry policy.
+    pub fn with_retry(self, retry: RetryPolicy) -> Self {
+        self.map(|i| i.retry = retry)
+    }
+
+    /// The same model with a fallback, tried once this model's retries are used up on a
+    /// transient error, or on [`ModelError::QuotaExceeded`] (see [`ModelError::warrants_fallback`]).
+    /// The fallback keeps its own retry policy.
+    pub fn with_fallback(self, fallback: Model) -> Self {
+        self.map(|i| i.fallback = Some(fallback))
+    }
+
+    /// The same model consulting `faults` at the point `model/<model name>` before every
+    /// attempt; an injected failure is a transient [`ModelError::Injected`] (and so retried).
+    pub fn with_faults(self, faults: Faults) -> Self {
+        self.map(|i| i.faults = faults)
+    }
+
+    /// The same model with this many repair rounds for [`chat_structured`](Self::chat_structured)
+    /// (default 1; 0 means one attempt only).
+    pub fn with_repair_rounds(self, rounds: u32) -> Self {
+        self.map(|i| i.repair_rounds = rounds)
+    }
+
+    /// The model name sent to the provider.
+    pub fn name(&self) -> &str {
+        self.inner.provider.model_name()
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// The provider client.
+    pub fn provider(&self) -> &Arc<dyn ChatModel> {
+        &self.inner.provider
+    }
+
+    /// Sends `req` and returns the whole answer.
+    ///
+    /// Dangling tool calls are closed first ([`close_dangling_tool_calls`]); transient failures
+    /// are retried per the [`RetryPolicy`]; then the fallback, if any, is tried. Each call is a
+    /// `model.chat` tracing span with the model name, attempts, latency, tokens and outcome.
+    ///
+    /// # Errors
+    ///
+    /// The last attempt's [`ModelError`] (of the fallback, if it was tried).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future cancels the HTTP request in flight (or the backoff wait); nothing
+    /// else needs cleaning up. The provider may still have billed a request it had started.
+    pub async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let req = closed(req);
+        match (self.chat_with_retries(&req).await, &self.inner.fallback) {
+            (Err(e), Some(fallback)) if e.warrants_fallback() => {
+                tracing::warn!(model = %self.name(), fallback = %fallback.name(), error = %e, "model failed, trying fallback");
+                Box::pin(fallback.chat(&req)).await
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// Sends `req` as a stream. Opening the stream (until the provider accepted the request) is
+    /// retried like [`chat`](Self::chat) and falls back the same way; once deltas flow, an
+    /// error ends the stream and is not retried (the caller has seen part of the answer).
+    ///
+    /// # Errors
+    ///
+    /// The last attempt's [`ModelError`] when the stream could not be opened.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future or the stream closes the connection.
+    pub async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ModelError> {
+        let req = closed(req);
+        match (self.stream_with_retries(&req).await, &self.inner.fallback) {
+            (Err(e), Some(fallback)) if e.warrants_fallback() => {
+                tracing::warn!(model = %self.name(), fallback = %fallback.name(), error = %e, "model failed, trying fallback");
+                Box::pin(fallback.stream(&req)).await
+            }
+            (result, _) => result,
+        }
+    }
+
+    async fn attempt<'r, T, F>(&'r self, op: F) -> Result<T, ModelError>
+    where
+        F: Fn(&'r dyn ChatModel) -> BoxFuture<'r, Result<T, ModelError>>,
+    {
+        let mut retry = 0;
+        loop {
+            let result = match self.inner.faults.inject(&self.inner.fault_point).await {
+                Ok(()) => op(&*self.inner.provider).await,
+                Err(fault) => Err(ModelError::Injected(fault)),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) => match self.inner.retry.delay_for(&e, retry) {
+                    Some(delay) => {
+                        tracing::debug!(model = %self.name(), error = %e, retry, delay_ms = delay.as_millis() as u64, "retrying model call");
+                        tokio::time::sleep(delay).await;
+                        retry += 1;
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    async fn chat_with_retries(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let span = tracing::info_span!(
+            "model.chat",
+            model = %self.name(),
+            provider = self.inner.provider.provider_name(),
+            latency_ms = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self.attempt(|p| p.chat(req)).instrument(span.clone()).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        span.record("latency_ms", latency_ms);
+        match &result {
+            Ok(r) => {
+                span.record("input_tokens", r.usage.input_tokens);
+                span.record("output_tokens", r.usage.output_tokens);
+                span.record("outcome", "ok");
+                span.in_scope(|| {
+                    tracing::debug!(
+                        latency_ms,
+                        input_tokens = r.usage.input_tokens,
+                        output_tokens = r.usage.output_tokens,
+                        "model call done"
+                    )
+                });
+            }
+            Err(e) => {
+                span.record("outcome", e.kind());
+                span.in_scope(|| tracing::warn!(latency_ms, error = %e, "model call failed"));
+            }
+        }
+        result
+    }
+
+    async fn stream_with_retries(&self, req: &ChatRequest) -> Result<EventStream, ModelError> {
+        let span = tracing::info_span!(
+            "model.stream",
+            model = %self.name(),
+            provider = self.inner.provider.provider_name(),
+            latency_ms = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let opened = self.attempt(|p| p.stream(req)).instrument(span.clone()).await;
+        let stream = match opened {
+            Ok(stream) => stream,
+            Err(e) => {
+                span.record("latency_ms", started.elapsed().as_millis() as u64);
+                span.record("outcome", e.kind());
+                span.in_scope(|| tracing::warn!(error = %e, "model stream failed to open"));
+                return Err(e);
+            }
+        };
+        let traced = stream.map(move |event| {
+            match &event {
+                Ok(StreamEvent::Usage(u)) => {
+                    if u.input_tokens > 0 {
+                        span.record("input_tokens", u.input_tokens);
+                    }
+                    if u.output_tokens > 0 {
+                        span.record("output_tokens", u.output_tokens);
+                    }
+                }
+                Ok(StreamEvent::Stop(_)) => {
+                    span.record("latency_ms", started.elapsed().as_millis() as u64);
+                    span.record("outcome", "ok");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    span.record("latency_ms", started.elapsed().as_millis() as u64);
+                    span.record("outcome", e.kind());
+                    span.in_scope(|| tracing::warn!(error = %e, "model stream failed"));
+                }
+            }
+            event
+        });
+        Ok(traced.boxed())
+    }
+}
+
+/// The request with dangling tool calls closed, cloned only if something had to change.
+fn closed(req: &ChatRequest) -> Cow<'_, ChatRequest> {
+    if types::has_dangling_tool_calls(&req.messages) {
+        let mut owned = req.clone();
+        let added = owned.close_dangling_tool_calls();
+        tracing::debug!(added, "closed dangling tool calls with synthetic error results");
+        Cow::Owned(owned)
+    } else {
+        Cow::Borrowed(req)
+    }
+}
+
+impl ChatModel for Model {
+    fn model_name(&self) -> &str {
+        self.name()
+    }
+
+    fn provider_name(&self) -> &'static str {
+        self.inner.provider.provider_name()
+    }
+
+    fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
+        Box::pin(Model::chat(self, req))
+    }
+
+    fn stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, ModelError>> {
+        Box::pin(Model::stream(self, req))
+    }
+}

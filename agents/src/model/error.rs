@@ -1,0 +1,206 @@
+//! [`ModelError`]: every way a model call fails, and whether retrying can help.
+
+use std::time::Duration;
+
+/// Why a model call failed.
+///
+/// Each kind says whether it is **transient** (the same request may succeed later, so the
+/// [`RetryPolicy`](super::RetryPolicy) retries it) or **permanent**. [`is_transient`](Self::is_transient)
+/// answers that, honouring the provider's `x-should-retry` header where one was sent.
+///
+/// Errors never contain the API key, the auth header or the prompt; an error message from the
+/// provider is kept (truncated) because it explains a 400.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// HTTP 429: too many requests or tokens per minute. Transient.
+    #[error("rate limited by the provider")]
+    RateLimited {
+        /// How long the provider asked to wait (`retry-after-ms` / `retry-after`).
+        retry_after: Option<Duration>,
+        /// The provider's `x-should-retry` header, if sent.
+        should_retry: Option<bool>,
+    },
+    /// A quota or spend limit is exhausted (429 `insufficient_quota`, 402, Anthropic's "credit
+    /// balance is too low"). Permanent: retrying only spends more requests; a fallback model at
+    /// another provider may still answer.
+    #[error("quota or spend limit exceeded")]
+    QuotaExceeded,
+    /// HTTP 529 or an in-stream `overloaded_error`: the provider is overloaded. Transient.
+    #[error("provider overloaded")]
+    Overloaded {
+        /// How long the provider asked to wait.
+        retry_after: Option<Duration>,
+        /// The provider's `x-should-retry` header, if sent.
+        should_retry: Option<bool>,
+    },
+    /// HTTP 5xx (other than 529), or 408/409, which providers ask clients to retry. Transient.
+    #[error("provider error: http {status}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// How long the provider asked to wait.
+        retry_after: Option<Duration>,
+        /// The provider's `x-should-retry` header, if sent.
+        should_retry: Option<bool>,
+    },
+    /// Any other 4xx: the request is wrong (bad schema, unknown model, context too long...).
+    /// Permanent, unless the provider sent `x-should-retry: true`.
+    #[error("request rejected: http {status}: {message}")]
+    BadRequest {
+        /// The HTTP status.
+        status: u16,
+        /// The provider's error message (truncated to 500 characters).
+        message: String,
+        /// The provider's `x-should-retry` header, if sent.
+        should_retry: Option<bool>,
+    },
+    /// HTTP 401/403: the key is missing, wrong or lacks permission. Permanent.
+    #[error("authentication failed: http {status}")]
+    Authentication {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// No answer in time: the request timeout, or a stream idle for longer than the idle
+    /// timeout. Transient.
+    #[error("model call timed out")]
+    Timeout,
+    /// The connection failed or dropped before a response arrived. Transient.
+    #[error("connection to the provider failed")]
+    Connection(#[source] reqwest::Error),
+    /// A stream ended (or the connection dropped) before its end marker: what arrived is
+    /// incomplete and is not returned as a success. Transient for a new request.
+    #[error("stream interrupted before its end marker")]
+    StreamInterrupted {
+        /// The transport error, if the connection broke (none if the stream just ended).
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+    /// A response (or stream event) that is not the provider's format, such as invalid JSON.
+    /// Permanent.
+    #[error("malformed response from the provider: {detail}")]
+    MalformedResponse {
+        /// What was wrong (no response content).
+        detail: String,
+    },
+    /// Structured output: the model's JSON did not match the type, also after the repair rounds.
+    /// Permanent.
+    #[error("structured output invalid after {attempts} attempt(s)")]
+    StructuredOutputInvalid {
+        /// How many answers were tried.
+        attempts: u32,
+        /// Why the last one failed to parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The model configuration is unusable (unknown provider, missing key variable, bad file).
+    /// Permanent.
+    #[error("model configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A fault injected by a [`warden_chaos::Faults`] plan. Transient.
+    #[error("injected fault")]
+    Injected(#[source] warden_chaos::InjectedFault),
+}
+
+impl ModelError {
+    /// Whether retrying the same request may succeed (see each kind).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::RateLimited { should_retry, .. }
+            | Self::Overloaded { should_retry, .. }
+            | Self::Server { should_retry, .. } => should_retry.unwrap_or(true),
+            Self::BadRequest { should_retry, .. } => should_retry.unwrap_or(false),
+            Self::Timeout | Self::Connection(_) | Self::StreamInterrupted { .. } | Self::Injected(_) => true,
+            Self::QuotaExceeded
+            | Self::Authentication { .. }
+            | Self::MalformedResponse { .. }
+            | Self::StructuredOutputInvalid { .. }
+            | Self::Config(_) => false,
+        }
+    }
+
+    /// Whether this is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout)
+    }
+
+    /// How long the provider asked to wait before retrying, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. }
+            | Self::Overloaded { retry_after, .. }
+            | Self::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, for errors that came with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::RateLimited { .. } => Some(429),
+            Self::Overloaded { .. } => Some(529),
+            Self::Server { status, .. } | Self::BadRequest { status, .. } | Self::Authentication { status } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a fallback model should be tried after this error (with retries exhausted):
+    /// transient errors and quota exhaustion, not errors in the request or configuration.
+    pub fn warrants_fallback(&self) -> bool {
+        self.is_transient() || matches!(self, Self::QuotaExceeded)
+    }
+
+    /// A stable, lowercase name of the kind, for logs and metrics (`"rate_limited"`...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Server { .. } => "server",
+            Self::BadRequest { .. } => "bad_request",
+            Self::Authentication { .. } => "authentication",
+            Self::Timeout => "timeout",
+            Self::Connection(_) => "connection",
+            Self::StreamInterrupted { .. } => "stream_interrupted",
+            Self::MalformedResponse { .. } => "malformed_response",
+            Self::StructuredOutputInvalid { .. } => "structured_output_invalid",
+            Self::Config(_) => "config",
+            Self::Injected(_) => "injected",
+        }
+    }
+}
+
+/// Why a [`ModelConfig`](super::ModelConfig) could not be loaded or turned into a model. Permanent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The provider name is not one this crate knows.
+    #[error("unknown provider `{0}`")]
+    UnknownProvider(String),
+    /// A required setting is missing (such as the model name).
+    #[error("missing setting `{0}`")]
+    Missing(&'static str),
+    /// The variable that should hold the API key is not set.
+    #[error("api key variable `{0}` is not set")]
+    MissingApiKey(String),
+    /// The config file could not be read.
+    #[error("cannot read config file")]
+    Io(#[from] std::io::Error),
+    /// The file extension is not `.toml`, `.yaml` or `.yml`.
+    #[error("config file must end in .toml, .yaml or .yml")]
+    UnknownFormat,
+    /// The TOML did not parse.
+    #[error("invalid toml config")]
+    Toml(#[from] toml::de::Error),
+    /// The YAML did not parse.
+    #[error("invalid yaml config")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    /// A number in an environment variable did not parse.
+    #[error("variable `{0}` is not a valid number")]
+    InvalidNumber(&'static str),
+    /// The HTTP client could not be built.
+    #[error("cannot build http client")]
+    Client(#[source] reqwest::Error),
+}

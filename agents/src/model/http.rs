@@ -1,0 +1,432 @@
+//! What both HTTP providers share: error classification, `Retry-After` parsing, and an SSE reader.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use super::error::ModelError;
+use super::stream::StreamEvent;
+
+/// Turns a transport error into a model error (without the URL, which may hold secrets).
+pub(crate) fn transport_error(e: reqwest::Error) -> ModelError {
+    if e.is_timeout() {
+        ModelError::Timeout
+    } else {
+        ModelError::Connection(e.without_url())
+    }
+}
+
+/// How long the response asks us to wait: `retry-after-ms`, else `retry-after` in seconds or
+/// as an HTTP date (relative to `now`; a date in the past means no wait).
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let value = header("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The `x-should-retry` header: `Some(true)`/`Some(false)` if sent.
+pub(crate) fn should_retry(headers: &HeaderMap) -> Option<bool> {
+    match headers
+        .get("x-should-retry")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    }
+}
+
+const MAX_MESSAGE: usize = 500;
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The `(type or code, message)` of an OpenAI (`{"error": {...}}`) or Anthropic
+/// (`{"type": "error", "error": {...}}`) error body.
+pub(crate) fn error_fields(body: &Value) -> (Vec<String>, String) {
+    let error = body.get("error").unwrap_or(body);
+    let mut kinds = Vec::new();
+    for key in ["type", "code"] {
+        if let Some(k) = error.get(key).and_then(Value::as_str) {
+            kinds.push(k.to_owned());
+        }
+    }
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    (kinds, message)
+}
+
+fn is_quota(kinds: &[String], message: &str) -> bool {
+    kinds
+        .iter()
+        .any(|k| k == "insufficient_quota" || k == "billing_hard_limit_reached")
+        || message.contains("credit balance is too low")
+}
+
+/// Classifies an error response by status, headers and body.
+pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> ModelError {
+    let retry_after = retry_after(headers, SystemTime::now());
+    let should_retry = should_retry(headers);
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let (kinds, message) = error_fields(&json);
+    let overloaded = kinds.iter().any(|k| k == "overloaded_error");
+    match status {
+        401 | 403 => ModelError::Authentication { status },
+        402 => ModelError::QuotaExceeded,
+        429 if is_quota(&kinds, &message) => ModelError::QuotaExceeded,
+        429 => ModelError::RateLimited {
+            retry_after,
+            should_retry,
+        },
+        529 => ModelError::Overloaded {
+            retry_after,
+            should_retry,
+        },
+        s if s >= 500 && overloaded => ModelError::Overloaded {
+            retry_after,
+            should_retry,
+        },
+        408 | 409 => ModelError::Server {
+            status,
+            retry_after,
+            should_retry,
+        },
+        s if s >= 500 => ModelError::Server {
+            status,
+            retry_after,
+            should_retry,
+        },
+        _ if is_quota(&kinds, &message) => ModelError::QuotaExceeded,
+        _ => ModelError::BadRequest {
+            status,
+            message: truncate(message),
+            should_retry,
+        },
+    }
+}
+
+/// Classifies an error object sent inside a stream (Anthropic `event: error`, OpenAI `data: {"error": ...}`).
+pub(crate) fn classify_stream_error(body: &Value) -> ModelError {
+    let (kinds, message) = error_fields(body);
+    let has = |k: &str| kinds.iter().any(|x| x == k);
+    if is_quota(&kinds, &message) {
+        ModelError::QuotaExceeded
+    } else if has("overloaded_error") {
+        ModelError::Overloaded {
+            retry_after: None,
+            should_retry: None,
+        }
+    } else if has("rate_limit_error") || has("rate_limit_exceeded") {
+        ModelError::RateLimited {
+            retry_after: None,
+            should_retry: None,
+        }
+    } else if has("api_error") || has("server_error") {
+        ModelError::Server {
+            status: 500,
+            retry_after: None,
+            should_retry: None,
+        }
+    } else {
+        ModelError::BadRequest {
+            status: 400,
+            message: truncate(message),
+            should_retry: None,
+        }
+    }
+}
+
+/// Sends a request and returns the response if its status is a success, else the classified error.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ModelError> {
+    let response = request.send().await.map_err(transport_error)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap_or_default();
+    Err(classify(status.as_u16(), &headers, &body))
+}
+
+/// Reads a whole JSON body.
+pub(crate) async fn read_json(response: reqwest::Response) -> Result<Value, ModelError> {
+    let body = response.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            ModelError::Timeout
+        } else {
+            ModelError::StreamInterrupted {
+                source: Some(e.without_url()),
+            }
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ModelError::MalformedResponse {
+        detail: format!("response body is not JSON: {e}"),
+    })
+}
+
+/// One server-sent event.
+#[derive(Debug, Default)]
+pub(crate) struct SseEvent {
+    pub(crate) event: Option<String>,
+    pub(crate) data: String,
+}
+
+/// Reads server-sent events from a byte stream, with an idle timeout between chunks.
+pub(crate) struct SseReader {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    buf: Vec<u8>,
+    idle: Option<Duration>,
+    current: SseEvent,
+    has_data: bool,
+}
+
+impl SseReader {
+    pub(crate) fn new(
+        body: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+        idle: Option<Duration>,
+    ) -> Self {
+        Self {
+            body: body.boxed(),
+            buf: Vec::new(),
+            idle,
+            current: SseEvent::default(),
+            has_data: false,
+        }
+    }
+
+    /// The next event; `Ok(None)` when the body ended.
+    pub(crate) async fn next(&mut self) -> Result<Option<SseEvent>, ModelError> {
+        loop {
+            while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if let Some(event) = self.line(&line) {
+                    return Ok(Some(event));
+                }
+            }
+            let chunk = match self.idle {
+                Some(idle) => tokio::time::timeout(idle, self.body.next())
+                    .await
+                    .map_err(|_| ModelError::Timeout)?,
+                None => self.body.next().await,
+            };
+            match chunk {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(e)) if e.is_timeout() => return Err(ModelError::Timeout),
+                Some(Err(e)) => {
+                    return Err(ModelError::StreamInterrupted {
+                        source: Some(e.without_url()),
+                    });
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) -> Option<SseEvent> {
+        if line.is_empty() {
+            if !self.has_data {
+                self.current = SseEvent::default();
+                return None;
+            }
+            self.has_data = false;
+            return Some(std::mem::take(&mut self.current));
+        }
+        if line[0] == b':' {
+            return None;
+        }
+        let text = String::from_utf8_lossy(line);
+        let (field, value) = match text.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (&*text, ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => self.current.event = Some(value.to_owned()),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Turns SSE events of one wire format into [`StreamEvent`]s.
+pub(crate) trait Decoder: Send + 'static {
+    /// Decodes one event into `out`; returns `true` when it was the end marker.
+    fn decode(&mut self, event: SseEvent, out: &mut VecDeque<StreamEvent>) -> Result<bool, ModelError>;
+}
+
+/// Drives a decoder over a reader: the events, then the end; a body that ends before the end
+/// marker yields [`ModelError::StreamInterrupted`].
+pub(crate) fn drive<D: Decoder>(reader: SseReader, decoder: D) -> BoxStream<'static, Result<StreamEvent, ModelError>> {
+    struct State<D> {
+        reader: SseReader,
+        decoder: D,
+        pending: VecDeque<StreamEvent>,
+        finished: bool,
+    }
+    let state = State {
+        reader,
+        decoder,
+        pending: VecDeque::new(),
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(event) = s.pending.pop_front() {
+                return Some((Ok(event), s));
+            }
+            if s.finished {
+                return None;
+            }
+            let result = match s.reader.next().await {
+                Ok(Some(event)) => s.decoder.decode(event, &mut s.pending),
+                Ok(None) => Err(ModelError::StreamInterrupted { source: None }),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ended) => s.finished = ended,
+                Err(e) => {
+                    s.finished = true;
+                    s.pending.clear();
+                    return Some((Err(e), s));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_seconds() {
+        let h = headers(&[("retry-after-ms", "250"), ("retry-after", "7")]);
+        assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_fractions() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "3")]), SystemTime::now()),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1.5")]), SystemTime::now()),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "-1")]), SystemTime::now()), None);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "soon")]), SystemTime::now()),
+            None
+        );
+        assert_eq!(retry_after(&headers(&[]), SystemTime::now()), None);
+    }
+
+    #[test]
+    fn retry_after_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        let h = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:10 GMT")]);
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(10)));
+        let past = headers(&[("retry-after", "Wed, 21 Oct 2015 07:27:00 GMT")]);
+        assert_eq!(retry_after(&past, now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn should_retry_header() {
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "true")])), Some(true));
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "false")])), Some(false));
+        assert_eq!(should_retry(&headers(&[])), None);
+    }
+
+    #[test]
+    fn classification() {
+        let none = HeaderMap::new();
+        let quota = br#"{"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"quota"}}"#;
+        assert!(matches!(classify(429, &none, quota), ModelError::QuotaExceeded));
+        assert!(matches!(classify(429, &none, b"{}"), ModelError::RateLimited { .. }));
+        assert!(matches!(classify(402, &none, b""), ModelError::QuotaExceeded));
+        assert!(matches!(classify(529, &none, b""), ModelError::Overloaded { .. }));
+        assert!(matches!(
+            classify(503, &none, b""),
+            ModelError::Server { status: 503, .. }
+        ));
+        assert!(matches!(
+            classify(408, &none, b""),
+            ModelError::Server { status: 408, .. }
+        ));
+        assert!(matches!(
+            classify(409, &none, b""),
+            ModelError::Server { status: 409, .. }
+        ));
+        assert!(matches!(
+            classify(401, &none, b""),
+            ModelError::Authentication { status: 401 }
+        ));
+        let credit = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the API"}}"#;
+        assert!(matches!(classify(400, &none, credit), ModelError::QuotaExceeded));
+        let bad = classify(400, &none, br#"{"error":{"message":"bad schema"}}"#);
+        assert!(matches!(&bad, ModelError::BadRequest { status: 400, message, .. } if message == "bad schema"));
+        assert!(!bad.is_transient());
+        let forced = classify(400, &headers(&[("x-should-retry", "true")]), b"{}");
+        assert!(forced.is_transient());
+        let refused = classify(500, &headers(&[("x-should-retry", "false")]), b"{}");
+        assert!(!refused.is_transient());
+    }
+
+    #[test]
+    fn long_messages_are_truncated() {
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(600));
+        let err = classify(400, &HeaderMap::new(), long.as_bytes());
+        let ModelError::BadRequest { message, .. } = err else {
+            panic!("expected bad request")
+        };
+        assert!(message.len() <= MAX_MESSAGE + '…'.len_utf8());
+    }
+}

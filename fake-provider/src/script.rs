@@ -1,0 +1,200 @@
+//! What the fake provider answers ([`Reply`], [`Fault`]) and what it records ([`RecordedRequest`]).
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// One scripted answer of the fake provider.
+///
+/// The provider renders a reply in the wire format of the endpoint that was called
+/// (OpenAI chat completions or Anthropic Messages), streamed or whole, as the request asked.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// An assistant text message that ends the turn.
+    Text(String),
+    /// One or more tool calls (stop reason "tool_calls" / "tool_use").
+    ToolCalls(Vec<ToolCall>),
+    /// A text message whose text is this JSON value (for structured output).
+    Json(Value),
+    /// Text first, then tool calls, in one assistant message.
+    TextAndToolCalls(String, Vec<ToolCall>),
+    /// A fault instead of an answer.
+    Fault(Fault),
+}
+
+impl Reply {
+    /// A text reply.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// A reply with one tool call, its id chosen by the provider.
+    pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {
+        Self::ToolCalls(vec![ToolCall::new(name, arguments)])
+    }
+
+    /// A reply whose text is this JSON value.
+    pub fn json(value: Value) -> Self {
+        Self::Json(value)
+    }
+
+    /// A fault.
+    pub fn fault(fault: Fault) -> Self {
+        Self::Fault(fault)
+    }
+}
+
+impl From<Fault> for Reply {
+    fn from(fault: Fault) -> Self {
+        Self::Fault(fault)
+    }
+}
+
+/// A tool call in a scripted [`Reply`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    /// The call id; `None` lets the provider pick a unique one (`call_<n>` / `toolu_<n>`).
+    pub id: Option<String>,
+    /// The tool name.
+    pub name: String,
+    /// The arguments, sent as JSON text. A [`Value::String`] is sent verbatim, which is how a
+    /// script sends arguments that are not valid JSON (see also [`Fault::InvalidToolArguments`]).
+    pub arguments: Value,
+}
+
+impl ToolCall {
+    /// A tool call with a provider-chosen id.
+    pub fn new(name: impl Into<String>, arguments: Value) -> Self {
+        Self {
+            id: None,
+            name: name.into(),
+            arguments,
+        }
+    }
+
+    /// The same call with this id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    pub(crate) fn arguments_text(&self) -> String {
+        match &self.arguments {
+            Value::String(raw) => raw.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A failure the fake provider produces on demand, shaped as the real providers shape it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// HTTP 429 rate limit, with the given `retry-after` (raw header value: seconds or an HTTP
+    /// date) and `retry-after-ms` headers when set.
+    RateLimited {
+        /// The `retry-after` header, verbatim.
+        retry_after: Option<String>,
+        /// The `retry-after-ms` header, in milliseconds.
+        retry_after_ms: Option<u64>,
+    },
+    /// HTTP 429 with `insufficient_quota` (OpenAI format) or HTTP 400 "credit balance is too low"
+    /// (Anthropic format): a spend limit, which clients must not retry.
+    QuotaExceeded,
+    /// This HTTP status with the provider's error body (500 `api_error`, 503, 529 `overloaded_error`...).
+    Status(u16),
+    /// Any response: status, extra headers and a raw body (for example `x-should-retry`).
+    Http {
+        /// The status code.
+        status: u16,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+        /// The body, verbatim.
+        body: String,
+    },
+    /// Accept the request and never answer, until the client gives up or the provider is dropped.
+    Stall,
+    /// Stream this many chunks of a text reply, then stall (to test idle timeouts).
+    StallStream {
+        /// Chunks sent before the stall.
+        after_chunks: usize,
+    },
+    /// Send this many chunks of a text reply, then cut the connection (streamed or not).
+    CutStream {
+        /// Chunks sent before the cut.
+        after_chunks: usize,
+    },
+    /// A 200 response whose body (or one stream event) is not valid JSON.
+    MalformedJson,
+    /// A tool call to `name` whose arguments are not valid JSON.
+    InvalidToolArguments {
+        /// The tool name.
+        name: String,
+    },
+    /// Stream a few chunks, then an in-stream error event saying the provider is overloaded
+    /// (Anthropic `event: error`, OpenAI `data: {"error": ...}`).
+    OverloadedMidStream {
+        /// Chunks sent before the error event.
+        after_chunks: usize,
+    },
+}
+
+/// One request the fake provider received.
+///
+/// `Debug` redacts the `authorization` and `x-api-key` header values; use
+/// [`header`](Self::header) to check them.
+#[derive(Clone)]
+pub struct RecordedRequest {
+    /// The HTTP method.
+    pub method: String,
+    /// The request path, such as `/v1/chat/completions`.
+    pub path: String,
+    /// The request headers (names lowercase), in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON (`Value::Null` if it was not JSON).
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// The first value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the request asked for a stream (`"stream": true`).
+    pub fn is_stream(&self) -> bool {
+        self.body.get("stream").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// The `messages` array of the body (empty if absent).
+    pub fn messages(&self) -> &[Value] {
+        self.body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+impl fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let secret = n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("x-api-key");
+                (n.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("RecordedRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .finish()
+    }
+}

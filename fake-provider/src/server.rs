@@ -1,0 +1,438 @@
+//! The HTTP server behind [`FakeProvider`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use axum::routing::post;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::script::{RecordedRequest, Reply};
+use crate::wire::{self, Ending, Format, Plan};
+
+/// A fake LLM provider listening on `127.0.0.1` (see the [crate docs](crate)).
+///
+/// Cheap to query from the test while requests are in flight; dropping it stops the server.
+pub struct FakeProvider {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl fmt::Debug for FakeProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeProvider")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    script: Mutex<VecDeque<Reply>>,
+    settings: Mutex<Settings>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    next_id: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Clone)]
+struct Settings {
+    default_reply: Reply,
+    latency: Duration,
+    chunk_delay: Duration,
+    chunk_bytes: usize,
+    api_key: Option<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FakeProvider {
+    /// Starts a provider on `127.0.0.1` with an OS-chosen port.
+    ///
+    /// # Panics
+    ///
+    /// If no port can be bound on `127.0.0.1` (see [`try_start`](Self::try_start)).
+    pub async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(fake) => fake,
+            Err(e) => panic!("fake provider could not bind 127.0.0.1: {e}"),
+        }
+    }
+
+    /// Starts a provider on `127.0.0.1` with an OS-chosen port.
+    ///
+    /// # Errors
+    ///
+    /// If the listener cannot be bound.
+    pub async fn try_start() -> io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            script: Mutex::new(VecDeque::new()),
+            settings: Mutex::new(Settings {
+                default_reply: Reply::text("ok"),
+                latency: Duration::ZERO,
+                chunk_delay: Duration::ZERO,
+                chunk_bytes: 4,
+                api_key: None,
+            }),
+            requests: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            shutdown: shutdown_rx.clone(),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai))
+            .route("/v1/messages", post(anthropic))
+            .fallback(not_found)
+            .with_state(shared.clone());
+        let mut stop = shutdown_rx;
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "fake provider stopped");
+            }
+        });
+        Ok(Self { addr, shared, shutdown })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The OpenAI-style base URL, `http://127.0.0.1:<port>/v1` (requests go to `<base>/chat/completions`).
+    pub fn base_url_openai(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The Anthropic-style base URL, `http://127.0.0.1:<port>` (requests go to `<base>/v1/messages`).
+    pub fn base_url_anthropic(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Appends a reply to the script.
+    pub fn push(&self, reply: impl Into<Reply>) {
+        lock(&self.shared.script).push_back(reply.into());
+    }
+
+    /// Appends several replies to the script, in order.
+    pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.shared.script).extend(replies);
+    }
+
+    /// How many scripted replies are still unused.
+    pub fn remaining(&self) -> usize {
+        lock(&self.shared.script).len()
+    }
+
+    /// The reply used when the script is empty (initially the text `"ok"`).
+    pub fn set_default_reply(&self, reply: impl Into<Reply>) {
+        lock(&self.shared.settings).default_reply = reply.into();
+    }
+
+    /// Delays every answer by this much (initially zero). Requests wait concurrently.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.shared.settings).latency = latency;
+    }
+
+    /// Waits this long between stream chunks (initially zero).
+    pub fn set_chunk_delay(&self, delay: Duration) {
+        lock(&self.shared.settings).chunk_delay = delay;
+    }
+
+    /// Splits streamed text into pieces of about this many bytes (initially 4; tool arguments
+    /// use twice this).
+    pub fn set_chunk_bytes(&self, bytes: usize) {
+        lock(&self.shared.settings).chunk_bytes = bytes.max(1);
+    }
+
+    /// Requires this API key (as `authorization: Bearer <key>` or `x-api-key: <key>`); requests
+    /// without it get a 401 in the provider's format. `None` (the default) accepts any request.
+    pub fn require_api_key(&self, key: Option<String>) {
+        lock(&self.shared.settings).api_key = key;
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// How many requests were received so far.
+    pub fn request_count(&self) -> usize {
+        lock(&self.shared.requests).len()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.shared.requests).clear();
+    }
+}
+
+impl Drop for FakeProvider {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let body = serde_json::json!({"error": {"message": format!("no route for {method} {uri}"), "type": "invalid_request_error"}});
+    json_response(StatusCode::NOT_FOUND, &body, &[])
+}
+
+async fn openai(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(shared, Format::OpenAi, method, uri, headers, body).await
+}
+
+async fn anthropic(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(shared, Format::Anthropic, method, uri, headers, body).await
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    format: Format,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let recorded = RecordedRequest {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: json.clone(),
+    };
+    let settings = lock(&shared.settings).clone();
+    if !settings.latency.is_zero() {
+        tokio::time::sleep(settings.latency).await;
+    }
+    let authorized = settings.api_key.as_deref().is_none_or(|key| {
+        let bearer = format!("Bearer {key}");
+        recorded.header("authorization") == Some(bearer.as_str()) || recorded.header("x-api-key") == Some(key)
+    });
+    lock(&shared.requests).push(recorded);
+    if json.is_null() {
+        let (status, body) = wire::error_response(format, wire::ErrorKind::Status(400));
+        return json_response(status_code(status), &body, &[]);
+    }
+    if !authorized {
+        let (status, body) = wire::error_response(format, wire::ErrorKind::Status(401));
+        return json_response(status_code(status), &body, &[]);
+    }
+    let reply = lock(&shared.script)
+        .pop_front()
+        .unwrap_or(settings.default_reply.clone());
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let mut next_id = || shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let plan = wire::plan(reply, &mut next_id, format);
+    let model = json
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("fake-model")
+        .to_owned();
+    let stream = json.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = json
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        || format == Format::Anthropic;
+    let input_tokens = wire::tokens(body.len());
+    match plan {
+        Plan::Error(kind, extra) => {
+            let (status, body) = wire::error_response(format, kind);
+            json_response(status_code(status), &body, &extra)
+        }
+        Plan::Raw { status, headers, body } => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status_code(status);
+            add_headers(&mut response, &headers);
+            response
+        }
+        Plan::Stall => {
+            let mut stop = shared.shutdown.clone();
+            let _ = stop.wait_for(|v| *v).await;
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"error": "shutting down"}),
+                &[],
+            )
+        }
+        Plan::Answer(content, ending) if !stream => {
+            let body = wire::whole(format, &content, &model, id, input_tokens).to_string();
+            match ending {
+                Ending::Complete => {
+                    let mut response = Response::new(Body::from(body));
+                    set_content_type(&mut response, "application/json");
+                    response
+                }
+                Ending::Malformed => {
+                    let cut = body.len() / 2;
+                    let mut response = Response::new(Body::from(body.as_bytes()[..cut].to_vec()));
+                    set_content_type(&mut response, "application/json");
+                    response
+                }
+                Ending::Overloaded(_) => {
+                    let (status, body) = wire::error_response(format, wire::ErrorKind::Status(529));
+                    json_response(status_code(status), &body, &[])
+                }
+                Ending::Cut(_) | Ending::Stall(_) => {
+                    let half = body.as_bytes()[..body.len() / 2].to_vec();
+                    let tail = if matches!(ending, Ending::Cut(_)) {
+                        Tail::Cut
+                    } else {
+                        Tail::Stall(shared.shutdown.clone())
+                    };
+                    let mut response = Response::new(chunked(
+                        vec![String::from_utf8_lossy(&half).into_owned()],
+                        tail,
+                        Duration::ZERO,
+                    ));
+                    set_content_type(&mut response, "application/json");
+                    response
+                }
+            }
+        }
+        Plan::Answer(content, ending) => {
+            let (mut frames, end) = wire::frames(
+                format,
+                &content,
+                &model,
+                id,
+                input_tokens,
+                include_usage,
+                settings.chunk_bytes,
+            );
+            let tail = match ending {
+                Ending::Complete => {
+                    frames.extend(end);
+                    Tail::End
+                }
+                Ending::Cut(n) => {
+                    frames.truncate(n);
+                    Tail::Cut
+                }
+                Ending::Stall(n) => {
+                    frames.truncate(n);
+                    Tail::Stall(shared.shutdown.clone())
+                }
+                Ending::Overloaded(n) => {
+                    frames.truncate(n);
+                    frames.push(wire::overloaded_event(format));
+                    Tail::End
+                }
+                Ending::Malformed => {
+                    frames.truncate(2);
+                    frames.push(wire::malformed_event(format));
+                    frames.extend(end);
+                    Tail::End
+                }
+            };
+            let mut response = Response::new(chunked(frames, tail, settings.chunk_delay));
+            set_content_type(&mut response, "text/event-stream");
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+    }
+}
+
+/// What a chunked body does after its frames.
+enum Tail {
+    End,
+    Cut,
+    Stall(watch::Receiver<bool>),
+}
+
+fn chunked(frames: Vec<String>, tail: Tail, delay: Duration) -> Body {
+    let state = (frames.into_iter(), Some(tail), true);
+    let stream = futures::stream::unfold(state, move |(mut frames, tail, first)| async move {
+        if let Some(frame) = frames.next() {
+            if !first && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            return Some((Ok(Bytes::from(frame)), (frames, tail, false)));
+        }
+        let err = match tail? {
+            Tail::End => return None,
+            Tail::Cut => {
+                // Let the frames already written reach the client before the connection drops.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                io::Error::new(io::ErrorKind::ConnectionAborted, "stream cut by fault")
+            }
+            Tail::Stall(mut stop) => {
+                let _ = stop.wait_for(|v| *v).await;
+                io::Error::new(io::ErrorKind::ConnectionAborted, "fake provider shut down")
+            }
+        };
+        Some((Err(err), (frames, None, false)))
+    });
+    Body::from_stream(stream.boxed())
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn set_content_type(response: &mut Response, value: &'static str) {
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+}
+
+fn add_headers(response: &mut Response, headers: &[(String, String)]) {
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value, headers: &[(String, String)]) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    set_content_type(&mut response, "application/json");
+    add_headers(&mut response, headers);
+    response
+}
