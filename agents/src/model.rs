@@ -225,7 +225,9 @@ impl Model {
     ///
     /// Dangling tool calls are closed first ([`close_dangling_tool_calls`]); transient failures
     /// are retried per the [`RetryPolicy`]; then the fallback, if any, is tried. Each call is a
-    /// `model.chat` tracing span with the model name, attempts, latency, tokens and outcome.
+    /// `model.chat` tracing span (at level INFO) with the fields `model`, `provider`,
+    /// `attempts`, `latency_ms`, `input_tokens`, `output_tokens` and `outcome` (`"ok"` or the
+    /// error's [`kind`](ModelError::kind)); a fallback has its own span.
     ///
     /// # Errors
     ///
@@ -249,6 +251,8 @@ impl Model {
     /// Sends `req` as a stream. Opening the stream (until the provider accepted the request) is
     /// retried like [`chat`](Self::chat) and falls back the same way; once deltas flow, an
     /// error ends the stream and is not retried (the caller has seen part of the answer).
+    /// The call is a `model.stream` span with the fields of [`chat`](Self::chat)'s; tokens,
+    /// latency and outcome are recorded as the stream ends (or fails).
     ///
     /// # Errors
     ///
@@ -268,7 +272,9 @@ impl Model {
         }
     }
 
-    async fn attempt<'r, T, F>(&'r self, op: F) -> Result<T, ModelError>
+    /// Runs `op` until it succeeds or the retry policy gives up; returns the last result and
+    /// the number of attempts.
+    async fn attempt<'r, T, F>(&'r self, op: F) -> (Result<T, ModelError>, u32)
     where
         F: Fn(&'r dyn ChatModel) -> BoxFuture<'r, Result<T, ModelError>>,
     {
@@ -278,16 +284,17 @@ impl Model {
                 Ok(()) => op(&*self.inner.provider).await,
                 Err(fault) => Err(ModelError::Injected(fault)),
             };
-            match result {
-                Ok(value) => return Ok(value),
-                Err(e) => match self.inner.retry.delay_for(&e, retry) {
-                    Some(delay) => {
-                        tracing::debug!(model = %self.name(), error = %e, retry, delay_ms = delay.as_millis() as u64, "retrying model call");
-                        tokio::time::sleep(delay).await;
-                        retry += 1;
-                    }
-                    None => return Err(e),
-                },
+            let delay = match &result {
+                Ok(_) => None,
+                Err(e) => self.inner.retry.delay_for(e, retry),
+            };
+            match (result, delay) {
+                (Err(e), Some(delay)) => {
+                    tracing::debug!(model = %self.name(), error = %e, retry, delay_ms = delay.as_millis() as u64, "retrying model call");
+                    tokio::time::sleep(delay).await;
+                    retry += 1;
+                }
+                (result, _) => return (result, retry + 1),
             }
         }
     }
@@ -297,14 +304,16 @@ impl Model {
             "model.chat",
             model = %self.name(),
             provider = self.inner.provider.provider_name(),
+            attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             input_tokens = tracing::field::Empty,
             output_tokens = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = self.attempt(|p| p.chat(req)).instrument(span.clone()).await;
+        let (result, attempts) = self.attempt(|p| p.chat(req)).instrument(span.clone()).await;
         let latency_ms = started.elapsed().as_millis() as u64;
+        span.record("attempts", attempts);
         span.record("latency_ms", latency_ms);
         match &result {
             Ok(r) => {
@@ -333,13 +342,15 @@ impl Model {
             "model.stream",
             model = %self.name(),
             provider = self.inner.provider.provider_name(),
+            attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             input_tokens = tracing::field::Empty,
             output_tokens = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
-        let opened = self.attempt(|p| p.stream(req)).instrument(span.clone()).await;
+        let (opened, attempts) = self.attempt(|p| p.stream(req)).instrument(span.clone()).await;
+        span.record("attempts", attempts);
         let stream = match opened {
             Ok(stream) => stream,
             Err(e) => {

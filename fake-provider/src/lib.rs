@@ -5,7 +5,8 @@
 //! [`base_url_openai`](FakeProvider::base_url_openai) or
 //! [`base_url_anthropic`](FakeProvider::base_url_anthropic), scripts what the provider answers
 //! with [`Reply`] values, and afterwards asserts on what the client sent with
-//! [`requests`](FakeProvider::requests).
+//! [`requests`](FakeProvider::requests) (or waits for them with
+//! [`wait_for_requests`](FakeProvider::wait_for_requests)).
 //!
 //! - **Scripted replies.** Each request takes the next [`Reply`] from the script; when the script
 //!   is empty the [default reply](FakeProvider::set_default_reply) is used (text `"ok"` unless set).
@@ -17,6 +18,9 @@
 //! - **Faults on demand** ([`Fault`]): 429 with and without `retry-after`/`retry-after-ms`,
 //!   quota errors, any status (500, 503, 529...), a stall, a stream cut off or stalled half way,
 //!   an in-stream overloaded error, malformed JSON, tool calls with invalid arguments.
+//! - **History checks**: like the real providers, a request whose history has a tool call
+//!   without a result (or a result without its call, or results not right after their calls)
+//!   is rejected with a 400 `invalid_request_error`, before the script is read.
 //! - **Latency**: [`set_latency`](FakeProvider::set_latency) delays every answer; requests are
 //!   served concurrently (no lock is held while waiting), so a thousand clients with 100 ms
 //!   latency take about 100 ms, not 100 s.
@@ -41,6 +45,7 @@
 //! # }
 //! ```
 
+mod history;
 mod script;
 mod server;
 mod wire;

@@ -18,6 +18,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::history;
 use crate::script::{RecordedRequest, Reply};
 use crate::wire::{self, Ending, Format, Plan};
 
@@ -42,6 +43,8 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     settings: Mutex<Settings>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// How many requests are recorded, for [`FakeProvider::wait_for_requests`].
+    recorded: watch::Sender<usize>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
 }
@@ -91,6 +94,7 @@ impl FakeProvider {
                 api_key: None,
             }),
             requests: Mutex::new(Vec::new()),
+            recorded: watch::Sender::new(0),
             next_id: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
         });
@@ -171,8 +175,20 @@ impl FakeProvider {
     }
 
     /// Every request received so far, in arrival order.
+    ///
+    /// A request is recorded as soon as it arrives, before the [latency](Self::set_latency),
+    /// so one that the client gave up on is recorded too.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// Waits until at least `n` requests have been recorded (since the last
+    /// [`clear_requests`](Self::clear_requests)), and returns them all.
+    pub async fn wait_for_requests(&self, n: usize) -> Vec<RecordedRequest> {
+        let mut recorded = self.shared.recorded.subscribe();
+        // The sender lives in `self.shared`, which outlives this call: `wait_for` cannot fail.
+        let _ = recorded.wait_for(|&count| count >= n).await;
+        self.requests()
     }
 
     /// How many requests were received so far.
@@ -182,7 +198,9 @@ impl FakeProvider {
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        lock(&self.shared.requests).clear();
+        let mut requests = lock(&self.shared.requests);
+        requests.clear();
+        self.shared.recorded.send_replace(0);
     }
 }
 
@@ -241,14 +259,19 @@ async fn serve(
         body: json.clone(),
     };
     let settings = lock(&shared.settings).clone();
-    if !settings.latency.is_zero() {
-        tokio::time::sleep(settings.latency).await;
-    }
     let authorized = settings.api_key.as_deref().is_none_or(|key| {
         let bearer = format!("Bearer {key}");
         recorded.header("authorization") == Some(bearer.as_str()) || recorded.header("x-api-key") == Some(key)
     });
-    lock(&shared.requests).push(recorded);
+    // Recorded before the latency, so a request the client gives up on still counts.
+    {
+        let mut requests = lock(&shared.requests);
+        requests.push(recorded);
+        shared.recorded.send_replace(requests.len());
+    }
+    if !settings.latency.is_zero() {
+        tokio::time::sleep(settings.latency).await;
+    }
     if json.is_null() {
         let (status, body) = wire::error_response(format, wire::ErrorKind::Status(400));
         return json_response(status_code(status), &body, &[]);
@@ -256,6 +279,11 @@ async fn serve(
     if !authorized {
         let (status, body) = wire::error_response(format, wire::ErrorKind::Status(401));
         return json_response(status_code(status), &body, &[]);
+    }
+    // Like the real providers, reject a history they would reject (before the script is read).
+    if let Err(message) = history::check(format, &json) {
+        let body = wire::invalid_request(format, &message);
+        return json_response(StatusCode::BAD_REQUEST, &body, &[]);
     }
     let reply = lock(&shared.script)
         .pop_front()

@@ -221,6 +221,16 @@ pub(crate) fn error_response(format: Format, kind: ErrorKind) -> (u16, Value) {
     }
 }
 
+/// The body of a 400 `invalid_request_error` with this message.
+pub(crate) fn invalid_request(format: Format, message: &str) -> Value {
+    match format {
+        Format::OpenAi => {
+            json!({"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": null}})
+        }
+        Format::Anthropic => json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}),
+    }
+}
+
 /// The whole (non-streamed) response body.
 pub(crate) fn whole(format: Format, content: &Content, model: &str, id: u64, input_tokens: u64) -> Value {
     let output_tokens = output_tokens(content);

@@ -55,11 +55,14 @@ pub enum ModelError {
         /// The provider's `x-should-retry` header, if sent.
         should_retry: Option<bool>,
     },
-    /// HTTP 401/403: the key is missing, wrong or lacks permission. Permanent.
+    /// HTTP 401/403: the key is missing, wrong or lacks permission. Permanent, unless the
+    /// provider sent `x-should-retry: true`.
     #[error("authentication failed: http {status}")]
     Authentication {
         /// The HTTP status.
         status: u16,
+        /// The provider's `x-should-retry` header, if sent.
+        should_retry: Option<bool>,
     },
     /// No answer in time: the request timeout, or a stream idle for longer than the idle
     /// timeout. Transient.
@@ -109,10 +112,11 @@ impl ModelError {
             Self::RateLimited { should_retry, .. }
             | Self::Overloaded { should_retry, .. }
             | Self::Server { should_retry, .. } => should_retry.unwrap_or(true),
-            Self::BadRequest { should_retry, .. } => should_retry.unwrap_or(false),
+            Self::BadRequest { should_retry, .. } | Self::Authentication { should_retry, .. } => {
+                should_retry.unwrap_or(false)
+            }
             Self::Timeout | Self::Connection(_) | Self::StreamInterrupted { .. } | Self::Injected(_) => true,
             Self::QuotaExceeded
-            | Self::Authentication { .. }
             | Self::MalformedResponse { .. }
             | Self::StructuredOutputInvalid { .. }
             | Self::Config(_) => false,
@@ -139,7 +143,7 @@ impl ModelError {
         match self {
             Self::RateLimited { .. } => Some(429),
             Self::Overloaded { .. } => Some(529),
-            Self::Server { status, .. } | Self::BadRequest { status, .. } | Self::Authentication { status } => {
+            Self::Server { status, .. } | Self::BadRequest { status, .. } | Self::Authentication { status, .. } => {
                 Some(*status)
             }
             _ => None,
@@ -147,9 +151,25 @@ impl ModelError {
     }
 
     /// Whether a fallback model should be tried after this error (with retries exhausted):
-    /// transient errors and quota exhaustion, not errors in the request or configuration.
+    /// failures of the provider (rate limits, overload, server errors, timeouts, connection
+    /// errors, interrupted streams, injected faults) and quota exhaustion, not errors in the
+    /// request, the answer or the configuration.
+    ///
+    /// `x-should-retry: false` forbids retrying *this* provider, not trying another: a 503 or
+    /// 429 that says so still warrants the fallback.
     pub fn warrants_fallback(&self) -> bool {
-        self.is_transient() || matches!(self, Self::QuotaExceeded)
+        match self {
+            Self::RateLimited { .. }
+            | Self::Overloaded { .. }
+            | Self::Server { .. }
+            | Self::QuotaExceeded
+            | Self::Timeout
+            | Self::Connection(_)
+            | Self::StreamInterrupted { .. }
+            | Self::Injected(_) => true,
+            Self::BadRequest { .. } | Self::Authentication { .. } => self.is_transient(),
+            Self::MalformedResponse { .. } | Self::StructuredOutputInvalid { .. } | Self::Config(_) => false,
+        }
     }
 
     /// A stable, lowercase name of the kind, for logs and metrics (`"rate_limited"`...).

@@ -98,7 +98,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> ModelEr
     let (kinds, message) = error_fields(&json);
     let overloaded = kinds.iter().any(|k| k == "overloaded_error");
     match status {
-        401 | 403 => ModelError::Authentication { status },
+        401 | 403 => ModelError::Authentication { status, should_retry },
         402 => ModelError::QuotaExceeded,
         429 if is_quota(&kinds, &message) => ModelError::QuotaExceeded,
         429 => ModelError::RateLimited {
@@ -407,7 +407,7 @@ mod tests {
         ));
         assert!(matches!(
             classify(401, &none, b""),
-            ModelError::Authentication { status: 401 }
+            ModelError::Authentication { status: 401, .. }
         ));
         let credit = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the API"}}"#;
         assert!(matches!(classify(400, &none, credit), ModelError::QuotaExceeded));

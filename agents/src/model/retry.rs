@@ -140,7 +140,11 @@ mod tests {
     fn permanent_errors_are_not_retried() {
         let p = RetryPolicy::default();
         assert_eq!(p.delay_for(&ModelError::QuotaExceeded, 0), None);
-        assert_eq!(p.delay_for(&ModelError::Authentication { status: 401 }, 0), None);
+        let auth = ModelError::Authentication {
+            status: 401,
+            should_retry: None,
+        };
+        assert_eq!(p.delay_for(&auth, 0), None);
         let bad = ModelError::BadRequest {
             status: 400,
             message: String::new(),
