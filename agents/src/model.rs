@@ -83,7 +83,10 @@
 //!
 //! # Tool calls
 //!
-//! Tools are described by [`ToolSpec`] (name, description, JSON Schema). Every tool call in a
+//! Tools are described by [`ToolSpec`] (name, description, JSON Schema; `ToolSpec::from` a
+//! [`warden_tools::ToolSchema`]). A call is answered with [`ContentBlock::tool_outcome`] (what a
+//! tool executor returned, an error result when the tool failed or timed out), or
+//! [`ContentBlock::tool_result`] / [`ContentBlock::tool_error`]. Every tool call in a
 //! conversation must be answered before the next request, or providers reject the history;
 //! [`Model::chat`] and [`Model::stream`] add a synthetic error result for any call left
 //! unanswered (a tool that failed, timed out, or an agent restarted mid-turn), see

@@ -166,6 +166,11 @@ pub(crate) fn request_body(http: &HttpSettings, req: &ChatRequest, stream: bool)
             _ => messages.push((message.role, blocks)),
         }
     }
+    // The API wants a user message's tool results before anything else in it (a merge can
+    // have put text first).
+    for (_, blocks) in messages.iter_mut().filter(|(role, _)| *role == Role::User) {
+        blocks.sort_by_key(|b| b["type"] != "tool_result");
+    }
     if let Some(format) = &req.response_format {
         system.push(format!(
             "Answer with a single JSON value and nothing else (no prose, no code fence). It must match this JSON Schema:\n{}",

@@ -3,6 +3,7 @@
 //! The same format is served by DeepSeek, Qwen (DashScope's compatible mode), vLLM, Ollama
 //! (`/v1`), LM Studio, llama.cpp's server and most gateways; only the base URL and key differ.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 
@@ -14,7 +15,7 @@ use super::error::ModelError;
 use super::http::{self, Decoder, SseEvent, SseReader};
 use super::provider::{ChatModel, HttpSettings};
 use super::stream::{StreamEvent, parse_arguments};
-use super::types::{ChatRequest, ChatResponse, ContentBlock, Role, StopReason, ToolChoice, Usage};
+use super::types::{ChatRequest, ChatResponse, ContentBlock, Message, Role, StopReason, ToolChoice, Usage};
 
 /// A chat model behind an OpenAI-compatible `/chat/completions` endpoint.
 ///
@@ -123,64 +124,96 @@ fn tool_choice(choice: &ToolChoice) -> Value {
 
 fn messages(req: &ChatRequest) -> Vec<Value> {
     let mut out = Vec::new();
-    for message in &req.messages {
+    let mut rest = req.messages.as_slice();
+    while let Some(message) = rest.first() {
         match message.role {
-            Role::System => out.push(json!({"role": "system", "content": message.text()})),
+            Role::System => {
+                out.push(json!({"role": "system", "content": message.text()}));
+                rest = &rest[1..];
+            }
             Role::Assistant => {
-                let text = message.text();
-                let calls: Vec<Value> = message
-                    .content
-                    .iter()
-                    .filter_map(|b| match b {
-                        ContentBlock::ToolUse { id, name, input } => {
-                            let arguments = match input {
-                                Value::String(raw) => raw.clone(),
-                                other => other.to_string(),
-                            };
-                            Some(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let mut m = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-                if !calls.is_empty() {
-                    m["tool_calls"] = Value::Array(calls);
-                }
-                out.push(m);
+                out.push(assistant_message(message));
+                rest = &rest[1..];
             }
             Role::User => {
                 // Tool results become `tool` messages, which must directly follow the assistant
-                // message; the other blocks form one user message after them.
-                let mut parts = Vec::new();
-                let mut has_image = false;
-                for block in &message.content {
-                    match block {
-                        ContentBlock::ToolResult {
-                            tool_use_id, content, ..
-                        } => {
-                            out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}));
-                        }
-                        ContentBlock::Text { text } => parts.push(json!({"type": "text", "text": text})),
-                        ContentBlock::Image { url } => {
-                            has_image = true;
-                            parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
-                        }
-                        ContentBlock::ToolUse { .. } => {}
+                // message that made the calls: those of a whole run of user messages go first,
+                // then the other blocks of each, as one user message each.
+                let run = rest.iter().take_while(|m| m.role == Role::User).count();
+                let (users, after) = rest.split_at(run);
+                for block in users.iter().flat_map(|m| &m.content) {
+                    if let ContentBlock::ToolResult {
+                        tool_use_id,
+                        content,
+                        is_error,
+                    } = block
+                    {
+                        out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": tool_content(content, *is_error)}));
                     }
                 }
-                if parts.is_empty() {
-                    continue;
-                }
-                let content = if has_image {
-                    Value::Array(parts)
-                } else {
-                    json!(parts.iter().filter_map(|p| p["text"].as_str()).collect::<String>())
-                };
-                out.push(json!({"role": "user", "content": content}));
+                out.extend(users.iter().filter_map(user_message));
+                rest = after;
             }
         }
     }
     out
+}
+
+/// The chat-completions format has no error flag on a tool result: a failed one says so in its text.
+fn tool_content(content: &str, is_error: bool) -> Cow<'_, str> {
+    if is_error && !content.trim_start().to_ascii_lowercase().starts_with("error") {
+        Cow::Owned(format!("error: {content}"))
+    } else {
+        Cow::Borrowed(content)
+    }
+}
+
+fn assistant_message(message: &Message) -> Value {
+    let text = message.text();
+    let calls: Vec<Value> = message
+        .content
+        .iter()
+        .filter_map(|b| match b {
+            ContentBlock::ToolUse { id, name, input } => {
+                let arguments = match input {
+                    Value::String(raw) => raw.clone(),
+                    other => other.to_string(),
+                };
+                Some(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut m = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
+    if !calls.is_empty() {
+        m["tool_calls"] = Value::Array(calls);
+    }
+    m
+}
+
+/// The text and images of a user message (its tool results are sent apart), if it has any.
+fn user_message(message: &Message) -> Option<Value> {
+    let mut parts = Vec::new();
+    let mut has_image = false;
+    for block in &message.content {
+        match block {
+            ContentBlock::Text { text } => parts.push(json!({"type": "text", "text": text})),
+            ContentBlock::Image { url } => {
+                has_image = true;
+                parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            ContentBlock::ToolResult { .. } | ContentBlock::ToolUse { .. } => {}
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let content = if has_image {
+        Value::Array(parts)
+    } else {
+        json!(parts.iter().filter_map(|p| p["text"].as_str()).collect::<String>())
+    };
+    Some(json!({"role": "user", "content": content}))
 }
 
 pub(crate) fn request_body(http: &HttpSettings, req: &ChatRequest, stream: bool) -> Value {

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use warden_tools::{ToolResult, ToolSchema};
 
 /// Who wrote a [`Message`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +78,31 @@ impl ContentBlock {
             is_error: true,
         }
     }
+
+    /// The result of a tool call as a tool executor returned it, rendered by
+    /// [`warden_tools::to_model_content`]: the output (a JSON string as its text, anything else
+    /// as JSON text), or an error result (`error (<kind>): ...`) when the tool failed, timed out,
+    /// was refused or rejected its arguments. Every outcome answers the call, so the history
+    /// stays valid for the provider.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use warden_agents::model::ContentBlock;
+    /// use warden_agents::tools::ToolError;
+    ///
+    /// let timed_out = Err(ToolError::Timeout { after: Duration::from_secs(30) });
+    /// let ContentBlock::ToolResult { content, is_error, .. } = ContentBlock::tool_outcome("call_1", &timed_out) else {
+    ///     unreachable!()
+    /// };
+    /// assert!(is_error && content.starts_with("error (timeout): tool call timed out"));
+    /// ```
+    pub fn tool_outcome(tool_use_id: impl Into<String>, outcome: &ToolResult) -> Self {
+        Self::ToolResult {
+            tool_use_id: tool_use_id.into(),
+            content: warden_tools::to_model_content(outcome),
+            is_error: outcome.is_err(),
+        }
+    }
 }
 
 /// One message of a conversation.
@@ -139,7 +165,8 @@ pub(crate) fn text_of(blocks: &[ContentBlock]) -> String {
 
 /// A tool the model may call: a name, a description and a JSON Schema for the arguments.
 ///
-/// This is the shape the tools crate exposes its schemas in, so converting is a field copy.
+/// This is the shape the tools crate exposes its schemas in: `ToolSpec::from(&schema)` converts
+/// a [`ToolSchema`] (such as each of `Toolkit::schemas()`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
     /// The tool name (`^[a-zA-Z0-9_-]{1,64}$` for both providers).
@@ -148,6 +175,22 @@ pub struct ToolSpec {
     pub description: String,
     /// The JSON Schema of the arguments (an `"type": "object"` schema).
     pub parameters: Value,
+}
+
+impl From<ToolSchema> for ToolSpec {
+    fn from(schema: ToolSchema) -> Self {
+        Self {
+            name: schema.name.to_string(),
+            description: schema.description.to_string(),
+            parameters: schema.parameters,
+        }
+    }
+}
+
+impl From<&ToolSchema> for ToolSpec {
+    fn from(schema: &ToolSchema) -> Self {
+        schema.clone().into()
+    }
 }
 
 /// Whether and which tool the model must call.
