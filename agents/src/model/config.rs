@@ -125,6 +125,7 @@ impl FromStr for Provider {
 /// and turned into a [`Model`] with [`build`](Self::build).
 /// `Debug` never shows a key (a config holds one only if [`with_api_key`](Self::with_api_key)
 /// was used; files and the environment name the variable instead).
+///
 /// ```
 /// use warden_agents::model::{ModelConfig, Provider};
 /// let config = ModelConfig::from_toml_str(r#"
@@ -136,8 +137,6 @@ impl FromStr for Provider {
 /// assert_eq!(model.name(), "qwen2.5:7b");
 /// # Ok::<(), warden_agents::model::ModelError>(())
 /// ```
-///
-/// [`ModelConfig`]: a model from a TOML or YAML file or from environment variables.
 ///
 /// A config names the provider, the model and the *name* of the variable that holds the key,
 /// never the key itself, so config files can be committed. Swapping providers is a change of
@@ -160,7 +159,11 @@ impl FromStr for Provider {
 /// provider = "openai"
 /// model = "gpt-4o-mini"
 /// ```
+///
+/// Unknown settings are errors, not ignored: a misspelt `base_url` would otherwise send the
+/// key to the provider's default endpoint.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The provider.
     pub provider: Provider,
@@ -374,8 +377,8 @@ impl ModelConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::MissingApiKey`] when the key variable is unset (for a provider that needs
-    /// a key, or when `api_key_env` was given), [`ConfigError::Missing`] for an
+    /// [`ConfigError::MissingApiKey`] when the key variable is unset or empty (for a provider
+    /// that needs a key, or when `api_key_env` was given), [`ConfigError::Missing`] for an
     /// `openai-compatible` provider without `base_url`.
     pub fn build_with_env(&self, var: impl Fn(&str) -> Option<String> + Copy) -> Result<Model, ModelError> {
         let provider = self.provider_with_env(var)?;
@@ -400,17 +403,17 @@ impl ModelConfig {
         if self.model.trim().is_empty() {
             return Err(ConfigError::Missing("model").into());
         }
+        // A variable set to nothing (or blanks) holds no key.
+        let read_key = |name: &str| {
+            var(name)
+                .filter(|key| !key.trim().is_empty())
+                .map(ApiKey::new)
+                .ok_or_else(|| ConfigError::MissingApiKey(name.to_owned()))
+        };
         let key = match (&self.api_key, &self.api_key_env) {
             (Some(key), _) => Some(key.clone()),
-            (None, Some(name)) => Some(ApiKey::new(
-                var(name).ok_or_else(|| ConfigError::MissingApiKey(name.clone()))?,
-            )),
-            (None, None) => match self.provider.default_api_key_env() {
-                Some(name) => Some(ApiKey::new(
-                    var(name).ok_or_else(|| ConfigError::MissingApiKey(name.to_owned()))?,
-                )),
-                None => None,
-            },
+            (None, Some(name)) => Some(read_key(name)?),
+            (None, None) => self.provider.default_api_key_env().map(read_key).transpose()?,
         };
         let mut settings = HttpSettings::new(base_url, self.model.clone())
             .with_api_key(key)

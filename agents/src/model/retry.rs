@@ -26,7 +26,7 @@ use super::error::ModelError;
 /// assert!(policy.backoff(30) <= policy.max_delay);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (so `max_retries + 1` attempts in all). Default 2.
     pub max_retries: u32,
