@@ -21,7 +21,7 @@ pub struct Structured<T> {
 }
 
 /// A schema name providers accept: `[a-zA-Z0-9_-]{1,64}`.
-fn schema_name(raw: &str) -> String {
+pub(crate) fn schema_name(raw: &str) -> String {
     let name: String = raw
         .chars()
         .map(|c| {
@@ -37,7 +37,7 @@ fn schema_name(raw: &str) -> String {
 }
 
 /// The JSON inside the answer: the text, without a Markdown code fence if there is one.
-fn json_text(text: &str) -> &str {
+pub(crate) fn json_text(text: &str) -> &str {
     let trimmed = text.trim();
     let Some(rest) = trimmed.strip_prefix("```") else {
         return trimmed;
