@@ -8,4 +8,11 @@
 pub use warden_supervisor as supervisor;
 pub use warden_tools as tools;
 
+pub mod agent;
+pub mod codec;
+pub mod memory;
+pub mod message;
 pub mod model;
+pub mod react;
+pub mod registry;
+pub mod team;

@@ -1,0 +1,516 @@
+//! Agents as supervised actors: [`Agent`] (the definition), [`AgentRef`] (the address to
+//! [`ask`](AgentRef::ask) and [`tell`](AgentRef::tell)), and the [`Behaviour`] that runs
+//! each task.
+//!
+//! An agent is an Erlang process with an LLM inside. Its [`Agent`] definition is a recipe,
+//! like a child spec: a name, a [`Behaviour`] (such as [`ReAct`](crate::react::ReAct)), a
+//! memory limit, an observer. [`Agent::child_spec`] turns it into a [`ChildSpec`] so it runs
+//! under a [`Supervisor`](warden_supervisor::Supervisor) like any child; every (re)start is a
+//! fresh ractor actor with a fresh state (memory, queue, counters) that no one else can touch.
+//!
+//! # Talking to an agent
+//!
+//! An [`AgentRef`] follows the agent across restarts, like a registered name in OTP. Ask with
+//! a deadline and get exactly one outcome: the [`Reply`], or an [`AgentError`] ([`NotDelivered`],
+//! [`AgentDown`] as soon as the agent dies, [`Timeout`], or the turn's own failure), never a
+//! hang. Tell to fire and forget. Many asks can be in flight at once (to one agent or many):
+//! each is a future, so gather them with `futures` as they complete.
+//!
+//! ```
+//! use std::time::Duration;
+//! use warden_agents::agent::{Agent, Outcome};
+//! use warden_agents::message::AgentMessage;
+//! use warden_agents::model::{Model, OpenAiChat};
+//! use warden_agents::react::ReAct;
+//! use warden_fake_provider::{FakeProvider, Reply};
+//! use warden_supervisor::{Strategy, Supervisor};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fake = FakeProvider::start().await;
+//! fake.push(Reply::text("Paris."));
+//! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
+//!
+//! let agent = Agent::new("geographer", ReAct::builder(model).system("Answer in one word.").build());
+//! let geographer = agent.handle();
+//! let root = Supervisor::builder("root")
+//!     .strategy(Strategy::OneForOne)
+//!     .child(agent.child_spec())
+//!     .spawn()
+//!     .await?;
+//!
+//! let reply = geographer.ask(AgentMessage::user("Capital of France?"), Duration::from_secs(10)).await?;
+//! assert_eq!(reply.outcome, Outcome::Completed);
+//! assert_eq!(reply.text(), "Paris.");
+//! root.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # The mailbox: control before work
+//!
+//! The actor never waits for a turn: each turn runs as a task the actor owns, and new tasks
+//! queue behind it in the actor's state. So [`interrupt`](AgentRef::interrupt),
+//! [`human_input`](AgentRef::human_input) and [`status`](AgentRef::status) are handled at
+//! once, ahead of queued tasks, even while a turn is in flight; stop and kill are ractor's
+//! own signals, which it serves before any message.
+//!
+//! # Interrupt
+//!
+//! [`AgentRef::interrupt`] cancels the turn in flight gracefully: the turn is dropped where
+//! it waits (a model call, tool calls, a human), every tool call it left open is answered
+//! with an "interrupted" error result, so the memory stays valid for the next turn, and the
+//! asker gets a [`Reply`] with [`Outcome::Interrupted`]. Queued tasks then run as usual.
+//!
+//! # Human in the loop
+//!
+//! A turn can suspend until a human decides ([`TurnContext::ask_human`]; a ReAct agent
+//! offers it to its model as the `ask_human` tool). The question goes up the tree as an
+//! escalation that expects an answer; the answer comes back through its responder, or
+//! straight to the agent through [`AgentRef::human_input`]. No CPU is used while waiting; at
+//! the deadline the turn fails with [`TurnError::HumanTimeout`].
+//!
+//! # Failing agents escalate
+//!
+//! After [`escalate_after`](Agent::escalate_after) failed turns in a row (its model or a
+//! tool keeps failing), the agent raises an [`AgentTrouble`] to its supervisor, with the task
+//! and the error, which travels up the tree to whoever handles it (an orchestrator that can
+//! re-plan), as any [`Escalation`](warden_supervisor::Escalation) does.
+//!
+//! [`NotDelivered`]: AgentError::NotDelivered
+//! [`AgentDown`]: AgentError::AgentDown
+//! [`Timeout`]: AgentError::Timeout
+
+mod actor;
+mod behaviour;
+mod error;
+mod event;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ractor::{Actor, ActorCell, ActorRef};
+use tokio::sync::watch;
+use warden_supervisor::{ChildPath, ChildSpec, StartContext, request};
+
+pub use behaviour::{AgentTrouble, Behaviour, HumanAnswer, HumanQuestion, Outcome, Reply, TurnContext, TurnOutput};
+pub use error::{AgentError, TurnError};
+pub use event::{AgentEvent, AgentEventKind, AgentObserver};
+
+use crate::memory::MemoryLimit;
+use crate::message::{Address, AgentMessage};
+use crate::registry::Registry;
+use actor::{AgentActor, AgentMsg, StartArgs};
+
+/// The deadline of control calls ([`interrupt`](AgentRef::interrupt), [`status`](AgentRef::status)).
+const CONTROL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// An agent's definition: a recipe its supervisor starts it from, on every (re)start.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    name: Arc<str>,
+    behaviour: Arc<dyn Behaviour>,
+    memory_limit: MemoryLimit,
+    escalate_after: u32,
+    observer: Option<AgentObserver>,
+    registry: Option<Registry>,
+    handle: AgentRef,
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.name)
+            .field("memory_limit", &self.memory_limit)
+            .field("escalate_after", &self.escalate_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// An agent called `name` (also its child id: non-empty, no `/`) that runs `behaviour`,
+    /// with the default memory limit, escalating after 3 failed turns in a row.
+    pub fn new(name: impl Into<Arc<str>>, behaviour: impl Behaviour) -> Self {
+        let name = name.into();
+        Self {
+            handle: AgentRef::new(name.clone()),
+            name,
+            behaviour: Arc::new(behaviour),
+            memory_limit: MemoryLimit::default(),
+            escalate_after: 3,
+            observer: None,
+            registry: None,
+        }
+    }
+
+    /// Sets the memory limit.
+    pub fn memory(mut self, limit: MemoryLimit) -> Self {
+        self.memory_limit = limit;
+        self
+    }
+
+    /// Escalates an [`AgentTrouble`] after this many failed turns in a row (0: never).
+    pub fn escalate_after(mut self, failed_turns: u32) -> Self {
+        self.escalate_after = failed_turns;
+        self
+    }
+
+    /// Sets a callback that sees every [`AgentEvent`].
+    pub fn observer(mut self, observer: impl Fn(&AgentEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Registers the agent in `registry` by name when it starts (and by path, under a
+    /// supervisor). A start fails if the name belongs to another agent or team.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The handle that reaches whichever incarnation of this agent is running.
+    pub fn handle(&self) -> AgentRef {
+        self.handle.clone()
+    }
+
+    /// A permanent worker spec, with the agent's name as child id, that starts this agent
+    /// with its supervisor's escalator and its path in the tree.
+    pub fn child_spec(&self) -> ChildSpec {
+        let agent = self.clone();
+        ChildSpec::worker(self.name.to_string(), move |ctx: StartContext| {
+            let agent = agent.clone();
+            async move {
+                let args = StartArgs {
+                    escalator: Some(ctx.escalator()),
+                    path: Some(ctx.path().clone()),
+                };
+                ctx.spawn(AgentActor(agent), args).await.map(Into::into)
+            }
+        })
+    }
+
+    /// Spawns the agent without a supervisor (it then cannot escalate: human questions are
+    /// answered only through [`AgentRef::human_input`]).
+    ///
+    /// # Errors
+    ///
+    /// ractor's spawn error (a failed start: the name is taken in the registry).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future while the agent starts drops the half-started actor.
+    pub async fn spawn(&self) -> Result<(AgentRef, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
+        let args = StartArgs {
+            escalator: None,
+            path: None,
+        };
+        let (_actor, join) = Actor::spawn(None, AgentActor(self.clone()), args).await?;
+        Ok((self.handle(), join))
+    }
+}
+
+/// What an agent is doing, in an [`AgentStatus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Activity {
+    /// No turn in flight.
+    Idle,
+    /// A turn is in flight.
+    Working,
+    /// A turn is suspended, waiting for a human.
+    WaitingForHuman,
+}
+
+/// An agent's status, as [`AgentRef::status`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentStatus {
+    /// What it is doing.
+    pub activity: Activity,
+    /// Tasks waiting behind the turn in flight.
+    pub queued: usize,
+    /// Turns finished by this incarnation.
+    pub turns_completed: u64,
+    /// Failed turns in a row.
+    pub consecutive_failures: u32,
+    /// Messages in its memory (0 while a turn holds the memory).
+    pub memory_messages: usize,
+}
+
+#[derive(Clone, Default)]
+struct Incarnation {
+    generation: u64,
+    actor: Option<ActorRef<AgentMsg>>,
+    path: Option<ChildPath>,
+}
+
+struct RefInner {
+    name: Arc<str>,
+    slot: watch::Sender<Incarnation>,
+    load: Arc<AtomicUsize>,
+}
+
+/// Counts a task from when a handle sends it until the agent is done with it (answered,
+/// or dropped with a dead agent).
+pub(crate) struct LoadGuard(Arc<AtomicUsize>);
+
+impl LoadGuard {
+    fn new(load: &Arc<AtomicUsize>) -> Self {
+        load.fetch_add(1, Ordering::Relaxed);
+        Self(load.clone())
+    }
+}
+
+impl Drop for LoadGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The address of one agent, whichever of its incarnations is running (it follows
+/// restarts). Cheap to clone; it does not keep the agent alive.
+#[derive(Clone)]
+pub struct AgentRef {
+    inner: Arc<RefInner>,
+}
+
+impl fmt::Debug for AgentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let slot = self.inner.slot.borrow();
+        f.debug_struct("AgentRef")
+            .field("name", &self.inner.name)
+            .field("generation", &slot.generation)
+            .field("path", &slot.path)
+            .finish()
+    }
+}
+
+impl AgentRef {
+    fn new(name: Arc<str>) -> Self {
+        Self {
+            inner: Arc::new(RefInner {
+                name,
+                slot: watch::Sender::new(Incarnation::default()),
+                load: Arc::new(AtomicUsize::new(0)),
+            }),
+        }
+    }
+
+    /// Publishes a new incarnation; returns its generation.
+    fn publish(&self, actor: ActorRef<AgentMsg>, path: Option<ChildPath>) -> u64 {
+        let mut generation = 0;
+        self.inner.slot.send_modify(|slot| {
+            slot.generation += 1;
+            slot.actor = Some(actor);
+            slot.path = path;
+            generation = slot.generation;
+        });
+        generation
+    }
+
+    /// Withdraws `actor` if it is still the published incarnation.
+    fn withdraw(&self, actor: &ActorRef<AgentMsg>) {
+        self.inner.slot.send_if_modified(|slot| {
+            let ours = slot.actor.as_ref().is_some_and(|a| a.get_id() == actor.get_id());
+            if ours {
+                slot.actor = None;
+            }
+            ours
+        });
+    }
+
+    fn load_guard(&self) -> LoadGuard {
+        LoadGuard::new(&self.inner.load)
+    }
+
+    fn current(&self) -> Result<ActorRef<AgentMsg>, AgentError> {
+        self.inner
+            .slot
+            .borrow()
+            .actor
+            .clone()
+            .ok_or_else(|| AgentError::NotDelivered(self.inner.name.clone()))
+    }
+
+    /// Whether two handles address the same agent.
+    pub fn same_agent(&self, other: &AgentRef) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The agent's address by name.
+    pub fn address(&self) -> Address {
+        Address::Name(self.inner.name.to_string())
+    }
+
+    /// The path of the running incarnation in its tree (none when spawned alone or before
+    /// the first start).
+    pub fn path(&self) -> Option<ChildPath> {
+        self.inner.slot.borrow().path.clone()
+    }
+
+    /// How many times the agent has started (0: never).
+    pub fn generation(&self) -> u64 {
+        self.inner.slot.borrow().generation
+    }
+
+    /// The running incarnation's actor, to monitor (or kill, in a test).
+    pub fn actor(&self) -> Option<ActorCell> {
+        self.inner.slot.borrow().actor.as_ref().map(|a| a.get_cell())
+    }
+
+    /// Whether an incarnation is running.
+    pub fn is_running(&self) -> bool {
+        self.inner
+            .slot
+            .borrow()
+            .actor
+            .as_ref()
+            .is_some_and(|a| a.get_status() <= ractor::ActorStatus::Upgrading)
+    }
+
+    /// Tasks sent through handles and not finished yet (queued or in flight): the measure
+    /// [`RoutePolicy::LeastBusy`](crate::team::RoutePolicy::LeastBusy) routes by.
+    pub fn load(&self) -> usize {
+        self.inner.load.load(Ordering::Relaxed)
+    }
+
+    /// Waits until an incarnation newer than `generation` has started (for example after a
+    /// crash: `wait_started(old_generation, ..)`), at most `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Timeout`] at the deadline.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn wait_started(&self, generation: u64, deadline: Duration) -> Result<u64, AgentError> {
+        let mut rx = self.inner.slot.subscribe();
+        match tokio::time::timeout(
+            deadline,
+            rx.wait_for(|s| s.generation > generation && s.actor.is_some()),
+        )
+        .await
+        {
+            Ok(Ok(slot)) => Ok(slot.generation),
+            Ok(Err(_)) | Err(_) => Err(AgentError::Timeout(deadline)),
+        }
+    }
+
+    /// Sends `task` and waits for the answer, at most `deadline`. A task whose recipient is
+    /// [`Address::Unspecified`] is addressed to this agent.
+    ///
+    /// Exactly one outcome, promptly: the agent's reply, or an error as soon as the agent is
+    /// known to be gone, or at the deadline (built on [`warden_supervisor::request`]).
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::NotDelivered`] if no incarnation is running (it did nothing);
+    /// [`AgentError::AgentDown`] if it died before answering (it may have acted);
+    /// [`AgentError::Timeout`] at the deadline (it may still act);
+    /// [`AgentError::Turn`] when it ran the task and the turn failed.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future abandons the ask: the agent still runs the task, and its answer
+    /// is discarded.
+    pub async fn ask(&self, mut task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
+        let actor = self.current()?;
+        if task.recipient == Address::Unspecified {
+            task.recipient = self.address();
+        }
+        let load = self.load_guard();
+        match request(
+            &actor,
+            |reply| AgentMsg::Task {
+                task,
+                reply: Some(reply),
+                load,
+            },
+            deadline,
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(e) => Err(AgentError::from_request(&self.inner.name, e)),
+        }
+    }
+
+    /// Sends `task` without waiting for an answer.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::NotDelivered`] if no incarnation is running.
+    pub fn tell(&self, mut task: AgentMessage) -> Result<(), AgentError> {
+        let actor = self.current()?;
+        if task.recipient == Address::Unspecified {
+            task.recipient = self.address();
+        }
+        let load = self.load_guard();
+        actor
+            .send_message(AgentMsg::Task {
+                task,
+                reply: None,
+                load,
+            })
+            .map_err(|_| AgentError::NotDelivered(self.inner.name.clone()))
+    }
+
+    /// Interrupts the turn in flight, if any (see the [module docs](self)); answers whether
+    /// there was one. Queued tasks are not affected.
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask), without [`AgentError::Turn`].
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not withdraw the interrupt once sent.
+    pub async fn interrupt(&self) -> Result<bool, AgentError> {
+        let actor = self.current()?;
+        request(&actor, AgentMsg::Interrupt, CONTROL_DEADLINE)
+            .await
+            .map_err(|e| AgentError::from_request(&self.inner.name, e))
+    }
+
+    /// Sends a human's input: the answer to the question the agent is waiting on, or, while
+    /// a turn runs, words the turn reads before its next model call; when the agent is idle,
+    /// a new task (ahead of any queued ones).
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::NotDelivered`] if no incarnation is running.
+    pub fn human_input(&self, text: impl Into<String>) -> Result<(), AgentError> {
+        let actor = self.current()?;
+        actor
+            .send_message(AgentMsg::HumanInput(text.into()))
+            .map_err(|_| AgentError::NotDelivered(self.inner.name.clone()))
+    }
+
+    /// The agent's status.
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask), without [`AgentError::Turn`].
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn status(&self) -> Result<AgentStatus, AgentError> {
+        let actor = self.current()?;
+        request(&actor, AgentMsg::Status, CONTROL_DEADLINE)
+            .await
+            .map_err(|e| AgentError::from_request(&self.inner.name, e))
+    }
+}

@@ -1,0 +1,130 @@
+//! What goes wrong when asking an agent ([`AgentError`]) and inside a turn ([`TurnError`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use warden_supervisor::{EscalationError, RequestError};
+use warden_tools::ToolError;
+
+use crate::message::Address;
+use crate::model::ModelError;
+
+/// Why an [`ask`](super::AgentRef::ask) (or a `tell`, or a control call) got no reply.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The agent was not running when the message was sent: it was never delivered and
+    /// had no effect. Transient: its supervisor restarts it.
+    #[error("agent {0} is not running; message not delivered")]
+    NotDelivered(Arc<str>),
+    /// The agent stopped (killed, crashed, shut down) after the message was delivered and
+    /// before it answered. Transient; the work may or may not have been done.
+    #[error("agent {0} went down before answering")]
+    AgentDown(Arc<str>),
+    /// No answer within the deadline. The agent may still do the work.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// No agent or team has that address.
+    #[error("no agent or team at {0}")]
+    NoSuchAddress(Address),
+    /// A team had no member to route to (none, or the routing function chose none).
+    #[error("team {0} has no member to route to")]
+    NoRoute(Arc<str>),
+    /// The agent ran the task and the turn failed.
+    #[error("turn failed: {0}")]
+    Turn(#[from] TurnError),
+}
+
+impl AgentError {
+    pub(crate) fn from_request(agent: &Arc<str>, e: RequestError) -> Self {
+        match e {
+            RequestError::Timeout(d) => Self::Timeout(d),
+            RequestError::NotDelivered => Self::NotDelivered(agent.clone()),
+            _ => Self::AgentDown(agent.clone()),
+        }
+    }
+
+    /// Whether the message certainly had no effect.
+    pub fn was_not_delivered(&self) -> bool {
+        matches!(self, Self::NotDelivered(_) | Self::NoSuchAddress(_) | Self::NoRoute(_))
+    }
+
+    /// Whether trying again (on the restarted agent, or later) may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::NotDelivered(_) | Self::AgentDown(_) | Self::Timeout(_) => true,
+            Self::Turn(e) => e.is_transient(),
+            Self::NoSuchAddress(_) | Self::NoRoute(_) => false,
+        }
+    }
+}
+
+/// Why a turn failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TurnError {
+    /// The model call failed (after the model's own retries and fallback).
+    #[error("model call failed: {0}")]
+    Model(Arc<ModelError>),
+    /// A tool failed this many times in a row within the turn, and the agent gave up.
+    #[error("tool {tool} failed {failures} times in a row: {last_error}")]
+    ToolFailing {
+        /// The tool.
+        tool: String,
+        /// How many failures in a row.
+        failures: u32,
+        /// The last error.
+        last_error: ToolError,
+    },
+    /// A human was asked and did not answer before the deadline.
+    #[error("no human answer within {0:?}")]
+    HumanTimeout(Duration),
+    /// The final answer did not match the structured-output schema, also after a repair round.
+    #[error("structured output invalid: {0}")]
+    StructuredOutputInvalid(String),
+    /// The task had no text or image to work on.
+    #[error("the task has no text or image content")]
+    EmptyTask,
+    /// Escalating failed (the supervisor is gone).
+    #[error("escalation failed: {0}")]
+    Escalation(EscalationError),
+    /// A behaviour's own failure.
+    #[error("{0}")]
+    Other(Arc<str>),
+}
+
+impl TurnError {
+    /// A behaviour's own failure, from a message.
+    pub fn other(message: impl Into<Arc<str>>) -> Self {
+        Self::Other(message.into())
+    }
+
+    /// Whether the same task may succeed later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Model(e) => e.is_transient(),
+            Self::ToolFailing { last_error, .. } => last_error.is_transient(),
+            Self::HumanTimeout(_) => true,
+            Self::StructuredOutputInvalid(_) | Self::EmptyTask | Self::Escalation(_) | Self::Other(_) => false,
+        }
+    }
+
+    /// A short, stable name of the kind (`"model"`, `"tool_failing"`...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Model(_) => "model",
+            Self::ToolFailing { .. } => "tool_failing",
+            Self::HumanTimeout(_) => "human_timeout",
+            Self::StructuredOutputInvalid(_) => "structured_output_invalid",
+            Self::EmptyTask => "empty_task",
+            Self::Escalation(_) => "escalation",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+impl From<ModelError> for TurnError {
+    fn from(e: ModelError) -> Self {
+        Self::Model(Arc::new(e))
+    }
+}

@@ -1,0 +1,238 @@
+//! Addressing: a [`Registry`] finds agents by name or tree path, and teams by name.
+//!
+//! Any agent can message any other whose address it knows: the registry resolves an
+//! [`Address`] to a [`Target`], one agent or a [`Team`], and a target is asked or told the
+//! same way either way. Agents register themselves when they start
+//! ([`Agent::registry`](crate::agent::Agent::registry)): by name, and by path when they run
+//! under a supervisor. The entries are [`AgentRef`]s, which follow restarts, so an address
+//! stays good across crashes. Names are shared by agents and teams: one name, one target.
+//!
+//! ```
+//! use warden_agents::registry::Registry;
+//! use warden_agents::team::{RoutePolicy, Team};
+//! use warden_agents::message::Address;
+//!
+//! let registry = Registry::new();
+//! registry.register(Team::new("reviewers", RoutePolicy::RoundRobin, []))?;
+//! assert!(registry.lookup(&Address::team("reviewers")).is_some());
+//! assert!(registry.lookup(&Address::name("nobody")).is_none());
+//! # Ok::<(), warden_agents::registry::RegistryError>(())
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use warden_supervisor::ChildPath;
+
+use crate::agent::{AgentError, AgentRef, Reply};
+use crate::message::{Address, AgentMessage};
+use crate::team::Team;
+
+/// What an address resolves to: one agent, or a team addressed like one agent.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Target {
+    /// One agent.
+    Agent(AgentRef),
+    /// A team.
+    Team(Team),
+}
+
+impl From<AgentRef> for Target {
+    fn from(agent: AgentRef) -> Self {
+        Self::Agent(agent)
+    }
+}
+
+impl From<Team> for Target {
+    fn from(team: Team) -> Self {
+        Self::Team(team)
+    }
+}
+
+impl Target {
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Agent(a) => a.name(),
+            Self::Team(t) => t.name(),
+        }
+    }
+
+    /// The target's address.
+    pub fn address(&self) -> Address {
+        match self {
+            Self::Agent(a) => a.address(),
+            Self::Team(t) => t.address(),
+        }
+    }
+
+    /// Asks the agent, or the team by its policy.
+    ///
+    /// # Errors
+    ///
+    /// See [`AgentRef::ask`] and [`Team::ask`].
+    ///
+    /// # Cancellation
+    ///
+    /// As [`AgentRef::ask`].
+    pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
+        match self {
+            Self::Agent(a) => a.ask(task, deadline).await,
+            Self::Team(t) => t.ask(task, deadline).await,
+        }
+    }
+
+    /// Tells the agent, or the team by its policy.
+    ///
+    /// # Errors
+    ///
+    /// See [`AgentRef::tell`] and [`Team::tell`].
+    pub fn tell(&self, task: AgentMessage) -> Result<(), AgentError> {
+        match self {
+            Self::Agent(a) => a.tell(task),
+            Self::Team(t) => t.tell(task),
+        }
+    }
+}
+
+/// A name already belongs to another agent or team.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The name is taken.
+    #[error("name {0:?} is already registered")]
+    NameTaken(String),
+}
+
+#[derive(Default)]
+struct Inner {
+    names: HashMap<String, Target>,
+    paths: HashMap<ChildPath, AgentRef>,
+}
+
+/// A directory of agents and teams. Cheap to clone; clones share the directory.
+#[derive(Clone, Default)]
+pub struct Registry {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<&String> = inner.names.keys().collect();
+        names.sort();
+        f.debug_struct("Registry")
+            .field("names", &names)
+            .field("paths", &inner.paths.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an agent or a team under its name. Registering the same agent again is a
+    /// no-op; a team registered again is replaced.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NameTaken`] if another agent or team has the name.
+    pub fn register(&self, target: impl Into<Target>) -> Result<(), RegistryError> {
+        let target = target.into();
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let name = target.name().to_owned();
+        match (inner.names.get(&name), &target) {
+            (None, _) => {}
+            (Some(Target::Agent(old)), Target::Agent(new)) if old.same_agent(new) => return Ok(()),
+            (Some(Target::Team(old)), Target::Team(new)) if old.same_team(new) => {}
+            (Some(_), _) => return Err(RegistryError::NameTaken(name)),
+        }
+        inner.names.insert(name, target);
+        Ok(())
+    }
+
+    pub(crate) fn register_agent(&self, agent: &AgentRef) -> Result<(), RegistryError> {
+        self.register(agent.clone())
+    }
+
+    pub(crate) fn register_path(&self, path: ChildPath, agent: &AgentRef) {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        inner.paths.insert(path, agent.clone());
+    }
+
+    /// Removes a name (and the paths of the agent it named).
+    pub fn unregister(&self, name: &str) -> Option<Target> {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let removed = inner.names.remove(name);
+        if let Some(Target::Agent(agent)) = &removed {
+            inner.paths.retain(|_, a| !a.same_agent(agent));
+        }
+        removed
+    }
+
+    /// Resolves an address: a name to the agent or team of that name, a team address to a
+    /// team, a path to the agent started there.
+    pub fn lookup(&self, address: &Address) -> Option<Target> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        match address {
+            Address::Name(name) => inner.names.get(name).cloned(),
+            Address::Team(name) => inner.names.get(name).filter(|t| matches!(t, Target::Team(_))).cloned(),
+            Address::Path(path) => inner.paths.get(path).cloned().map(Target::Agent),
+            _ => None,
+        }
+    }
+
+    /// The agent of this name.
+    pub fn agent(&self, name: &str) -> Option<AgentRef> {
+        match self.lookup(&Address::name(name)) {
+            Some(Target::Agent(agent)) => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// The team of this name.
+    pub fn team(&self, name: &str) -> Option<Team> {
+        match self.lookup(&Address::team(name)) {
+            Some(Target::Team(team)) => Some(team),
+            _ => None,
+        }
+    }
+
+    /// Every registered name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = inner.names.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Asks whoever is at `to`; the task's recipient is set to `to`.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::NoSuchAddress`] if nothing is registered there, else as [`Target::ask`].
+    ///
+    /// # Cancellation
+    ///
+    /// As [`AgentRef::ask`].
+    pub async fn ask(&self, to: &Address, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
+        let target = self.lookup(to).ok_or_else(|| AgentError::NoSuchAddress(to.clone()))?;
+        target.ask(task.to(to.clone()), deadline).await
+    }
+
+    /// Tells whoever is at `to`; the task's recipient is set to `to`.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::NoSuchAddress`] if nothing is registered there, else as [`Target::tell`].
+    pub fn tell(&self, to: &Address, task: AgentMessage) -> Result<(), AgentError> {
+        let target = self.lookup(to).ok_or_else(|| AgentError::NoSuchAddress(to.clone()))?;
+        target.tell(task.to(to.clone()))
+    }
+}
