@@ -1,0 +1,214 @@
+//! The fake provider's faults, each seen through the model layer over real HTTP as the typed
+//! error it should be, and the fake provider's record of every request.
+
+#[path = "support/model.rs"]
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Capture, Wire, fast_retry};
+use warden_agents::model::{ChatRequest, Message, ModelError, RetryPolicy};
+use warden_chaos::{FaultAction, Faults};
+use warden_fake_provider::{FakeProvider, Fault, Reply};
+
+fn hi() -> ChatRequest {
+    ChatRequest::new(vec![Message::user("hi")])
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_with_method_path_headers_and_body() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        let request = ChatRequest::new(vec![Message::system("Be brief."), Message::user("Hi there")])
+            .with_temperature(0.5)
+            .with_max_tokens(64);
+        wire.model(&fake).chat(&request).await.unwrap();
+        let sent = fake.wait_for_requests(1).await;
+        let sent = &sent[0];
+        assert_eq!(sent.method, "POST");
+        assert_eq!(sent.path, wire.path());
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        assert_eq!(sent.body["model"], support::MODEL);
+        assert_eq!(sent.body["temperature"], 0.5);
+        assert_eq!(sent.body["max_tokens"], 64);
+        assert!(!sent.is_stream());
+        match wire {
+            Wire::OpenAi => {
+                assert_eq!(
+                    sent.messages(),
+                    [
+                        json!({"role": "system", "content": "Be brief."}),
+                        json!({"role": "user", "content": "Hi there"})
+                    ]
+                );
+                assert_eq!(
+                    sent.header("authorization"),
+                    Some(format!("Bearer {}", support::KEY).as_str())
+                );
+            }
+            Wire::Anthropic => {
+                assert_eq!(sent.body["system"], "Be brief.");
+                assert_eq!(
+                    sent.messages(),
+                    [json!({"role": "user", "content": [{"type": "text", "text": "Hi there"}]})]
+                );
+                assert_eq!(sent.header("x-api-key"), Some(support::KEY));
+            }
+        }
+        // The recorded request's Debug output hides the key.
+        assert!(!format!("{sent:?}").contains(support::KEY));
+    }
+}
+
+#[tokio::test]
+async fn a_request_the_client_gave_up_on_is_recorded_too() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        fake.set_latency(Duration::from_secs(60));
+        let settings = wire.settings(&fake).with_request_timeout(Duration::from_millis(100));
+        let model = wire.model_with(settings).with_retry(fast_retry(1));
+        let e = model.chat(&hi()).await.unwrap_err();
+        assert!(matches!(e, ModelError::Timeout), "{e:?}");
+        assert_eq!(fake.request_count(), 2, "{wire:?}: both attempts were recorded");
+    }
+}
+
+#[tokio::test]
+async fn a_stall_holds_the_request_until_the_caller_gives_up() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        fake.push(Fault::Stall);
+        fake.push(Reply::text("next"));
+        let model = wire.model(&fake);
+        let stalled = tokio::spawn({
+            let model = model.clone();
+            async move { model.chat(&hi()).await }
+        });
+        fake.wait_for_requests(1).await;
+        stalled.abort();
+        assert!(stalled.await.unwrap_err().is_cancelled());
+        // Dropping the call cancelled it; the provider serves the next one.
+        assert_eq!(model.chat(&hi()).await.unwrap().text(), "next");
+        assert_eq!(fake.request_count(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_without_retry_after_backs_off() {
+    let (capture, _guard) = Capture::install();
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        fake.push(Fault::RateLimited {
+            retry_after: None,
+            retry_after_ms: None,
+        });
+        fake.push(Reply::text("ok"));
+        assert_eq!(wire.model(&fake).chat(&hi()).await.unwrap().text(), "ok");
+        assert_eq!(fake.request_count(), 2);
+    }
+    let delays = capture.retry_delays_ms();
+    assert_eq!(delays.len(), 2);
+    assert!(delays.iter().all(|&d| d <= 1), "the policy's 1 ms backoff: {delays:?}");
+}
+
+#[tokio::test]
+async fn malformed_json_is_typed_and_not_retried() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        fake.push(Fault::MalformedJson);
+        let e = wire.model(&fake).chat(&hi()).await.unwrap_err();
+        assert!(matches!(e, ModelError::MalformedResponse { .. }), "{wire:?}: {e:?}");
+        assert!(!e.is_transient());
+        assert_eq!(fake.request_count(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_whole_answer_cut_half_way_is_interrupted_and_retried() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        fake.push(Fault::CutStream { after_chunks: 1 });
+        fake.push(Reply::text("complete"));
+        assert_eq!(wire.model(&fake).chat(&hi()).await.unwrap().text(), "complete");
+        assert_eq!(fake.request_count(), 2);
+
+        fake.push(Fault::CutStream { after_chunks: 1 });
+        let e = wire
+            .model(&fake)
+            .with_retry(RetryPolicy::none())
+            .chat(&hi())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ModelError::StreamInterrupted { .. }), "{wire:?}: {e:?}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_tool_arguments_are_kept_as_raw_text() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        fake.push(Fault::InvalidToolArguments { name: "search".into() });
+        let answer = wire.model(&fake).chat(&hi()).await.unwrap();
+        let calls: Vec<_> = answer.tool_uses().collect();
+        assert_eq!(calls.len(), 1, "{wire:?}");
+        assert_eq!(calls[0].1, "search");
+        assert_eq!(calls[0].2, &json!(r#"{"query": "unterminated"#));
+    }
+}
+
+#[tokio::test]
+async fn an_error_body_that_is_not_json_is_still_classified_by_status() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        let html = "<html><body>502 Bad Gateway</body></html>";
+        for status in [502, 429, 400] {
+            fake.push(Fault::Http {
+                status,
+                headers: vec![("content-type".into(), "text/html".into())],
+                body: html.into(),
+            });
+        }
+        let model = wire.model(&fake).with_retry(RetryPolicy::none());
+        let e = model.chat(&hi()).await.unwrap_err();
+        assert!(matches!(e, ModelError::Server { status: 502, .. }), "{e:?}");
+        let e = model.chat(&hi()).await.unwrap_err();
+        assert!(matches!(e, ModelError::RateLimited { .. }), "{e:?}");
+        let e = model.chat(&hi()).await.unwrap_err();
+        assert!(matches!(e, ModelError::BadRequest { status: 400, .. }), "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_200_that_is_not_the_providers_format_is_malformed() {
+    for wire in Wire::BOTH {
+        for body in ["{}", "[]", "null", r#"{"choices": [{}]}"#, r#"{"content": "text"}"#] {
+            let fake = FakeProvider::start().await;
+            fake.push(Fault::Http {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.into(),
+            });
+            let e = wire.model(&fake).chat(&hi()).await.unwrap_err();
+            assert!(
+                matches!(e, ModelError::MalformedResponse { .. }),
+                "{wire:?} {body}: {e:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn injected_faults_are_retried_like_provider_failures() {
+    let fake = FakeProvider::start().await;
+    let faults = Faults::builder(7).build();
+    let model = Wire::OpenAi.model(&fake).with_faults(faults.clone());
+    faults.arm(&format!("model/{}", model.name()), FaultAction::Fail);
+    assert_eq!(model.chat(&hi()).await.unwrap().text(), "ok");
+    assert_eq!(faults.log().len(), 1, "one injected failure");
+    assert_eq!(
+        fake.request_count(),
+        1,
+        "the injected attempt never reached the provider"
+    );
+}
