@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{Capture, Wire, fast_retry};
-use warden_agents::model::{ChatRequest, Message, ModelError, RetryPolicy};
+use warden_agents::model::{ChatRequest, Message, Model, ModelError, OpenAiChat, RetryPolicy};
 use warden_chaos::{FaultAction, Faults};
 use warden_fake_provider::{FakeProvider, Fault, Reply};
 
@@ -211,4 +211,17 @@ async fn injected_faults_are_retried_like_provider_failures() {
         1,
         "the injected attempt never reached the provider"
     );
+}
+
+#[tokio::test]
+async fn a_request_to_a_wrong_path_is_recorded_and_rejected() {
+    let fake = FakeProvider::start().await;
+    // The Anthropic-style base URL lacks the `/v1` the OpenAI format's paths start with.
+    let model = Model::new(OpenAiChat::new(fake.base_url_anthropic(), "gpt-test"));
+    let e = model.chat(&hi()).await.unwrap_err();
+    assert!(matches!(e, ModelError::BadRequest { status: 404, .. }), "{e:?}");
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 1, "a 404 is not retried");
+    assert_eq!(sent[0].path, "/chat/completions");
+    assert_eq!(sent[0].body["model"], "gpt-test");
 }

@@ -210,9 +210,42 @@ impl Drop for FakeProvider {
     }
 }
 
-async fn not_found(method: Method, uri: Uri) -> Response {
-    let body = serde_json::json!({"error": {"message": format!("no route for {method} {uri}"), "type": "invalid_request_error"}});
+/// Any other path or method: recorded too (a client with a wrong base URL shows up in
+/// [`FakeProvider::requests`]), then a 404.
+async fn not_found(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let message = format!("no route for {method} {uri}");
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    record(&shared, &method, &uri, &headers, json);
+    let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error"}});
     json_response(StatusCode::NOT_FOUND, &body, &[])
+}
+
+/// Records a request and wakes [`FakeProvider::wait_for_requests`]; returns the record.
+fn record(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: Value) -> RecordedRequest {
+    let recorded = RecordedRequest {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let mut requests = lock(&shared.requests);
+    requests.push(recorded.clone());
+    shared.recorded.send_replace(requests.len());
+    recorded
 }
 
 async fn openai(
@@ -244,31 +277,13 @@ async fn serve(
     body: Bytes,
 ) -> Response {
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let recorded = RecordedRequest {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: json.clone(),
-    };
+    // Recorded before the latency, so a request the client gives up on still counts.
+    let recorded = record(&shared, &method, &uri, &headers, json.clone());
     let settings = lock(&shared.settings).clone();
     let authorized = settings.api_key.as_deref().is_none_or(|key| {
         let bearer = format!("Bearer {key}");
         recorded.header("authorization") == Some(bearer.as_str()) || recorded.header("x-api-key") == Some(key)
     });
-    // Recorded before the latency, so a request the client gives up on still counts.
-    {
-        let mut requests = lock(&shared.requests);
-        requests.push(recorded);
-        shared.recorded.send_replace(requests.len());
-    }
     if !settings.latency.is_zero() {
         tokio::time::sleep(settings.latency).await;
     }

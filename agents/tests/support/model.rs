@@ -1,13 +1,14 @@
 //! What the model-layer tests share: models of both wire formats pointed at the fake provider,
-//! fast retry policies, and a `tracing` subscriber that records spans and events.
+//! fast retry policies, and a `tracing` capture of spans and events.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -137,16 +138,33 @@ struct Log {
     events: Vec<EventRecord>,
 }
 
-/// A `tracing` subscriber that records every span and event, of every target and level.
-/// Install it for the current thread with [`Capture::install`].
+/// Records every span and event, of every target and level, made on the thread that
+/// [installed](Capture::install) it.
+///
+/// Tracing caches, per call site, whether any subscriber is interested; with per-thread
+/// default subscribers (`set_default`) that cache races with other tests running in parallel
+/// and a capture can miss spans. So one global subscriber, interested in everything, routes
+/// each span and event to the capture of the thread that made it (spans: to the capture that
+/// saw them created).
 #[derive(Clone, Default)]
 pub struct Capture {
     log: Arc<Mutex<Log>>,
-    next_id: Arc<AtomicU64>,
 }
 
 thread_local! {
-    static CURRENT: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The capture installed on this thread, if any.
+    static ACTIVE: RefCell<Option<Capture>> = const { RefCell::new(None) };
+    /// The spans entered on this thread, innermost last.
+    static ENTERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Clears the thread's capture when dropped.
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.borrow_mut().take());
+    }
 }
 
 struct Visitor<'a>(&'a mut Fields);
@@ -161,12 +179,16 @@ impl Visit for Visitor<'_> {
 }
 
 impl Capture {
-    /// A capture, installed as this thread's default subscriber until the guard drops.
-    /// Tests using it run on a current-thread runtime, so everything they await is seen.
-    pub fn install() -> (Self, tracing::subscriber::DefaultGuard) {
+    /// A capture of what this thread traces, until the guard drops. Tests using it run on a
+    /// current-thread runtime, so everything they await is seen.
+    pub fn install() -> (Self, CaptureGuard) {
+        static ROUTER: OnceLock<()> = OnceLock::new();
+        ROUTER.get_or_init(|| {
+            tracing::subscriber::set_global_default(Router::default()).expect("no other global subscriber");
+        });
         let capture = Self::default();
-        let guard = tracing::subscriber::set_default(capture.clone());
-        (capture, guard)
+        ACTIVE.with(|a| *a.borrow_mut() = Some(capture.clone()));
+        (capture, CaptureGuard(()))
     }
 
     /// The spans named `name`, in creation order.
@@ -200,36 +222,61 @@ impl Capture {
     }
 }
 
-impl Subscriber for Capture {
+/// The global subscriber behind [`Capture`].
+#[derive(Default)]
+struct Router {
+    next_id: AtomicU64,
+    /// Which capture each span belongs to (kept after the span closes: the default
+    /// `clone_span` counts no references, so a close may come while clones still record).
+    owners: Mutex<HashMap<u64, Capture>>,
+}
+
+impl Router {
+    fn owner(&self, span: u64) -> Option<Capture> {
+        self.owners.lock().unwrap().get(&span).cloned()
+    }
+}
+
+impl Subscriber for Router {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut fields = Fields::new();
-        attrs.record(&mut Visitor(&mut fields));
-        let record = SpanRecord {
-            name: attrs.metadata().name().to_owned(),
-            fields,
-        };
-        self.log.lock().unwrap().spans.insert(id, record);
+        if let Some(capture) = ACTIVE.with(|a| a.borrow().clone()) {
+            let mut fields = Fields::new();
+            attrs.record(&mut Visitor(&mut fields));
+            let name = attrs.metadata().name().to_owned();
+            capture
+                .log
+                .lock()
+                .unwrap()
+                .spans
+                .insert(id, SpanRecord { name, fields });
+            self.owners.lock().unwrap().insert(id, capture);
+        }
         Id::from_u64(id)
     }
     fn record(&self, span: &Id, values: &Record<'_>) {
-        let mut log = self.log.lock().unwrap();
-        if let Some(s) = log.spans.get_mut(&span.into_u64()) {
-            values.record(&mut Visitor(&mut s.fields));
+        if let Some(capture) = self.owner(span.into_u64()) {
+            if let Some(s) = capture.log.lock().unwrap().spans.get_mut(&span.into_u64()) {
+                values.record(&mut Visitor(&mut s.fields));
+            }
         }
     }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields::new();
-        event.record(&mut Visitor(&mut fields));
-        let mut log = self.log.lock().unwrap();
         let parent = event
             .parent()
             .map(Id::into_u64)
-            .or_else(|| CURRENT.with(|c| c.borrow().last().copied()));
+            .or_else(|| ENTERED.with(|e| e.borrow().last().copied()));
+        let capture = ACTIVE
+            .with(|a| a.borrow().clone())
+            .or_else(|| parent.and_then(|p| self.owner(p)));
+        let Some(capture) = capture else { return };
+        let mut fields = Fields::new();
+        event.record(&mut Visitor(&mut fields));
+        let mut log = capture.log.lock().unwrap();
         let span = parent.and_then(|id| log.spans.get(&id)).map(|s| s.name.clone());
         log.events.push(EventRecord {
             target: event.metadata().target().to_owned(),
@@ -238,11 +285,11 @@ impl Subscriber for Capture {
         });
     }
     fn enter(&self, span: &Id) {
-        CURRENT.with(|c| c.borrow_mut().push(span.into_u64()));
+        ENTERED.with(|e| e.borrow_mut().push(span.into_u64()));
     }
     fn exit(&self, span: &Id) {
-        CURRENT.with(|c| {
-            let mut stack = c.borrow_mut();
+        ENTERED.with(|e| {
+            let mut stack = e.borrow_mut();
             if let Some(at) = stack.iter().rposition(|&id| id == span.into_u64()) {
                 stack.remove(at);
             }
