@@ -220,14 +220,14 @@ async fn not_found(
     body: Bytes,
 ) -> Response {
     let message = format!("no route for {method} {uri}");
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    record(&shared, &method, &uri, &headers, json);
+    record(&shared, &method, &uri, &headers, &body);
     let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error"}});
     json_response(StatusCode::NOT_FOUND, &body, &[])
 }
 
-/// Records a request and wakes [`FakeProvider::wait_for_requests`]; returns the record.
-fn record(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: Value) -> RecordedRequest {
+/// Records a request (its body as JSON, `Value::Null` if it is not) and wakes
+/// [`FakeProvider::wait_for_requests`]; returns the record.
+fn record(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> RecordedRequest {
     let recorded = RecordedRequest {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -240,7 +240,7 @@ fn record(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body
                 )
             })
             .collect(),
-        body,
+        body: serde_json::from_slice(body).unwrap_or(Value::Null),
     };
     let mut requests = lock(&shared.requests);
     requests.push(recorded.clone());
@@ -276,9 +276,9 @@ async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     // Recorded before the latency, so a request the client gives up on still counts.
-    let recorded = record(&shared, &method, &uri, &headers, json.clone());
+    let recorded = record(&shared, &method, &uri, &headers, &body);
+    let json = recorded.body.clone();
     let settings = lock(&shared.settings).clone();
     let authorized = settings.api_key.as_deref().is_none_or(|key| {
         let bearer = format!("Bearer {key}");
