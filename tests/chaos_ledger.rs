@@ -35,6 +35,7 @@ async fn run_ledger(seed: u64, actions: &[ChaosAction], work: Duration) {
         ledger.clone(),
         Submitters {
             concurrency: 64,
+            first: 0,
             tasks: TASKS,
             rate: None,
             deadline: Duration::from_secs(30),

@@ -196,7 +196,9 @@ pub fn pool(ledger: &Arc<Ledger>, work: Duration, kills_per_second: f64) -> Chil
 pub struct Submitters {
     /// Concurrent submitters.
     pub concurrency: usize,
-    /// Tasks to submit in all (at most the ledger's capacity).
+    /// The first task to submit.
+    pub first: u64,
+    /// Tasks to submit in all, `first..first + tasks` (within the ledger's capacity).
     pub tasks: u64,
     /// Tasks per second in all; `None` for as fast as they go.
     pub rate: Option<f64>,
@@ -206,23 +208,25 @@ pub struct Submitters {
     pub max_attempts: u32,
 }
 
-/// Submits tasks `0..tasks` through `request`, retrying each on a typed error
-/// with the next worker, until every task has an outcome or was given up.
+/// Submits tasks `first..first + tasks` through `request`, retrying each on a
+/// typed error with the next worker, until every task has an outcome or was
+/// given up.
 pub async fn submit_all(ledger: Arc<Ledger>, submitters: Submitters) {
-    let next = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(submitters.first));
     let start = Instant::now();
-    let tasks = submitters.tasks.min(ledger.capacity() as u64);
+    let end = (submitters.first + submitters.tasks).min(ledger.capacity() as u64);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..submitters.concurrency {
         let (ledger, next) = (ledger.clone(), next.clone());
         set.spawn(async move {
             loop {
                 let task = next.fetch_add(1, Ordering::Relaxed);
-                if task >= tasks {
+                if task >= end {
                     return;
                 }
                 if let Some(rate) = submitters.rate {
-                    tokio::time::sleep_until(start + Duration::from_secs_f64(task as f64 / rate)).await;
+                    let nth = task - submitters.first;
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(nth as f64 / rate)).await;
                 }
                 submit_one(&ledger, task, submitters).await;
             }
