@@ -264,17 +264,6 @@ async fn main() -> Result<ExitCode> {
     let recoveries_bytes = recoveries.capacity() * std::mem::size_of::<Duration>();
     let heap_after = heap_bytes() - instruments(&watch) - chaos.heap_bytes() as i64 - recoveries_bytes as i64;
     let rss_after = rss_bytes();
-    {
-        let h1 = heap_bytes();
-        let wb = watch.heap_bytes();
-        let n = watch.tmp_clear();
-        let h2 = heap_bytes();
-        eprintln!(
-            "TMP events {n} watch.heap_bytes {wb} freed by clearing {} sizeof {}",
-            h1 - h2,
-            std::mem::size_of::<(Instant, SupervisorEvent)>()
-        );
-    }
     recoveries.sort();
     let audit = ledger.audit(tasks);
     let escalations = watch.escalations().len();
