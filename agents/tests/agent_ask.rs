@@ -15,7 +15,7 @@ use warden_agents::model::Role;
 use warden_agents::react::ReAct;
 use warden_fake_provider::{FakeProvider, Fault, Reply};
 
-use support::{DEADLINE, model, recorder, root};
+use support::{DEADLINE, model, recorder, root, spawn_ask, wait_for_requests};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ask_answers_the_asker_and_tell_runs_the_task() {
@@ -71,13 +71,8 @@ async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers
     let generation = worker.generation();
 
     // One ask in flight (its model call stalls), one queued behind it.
-    let first = tokio::spawn({
-        let worker = worker.clone();
-        async move { worker.ask(AgentMessage::user("first"), DEADLINE).await }
-    });
-    events
-        .wait_for("worker", |k| matches!(k, AgentEventKind::ModelCalled { .. }))
-        .await;
+    let first = spawn_ask(&worker, "first");
+    wait_for_requests(&fake, 1).await;
     // Polled once, the second ask is sent; the status call behind it finds it queued.
     let second = worker.ask(AgentMessage::user("second"), DEADLINE);
     tokio::pin!(second);
@@ -97,7 +92,11 @@ async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers
     assert_eq!(worker.load(), 0);
 
     // The supervisor restarts it; the same handle reaches the new incarnation.
-    worker.wait_started(generation, DEADLINE).await.unwrap();
+    let restarted = worker.wait_started(generation, DEADLINE).await.unwrap();
+    assert_eq!(restarted, generation + 1);
+    events
+        .wait_for("worker", |k| *k == AgentEventKind::Started { generation: restarted })
+        .await;
     let reply = worker.ask(AgentMessage::user("third"), DEADLINE).await.unwrap();
     assert_eq!(reply.text(), "ok");
     // A fresh incarnation starts with a fresh memory.

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use warden_agents::agent::{AgentEvent, AgentEventKind};
+use tokio::task::JoinHandle;
+use warden_agents::agent::{AgentError, AgentEvent, AgentEventKind, AgentRef, Reply};
+use warden_agents::message::AgentMessage;
 use warden_agents::model::{Model, OpenAiChat, RetryPolicy};
 use warden_fake_provider::FakeProvider;
 use warden_supervisor::{ChildSpec, Escalation, Strategy, Supervisor};
@@ -24,7 +26,7 @@ pub(crate) fn model(fake: &FakeProvider) -> Model {
 pub(crate) struct Events(mpsc::UnboundedReceiver<AgentEvent>);
 
 /// An observer for [`Agent::observer`] and the [`Events`] it feeds.
-pub(crate) fn recorder() -> (impl Fn(&AgentEvent) + Send + Sync + 'static, Events) {
+pub(crate) fn recorder() -> (impl Fn(&AgentEvent) + Clone + Send + Sync + 'static, Events) {
     let (tx, rx) = mpsc::unbounded_channel();
     (move |e: &AgentEvent| drop(tx.send(e.clone())), Events(rx))
 }
@@ -32,11 +34,16 @@ pub(crate) fn recorder() -> (impl Fn(&AgentEvent) + Send + Sync + 'static, Event
 impl Events {
     /// The next event of this agent matching `pred` (earlier ones are skipped).
     pub(crate) async fn wait_for(&mut self, agent: &str, pred: impl Fn(&AgentEventKind) -> bool) -> AgentEventKind {
+        self.next_matching(|e| &*e.agent == agent && pred(&e.kind)).await.kind
+    }
+
+    /// The next event of any agent matching `pred` (earlier ones are skipped).
+    pub(crate) async fn next_matching(&mut self, pred: impl Fn(&AgentEvent) -> bool) -> AgentEvent {
         let wait = async {
             loop {
                 let event = self.0.recv().await.expect("observer dropped");
-                if &*event.agent == agent && pred(&event.kind) {
-                    return event.kind;
+                if pred(&event) {
+                    return event;
                 }
             }
         };
@@ -64,4 +71,24 @@ pub(crate) async fn next_escalation(rx: &mut mpsc::UnboundedReceiver<Escalation>
         .await
         .expect("escalation did not come")
         .expect("handler dropped")
+}
+
+/// Asks `agent` in a task of its own, to await later.
+pub(crate) fn spawn_ask(agent: &AgentRef, text: &str) -> JoinHandle<Result<Reply, AgentError>> {
+    let (agent, task) = (agent.clone(), AgentMessage::user(text));
+    tokio::spawn(async move { agent.ask(task, DEADLINE).await })
+}
+
+/// Waits until `fake` has received `n` requests (so a scripted stall is taken by the request
+/// in flight, not left for the next one). The fake offers no notification, so this yields
+/// until the count is reached.
+pub(crate) async fn wait_for_requests(fake: &FakeProvider, n: usize) {
+    let wait = async {
+        while fake.request_count() < n {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .expect("requests did not come");
 }
