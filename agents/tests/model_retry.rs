@@ -323,7 +323,8 @@ async fn a_timeout_that_persists_is_a_typed_error() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
         fake.set_default_reply(Fault::Stall);
-        let settings = wire.settings(&fake).with_request_timeout(Duration::from_millis(100));
+        // Generous: the server must have read each request before the client gives up on it.
+        let settings = wire.settings(&fake).with_request_timeout(Duration::from_millis(250));
         let e = wire.model_with(settings).chat(&hi()).await.unwrap_err();
         assert!(matches!(e, ModelError::Timeout), "{e:?}");
         assert!(e.is_timeout() && e.is_transient());
