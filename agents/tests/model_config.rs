@@ -79,6 +79,8 @@ async fn a_toml_file_builds_an_openai_format_model_that_sends_a_bearer_key() {
             api_key_env = "{KEY_VAR}"
             temperature = 0.25
             max_tokens = 321
+            timeout_secs = 120
+            idle_timeout_secs = 30
 
             [retry]
             max_retries = 1
@@ -92,6 +94,11 @@ async fn a_toml_file_builds_an_openai_format_model_that_sends_a_bearer_key() {
     let model = config.build_with_env(env).unwrap();
     assert_eq!(model.name(), "qwen2.5:7b");
     assert_eq!(model.retry_policy().max_retries, 1);
+    let settings = format!("{:?}", model.provider());
+    assert!(
+        settings.contains("request_timeout: 120s") && settings.contains("idle_timeout: 30s"),
+        "{settings}"
+    );
 
     fake.push(Reply::text("hello"));
     assert_eq!(model.chat(&hi()).await.unwrap().text(), "hello");

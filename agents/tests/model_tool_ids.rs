@@ -273,3 +273,25 @@ async fn an_error_result_is_marked_as_one_in_both_formats() {
         assert_eq!(sent, [("a".to_owned(), expected.to_owned(), true)], "{wire:?}");
     }
 }
+
+#[tokio::test]
+async fn tool_schemas_from_the_tools_crate_are_sent_in_each_format() {
+    let schema = warden_agents::tools::ToolSchema {
+        name: "weather".into(),
+        description: "The weather in a city.".into(),
+        parameters: weather_tool().parameters,
+    };
+    let request = ChatRequest::new(vec![Message::user("Weather?")]).with_tools(vec![ToolSpec::from(&schema)]);
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        wire.model(&fake).chat(&request).await.unwrap();
+        let tools = fake.requests()[0].body["tools"].clone();
+        let expected = match wire {
+            Wire::OpenAi => json!([{"type": "function", "function": {
+                "name": "weather", "description": "The weather in a city.", "parameters": schema.parameters}}]),
+            Wire::Anthropic => json!([{
+                "name": "weather", "description": "The weather in a city.", "input_schema": schema.parameters}]),
+        };
+        assert_eq!(tools, expected, "{wire:?}");
+    }
+}
