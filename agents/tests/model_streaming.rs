@@ -362,3 +362,51 @@ async fn invalid_streamed_arguments_are_kept_as_text() {
         );
     }
 }
+
+#[tokio::test]
+async fn garbage_streams_are_typed_errors() {
+    let start = "event: message_start\ndata: {\"type\": \"message_start\", \"message\": {}}\n\n";
+    let cases: [(Wire, String, &str); 9] = [
+        (Wire::OpenAi, String::new(), "stream_interrupted"),
+        (Wire::Anthropic, String::new(), "stream_interrupted"),
+        (Wire::OpenAi, "no colon, no blank line".into(), "stream_interrupted"),
+        (
+            Wire::OpenAi,
+            "data: 123\n\ndata: \"text\"\n\n".into(),
+            "stream_interrupted",
+        ),
+        (
+            Wire::OpenAi,
+            "data: {\"choices\": \"no\"}\n\ndata: [DONE\n\n".into(),
+            "malformed_response",
+        ),
+        (Wire::Anthropic, "data: [DONE]\n\n".into(), "malformed_response"),
+        (Wire::Anthropic, "event: error\ndata: {}\n\n".into(), "bad_request"),
+        (
+            Wire::Anthropic,
+            format!(
+                "{start}event: content_block_delta\ndata: {}\n\n",
+                json!({"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": "{}"}})
+            ),
+            "malformed_response",
+        ),
+        (
+            Wire::Anthropic,
+            format!(
+                "{start}event: content_block_start\ndata: {}\n\n",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "name": "x"}})
+            ),
+            "malformed_response",
+        ),
+    ];
+    for (wire, body, kind) in cases {
+        let fake = FakeProvider::start().await;
+        fake.push(sse(body.clone()));
+        let model = wire.model(&fake);
+        let collected = model::collect(model.stream(&hi()).await.unwrap(), "m").await;
+        match collected {
+            Err(e) => assert_eq!(e.kind(), kind, "{wire:?} {body:?}: {e:?}"),
+            Ok(r) => panic!("{wire:?} {body:?}: a success from garbage: {r:?}"),
+        }
+    }
+}
