@@ -226,3 +226,49 @@ async fn a_request_to_a_wrong_path_is_recorded_and_rejected() {
     assert_eq!(sent[0].path, "/chat/completions");
     assert_eq!(sent[0].body["model"], "gpt-test");
 }
+
+#[tokio::test]
+async fn tool_arguments_sent_as_an_object_are_kept() {
+    // Some OpenAI-compatible servers send `arguments` as a JSON object, not as JSON text.
+    let fake = FakeProvider::start().await;
+    let body = json!({
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}]}}]
+    });
+    fake.push(Fault::Http {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string(),
+    });
+    let answer = Wire::OpenAi.model(&fake).chat(&hi()).await.unwrap();
+    let calls: Vec<_> = answer.tool_uses().collect();
+    assert_eq!(calls, [("call_1", "add", &json!({"a": 1, "b": 2}))]);
+
+    // The same in a stream.
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let stream = [
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_2", "function": {"name": "add", "arguments": {"a": 3}}}]}),
+            json!(null),
+        ),
+        chunk(json!({}), json!("tool_calls")),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    fake.push(Fault::Http {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        body: stream.concat(),
+    });
+    let model = Wire::OpenAi.model(&fake);
+    let answer = warden_agents::model::collect(model.stream(&hi()).await.unwrap(), "m")
+        .await
+        .unwrap();
+    let calls: Vec<_> = answer.tool_uses().collect();
+    assert_eq!(calls, [("call_2", "add", &json!({"a": 3}))]);
+}

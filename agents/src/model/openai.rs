@@ -289,14 +289,16 @@ pub(crate) fn parse_response(json: &Value, model: &str) -> Result<ChatResponse, 
                 .pointer("/function/name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| malformed("tool call without name"))?;
-            let args = call
-                .pointer("/function/arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            // JSON text, as OpenAI sends it; some compatible servers send the object itself.
+            let input = match call.pointer("/function/arguments") {
+                Some(Value::String(args)) => parse_arguments(args),
+                Some(Value::Null) | None => parse_arguments(""),
+                Some(object) => object.clone(),
+            };
             content.push(ContentBlock::ToolUse {
                 id: id.to_owned(),
                 name: name.to_owned(),
-                input: parse_arguments(args),
+                input,
             });
         }
     }
@@ -355,15 +357,14 @@ impl Decoder for OpenAiDecoder {
                             .to_owned();
                         out.push_back(StreamEvent::ToolUseStart { index, id, name });
                     }
-                    if let Some(fragment) = call
-                        .pointer("/function/arguments")
-                        .and_then(Value::as_str)
-                        .filter(|a| !a.is_empty())
-                    {
-                        out.push_back(StreamEvent::ToolUseArgsDelta {
-                            index,
-                            fragment: fragment.to_owned(),
-                        });
+                    // A fragment of JSON text; some compatible servers send the whole object.
+                    let fragment = match call.pointer("/function/arguments") {
+                        Some(Value::String(text)) => text.clone(),
+                        Some(Value::Null) | None => String::new(),
+                        Some(object) => object.to_string(),
+                    };
+                    if !fragment.is_empty() {
+                        out.push_back(StreamEvent::ToolUseArgsDelta { index, fragment });
                     }
                 }
             }
