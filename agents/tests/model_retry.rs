@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
+use serde_json::json;
 use support::{Capture, Wire, dead_url, fast_retry};
 use warden_agents::model::{ChatRequest, Message, Model, ModelError, OpenAiChat, RetryPolicy};
 use warden_fake_provider::{FakeProvider, Fault, Reply};
@@ -157,6 +158,28 @@ async fn a_quota_error_is_never_retried() {
     let e = Wire::OpenAi.model(&fake).chat(&hi()).await.unwrap_err();
     assert!(matches!(e, ModelError::QuotaExceeded), "{e:?}");
     assert_eq!(fake.request_count(), 1);
+
+    // Anthropic's spend limits: a 400, and a 429 that no wait cures.
+    for (status, kind, message) in [
+        (
+            400,
+            "invalid_request_error",
+            "You have reached your specified API usage limits. You will regain access on 2026-04-01 at 00:00 UTC.",
+        ),
+        (
+            429,
+            "rate_limit_error",
+            "Extra usage is required for long context requests.",
+        ),
+    ] {
+        let fake = FakeProvider::start().await;
+        let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+        fake.push(http(status, &[("retry-after", "1")], &body.to_string()));
+        let e = Wire::Anthropic.model(&fake).chat(&hi()).await.unwrap_err();
+        assert!(matches!(e, ModelError::QuotaExceeded), "{status}: {e:?}");
+        assert!(e.warrants_fallback());
+        assert_eq!(fake.request_count(), 1);
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -22,7 +22,7 @@ pub enum ModelError {
         should_retry: Option<bool>,
     },
     /// A quota or spend limit is exhausted (429 `insufficient_quota`, 402, Anthropic's "credit
-    /// balance is too low"). Permanent: retrying only spends more requests; a fallback model at
+    /// balance is too low" or "reached your specified API usage limits"). Permanent: retrying only spends more requests; a fallback model at
     /// another provider may still answer.
     #[error("quota or spend limit exceeded")]
     QuotaExceeded,

@@ -83,11 +83,21 @@ pub(crate) fn error_fields(body: &Value) -> (Vec<String>, String) {
     (kinds, message)
 }
 
+/// What Anthropic says (as a 400, or a 429 `rate_limit_error`) when a spend limit, not a
+/// rate, is the problem: retrying does not help until someone pays.
+const SPEND_LIMIT_MESSAGES: [&str; 4] = [
+    "credit balance is too low",
+    "reached your specified api usage limits",
+    "extra usage is required",
+    "usage credits are required",
+];
+
 fn is_quota(kinds: &[String], message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
     kinds
         .iter()
         .any(|k| k == "insufficient_quota" || k == "billing_hard_limit_reached")
-        || message.contains("credit balance is too low")
+        || SPEND_LIMIT_MESSAGES.iter().any(|m| message.contains(m))
 }
 
 /// Classifies an error response by status, headers and body.
