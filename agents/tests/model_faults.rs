@@ -231,10 +231,14 @@ async fn a_request_to_a_wrong_path_is_recorded_and_rejected() {
 async fn tool_arguments_sent_as_an_object_are_kept() {
     // Some OpenAI-compatible servers send `arguments` as a JSON object, not as JSON text.
     let fake = FakeProvider::start().await;
+    // And some send no id: the call gets one, as in a stream, so its result can answer it.
     let body = json!({
         "model": "m",
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}]}}]
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}},
+                {"type": "function", "function": {"name": "add", "arguments": "{}"}}
+            ]}}]
     });
     fake.push(Fault::Http {
         status: 200,
@@ -243,7 +247,13 @@ async fn tool_arguments_sent_as_an_object_are_kept() {
     });
     let answer = Wire::OpenAi.model(&fake).chat(&hi()).await.unwrap();
     let calls: Vec<_> = answer.tool_uses().collect();
-    assert_eq!(calls, [("call_1", "add", &json!({"a": 1, "b": 2}))]);
+    assert_eq!(
+        calls,
+        [
+            ("call_1", "add", &json!({"a": 1, "b": 2})),
+            ("warden_call_1", "add", &json!({}))
+        ]
+    );
 
     // The same in a stream.
     let chunk = |delta: serde_json::Value, finish: serde_json::Value| {

@@ -261,6 +261,12 @@ fn usage(v: &Value) -> Usage {
     }
 }
 
+/// The id of a tool call a server sent without one (some OpenAI-compatible servers do): unlike
+/// the providers' own ids, so it cannot collide with another call's in the same answer.
+fn synthetic_id(index: usize) -> String {
+    format!("warden_call_{index}")
+}
+
 fn malformed(detail: &str) -> ModelError {
     ModelError::MalformedResponse {
         detail: detail.to_owned(),
@@ -280,11 +286,13 @@ pub(crate) fn parse_response(json: &Value, model: &str) -> Result<ChatResponse, 
         content.push(ContentBlock::text(text));
     }
     if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
-        for call in calls {
+        for (position, call) in calls.iter().enumerate() {
+            // Some compatible servers send no id; the stream decoder names such calls the same way.
             let id = call
                 .get("id")
                 .and_then(Value::as_str)
-                .ok_or_else(|| malformed("tool call without id"))?;
+                .filter(|id| !id.is_empty())
+                .map_or_else(|| synthetic_id(position), str::to_owned);
             let name = call
                 .pointer("/function/name")
                 .and_then(Value::as_str)
@@ -296,7 +304,7 @@ pub(crate) fn parse_response(json: &Value, model: &str) -> Result<ChatResponse, 
                 Some(object) => object.clone(),
             };
             content.push(ContentBlock::ToolUse {
-                id: id.to_owned(),
+                id,
                 name: name.to_owned(),
                 input,
             });
@@ -349,7 +357,8 @@ impl Decoder for OpenAiDecoder {
                         let id = call
                             .get("id")
                             .and_then(Value::as_str)
-                            .map_or_else(|| format!("call_{index}"), str::to_owned);
+                            .filter(|id| !id.is_empty())
+                            .map_or_else(|| synthetic_id(index), str::to_owned);
                         let name = call
                             .pointer("/function/name")
                             .and_then(Value::as_str)
