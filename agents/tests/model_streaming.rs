@@ -410,3 +410,16 @@ async fn garbage_streams_are_typed_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_line_that_never_ends_is_an_error_not_unbounded_memory() {
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        fake.push(sse(format!("data: {}", "x".repeat(9 << 20))));
+        let (_, error) = drain(wire, &fake).await;
+        assert!(
+            matches!(&error, Some(ModelError::MalformedResponse { detail }) if detail.contains("longer than")),
+            "{wire:?}: {error:?}"
+        );
+    }
+}

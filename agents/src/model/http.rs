@@ -208,6 +208,10 @@ pub(crate) struct SseEvent {
     pub(crate) data: String,
 }
 
+/// The longest line a stream may send: a server that never ends its line cannot make the reader
+/// buffer without bound. (Real events are a few kilobytes at most.)
+pub(crate) const MAX_SSE_LINE: usize = 8 << 20;
+
 /// Reads server-sent events from a byte stream, with an idle timeout between chunks.
 pub(crate) struct SseReader {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -251,7 +255,15 @@ impl SseReader {
                 None => self.body.next().await,
             };
             match chunk {
-                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Ok(bytes)) => {
+                    // Complete lines were taken above: what was buffered is one unfinished line.
+                    self.buf.extend_from_slice(&bytes);
+                    if self.buf.len() > MAX_SSE_LINE && !bytes.contains(&b'\n') {
+                        return Err(ModelError::MalformedResponse {
+                            detail: format!("stream line longer than {MAX_SSE_LINE} bytes"),
+                        });
+                    }
+                }
                 Some(Err(e)) if e.is_timeout() => return Err(ModelError::Timeout),
                 Some(Err(e)) => {
                     return Err(ModelError::StreamInterrupted {
