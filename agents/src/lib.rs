@@ -13,6 +13,7 @@ pub mod codec;
 pub mod memory;
 pub mod message;
 pub mod model;
+pub mod pattern;
 pub mod react;
 pub mod registry;
 pub mod team;

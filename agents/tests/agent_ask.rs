@@ -15,7 +15,7 @@ use warden_agents::model::Role;
 use warden_agents::react::ReAct;
 use warden_fake_provider::{FakeProvider, Fault, Reply};
 
-use support::{DEADLINE, model, recorder, root, spawn_ask, wait_for_requests};
+use support::{DEADLINE, model, recorder, root, spawn_ask};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ask_answers_the_asker_and_tell_runs_the_task() {
@@ -63,7 +63,9 @@ async fn ask_answers_the_asker_and_tell_runs_the_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers() {
     let fake = FakeProvider::start().await;
-    fake.push(Fault::Stall);
+    // Every model call stalls until the restart. (A default, not a scripted reply: the
+    // stalled request's handler may run late, and must not take a reply meant for later.)
+    fake.set_default_reply(Fault::Stall);
     let (observer, mut events) = recorder();
     let agent = Agent::new("worker", ReAct::builder(model(&fake)).build()).observer(observer);
     let worker = agent.handle();
@@ -72,7 +74,7 @@ async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers
 
     // One ask in flight (its model call stalls), one queued behind it.
     let first = spawn_ask(&worker, "first");
-    wait_for_requests(&fake, 1).await;
+    fake.wait_for_requests(1).await;
     // Polled once, the second ask is sent; the status call behind it finds it queued.
     let second = worker.ask(AgentMessage::user("second"), DEADLINE);
     tokio::pin!(second);
@@ -97,6 +99,7 @@ async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers
     events
         .wait_for("worker", |k| *k == AgentEventKind::Started { generation: restarted })
         .await;
+    fake.set_default_reply(Reply::text("ok"));
     let reply = worker.ask(AgentMessage::user("third"), DEADLINE).await.unwrap();
     assert_eq!(reply.text(), "ok");
     // A fresh incarnation starts with a fresh memory.

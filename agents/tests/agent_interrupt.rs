@@ -14,12 +14,14 @@ use warden_agents::react::ReAct;
 use warden_fake_provider::{FakeProvider, Fault, Reply, ToolCall};
 use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 
-use support::{DEADLINE, model, recorder, root, spawn_ask, wait_for_requests};
+use support::{DEADLINE, model, recorder, root, spawn_ask};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupting_a_model_call_answers_interrupted_and_the_agent_carries_on() {
     let fake = FakeProvider::start().await;
-    fake.push(Fault::Stall);
+    // A default, not a scripted reply: the stalled request's handler may run late, and must
+    // not take a reply meant for the next request.
+    fake.set_default_reply(Fault::Stall);
     let (observer, mut events) = recorder();
     let agent = Agent::new("thinker", ReAct::builder(model(&fake)).build()).observer(observer);
     let thinker = agent.handle();
@@ -27,7 +29,7 @@ async fn interrupting_a_model_call_answers_interrupted_and_the_agent_carries_on(
 
     assert!(!thinker.interrupt().await.unwrap(), "nothing to interrupt when idle");
     let asked = spawn_ask(&thinker, "think hard");
-    wait_for_requests(&fake, 1).await;
+    fake.wait_for_requests(1).await;
     assert!(thinker.interrupt().await.unwrap());
     let reply = asked.await.unwrap().unwrap();
     assert_eq!(reply.outcome, Outcome::Interrupted);
@@ -39,6 +41,7 @@ async fn interrupting_a_model_call_answers_interrupted_and_the_agent_carries_on(
         AgentEventKind::Interrupted { closed_tool_calls: 0 }
     );
 
+    fake.set_default_reply(Reply::text("ok"));
     let reply = thinker.ask(AgentMessage::user("simpler"), DEADLINE).await.unwrap();
     assert_eq!(reply.outcome, Outcome::Completed);
     assert_eq!(thinker.status().await.unwrap().activity, Activity::Idle);
@@ -106,18 +109,32 @@ async fn interrupting_tool_calls_closes_every_open_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_stops_only_the_turn_in_flight() {
+    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
+    let toolkit = Toolkit::new().tool(tool_fn("block", "Never finishes.", move |_: Value| {
+        let started_tx = started_tx.clone();
+        async move {
+            let _ = started_tx.send(());
+            std::future::pending::<()>().await;
+            Ok::<_, ToolError>("never")
+        }
+    }));
+    let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
     let fake = FakeProvider::start().await;
-    fake.push(Fault::Stall);
+    fake.push(Reply::tool_call("block", json!({})));
     fake.push(Reply::text("second done"));
-    let agent = Agent::new("queue", ReAct::builder(model(&fake)).build());
+    let agent = Agent::new(
+        "queue",
+        ReAct::builder(model(&fake)).tools(toolkit, executor.client()).build(),
+    );
     let queue = agent.handle();
-    let (root, _escalations) = root(vec![agent.child_spec()]).await;
+    let (root, _escalations) = root(vec![executor.child_spec("tools"), agent.child_spec()]).await;
 
     let first = spawn_ask(&queue, "first");
-    wait_for_requests(&fake, 1).await;
+    started.recv().await.unwrap();
     let second = queue.ask(AgentMessage::user("second"), DEADLINE);
     tokio::pin!(second);
     assert!(futures::poll!(&mut second).is_pending());
+    assert_eq!(queue.status().await.unwrap().queued, 1);
     assert!(queue.interrupt().await.unwrap());
     assert_eq!(first.await.unwrap().unwrap().outcome, Outcome::Interrupted);
     let second = second.await.unwrap();

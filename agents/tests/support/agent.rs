@@ -78,17 +78,3 @@ pub(crate) fn spawn_ask(agent: &AgentRef, text: &str) -> JoinHandle<Result<Reply
     let (agent, task) = (agent.clone(), AgentMessage::user(text));
     tokio::spawn(async move { agent.ask(task, DEADLINE).await })
 }
-
-/// Waits until `fake` has received `n` requests (so a scripted stall is taken by the request
-/// in flight, not left for the next one). The fake offers no notification, so this yields
-/// until the count is reached.
-pub(crate) async fn wait_for_requests(fake: &FakeProvider, n: usize) {
-    let wait = async {
-        while fake.request_count() < n {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(DEADLINE, wait)
-        .await
-        .expect("requests did not come");
-}

@@ -1,0 +1,12 @@
+//! Orchestration patterns built on [`ask`](crate::agent::AgentRef::ask): a sequential
+//! [`Pipeline`] and a [`FanOut`] that yields answers as they arrive.
+//!
+//! Each pattern is plain async code over [`Target`](crate::registry::Target)s (agents or
+//! teams), with the same exactly-once, deadline-bounded asks underneath: a stage or a branch
+//! that dies or hangs is an error for that stage or branch, never a hang of the whole.
+
+mod fan_out;
+mod pipeline;
+
+pub use fan_out::{Answered, FanOut};
+pub use pipeline::{Pipeline, PipelineError, PipelineRun, StageFailure};
