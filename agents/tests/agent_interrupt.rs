@@ -16,6 +16,21 @@ use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 
 use support::{DEADLINE, model, recorder, root, spawn_ask};
 
+/// A toolkit with one tool that says it started, then never returns, and its executor.
+fn never_returning_tool(name: &str) -> (Toolkit, ToolExecutor, mpsc::UnboundedReceiver<()>) {
+    let (started_tx, started) = mpsc::unbounded_channel::<()>();
+    let toolkit = Toolkit::new().tool(tool_fn(name.to_owned(), "Never finishes.", move |_: Value| {
+        let started_tx = started_tx.clone();
+        async move {
+            let _ = started_tx.send(());
+            std::future::pending::<()>().await;
+            Ok::<_, ToolError>("never")
+        }
+    }));
+    let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
+    (toolkit, executor, started)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupting_a_model_call_answers_interrupted_and_the_agent_carries_on() {
     let fake = FakeProvider::start().await;
@@ -50,17 +65,7 @@ async fn interrupting_a_model_call_answers_interrupted_and_the_agent_carries_on(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupting_tool_calls_closes_every_open_call() {
-    // Each call says it started, then never returns.
-    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
-    let toolkit = Toolkit::new().tool(tool_fn("slow", "Never finishes.", move |_: Value| {
-        let started_tx = started_tx.clone();
-        async move {
-            let _ = started_tx.send(());
-            std::future::pending::<()>().await;
-            Ok::<_, ToolError>("never")
-        }
-    }));
-    let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
+    let (toolkit, executor, mut started) = never_returning_tool("slow");
     let fake = FakeProvider::start().await;
     fake.push(Reply::TextAndToolCalls(
         "Working on it.".into(),
@@ -109,16 +114,7 @@ async fn interrupting_tool_calls_closes_every_open_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_stops_only_the_turn_in_flight() {
-    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
-    let toolkit = Toolkit::new().tool(tool_fn("block", "Never finishes.", move |_: Value| {
-        let started_tx = started_tx.clone();
-        async move {
-            let _ = started_tx.send(());
-            std::future::pending::<()>().await;
-            Ok::<_, ToolError>("never")
-        }
-    }));
-    let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
+    let (toolkit, executor, mut started) = never_returning_tool("block");
     let fake = FakeProvider::start().await;
     fake.push(Reply::tool_call("block", json!({})));
     fake.push(Reply::text("second done"));

@@ -12,14 +12,7 @@ use warden_agents::react::ReAct;
 use warden_agents::registry::Target;
 use warden_fake_provider::{FakeProvider, Fault, Reply};
 
-use support::{DEADLINE, model, root};
-
-fn agents(fake: &FakeProvider, names: &[&str]) -> Vec<Agent> {
-    names
-        .iter()
-        .map(|n| Agent::new(*n, ReAct::builder(model(fake)).build()))
-        .collect()
-}
+use support::{DEADLINE, model, react_agents, root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_hands_each_answer_to_the_next_stage() {
@@ -29,7 +22,7 @@ async fn a_pipeline_hands_each_answer_to_the_next_stage() {
         Reply::text("edited draft"),
         Reply::text("final text"),
     ]);
-    let stages = agents(&fake, &["writer", "editor", "publisher"]);
+    let stages = react_agents(&fake, &["writer", "editor", "publisher"]);
     let (root, _escalations) = root(stages.iter().map(Agent::child_spec).collect()).await;
 
     let task = AgentMessage::user("Write about supervisors.").with_metadata("job", serde_json::json!(7));
@@ -54,7 +47,7 @@ async fn a_pipeline_hands_each_answer_to_the_next_stage() {
 async fn a_failing_stage_stops_the_pipeline_with_what_was_done() {
     let fake = FakeProvider::start().await;
     fake.push_all([Reply::text("draft"), Reply::Fault(Fault::Status(400))]);
-    let stages = agents(&fake, &["writer", "editor", "publisher"]);
+    let stages = react_agents(&fake, &["writer", "editor", "publisher"]);
     let (root, _escalations) = root(stages.iter().map(Agent::child_spec).collect()).await;
 
     let err = Pipeline::new(stages.iter().map(Agent::handle))
@@ -82,7 +75,7 @@ async fn fan_out_yields_answers_as_they_arrive() {
     let (slow_fake, fake) = (FakeProvider::start().await, FakeProvider::start().await);
     slow_fake.set_default_reply(Fault::Stall);
     let slow = Agent::new("slow", ReAct::builder(model(&slow_fake)).build());
-    let quick = agents(&fake, &["q1", "q2"]);
+    let quick = react_agents(&fake, &["q1", "q2"]);
     let mut children = vec![slow.child_spec()];
     children.extend(quick.iter().map(Agent::child_spec));
     let (root, _escalations) = root(children).await;

@@ -15,14 +15,7 @@ use warden_agents::team::{RoutePolicy, Team};
 use warden_fake_provider::{FakeProvider, Fault, Reply};
 use warden_supervisor::ChildPath;
 
-use support::{DEADLINE, model, recorder, root};
-
-fn members(fake: &FakeProvider, names: &[&str]) -> Vec<Agent> {
-    names
-        .iter()
-        .map(|n| Agent::new(*n, ReAct::builder(model(fake)).build()))
-        .collect()
-}
+use support::{DEADLINE, model, react_agents, recorder, root};
 
 fn sender(reply: Result<warden_agents::agent::Reply, AgentError>) -> String {
     reply.unwrap().message.sender.to_string()
@@ -32,7 +25,7 @@ fn sender(reply: Result<warden_agents::agent::Reply, AgentError>) -> String {
 async fn round_robin_takes_turns_and_the_team_is_addressed_like_an_agent() {
     let fake = FakeProvider::start().await;
     let registry = Registry::new();
-    let agents: Vec<Agent> = members(&fake, &["a", "b", "c"])
+    let agents: Vec<Agent> = react_agents(&fake, &["a", "b", "c"])
         .into_iter()
         .map(|a| a.registry(&registry))
         .collect();
@@ -67,7 +60,7 @@ async fn least_busy_avoids_the_member_with_work_in_flight() {
     slow_fake.push(Fault::Stall);
     let (observer, mut events) = recorder();
     let busy = Agent::new("busy", ReAct::builder(model(&slow_fake)).build()).observer(observer);
-    let others = members(&fake, &["x", "y"]);
+    let others = react_agents(&fake, &["x", "y"]);
     let team = Team::new(
         "pool",
         RoutePolicy::LeastBusy,
@@ -129,7 +122,7 @@ async fn broadcast_reaches_every_member_and_ask_all_yields_each_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routing_function_of_the_users_picks_the_member() {
     let fake = FakeProvider::start().await;
-    let agents = members(&fake, &["billing", "tech"]);
+    let agents = react_agents(&fake, &["billing", "tech"]);
     let by_topic = RoutePolicy::custom(|task, members| {
         let text = task.text();
         members.iter().position(|m| text.contains(m.name()))

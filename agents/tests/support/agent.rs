@@ -78,3 +78,11 @@ pub(crate) fn spawn_ask(agent: &AgentRef, text: &str) -> JoinHandle<Result<Reply
     let (agent, task) = (agent.clone(), AgentMessage::user(text));
     tokio::spawn(async move { agent.ask(task, DEADLINE).await })
 }
+
+/// ReAct agents of these names, all thinking with `fake`.
+pub(crate) fn react_agents(fake: &FakeProvider, names: &[&str]) -> Vec<warden_agents::agent::Agent> {
+    names
+        .iter()
+        .map(|n| warden_agents::agent::Agent::new(*n, warden_agents::react::ReAct::builder(model(fake)).build()))
+        .collect()
+}
