@@ -56,8 +56,11 @@ fn retry_after(value: impl Into<String>) -> Fault {
 /// A model whose own backoff (a minute) is far longer than any test tolerates, so a retry that
 /// happens at all waited what the provider asked.
 fn patient(wire: Wire, fake: &FakeProvider) -> Model {
-    wire.model(fake)
-        .with_retry(RetryPolicy::default().with_base_delay(Duration::from_secs(60)))
+    wire.model(fake).with_retry(
+        RetryPolicy::default()
+            .with_max_retries(5)
+            .with_base_delay(Duration::from_secs(60)),
+    )
 }
 
 async fn fail(fake: &FakeProvider, model: &Model, fault: Fault) -> ModelError {
@@ -191,13 +194,16 @@ async fn retry_after_ms_is_the_wait() {
             retry_after: Some("7".into()),
             retry_after_ms: Some(12),
         });
+        // Honoured on 5xx and 529 too, not only on 429.
+        fake.push(http(503, &[("retry-after-ms", "5")], "{}"));
+        fake.push(http(529, &[("retry-after-ms", "3")], "{}"));
         fake.push(Reply::text("ok"));
         assert_eq!(patient(wire, &fake).chat(&hi()).await.unwrap().text(), "ok");
-        assert_eq!(fake.request_count(), 2);
+        assert_eq!(fake.request_count(), 4);
     }
     assert_eq!(
         capture.retry_delays_ms(),
-        [12, 12],
+        [12, 5, 3, 12, 5, 3],
         "retry-after-ms wins over retry-after"
     );
 }
