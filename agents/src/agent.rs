@@ -412,7 +412,7 @@ impl AgentRef {
     /// [`Address::Unspecified`] is addressed to this agent.
     ///
     /// Exactly one outcome, promptly: the agent's reply, or an error as soon as the agent is
-    /// known to be gone, or at the deadline (built on [`warden_supervisor::request`]).
+    /// known to be gone, or at the deadline (built on [`warden_supervisor::request()`]).
     ///
     /// # Errors
     ///
