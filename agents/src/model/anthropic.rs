@@ -70,7 +70,7 @@ impl AnthropicMessages {
         let url = format!("{}/v1/messages", self.http.base_url.trim_end_matches('/'));
         let mut request = self
             .http
-            .client
+            .client()
             .post(url)
             .header("anthropic-version", ANTHROPIC_VERSION)
             .json(body);

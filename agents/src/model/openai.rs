@@ -67,7 +67,7 @@ impl OpenAiChat {
 
     fn request(&self, body: &Value) -> reqwest::RequestBuilder {
         let url = format!("{}/chat/completions", self.http.base_url.trim_end_matches('/'));
-        let mut request = self.http.client.post(url).json(body);
+        let mut request = self.http.client().post(url).json(body);
         if let Some(key) = &self.http.api_key {
             request = request.bearer_auth(key.expose());
         }

@@ -1,7 +1,7 @@
 //! The [`ChatModel`] trait every provider implements, and the [`HttpSettings`] both HTTP providers share.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -38,17 +38,43 @@ pub trait ChatModel: Send + Sync + fmt::Debug + 'static {
     fn stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, ModelError>>;
 }
 
-fn shared_client() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build()
-                .unwrap_or_default()
-        })
-        .clone()
+fn build_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_default()
+}
+
+/// The HTTP client (and so the connection pool) shared by all models on the current tokio
+/// runtime.
+///
+/// Not one per process: a pooled connection is driven by a task of the runtime that opened it,
+/// so a connection checked out by another runtime while the first one is idle (not polled, as a
+/// finished `#[tokio::test]` or a runtime blocked in sync code) hangs until the request times
+/// out. Each runtime gets its own client, retired when the runtime shuts down (a parked task
+/// holds a marker that is dropped with the runtime's tasks).
+fn runtime_client() -> reqwest::Client {
+    type Clients = Vec<(tokio::runtime::Id, Weak<()>, reqwest::Client)>;
+    static CLIENTS: Mutex<Clients> = Mutex::new(Vec::new());
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return build_client();
+    };
+    let id = runtime.id();
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    // Runtime ids are reused once a runtime is gone: only a live marker vouches for a client.
+    clients.retain(|(_, alive, _)| alive.strong_count() > 0);
+    if let Some((_, _, client)) = clients.iter().find(|(of, _, _)| *of == id) {
+        return client.clone();
+    }
+    let client = build_client();
+    let marker = Arc::new(());
+    clients.push((id, Arc::downgrade(&marker), client.clone()));
+    runtime.spawn(async move {
+        let _alive = marker;
+        std::future::pending::<()>().await;
+    });
+    client
 }
 
 /// HTTP settings of a provider: endpoint, model, key, timeouts and sampling defaults.
@@ -56,7 +82,8 @@ fn shared_client() -> reqwest::Client {
 /// `Debug` never shows the key.
 #[derive(Clone)]
 pub struct HttpSettings {
-    pub(crate) client: reqwest::Client,
+    /// `None`: the current runtime's shared client, looked up for each request.
+    pub(crate) client: Option<reqwest::Client>,
     pub(crate) base_url: String,
     pub(crate) model: String,
     pub(crate) api_key: Option<ApiKey>,
@@ -86,11 +113,12 @@ impl HttpSettings {
     /// Default idle timeout between two chunks of a stream: 5 minutes.
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-    /// Settings for `model` at `base_url`, with the process-wide shared HTTP client (one
-    /// connection pool for all models), no key and default timeouts.
+    /// Settings for `model` at `base_url`, no key and default timeouts. Requests use the HTTP
+    /// client (one connection pool) shared by all models on the tokio runtime that sends them,
+    /// so a model can be built outside a runtime and used on several.
     pub fn new(base_url: String, model: String) -> Self {
         Self {
-            client: shared_client(),
+            client: None,
             base_url,
             model,
             api_key: None,
@@ -101,10 +129,18 @@ impl HttpSettings {
         }
     }
 
-    /// Uses this HTTP client (proxies, custom roots...).
+    /// Uses this HTTP client (proxies, custom roots...) instead of the runtime's shared one.
+    ///
+    /// Its connection pool is driven by the runtime that opened each connection: use it on one
+    /// runtime (see [`new`](Self::new)).
     pub fn with_client(mut self, client: reqwest::Client) -> Self {
-        self.client = client;
+        self.client = Some(client);
         self
+    }
+
+    /// The client a request is sent with: the one given, else the current runtime's.
+    pub(crate) fn client(&self) -> reqwest::Client {
+        self.client.clone().unwrap_or_else(runtime_client)
     }
 
     /// Sends this key.
