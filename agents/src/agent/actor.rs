@@ -34,11 +34,12 @@ pub(crate) type ReplyPort = RpcReplyPort<Result<Reply, AgentError>>;
 
 /// The agent actor's messages.
 pub(crate) enum AgentMsg {
-    /// A task; `reply` is `None` for a `tell`.
+    /// A task; `reply` is `None` for a `tell`. (The load is released before the reply port,
+    /// should the message be dropped.)
     Task {
         task: AgentMessage,
-        reply: Option<ReplyPort>,
         load: LoadGuard,
+        reply: Option<ReplyPort>,
     },
     /// Interrupt the turn in flight; answers whether there was one.
     Interrupt(RpcReplyPort<bool>),
@@ -93,16 +94,17 @@ pub(crate) struct StartArgs {
 /// The actor: the agent's definition.
 pub(crate) struct AgentActor(pub(crate) Agent);
 
+/// Fields drop in order: the load is released before the asker can see the outcome.
 struct Pending {
     task: AgentMessage,
-    reply: Option<ReplyPort>,
     _load: LoadGuard,
+    reply: Option<ReplyPort>,
 }
 
 struct Current {
     turn: u64,
-    reply: Option<ReplyPort>,
     _load: LoadGuard,
+    reply: Option<ReplyPort>,
     interrupt: Option<oneshot::Sender<()>>,
     human: mpsc::UnboundedSender<String>,
     waiting: bool,
@@ -227,7 +229,10 @@ impl AgentActor {
                 Err(AgentError::Turn(error))
             }
         };
-        if let Some(port) = current.reply {
+        // The task no longer counts as load once its asker can see the answer.
+        let Current { reply, _load, .. } = current;
+        drop(_load);
+        if let Some(port) = reply {
             let _ = port.send(answer);
         }
     }
