@@ -41,6 +41,9 @@ enum EchoMsg {
     Ask(i64, RpcReplyPort<i64>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for EchoMsg {}
+
 impl Actor for Echo {
     type Msg = EchoMsg;
     type State = ();
