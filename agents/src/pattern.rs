@@ -6,7 +6,9 @@
 //! that dies or hangs is an error for that stage or branch, never a hang of the whole.
 
 mod fan_out;
+mod hub;
 mod pipeline;
 
 pub use fan_out::{Answered, FanOut};
+pub use hub::{Hub, HubEntry, HubError, HubRound, Spoke, Turns};
 pub use pipeline::{Pipeline, PipelineError, PipelineRun, StageFailure};
