@@ -5,10 +5,12 @@
 //! teams), with the same exactly-once, deadline-bounded asks underneath: a stage or a branch
 //! that dies or hangs is an error for that stage or branch, never a hang of the whole.
 
+mod evaluator;
 mod fan_out;
 mod hub;
 mod pipeline;
 
+pub use evaluator::{Attempt, Evaluation, EvaluatorError, EvaluatorOptimizer, Optimized, Stopped};
 pub use fan_out::{Answered, FanOut};
 pub use hub::{Hub, HubEntry, HubError, HubRound, Spoke, Turns};
 pub use pipeline::{Pipeline, PipelineError, PipelineRun, StageFailure};

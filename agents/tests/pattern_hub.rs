@@ -1,26 +1,18 @@
 //! The broadcast hub: members under a real supervisor, thinking on the fake provider, hear
 //! each other's replies, and join and leave while the conversation runs.
 
+#[path = "support/pattern.rs"]
+mod pattern_support;
 #[path = "support/agent.rs"]
 mod support;
 
 use warden_agents::agent::{Agent, AgentError, TurnError};
 use warden_agents::message::Address;
 use warden_agents::pattern::{Hub, HubError, Turns};
-use warden_fake_provider::{FakeProvider, Fault, RecordedRequest, Reply};
+use warden_fake_provider::{FakeProvider, Fault, Reply};
 
+use pattern_support::task_text;
 use support::{DEADLINE, react_agents, root};
-
-/// The task text of the last user message of a request.
-fn task_text(request: &RecordedRequest) -> String {
-    let messages = request.messages();
-    let last = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .expect("a user message");
-    last["content"].as_str().expect("text content").to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_hear_each_others_replies_in_turn() {
