@@ -9,19 +9,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use warden_agents::agent::{AgentError, AgentEvent, AgentEventKind, AgentRef, Reply};
 use warden_agents::message::AgentMessage;
-use warden_agents::model::{HttpSettings, Model, OpenAiChat, RetryPolicy};
+use warden_agents::model::{Model, OpenAiChat, RetryPolicy};
 use warden_fake_provider::FakeProvider;
 use warden_supervisor::{ChildSpec, Escalation, Strategy, Supervisor};
 
 /// Long enough never to be reached when things work.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A model on `fake` that does not retry (faults fail at once). It has an HTTP client of
-/// its own: the process-wide shared client would pool connections across the tests'
-/// runtimes, and a connection whose runtime is gone can hang a request.
+/// A model on `fake` that does not retry (faults fail at once).
 pub(crate) fn model(fake: &FakeProvider) -> Model {
-    let settings = HttpSettings::new(fake.base_url_openai(), "gpt-test".into()).with_client(reqwest::Client::new());
-    Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test").with_settings(settings))
+    Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))
         .with_retry(RetryPolicy::default().with_max_retries(0))
 }
 
