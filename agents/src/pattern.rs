@@ -8,9 +8,14 @@
 mod evaluator;
 mod fan_out;
 mod hub;
+mod orchestrator;
 mod pipeline;
 
 pub use evaluator::{Attempt, Evaluation, EvaluatorError, EvaluatorOptimizer, Optimized, Stopped};
 pub use fan_out::{Answered, FanOut};
 pub use hub::{Hub, HubEntry, HubError, HubRound, Spoke, Turns};
+pub use orchestrator::{
+    FailureReason, Orchestrator, OrchestratorBuilder, OrchestratorError, OrchestratorEvent, OrchestratorRun, Plan,
+    Subtask, SubtaskResult, WorkerConcern, WorkerEscalation, WorkerFailure, WorkerRequest, WorkerSpec,
+};
 pub use pipeline::{Pipeline, PipelineError, PipelineRun, StageFailure};

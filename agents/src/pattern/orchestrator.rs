@@ -1,0 +1,931 @@
+//! [`Orchestrator`]: a planner splits a question into subtasks, workers created at run time
+//! under a dynamic supervisor do them concurrently, and the planner re-plans when a worker
+//! fails or escalates; a synthesizer writes the answer from the results.
+//!
+//! This is orchestrator-workers the OTP way. The orchestrator owns a *workers* supervisor,
+//! started as a child of a supervisor of yours ([`OrchestratorBuilder::start`]). For each
+//! subtask it asks your factory for a [`WorkerSpec`] (an [`Agent`] and its companions, such
+//! as the [`ToolExecutor`](warden_tools::ToolExecutor) it calls) and starts them with
+//! [`Supervisor::start_child`] as a supervisor of their own, `workers/w<n>`:
+//!
+//! ```text
+//! your-supervisor
+//! └── workers              the orchestrator's pool (escalations from below come to it)
+//!     ├── w1               one worker: its companions, then its agent (temporary)
+//!     │   ├── tools
+//!     │   └── researcher
+//!     └── w2 ...
+//! ```
+//!
+//! Workers run concurrently (at most [`max_concurrent`](OrchestratorBuilder::max_concurrent)
+//! at once), each asked its subtask with a deadline. A worker *fails* when:
+//!
+//! * its ask fails: it was killed or crashed ([`AgentError::AgentDown`]), timed out, or its
+//!   turn failed (its model or a tool kept failing);
+//! * it finishes without completing (interrupted, out of iterations, no text);
+//! * anything below it escalates to the workers supervisor while it works: its tool
+//!   executor's breaker opened ([`CircuitOpened`]), its agent kept failing
+//!   ([`AgentTrouble`]), or its own supervisor gave up ([`GiveUp`]). The orchestrator stops
+//!   that worker at once rather than wait for it.
+//!
+//! A failed worker is stopped and its subtree removed, and the planner is asked to re-plan:
+//! it is told what failed and why, what is done and what is still running, and answers the
+//! subtasks to start now (maybe none). At most [`max_replans`](OrchestratorBuilder::max_replans)
+//! times a run, and at most [`max_workers`](OrchestratorBuilder::max_workers) workers a run.
+//! When no worker is left to run, the synthesizer is asked the question with every result.
+//! Escalations the orchestrator does not take (a human question, anything from outside a
+//! running worker) go on up the tree as usual.
+//!
+//! The planner answers a [`Plan`]: build it with
+//! [`ReActBuilder::structured_output::<Plan>()`](crate::react::ReActBuilder::structured_output)
+//! (a JSON text answer is read too). Bad plans from a model never panic: ids are made unique,
+//! empty tasks dropped, and an answer that is not a plan is a typed error.
+//!
+//! ```
+//! use std::time::Duration;
+//! use serde_json::json;
+//! use warden_agents::agent::Agent;
+//! use warden_agents::model::{Model, OpenAiChat};
+//! use warden_agents::pattern::{Orchestrator, Plan, WorkerSpec};
+//! use warden_agents::react::ReAct;
+//! use warden_fake_provider::{FakeProvider, Reply};
+//! use warden_supervisor::Supervisor;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fake = FakeProvider::start().await;
+//! fake.push_all([
+//!     Reply::json(json!({"subtasks": [{"id": "origins", "task": "Where does OTP come from?"}]})),
+//!     Reply::text("Ericsson, 1998."),
+//!     Reply::text("OTP comes from Ericsson (1998)."),
+//! ]);
+//! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
+//! let planner = Agent::new("planner", ReAct::builder(model.clone()).structured_output::<Plan>().build());
+//! let synthesizer = Agent::new("synthesizer", ReAct::builder(model.clone()).build());
+//! let root = Supervisor::builder("root")
+//!     .child(planner.child_spec())
+//!     .child(synthesizer.child_spec())
+//!     .spawn()
+//!     .await?;
+//!
+//! let factory = move |_: &_| WorkerSpec::new(Agent::new("researcher", ReAct::builder(model.clone()).build()));
+//! let orchestrator = Orchestrator::builder(planner.handle(), synthesizer.handle(), factory)
+//!     .worker_deadline(Duration::from_secs(10))
+//!     .start(&root, "workers")
+//!     .await?;
+//! let run = orchestrator.run("Where does OTP come from?").await?;
+//! assert_eq!(run.answer.text(), "OTP comes from Ericsson (1998).");
+//! assert_eq!(run.results[0].reply.text(), "Ericsson, 1998.");
+//! assert_eq!(run.workers_started, 1);
+//! root.stop().await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use warden_supervisor::{
+    ChildError, ChildPath, ChildSpec, Disposition, Escalation, GiveUp, NoProc, Restart, Strategy, Supervisor,
+};
+use warden_tools::circuit_breaker::CircuitOpened;
+
+use crate::agent::{Agent, AgentError, AgentRef, AgentTrouble, Outcome, Reply};
+use crate::message::{Address, AgentMessage};
+use crate::model::json_text;
+
+/// The planner's answer: the subtasks to start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Plan {
+    /// The subtasks, each for one worker.
+    pub subtasks: Vec<Subtask>,
+}
+
+/// One subtask of a [`Plan`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Subtask {
+    /// A short id, unique in the run (made unique if it is not).
+    #[serde(default)]
+    pub id: String,
+    /// What the worker must do.
+    pub task: String,
+}
+
+/// What the orchestrator asks a worker factory for: a worker for one subtask.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkerRequest {
+    /// The worker's id, `w<n>`: its supervisor's child id under the workers supervisor.
+    pub worker: Arc<str>,
+    /// The how-manieth worker of this orchestrator it is, from 1.
+    pub number: u64,
+    /// The subtask it will be asked.
+    pub subtask: Subtask,
+}
+
+/// What a worker factory returns: the worker's agent and what runs beside it (its tool
+/// executor...), all started under the worker's own supervisor, companions first.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct WorkerSpec {
+    /// The agent asked the subtask. Its name is its child id (unique among its companions).
+    pub agent: Agent,
+    /// Children started before the agent, in order.
+    pub companions: Vec<ChildSpec>,
+}
+
+impl WorkerSpec {
+    /// A worker that is just `agent`.
+    pub fn new(agent: Agent) -> Self {
+        Self {
+            agent,
+            companions: Vec::new(),
+        }
+    }
+
+    /// The same worker with a companion (started before the agent, after earlier ones).
+    pub fn with(mut self, companion: ChildSpec) -> Self {
+        self.companions.push(companion);
+        self
+    }
+}
+
+type Factory = Arc<dyn Fn(&WorkerRequest) -> WorkerSpec + Send + Sync>;
+type Observer = Arc<dyn Fn(&OrchestratorEvent) + Send + Sync>;
+
+/// What a worker's subtree escalated.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum WorkerConcern {
+    /// A tool's circuit breaker opened.
+    CircuitOpened(CircuitOpened),
+    /// The agent kept failing.
+    AgentTrouble(Box<AgentTrouble>),
+    /// A supervisor in the worker's subtree gave up.
+    GaveUp(GiveUp),
+}
+
+impl fmt::Display for WorkerConcern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CircuitOpened(c) => write!(f, "the circuit breaker of tool {} opened", c.breaker),
+            Self::AgentTrouble(t) => write!(
+                f,
+                "agent {} failed {} turns in a row: {}",
+                t.agent, t.consecutive_failures, t.error
+            ),
+            Self::GaveUp(g) => write!(f, "supervisor {} gave up", g.supervisor),
+        }
+    }
+}
+
+impl WorkerConcern {
+    fn of(escalation: &Escalation) -> Option<Self> {
+        if let Some(opened) = escalation.concern::<CircuitOpened>() {
+            Some(Self::CircuitOpened(opened.clone()))
+        } else if let Some(trouble) = escalation.concern::<AgentTrouble>() {
+            Some(Self::AgentTrouble(Box::new(trouble.clone())))
+        } else {
+            escalation.give_up().map(|g| Self::GaveUp(g.clone()))
+        }
+    }
+}
+
+/// An escalation that reached the orchestrator from a worker's subtree.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkerEscalation {
+    /// The worker.
+    pub worker: Arc<str>,
+    /// Its subtask's id.
+    pub subtask: String,
+    /// Who raised it (the tool executor, the agent, a supervisor).
+    pub origin: ChildPath,
+    /// What it is about.
+    pub concern: WorkerConcern,
+}
+
+/// Why a worker failed.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// Its ask failed: it went down (killed, crashed), timed out, or its turn failed.
+    Ask(AgentError),
+    /// It finished without completing its subtask.
+    Incomplete(Outcome),
+    /// Its subtree escalated while it worked; it was stopped.
+    Escalated(WorkerConcern),
+    /// It could not be started.
+    StartFailed(String),
+    /// The run had started as many workers as it may.
+    OutOfWorkers,
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ask(e) => write!(f, "{e}"),
+            Self::Incomplete(outcome) => write!(f, "it ended {} without an answer", outcome.as_str()),
+            Self::Escalated(concern) => write!(f, "escalated: {concern}"),
+            Self::StartFailed(e) => write!(f, "could not start: {e}"),
+            Self::OutOfWorkers => f.write_str("no worker left in the run's budget"),
+        }
+    }
+}
+
+/// A worker that failed, and why.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkerFailure {
+    /// The worker (empty when none was started).
+    pub worker: Arc<str>,
+    /// Its subtask.
+    pub subtask: Subtask,
+    /// Why.
+    pub reason: FailureReason,
+}
+
+/// A subtask done.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SubtaskResult {
+    /// The worker that did it.
+    pub worker: Arc<str>,
+    /// The subtask.
+    pub subtask: Subtask,
+    /// Its answer.
+    pub reply: Reply,
+}
+
+/// What an orchestrator reports as it runs (to an [`observer`](OrchestratorBuilder::observer)).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum OrchestratorEvent {
+    /// The planner's first plan.
+    Planned {
+        /// Its subtasks.
+        subtasks: Vec<Subtask>,
+    },
+    /// A worker started.
+    WorkerStarted {
+        /// Its id.
+        worker: Arc<str>,
+        /// Its subtask.
+        subtask: Subtask,
+        /// Its agent.
+        agent: AgentRef,
+    },
+    /// A worker completed its subtask.
+    WorkerDone {
+        /// Its id.
+        worker: Arc<str>,
+        /// Its subtask's id.
+        subtask: String,
+    },
+    /// An escalation from a worker's subtree reached the orchestrator.
+    Escalated(WorkerEscalation),
+    /// A worker failed and was stopped.
+    WorkerFailed(WorkerFailure),
+    /// The planner re-planned after a failure.
+    Replanned {
+        /// The worker whose failure it answered.
+        after: Arc<str>,
+        /// The subtasks it added.
+        subtasks: Vec<Subtask>,
+    },
+    /// The synthesizer is writing the answer.
+    Synthesizing {
+        /// How many subtasks are done.
+        results: usize,
+    },
+}
+
+/// A finished run.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct OrchestratorRun {
+    /// The synthesizer's answer.
+    pub answer: Reply,
+    /// The subtasks done, in the order they finished.
+    pub results: Vec<SubtaskResult>,
+    /// The workers that failed, in order.
+    pub failures: Vec<WorkerFailure>,
+    /// The escalations that reached the orchestrator, in order.
+    pub escalations: Vec<WorkerEscalation>,
+    /// How many times the planner re-planned.
+    pub replans: u32,
+    /// Re-plans that failed (the run went on without them).
+    pub replan_errors: Vec<OrchestratorError>,
+    /// How many workers were started.
+    pub workers_started: u32,
+}
+
+/// What went wrong with an orchestrator.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrchestratorError {
+    /// The workers supervisor could not be started.
+    #[error("could not start the workers supervisor: {0}")]
+    Start(ChildError),
+    /// The supervisor to start it under is gone.
+    #[error(transparent)]
+    NoProc(#[from] NoProc),
+    /// The planner's ask failed.
+    #[error("planner failed: {0}")]
+    Planner(AgentError),
+    /// The planner's answer is not a [`Plan`].
+    #[error("the planner's answer is not a plan: {0}")]
+    InvalidPlan(String),
+    /// Every subtask failed: there is nothing to synthesize.
+    #[error("no subtask completed ({} failed)", .failures.len())]
+    NothingCompleted {
+        /// The failures.
+        failures: Vec<WorkerFailure>,
+    },
+    /// The synthesizer's ask failed, or it did not complete.
+    #[error("synthesizer failed: {0}")]
+    Synthesizer(AgentError),
+    /// The synthesizer finished without completing.
+    #[error("synthesizer ended {} without an answer", .0.as_str())]
+    NoAnswer(Outcome),
+}
+
+/// Builds an [`Orchestrator`]; see the [module docs](self).
+#[must_use = "a builder does nothing until started"]
+pub struct OrchestratorBuilder(Settings);
+
+/// What an orchestrator is made of.
+struct Settings {
+    planner: AgentRef,
+    synthesizer: AgentRef,
+    factory: Factory,
+    plan_deadline: Duration,
+    worker_deadline: Duration,
+    max_replans: u32,
+    max_workers: u32,
+    max_concurrent: usize,
+    observer: Option<Observer>,
+}
+
+impl fmt::Debug for OrchestratorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrchestratorBuilder")
+            .field("planner", &self.0.planner.name())
+            .field("synthesizer", &self.0.synthesizer.name())
+            .field("max_replans", &self.0.max_replans)
+            .field("max_workers", &self.0.max_workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrchestratorBuilder {
+    /// The deadline of each planner and synthesizer ask (default 2 minutes).
+    pub fn plan_deadline(mut self, deadline: Duration) -> Self {
+        self.0.plan_deadline = deadline;
+        self
+    }
+
+    /// The deadline of each worker's ask (default 5 minutes).
+    pub fn worker_deadline(mut self, deadline: Duration) -> Self {
+        self.0.worker_deadline = deadline;
+        self
+    }
+
+    /// At most this many re-plans per run (default 3); later failures stay failures.
+    pub fn max_replans(mut self, n: u32) -> Self {
+        self.0.max_replans = n;
+        self
+    }
+
+    /// At most this many workers started per run (default 16).
+    pub fn max_workers(mut self, n: u32) -> Self {
+        self.0.max_workers = n;
+        self
+    }
+
+    /// At most this many workers at work at once (default 8, at least 1).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.0.max_concurrent = n.max(1);
+        self
+    }
+
+    /// A callback that sees every [`OrchestratorEvent`]; it must return quickly.
+    pub fn observer(mut self, observer: impl Fn(&OrchestratorEvent) + Send + Sync + 'static) -> Self {
+        self.0.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Starts the workers supervisor as a child `id` of `parent` (one-for-one, its children
+    /// temporary) and returns the orchestrator.
+    ///
+    /// # Errors
+    ///
+    /// [`OrchestratorError::Start`] if the child cannot be started (the id is taken...),
+    /// [`OrchestratorError::NoProc`] if `parent` is gone.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not undo a start already sent.
+    pub async fn start(self, parent: &Supervisor, id: &str) -> Result<Orchestrator, OrchestratorError> {
+        let routes: Routes = Arc::new(Mutex::new(HashMap::new()));
+        let path = parent.path().join(id);
+        let handler = {
+            let (routes, path) = (routes.clone(), path.clone());
+            move |escalation: Escalation| dispatch(&routes, &path, escalation)
+        };
+        let spec = Supervisor::builder(id)
+            .strategy(Strategy::OneForOne)
+            .intensity(1_000, Duration::from_secs(1))
+            .escalation_handler(handler)
+            .into_child();
+        parent.start_child(spec).await.map_err(OrchestratorError::Start)?;
+        let workers = parent
+            .which_children()
+            .await?
+            .into_iter()
+            .find(|c| c.id() == id)
+            .and_then(|c| c.supervisor())
+            .ok_or_else(|| {
+                OrchestratorError::NoProc(NoProc {
+                    supervisor: path.clone(),
+                })
+            })?;
+        Ok(Orchestrator {
+            inner: Arc::new(Inner {
+                settings: self.0,
+                workers,
+                routes,
+                next_worker: Mutex::new(0),
+            }),
+        })
+    }
+}
+
+/// Where escalations from each running worker go: that worker's run.
+type Routes = Arc<Mutex<HashMap<Arc<str>, mpsc::UnboundedSender<Escalation>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The worker (`workers/<worker>/...`) an escalation comes from.
+fn worker_of<'a>(workers: &ChildPath, origin: &'a ChildPath) -> Option<&'a str> {
+    let below = origin.as_str().strip_prefix(workers.as_str())?.strip_prefix('/')?;
+    below.split('/').next().filter(|w| !w.is_empty())
+}
+
+/// The workers supervisor's escalation handler: a worker's concerns go to its run, the
+/// rest up the tree.
+fn dispatch(routes: &Routes, workers: &ChildPath, escalation: Escalation) -> Disposition {
+    if escalation.expects_answer() || WorkerConcern::of(&escalation).is_none() {
+        return Disposition::Escalate(escalation);
+    }
+    let Some(worker) = worker_of(workers, escalation.origin()) else {
+        return Disposition::Escalate(escalation);
+    };
+    let Some(run) = lock(routes).get(worker).cloned() else {
+        return Disposition::Escalate(escalation);
+    };
+    match run.send(escalation) {
+        Ok(()) => Disposition::Handled,
+        Err(mpsc::error::SendError(escalation)) => Disposition::Escalate(escalation),
+    }
+}
+
+struct Inner {
+    settings: Settings,
+    workers: Supervisor,
+    routes: Routes,
+    next_worker: Mutex<u64>,
+}
+
+/// An orchestrator of workers; see the [module docs](self). Cheap to clone; runs may go on
+/// concurrently.
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("planner", &self.inner.settings.planner.name())
+            .field("synthesizer", &self.inner.settings.synthesizer.name())
+            .field("workers", self.inner.workers.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A worker at work.
+struct Working {
+    subtask: Subtask,
+}
+
+/// One run's state.
+struct Run {
+    question: String,
+    pending: VecDeque<Subtask>,
+    working: HashMap<Arc<str>, Working>,
+    ids: HashSet<String>,
+    results: Vec<SubtaskResult>,
+    failures: Vec<WorkerFailure>,
+    escalations: Vec<WorkerEscalation>,
+    replans: u32,
+    replan_errors: Vec<OrchestratorError>,
+    started: u32,
+}
+
+/// Stops the workers of a run that is dropped before it ends.
+struct Cleanup {
+    workers: Supervisor,
+    routes: Routes,
+    live: HashSet<Arc<str>>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.live.is_empty() {
+            return;
+        }
+        let mut routes = lock(&self.routes);
+        for worker in &self.live {
+            routes.remove(worker);
+        }
+        drop(routes);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (workers, live) = (self.workers.clone(), std::mem::take(&mut self.live));
+            runtime.spawn(async move {
+                for worker in live {
+                    let _ = workers.terminate_child(&worker).await;
+                }
+            });
+        }
+    }
+}
+
+type Asked = BoxFuture<'static, (Arc<str>, Result<Reply, AgentError>)>;
+
+impl Orchestrator {
+    /// A builder: `planner` answers [`Plan`]s, `synthesizer` writes the answer, `factory`
+    /// makes a worker for each subtask. Defaults: 2 minutes per plan, 5 per worker, 3
+    /// re-plans, 16 workers, 8 at once.
+    pub fn builder(
+        planner: AgentRef,
+        synthesizer: AgentRef,
+        factory: impl Fn(&WorkerRequest) -> WorkerSpec + Send + Sync + 'static,
+    ) -> OrchestratorBuilder {
+        OrchestratorBuilder(Settings {
+            planner,
+            synthesizer,
+            factory: Arc::new(factory),
+            plan_deadline: Duration::from_secs(120),
+            worker_deadline: Duration::from_secs(300),
+            max_replans: 3,
+            max_workers: 16,
+            max_concurrent: 8,
+            observer: None,
+        })
+    }
+
+    /// The workers supervisor, to look at (its snapshot shows the workers running now).
+    pub fn workers(&self) -> &Supervisor {
+        &self.inner.workers
+    }
+
+    fn emit(&self, event: OrchestratorEvent) {
+        if let Some(observer) = &self.inner.settings.observer {
+            observer(&event);
+        }
+    }
+
+    async fn plan(&self, prompt: String) -> Result<Plan, OrchestratorError> {
+        let task = AgentMessage::user(prompt).from(Address::external("orchestrator"));
+        let reply = self
+            .inner
+            .settings
+            .planner
+            .ask(task, self.inner.settings.plan_deadline)
+            .await
+            .map_err(OrchestratorError::Planner)?;
+        match &reply.structured {
+            Some(_) => reply
+                .parse::<Plan>()
+                .map_err(|e| OrchestratorError::InvalidPlan(e.to_string())),
+            None => serde_json::from_str::<Plan>(json_text(&reply.text()))
+                .map_err(|e| OrchestratorError::InvalidPlan(e.to_string())),
+        }
+    }
+
+    /// Unique ids, no empty tasks.
+    fn accept(run: &mut Run, plan: Plan) -> Vec<Subtask> {
+        let mut accepted = Vec::new();
+        for mut subtask in plan.subtasks {
+            if subtask.task.trim().is_empty() {
+                continue;
+            }
+            let base = match subtask.id.trim() {
+                "" => format!("s{}", run.ids.len() + 1),
+                id => id.to_owned(),
+            };
+            let mut id = base.clone();
+            let mut n = 1;
+            while run.ids.contains(&id) {
+                n += 1;
+                id = format!("{base}-{n}");
+            }
+            run.ids.insert(id.clone());
+            subtask.id = id;
+            accepted.push(subtask);
+        }
+        run.pending.extend(accepted.iter().cloned());
+        accepted
+    }
+
+    /// Starts a worker for `subtask`, routing its escalations to `escalations`.
+    async fn start_worker(
+        &self,
+        subtask: &Subtask,
+        escalations: &mpsc::UnboundedSender<Escalation>,
+        cleanup: &mut Cleanup,
+    ) -> Result<(Arc<str>, AgentRef), (Arc<str>, FailureReason)> {
+        let number = {
+            let mut next = lock(&self.inner.next_worker);
+            *next += 1;
+            *next
+        };
+        let worker: Arc<str> = format!("w{number}").into();
+        let request = WorkerRequest {
+            worker: worker.clone(),
+            number,
+            subtask: subtask.clone(),
+        };
+        let spec = (self.inner.settings.factory)(&request);
+        let agent = spec.agent.handle();
+        let tree = Supervisor::builder(worker.to_string())
+            .strategy(Strategy::OneForOne)
+            .intensity(3, Duration::from_secs(5))
+            .children(spec.companions)
+            .child(spec.agent.child_spec().restart(Restart::Temporary))
+            .into_child()
+            .restart(Restart::Temporary);
+        lock(&self.inner.routes).insert(worker.clone(), escalations.clone());
+        cleanup.live.insert(worker.clone());
+        match self.inner.workers.start_child(tree).await {
+            Ok(_) => Ok((worker, agent)),
+            Err(e) => {
+                self.stop_worker(&worker, cleanup).await;
+                Err((worker, FailureReason::StartFailed(e.to_string())))
+            }
+        }
+    }
+
+    /// Stops a worker's subtree (its spec goes with it: it is temporary).
+    async fn stop_worker(&self, worker: &Arc<str>, cleanup: &mut Cleanup) {
+        lock(&self.inner.routes).remove(worker);
+        cleanup.live.remove(worker);
+        // Already gone (it gave up, or was removed) is fine.
+        let _ = self.inner.workers.terminate_child(worker).await;
+    }
+
+    async fn fail(&self, run: &mut Run, worker: Arc<str>, subtask: Subtask, reason: FailureReason) {
+        let replan = !matches!(reason, FailureReason::OutOfWorkers);
+        let failure = WorkerFailure {
+            worker: worker.clone(),
+            subtask,
+            reason,
+        };
+        self.emit(OrchestratorEvent::WorkerFailed(failure.clone()));
+        run.failures.push(failure.clone());
+        if !replan || run.replans >= self.inner.settings.max_replans {
+            return;
+        }
+        run.replans += 1;
+        match self.plan(replan_prompt(run, &failure)).await {
+            Ok(plan) => {
+                let subtasks = Self::accept(run, plan);
+                self.emit(OrchestratorEvent::Replanned {
+                    after: worker,
+                    subtasks,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "re-plan failed; the run goes on without it");
+                run.replan_errors.push(e);
+            }
+        }
+    }
+
+    /// Answers `question`: plan, run workers (re-planning when they fail), synthesize.
+    /// See the [module docs](self).
+    ///
+    /// # Errors
+    ///
+    /// [`OrchestratorError::Planner`] or [`InvalidPlan`](OrchestratorError::InvalidPlan) for
+    /// the first plan (a failed re-plan is recorded in [`OrchestratorRun::replan_errors`]
+    /// and the run goes on); [`NothingCompleted`](OrchestratorError::NothingCompleted) when
+    /// there were subtasks and all failed; [`Synthesizer`](OrchestratorError::Synthesizer) or
+    /// [`NoAnswer`](OrchestratorError::NoAnswer) when the answer could not be written.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the run's workers (in a task of their own) and abandons the
+    /// ask in flight of the planner or synthesizer.
+    pub async fn run(&self, question: impl Into<String>) -> Result<OrchestratorRun, OrchestratorError> {
+        let question = question.into();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Escalation>();
+        let mut cleanup = Cleanup {
+            workers: self.inner.workers.clone(),
+            routes: self.inner.routes.clone(),
+            live: HashSet::new(),
+        };
+        let mut run = Run {
+            question,
+            pending: VecDeque::new(),
+            working: HashMap::new(),
+            ids: HashSet::new(),
+            results: Vec::new(),
+            failures: Vec::new(),
+            escalations: Vec::new(),
+            replans: 0,
+            replan_errors: Vec::new(),
+            started: 0,
+        };
+        let plan = self.plan(first_prompt(&run.question)).await?;
+        let subtasks = Self::accept(&mut run, plan);
+        self.emit(OrchestratorEvent::Planned { subtasks });
+
+        let mut asks: FuturesUnordered<Asked> = FuturesUnordered::new();
+        loop {
+            while run.working.len() < self.inner.settings.max_concurrent {
+                let Some(subtask) = run.pending.pop_front() else { break };
+                if run.started >= self.inner.settings.max_workers {
+                    self.fail(&mut run, Arc::from(""), subtask, FailureReason::OutOfWorkers)
+                        .await;
+                    continue;
+                }
+                run.started += 1;
+                match self.start_worker(&subtask, &tx, &mut cleanup).await {
+                    Ok((worker, agent)) => {
+                        self.emit(OrchestratorEvent::WorkerStarted {
+                            worker: worker.clone(),
+                            subtask: subtask.clone(),
+                            agent: agent.clone(),
+                        });
+                        let task = AgentMessage::user(subtask.task.clone()).from(Address::external("orchestrator"));
+                        let deadline = self.inner.settings.worker_deadline;
+                        let id = worker.clone();
+                        asks.push(Box::pin(async move { (id, agent.ask(task, deadline).await) }));
+                        run.working.insert(worker, Working { subtask });
+                    }
+                    Err((worker, reason)) => self.fail(&mut run, worker, subtask, reason).await,
+                }
+            }
+            if run.working.is_empty() && run.pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some((worker, result)) = asks.next() => {
+                    // A worker stopped after an escalation: already counted.
+                    let Some(Working { subtask }) = run.working.remove(&worker) else { continue };
+                    self.stop_worker(&worker, &mut cleanup).await;
+                    match result {
+                        Ok(reply) if reply.outcome == Outcome::Completed && !reply.text().trim().is_empty() => {
+                            self.emit(OrchestratorEvent::WorkerDone { worker: worker.clone(), subtask: subtask.id.clone() });
+                            run.results.push(SubtaskResult { worker, subtask, reply });
+                        }
+                        Ok(reply) => self.fail(&mut run, worker, subtask, FailureReason::Incomplete(reply.outcome)).await,
+                        Err(e) => self.fail(&mut run, worker, subtask, FailureReason::Ask(e)).await,
+                    }
+                }
+                Some(escalation) = rx.recv() => {
+                    let (Some(worker), Some(concern)) = (
+                        worker_of(self.inner.workers.path(), escalation.origin()).map(Arc::<str>::from),
+                        WorkerConcern::of(&escalation),
+                    ) else { continue };
+                    let working = run.working.remove(&worker);
+                    let record = WorkerEscalation {
+                        worker: worker.clone(),
+                        subtask: working.as_ref().map(|w| w.subtask.id.clone()).unwrap_or_default(),
+                        origin: escalation.origin().clone(),
+                        concern: concern.clone(),
+                    };
+                    self.emit(OrchestratorEvent::Escalated(record.clone()));
+                    run.escalations.push(record);
+                    if let Some(Working { subtask }) = working {
+                        self.stop_worker(&worker, &mut cleanup).await;
+                        self.fail(&mut run, worker, subtask, FailureReason::Escalated(concern)).await;
+                    }
+                }
+            }
+        }
+        let live: Vec<Arc<str>> = cleanup.live.iter().cloned().collect();
+        for worker in live {
+            self.stop_worker(&worker, &mut cleanup).await;
+        }
+        if run.results.is_empty() && !run.failures.is_empty() {
+            return Err(OrchestratorError::NothingCompleted { failures: run.failures });
+        }
+        self.emit(OrchestratorEvent::Synthesizing {
+            results: run.results.len(),
+        });
+        let task = AgentMessage::user(synthesis_prompt(&run)).from(Address::external("orchestrator"));
+        let answer = self
+            .inner
+            .settings
+            .synthesizer
+            .ask(task, self.inner.settings.plan_deadline)
+            .await
+            .map_err(OrchestratorError::Synthesizer)?;
+        if answer.outcome != Outcome::Completed {
+            return Err(OrchestratorError::NoAnswer(answer.outcome));
+        }
+        Ok(OrchestratorRun {
+            answer,
+            results: run.results,
+            failures: run.failures,
+            escalations: run.escalations,
+            replans: run.replans,
+            replan_errors: run.replan_errors,
+            workers_started: run.started,
+        })
+    }
+}
+
+const PLAN_FORMAT: &str =
+    "Answer with JSON only: {\"subtasks\": [{\"id\": \"a-short-id\", \"task\": \"what the worker must do\"}]}.";
+
+fn first_prompt(question: &str) -> String {
+    format!(
+        "Question:\n{question}\n\nSplit the work into independent subtasks, one per worker; the workers run at the same time and do not see each other. {PLAN_FORMAT}"
+    )
+}
+
+fn replan_prompt(run: &Run, failure: &WorkerFailure) -> String {
+    let done: Vec<&str> = run.results.iter().map(|r| r.subtask.id.as_str()).collect();
+    let mut open: Vec<&str> = run.working.values().map(|w| w.subtask.id.as_str()).collect();
+    open.extend(run.pending.iter().map(|s| s.id.as_str()));
+    open.sort_unstable();
+    let list = |ids: &[&str]| {
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        }
+    };
+    format!(
+        "Question:\n{}\n\nWorker {} failed on subtask {} ({}): {}.\nDone: {}.\nStill running or planned: {}.\n\nRe-plan: give only the subtasks to start now to make up for the failure (an empty list if none are needed; the failed worker's tools may still be failing). {PLAN_FORMAT}",
+        run.question,
+        failure.worker,
+        failure.subtask.id,
+        failure.subtask.task,
+        failure.reason,
+        list(&done),
+        list(&open),
+    )
+}
+
+fn synthesis_prompt(run: &Run) -> String {
+    let mut text = format!("Question:\n{}\n\nFindings of the workers:\n", run.question);
+    for result in &run.results {
+        text.push_str(&format!(
+            "\n[{}] {}\n{}\n",
+            result.subtask.id,
+            result.subtask.task,
+            result.reply.text()
+        ));
+    }
+    let done: HashSet<&str> = run.results.iter().map(|r| r.subtask.id.as_str()).collect();
+    let missing: Vec<&WorkerFailure> = run
+        .failures
+        .iter()
+        .filter(|f| !done.contains(f.subtask.id.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        text.push_str("\nNot done:\n");
+        for failure in missing {
+            text.push_str(&format!("[{}] {}\n", failure.subtask.id, failure.reason));
+        }
+    }
+    text.push_str("\nAnswer the question from these findings.");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escalations_are_attributed_to_the_worker_below_the_pool() {
+        let workers = ChildPath::root("root").join("workers");
+        let tools = workers.join("w3").join("tools");
+        assert_eq!(worker_of(&workers, &tools), Some("w3"));
+        assert_eq!(worker_of(&workers, &workers.join("w12")), Some("w12"));
+        assert_eq!(worker_of(&workers, &workers), None);
+        assert_eq!(worker_of(&workers, &ChildPath::root("root").join("workersx")), None);
+    }
+}
