@@ -10,6 +10,7 @@ mod fan_out;
 mod hub;
 mod orchestrator;
 mod pipeline;
+mod router;
 
 pub use evaluator::{Attempt, Evaluation, EvaluatorError, EvaluatorOptimizer, Optimized, Stopped};
 pub use fan_out::{Answered, FanOut};
@@ -19,3 +20,6 @@ pub use orchestrator::{
     Subtask, SubtaskResult, WorkerConcern, WorkerEscalation, WorkerFailure, WorkerRequest, WorkerSpec,
 };
 pub use pipeline::{Pipeline, PipelineError, PipelineRun, StageFailure};
+pub use router::{
+    Decision, ROUTE_TOOL_PREFIX, Route, RouteBy, RouteChoice, RouteDecider, Routed, Router, RouterBuilder, RouterError,
+};
