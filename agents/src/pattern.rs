@@ -5,6 +5,7 @@
 //! teams), with the same exactly-once, deadline-bounded asks underneath: a stage or a branch
 //! that dies or hangs is an error for that stage or branch, never a hang of the whole.
 
+mod debate;
 mod evaluator;
 mod fan_out;
 mod hub;
@@ -12,6 +13,7 @@ mod orchestrator;
 mod pipeline;
 mod router;
 
+pub use debate::{Debate, DebateError, DebateRun};
 pub use evaluator::{Attempt, Evaluation, EvaluatorError, EvaluatorOptimizer, Optimized, Stopped};
 pub use fan_out::{Answered, FanOut};
 pub use hub::{Hub, HubEntry, HubError, HubRound, Spoke, Turns};
