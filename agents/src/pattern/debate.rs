@@ -1,41 +1,6 @@
 //! [`Debate`]: N debaters argue a topic over rounds, and a moderator agent concludes.
 //!
-//! A debate is a [`Hub`] with [concurrent turns](Turns::Concurrent): the moderator posts the
-//! topic, and in each round every debater speaks at once, having heard what the others said
-//! in the rounds before. After the last round the moderator is asked, with the whole
-//! transcript, to weigh the arguments and conclude. A debater whose turn fails misses that
-//! round (it is in [`DebateRun::rounds`]) and hears everything at its next turn; the debate
-//! goes on as long as someone argued.
-//!
-//! ```
-//! use std::time::Duration;
-//! use warden_agents::agent::Agent;
-//! use warden_agents::model::{Model, OpenAiChat};
-//! use warden_agents::pattern::Debate;
-//! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let fakes = [FakeProvider::start().await, FakeProvider::start().await, FakeProvider::start().await];
-//! fakes[0].push_all([Reply::text("Monoliths are simpler."), Reply::text("Still simpler.")]);
-//! fakes[1].push_all([Reply::text("Services scale apart."), Reply::text("Scale matters more.")]);
-//! fakes[2].push(Reply::text("Start with a monolith; split when scale demands it."));
-//! let agent = |name: &str, fake: &FakeProvider| {
-//!     Agent::new(name, ReAct::builder(Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))).build())
-//! };
-//! let (pro, _) = agent("pro", &fakes[0]).spawn().await?;
-//! let (con, _) = agent("con", &fakes[1]).spawn().await?;
-//! let (moderator, _) = agent("moderator", &fakes[2]).spawn().await?;
-//!
-//! let run = Debate::new([pro, con], moderator)
-//!     .rounds(2)
-//!     .deadline(Duration::from_secs(10))
-//!     .run("Monolith or microservices?")
-//!     .await?;
-//! assert_eq!(run.arguments(), 4);
-//! assert_eq!(run.conclusion.text(), "Start with a monolith; split when scale demands it.");
-//! # Ok(()) }
-//! ```
+//! See [`Debate`] for the details and an example.
 
 use std::time::Duration;
 
@@ -89,7 +54,44 @@ impl DebateRun {
     }
 }
 
-/// A debate among agents, concluded by a moderator agent. See the [module docs](self).
+/// A debate among agents, concluded by a moderator agent.
+///
+/// A debate is a [`Hub`] with [concurrent turns](Turns::Concurrent): the moderator posts the
+/// topic, and in each round every debater speaks at once, having heard what the others said
+/// in the rounds before. After the last round the moderator is asked, with the whole
+/// transcript, to weigh the arguments and conclude. A debater whose turn fails misses that
+/// round (it is in [`DebateRun::rounds`]) and hears everything at its next turn; the debate
+/// goes on as long as someone argued.
+///
+/// ```
+/// use std::time::Duration;
+/// use warden_agents::agent::Agent;
+/// use warden_agents::model::{Model, OpenAiChat};
+/// use warden_agents::pattern::Debate;
+/// use warden_agents::react::ReAct;
+/// use warden_fake_provider::{FakeProvider, Reply};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fakes = [FakeProvider::start().await, FakeProvider::start().await, FakeProvider::start().await];
+/// fakes[0].push_all([Reply::text("Monoliths are simpler."), Reply::text("Still simpler.")]);
+/// fakes[1].push_all([Reply::text("Services scale apart."), Reply::text("Scale matters more.")]);
+/// fakes[2].push(Reply::text("Start with a monolith; split when scale demands it."));
+/// let agent = |name: &str, fake: &FakeProvider| {
+///     Agent::new(name, ReAct::builder(Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))).build())
+/// };
+/// let (pro, _) = agent("pro", &fakes[0]).spawn().await?;
+/// let (con, _) = agent("con", &fakes[1]).spawn().await?;
+/// let (moderator, _) = agent("moderator", &fakes[2]).spawn().await?;
+///
+/// let run = Debate::new([pro, con], moderator)
+///     .rounds(2)
+///     .deadline(Duration::from_secs(10))
+///     .run("Monolith or microservices?")
+///     .await?;
+/// assert_eq!(run.arguments(), 4);
+/// assert_eq!(run.conclusion.text(), "Start with a monolith; split when scale demands it.");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Debate {
     debaters: Vec<AgentRef>,

@@ -1,45 +1,7 @@
 //! [`EvaluatorOptimizer`]: a generator writes, an evaluator judges, and they alternate until
 //! the evaluator accepts or the rounds run out.
 //!
-//! Round 1 asks the generator the task. Each draft goes to the evaluator with the task; the
-//! evaluator answers an [`Evaluation`] (`accepted`, `feedback`), best as structured output
-//! (build it with [`ReActBuilder::structured_output::<Evaluation>()`](crate::react::ReActBuilder::structured_output);
-//! a JSON text answer is read too). If it accepts, the draft is the result; otherwise the
-//! generator gets its draft and the feedback and writes the next one. After
-//! [`max_rounds`](EvaluatorOptimizer::max_rounds) rejected drafts the loop stops with the last
-//! one, not accepted: a bound, so two models that never agree cannot spend forever.
-//!
-//! ```
-//! use std::time::Duration;
-//! use serde_json::json;
-//! use warden_agents::agent::Agent;
-//! use warden_agents::model::{Model, OpenAiChat};
-//! use warden_agents::pattern::{Evaluation, EvaluatorOptimizer, Stopped};
-//! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let (writer_llm, critic_llm) = (FakeProvider::start().await, FakeProvider::start().await);
-//! writer_llm.push_all([Reply::text("Supervisors restart."), Reply::text("Supervisors restart failed children.")]);
-//! critic_llm.push_all([
-//!     Reply::json(json!({"accepted": false, "feedback": "Say what they restart."})),
-//!     Reply::json(json!({"accepted": true, "feedback": "Clear."})),
-//! ]);
-//! let model = |fake: &FakeProvider| Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
-//! let (writer, _) = Agent::new("writer", ReAct::builder(model(&writer_llm)).build()).spawn().await?;
-//! let critic = ReAct::builder(model(&critic_llm)).structured_output::<Evaluation>().build();
-//! let (critic, _) = Agent::new("critic", critic).spawn().await?;
-//!
-//! let run = EvaluatorOptimizer::new(writer, critic)
-//!     .max_rounds(3)
-//!     .deadline(Duration::from_secs(10))
-//!     .run("One line on OTP supervisors.")
-//!     .await?;
-//! assert_eq!(run.stopped, Stopped::Accepted);
-//! assert_eq!(run.attempts.len(), 2);
-//! assert_eq!(run.output(), "Supervisors restart failed children.");
-//! # Ok(()) }
-//! ```
+//! See [`EvaluatorOptimizer`] for the details and an example.
 
 use std::time::Duration;
 
@@ -144,7 +106,46 @@ pub enum EvaluatorError {
 }
 
 /// A generator and an evaluator alternating until acceptance, at most `max_rounds` drafts.
-/// See the [module docs](self).
+///
+/// Round 1 asks the generator the task. Each draft goes to the evaluator with the task; the
+/// evaluator answers an [`Evaluation`] (`accepted`, `feedback`), best as structured output
+/// (build it with [`ReActBuilder::structured_output::<Evaluation>()`](crate::react::ReActBuilder::structured_output);
+/// a JSON text answer is read too). If it accepts, the draft is the result; otherwise the
+/// generator gets its draft and the feedback and writes the next one. After
+/// [`max_rounds`](EvaluatorOptimizer::max_rounds) rejected drafts the loop stops with the last
+/// one, not accepted: a bound, so two models that never agree cannot spend forever.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// use warden_agents::agent::Agent;
+/// use warden_agents::model::{Model, OpenAiChat};
+/// use warden_agents::pattern::{Evaluation, EvaluatorOptimizer, Stopped};
+/// use warden_agents::react::ReAct;
+/// use warden_fake_provider::{FakeProvider, Reply};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (writer_llm, critic_llm) = (FakeProvider::start().await, FakeProvider::start().await);
+/// writer_llm.push_all([Reply::text("Supervisors restart."), Reply::text("Supervisors restart failed children.")]);
+/// critic_llm.push_all([
+///     Reply::json(json!({"accepted": false, "feedback": "Say what they restart."})),
+///     Reply::json(json!({"accepted": true, "feedback": "Clear."})),
+/// ]);
+/// let model = |fake: &FakeProvider| Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
+/// let (writer, _) = Agent::new("writer", ReAct::builder(model(&writer_llm)).build()).spawn().await?;
+/// let critic = ReAct::builder(model(&critic_llm)).structured_output::<Evaluation>().build();
+/// let (critic, _) = Agent::new("critic", critic).spawn().await?;
+///
+/// let run = EvaluatorOptimizer::new(writer, critic)
+///     .max_rounds(3)
+///     .deadline(Duration::from_secs(10))
+///     .run("One line on OTP supervisors.")
+///     .await?;
+/// assert_eq!(run.stopped, Stopped::Accepted);
+/// assert_eq!(run.attempts.len(), 2);
+/// assert_eq!(run.output(), "Supervisors restart failed children.");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct EvaluatorOptimizer {
     generator: AgentRef,

@@ -1,52 +1,7 @@
 //! [`Hub`]: a broadcast hub, a group conversation where every member sees what the others
 //! said, and members join and leave while it runs.
 //!
-//! Agents share nothing, so a member only knows what it is told. The hub keeps the
-//! conversation's transcript and, each time a member takes a turn, sends it what the
-//! *others* said since its last turn (its own words are already in its memory), then the
-//! round's instruction. Its answer joins the transcript for everyone else.
-//!
-//! | [`Turns`] | who sees a reply of this round |
-//! |---|---|
-//! | [`Sequential`](Turns::Sequential) (default) | the members after it in this round, and everyone in the next |
-//! | [`Concurrent`](Turns::Concurrent) | everyone, from the next round (the members all speak at once) |
-//!
-//! [`join`](Hub::join) and [`leave`](Hub::leave) take effect from the next turn: a member
-//! that leaves mid-round is skipped if it has not spoken yet; one that joins mid-round
-//! speaks from the next round, and first hears the whole transcript (or only what is said
-//! after it joined, with [`newcomers_see_history(false)`](Hub::newcomers_see_history)).
-//! [`post`](Hub::post) adds words from someone outside (a user, a moderator); and
-//! [`subscribe`](Hub::subscribe) lets anyone watch the transcript grow.
-//!
-//! A member whose ask fails (it died, timed out, its turn failed) is reported in the
-//! [`HubRound`] and hears the same messages again at its next turn; the round goes on.
-//!
-//! ```
-//! use warden_agents::agent::Agent;
-//! use warden_agents::message::Address;
-//! use warden_agents::model::{Model, OpenAiChat};
-//! use warden_agents::pattern::Hub;
-//! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let fake = FakeProvider::start().await;
-//! fake.push_all([Reply::text("I'd use a tram."), Reply::text("Buses are cheaper than trams.")]);
-//! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
-//! let (ana, _) = Agent::new("ana", ReAct::builder(model.clone()).build()).spawn().await?;
-//! let (ben, _) = Agent::new("ben", ReAct::builder(model).build()).spawn().await?;
-//!
-//! let hub = Hub::new("city-council");
-//! hub.join(ana)?;
-//! hub.join(ben)?;
-//! hub.post(Address::external("mayor"), "How should we link the two districts?");
-//! let round = hub.round("Give your view in one sentence.").await?;
-//! assert_eq!(round.spoken(), 2);
-//! // Ben was told what the mayor and Ana said before he spoke.
-//! assert!(fake.requests()[1].messages()[0]["content"].as_str().unwrap().contains("ana: I'd use a tram."));
-//! assert_eq!(hub.transcript().len(), 3);
-//! # Ok(()) }
-//! ```
+//! See [`Hub`] for the details and an example.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -62,7 +17,7 @@ use crate::message::{Address, AgentMessage};
 /// it misses some.
 const SUBSCRIBER_CAPACITY: usize = 256;
 
-/// Who speaks when, in a [`Hub`] round (see the [module docs](self)).
+/// Who speaks when, in a [`Hub`] round.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Turns {
@@ -165,7 +120,54 @@ struct Inner {
 }
 
 /// A broadcast hub: a named group conversation among agents. Cheap to clone; clones share
-/// the members and the transcript. See the [module docs](self).
+/// the members and the transcript.
+///
+/// Agents share nothing, so a member only knows what it is told. The hub keeps the
+/// conversation's transcript and, each time a member takes a turn, sends it what the
+/// *others* said since its last turn (its own words are already in its memory), then the
+/// round's instruction. Its answer joins the transcript for everyone else.
+///
+/// | [`Turns`] | who sees a reply of this round |
+/// |---|---|
+/// | [`Sequential`](Turns::Sequential) (default) | the members after it in this round, and everyone in the next |
+/// | [`Concurrent`](Turns::Concurrent) | everyone, from the next round (the members all speak at once) |
+///
+/// [`join`](Hub::join) and [`leave`](Hub::leave) take effect from the next turn: a member
+/// that leaves mid-round is skipped if it has not spoken yet; one that joins mid-round
+/// speaks from the next round, and first hears the whole transcript (or only what is said
+/// after it joined, with [`newcomers_see_history(false)`](Hub::newcomers_see_history)).
+/// [`post`](Hub::post) adds words from someone outside (a user, a moderator); and
+/// [`subscribe`](Hub::subscribe) lets anyone watch the transcript grow.
+///
+/// A member whose ask fails (it died, timed out, its turn failed) is reported in the
+/// [`HubRound`] and hears the same messages again at its next turn; the round goes on.
+///
+/// ```
+/// use warden_agents::agent::Agent;
+/// use warden_agents::message::Address;
+/// use warden_agents::model::{Model, OpenAiChat};
+/// use warden_agents::pattern::Hub;
+/// use warden_agents::react::ReAct;
+/// use warden_fake_provider::{FakeProvider, Reply};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fake = FakeProvider::start().await;
+/// fake.push_all([Reply::text("I'd use a tram."), Reply::text("Buses are cheaper than trams.")]);
+/// let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
+/// let (ana, _) = Agent::new("ana", ReAct::builder(model.clone()).build()).spawn().await?;
+/// let (ben, _) = Agent::new("ben", ReAct::builder(model).build()).spawn().await?;
+///
+/// let hub = Hub::new("city-council");
+/// hub.join(ana)?;
+/// hub.join(ben)?;
+/// hub.post(Address::external("mayor"), "How should we link the two districts?");
+/// let round = hub.round("Give your view in one sentence.").await?;
+/// assert_eq!(round.spoken(), 2);
+/// // Ben was told what the mayor and Ana said before he spoke.
+/// assert!(fake.requests()[1].messages()[0]["content"].as_str().unwrap().contains("ana: I'd use a tram."));
+/// assert_eq!(hub.transcript().len(), 3);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
@@ -340,7 +342,7 @@ impl Hub {
         Some(self.append(&mut state, agent.address(), text))
     }
 
-    /// Gives every member a turn (see the [module docs](self)), each told what the others
+    /// Gives every member a turn (see [`Hub`]), each told what the others
     /// said since its last turn, then `instruction`.
     ///
     /// # Errors

@@ -2,83 +2,7 @@
 //! under a dynamic supervisor do them concurrently, and the planner re-plans when a worker
 //! fails or escalates; a synthesizer writes the answer from the results.
 //!
-//! This is orchestrator-workers the OTP way. The orchestrator owns a *workers* supervisor,
-//! started as a child of a supervisor of yours ([`OrchestratorBuilder::start`]). For each
-//! subtask it asks your factory for a [`WorkerSpec`] (an [`Agent`] and its companions, such
-//! as the [`ToolExecutor`](warden_tools::ToolExecutor) it calls) and starts them with
-//! [`Supervisor::start_child`] as a supervisor of their own, `workers/w<n>`:
-//!
-//! ```text
-//! your-supervisor
-//! └── workers              the orchestrator's pool (escalations from below come to it)
-//!     ├── w1               one worker: its companions, then its agent (temporary)
-//!     │   ├── tools
-//!     │   └── researcher
-//!     └── w2 ...
-//! ```
-//!
-//! Workers run concurrently (at most [`max_concurrent`](OrchestratorBuilder::max_concurrent)
-//! at once), each asked its subtask with a deadline. A worker *fails* when:
-//!
-//! * its ask fails: it was killed or crashed ([`AgentError::AgentDown`]), timed out, or its
-//!   turn failed (its model or a tool kept failing);
-//! * it finishes without completing (interrupted, out of iterations, no text);
-//! * anything below it escalates to the workers supervisor while it works: its tool
-//!   executor's breaker opened ([`CircuitOpened`]), its agent kept failing
-//!   ([`AgentTrouble`]), or its own supervisor gave up ([`GiveUp`]). The orchestrator stops
-//!   that worker at once rather than wait for it.
-//!
-//! A failed worker is stopped and its subtree removed, and the planner is asked to re-plan:
-//! it is told what failed and why, what is done and what is still running, and answers the
-//! subtasks to start now (maybe none). At most [`max_replans`](OrchestratorBuilder::max_replans)
-//! times a run, and at most [`max_workers`](OrchestratorBuilder::max_workers) workers a run.
-//! When no worker is left to run, the synthesizer is asked the question with every result.
-//! Escalations the orchestrator does not take (a human question, anything from outside a
-//! running worker) go on up the tree as usual.
-//!
-//! The planner answers a [`Plan`]: build it with
-//! [`ReActBuilder::structured_output::<Plan>()`](crate::react::ReActBuilder::structured_output)
-//! (a JSON text answer is read too). Bad plans from a model never panic: ids are made unique,
-//! empty tasks dropped, and an answer that is not a plan is a typed error.
-//!
-//! ```
-//! use std::time::Duration;
-//! use serde_json::json;
-//! use warden_agents::agent::Agent;
-//! use warden_agents::model::{Model, OpenAiChat};
-//! use warden_agents::pattern::{Orchestrator, Plan, WorkerSpec};
-//! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
-//! use warden_supervisor::Supervisor;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let fake = FakeProvider::start().await;
-//! fake.push_all([
-//!     Reply::json(json!({"subtasks": [{"id": "origins", "task": "Where does OTP come from?"}]})),
-//!     Reply::text("Ericsson, 1998."),
-//!     Reply::text("OTP comes from Ericsson (1998)."),
-//! ]);
-//! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
-//! let planner = Agent::new("planner", ReAct::builder(model.clone()).structured_output::<Plan>().build());
-//! let synthesizer = Agent::new("synthesizer", ReAct::builder(model.clone()).build());
-//! let root = Supervisor::builder("root")
-//!     .child(planner.child_spec())
-//!     .child(synthesizer.child_spec())
-//!     .spawn()
-//!     .await?;
-//!
-//! let factory = move |_: &_| WorkerSpec::new(Agent::new("researcher", ReAct::builder(model.clone()).build()));
-//! let orchestrator = Orchestrator::builder(planner.handle(), synthesizer.handle(), factory)
-//!     .worker_deadline(Duration::from_secs(10))
-//!     .start(&root, "workers")
-//!     .await?;
-//! let run = orchestrator.run("Where does OTP come from?").await?;
-//! assert_eq!(run.answer.text(), "OTP comes from Ericsson (1998).");
-//! assert_eq!(run.results[0].reply.text(), "Ericsson, 1998.");
-//! assert_eq!(run.workers_started, 1);
-//! root.stop().await;
-//! # Ok(()) }
-//! ```
+//! See [`Orchestrator`] for the details and an example.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -355,7 +279,7 @@ pub enum OrchestratorError {
     NoAnswer(Outcome),
 }
 
-/// Builds an [`Orchestrator`]; see the [module docs](self).
+/// Builds an [`Orchestrator`].
 #[must_use = "a builder does nothing until started"]
 pub struct OrchestratorBuilder(Settings);
 
@@ -504,8 +428,85 @@ struct Inner {
     next_worker: Mutex<u64>,
 }
 
-/// An orchestrator of workers; see the [module docs](self). Cheap to clone; runs may go on
-/// concurrently.
+/// An orchestrator of workers. Cheap to clone; runs may go on concurrently.
+///
+/// This is orchestrator-workers the OTP way. The orchestrator owns a *workers* supervisor,
+/// started as a child of a supervisor of yours ([`OrchestratorBuilder::start`]). For each
+/// subtask it asks your factory for a [`WorkerSpec`] (an [`Agent`] and its companions, such
+/// as the [`ToolExecutor`](warden_tools::ToolExecutor) it calls) and starts them with
+/// [`Supervisor::start_child`] as a supervisor of their own, `workers/w<n>`:
+///
+/// ```text
+/// your-supervisor
+/// └── workers              the orchestrator's pool (escalations from below come to it)
+///     ├── w1               one worker: its companions, then its agent (temporary)
+///     │   ├── tools
+///     │   └── researcher
+///     └── w2 ...
+/// ```
+///
+/// Workers run concurrently (at most [`max_concurrent`](OrchestratorBuilder::max_concurrent)
+/// at once), each asked its subtask with a deadline. A worker *fails* when:
+///
+/// * its ask fails: it was killed or crashed ([`AgentError::AgentDown`]), timed out, or its
+///   turn failed (its model or a tool kept failing);
+/// * it finishes without completing (interrupted, out of iterations, no text);
+/// * anything below it escalates to the workers supervisor while it works: its tool
+///   executor's breaker opened ([`CircuitOpened`]), its agent kept failing
+///   ([`AgentTrouble`]), or its own supervisor gave up ([`GiveUp`]). The orchestrator stops
+///   that worker at once rather than wait for it.
+///
+/// A failed worker is stopped and its subtree removed, and the planner is asked to re-plan:
+/// it is told what failed and why, what is done and what is still running, and answers the
+/// subtasks to start now (maybe none). At most [`max_replans`](OrchestratorBuilder::max_replans)
+/// times a run, and at most [`max_workers`](OrchestratorBuilder::max_workers) workers a run.
+/// When no worker is left to run, the synthesizer is asked the question with every result.
+/// Escalations the orchestrator does not take (a human question, anything from outside a
+/// running worker) go on up the tree as usual.
+///
+/// The planner answers a [`Plan`]: build it with
+/// [`ReActBuilder::structured_output::<Plan>()`](crate::react::ReActBuilder::structured_output)
+/// (a JSON text answer is read too). Bad plans from a model never panic: ids are made unique,
+/// empty tasks dropped, and an answer that is not a plan is a typed error.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// use warden_agents::agent::Agent;
+/// use warden_agents::model::{Model, OpenAiChat};
+/// use warden_agents::pattern::{Orchestrator, Plan, WorkerSpec};
+/// use warden_agents::react::ReAct;
+/// use warden_fake_provider::{FakeProvider, Reply};
+/// use warden_supervisor::Supervisor;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fake = FakeProvider::start().await;
+/// fake.push_all([
+///     Reply::json(json!({"subtasks": [{"id": "origins", "task": "Where does OTP come from?"}]})),
+///     Reply::text("Ericsson, 1998."),
+///     Reply::text("OTP comes from Ericsson (1998)."),
+/// ]);
+/// let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
+/// let planner = Agent::new("planner", ReAct::builder(model.clone()).structured_output::<Plan>().build());
+/// let synthesizer = Agent::new("synthesizer", ReAct::builder(model.clone()).build());
+/// let root = Supervisor::builder("root")
+///     .child(planner.child_spec())
+///     .child(synthesizer.child_spec())
+///     .spawn()
+///     .await?;
+///
+/// let factory = move |_: &_| WorkerSpec::new(Agent::new("researcher", ReAct::builder(model.clone()).build()));
+/// let orchestrator = Orchestrator::builder(planner.handle(), synthesizer.handle(), factory)
+///     .worker_deadline(Duration::from_secs(10))
+///     .start(&root, "workers")
+///     .await?;
+/// let run = orchestrator.run("Where does OTP come from?").await?;
+/// assert_eq!(run.answer.text(), "OTP comes from Ericsson (1998).");
+/// assert_eq!(run.results[0].reply.text(), "Ericsson, 1998.");
+/// assert_eq!(run.workers_started, 1);
+/// root.stop().await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Orchestrator {
     inner: Arc<Inner>,
@@ -721,7 +722,7 @@ impl Orchestrator {
     }
 
     /// Answers `question`: plan, run workers (re-planning when they fail), synthesize.
-    /// See the [module docs](self).
+    /// See [`Orchestrator`].
     ///
     /// # Errors
     ///

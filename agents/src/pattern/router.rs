@@ -1,61 +1,7 @@
 //! [`Router`]: a model decides which agent handles a request, by structured output or by
 //! tool call, and the request goes there.
 //!
-//! A router has named [`Route`]s (a description for the model, and a [`Target`]: an agent or
-//! a team) and a *decider*: an agent asked first, which answers a [`RouteChoice`]. The
-//! request then goes, unchanged, to the chosen route's target, and the answer comes back
-//! with the decision ([`Routed`]).
-//!
-//! The decider is usually the one the builder makes ([`RouterBuilder::decider`]): a
-//! [`RouteDecider`] behaviour that knows the routes and asks its model in one of two ways
-//! ([`RouteBy`]):
-//!
-//! * **structured output**: the answer must be JSON `{"route": ..., "reason": ...}` whose
-//!   `route` is one of the route names (the schema lists them);
-//! * **tool call**: the model is offered one tool per route, `route_to_<name>`, described by
-//!   the route's description, and must call one (`reason` is its only argument). The tool is
-//!   never run: the call *is* the decision, as in OpenAI's handoffs.
-//!
-//! Any agent can decide instead (say, a ReAct agent with
-//! [`structured_output::<RouteChoice>()`](crate::react::ReActBuilder::structured_output)),
-//! as long as it answers a [`RouteChoice`] (structured, or as JSON text).
-//!
-//! Models make mistakes: a decision that names no known route goes to the
-//! [`fallback`](RouterBuilder::fallback) route if there is one, else it is a typed error
-//! ([`RouterError::UnknownRoute`], [`RouterError::NoDecision`]); the decider gets one repair
-//! round first. Nothing panics.
-//!
-//! ```
-//! use std::time::Duration;
-//! use serde_json::json;
-//! use warden_agents::agent::Agent;
-//! use warden_agents::message::AgentMessage;
-//! use warden_agents::model::{Model, OpenAiChat};
-//! use warden_agents::pattern::{RouteBy, Router};
-//! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let fake = FakeProvider::start().await;
-//! fake.push(Reply::tool_call("route_to_billing", json!({"reason": "an invoice question"})));
-//! fake.push(Reply::text("Your invoice is attached."));
-//! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
-//! let (billing, _) = Agent::new("billing", ReAct::builder(model.clone()).build()).spawn().await?;
-//! let (support, _) = Agent::new("support", ReAct::builder(model.clone()).build()).spawn().await?;
-//!
-//! let routes = Router::builder()
-//!     .route("billing", "Invoices, payments, refunds.", billing)
-//!     .route("support", "Anything else.", support)
-//!     .by(RouteBy::ToolCall);
-//! let (decider, _) = routes.decider("router", model)?.spawn().await?;
-//! let router = routes.build(decider)?;
-//!
-//! let routed = router.ask(AgentMessage::user("Where is my invoice?"), Duration::from_secs(10)).await?;
-//! assert_eq!(&*routed.route, "billing");
-//! assert_eq!(routed.reason.as_deref(), Some("an invoice question"));
-//! assert_eq!(routed.reply.text(), "Your invoice is attached.");
-//! # Ok(()) }
-//! ```
+//! See [`Router`] for the details and an example.
 
 use std::fmt;
 use std::sync::Arc;
@@ -291,8 +237,63 @@ impl RouterBuilder {
     }
 }
 
-/// A router: a decider agent, then the chosen route's target. See the [module docs](self).
-/// Cheap to clone.
+/// A router: a decider agent, then the chosen route's target. Cheap to clone.
+///
+/// A router has named [`Route`]s (a description for the model, and a [`Target`]: an agent or
+/// a team) and a *decider*: an agent asked first, which answers a [`RouteChoice`]. The
+/// request then goes, unchanged, to the chosen route's target, and the answer comes back
+/// with the decision ([`Routed`]).
+///
+/// The decider is usually the one the builder makes ([`RouterBuilder::decider`]): a
+/// [`RouteDecider`] behaviour that knows the routes and asks its model in one of two ways
+/// ([`RouteBy`]):
+///
+/// * **structured output**: the answer must be JSON `{"route": ..., "reason": ...}` whose
+///   `route` is one of the route names (the schema lists them);
+/// * **tool call**: the model is offered one tool per route, `route_to_<name>`, described by
+///   the route's description, and must call one (`reason` is its only argument). The tool is
+///   never run: the call *is* the decision, as in OpenAI's handoffs.
+///
+/// Any agent can decide instead (say, a ReAct agent with
+/// [`structured_output::<RouteChoice>()`](crate::react::ReActBuilder::structured_output)),
+/// as long as it answers a [`RouteChoice`] (structured, or as JSON text).
+///
+/// Models make mistakes: a decision that names no known route goes to the
+/// [`fallback`](RouterBuilder::fallback) route if there is one, else it is a typed error
+/// ([`RouterError::UnknownRoute`], [`RouterError::NoDecision`]); the decider gets one repair
+/// round first. Nothing panics.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// use warden_agents::agent::Agent;
+/// use warden_agents::message::AgentMessage;
+/// use warden_agents::model::{Model, OpenAiChat};
+/// use warden_agents::pattern::{RouteBy, Router};
+/// use warden_agents::react::ReAct;
+/// use warden_fake_provider::{FakeProvider, Reply};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fake = FakeProvider::start().await;
+/// fake.push(Reply::tool_call("route_to_billing", json!({"reason": "an invoice question"})));
+/// fake.push(Reply::text("Your invoice is attached."));
+/// let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
+/// let (billing, _) = Agent::new("billing", ReAct::builder(model.clone()).build()).spawn().await?;
+/// let (support, _) = Agent::new("support", ReAct::builder(model.clone()).build()).spawn().await?;
+///
+/// let routes = Router::builder()
+///     .route("billing", "Invoices, payments, refunds.", billing)
+///     .route("support", "Anything else.", support)
+///     .by(RouteBy::ToolCall);
+/// let (decider, _) = routes.decider("router", model)?.spawn().await?;
+/// let router = routes.build(decider)?;
+///
+/// let routed = router.ask(AgentMessage::user("Where is my invoice?"), Duration::from_secs(10)).await?;
+/// assert_eq!(&*routed.route, "billing");
+/// assert_eq!(routed.reason.as_deref(), Some("an invoice question"));
+/// assert_eq!(routed.reply.text(), "Your invoice is attached.");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Router {
     decider: AgentRef,
