@@ -226,6 +226,16 @@ impl AgentMessage {
         reply
     }
 
+    /// The blocks a task is made of: its text and images, without any tool calls or tool
+    /// results (those belong to the sender's conversation, not to the recipient's).
+    pub fn text_and_images(&self) -> Vec<ContentBlock> {
+        self.content
+            .iter()
+            .filter(|b| matches!(b, ContentBlock::Text { .. } | ContentBlock::Image { .. }))
+            .cloned()
+            .collect()
+    }
+
     /// The text blocks joined together.
     pub fn text(&self) -> String {
         let mut out = String::new();

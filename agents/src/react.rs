@@ -382,12 +382,7 @@ impl ReAct {
 
     async fn run(&self, cx: &mut TurnContext, task: &AgentMessage) -> Result<TurnOutput, TurnError> {
         // A peer's tool calls or results are not ours to answer: keep text and images.
-        let content: Vec<ContentBlock> = task
-            .content
-            .iter()
-            .filter(|b| matches!(b, ContentBlock::Text { .. } | ContentBlock::Image { .. }))
-            .cloned()
-            .collect();
+        let content = task.text_and_images();
         if content.is_empty() {
             return Err(TurnError::EmptyTask);
         }

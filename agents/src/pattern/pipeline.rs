@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::agent::{AgentError, Outcome, Reply};
 use crate::message::AgentMessage;
-use crate::model::{ContentBlock, Role};
+use crate::model::Role;
 use crate::registry::Target;
 
 /// Why a pipeline stage did not hand anything on.
@@ -155,14 +155,7 @@ impl Pipeline {
             if stage == last {
                 return Ok(PipelineRun { replies, output: reply });
             }
-            let content: Vec<ContentBlock> = reply
-                .message
-                .content
-                .iter()
-                .filter(|b| matches!(b, ContentBlock::Text { .. } | ContentBlock::Image { .. }))
-                .cloned()
-                .collect();
-            next = AgentMessage::new(Role::User, content).from(target.address());
+            next = AgentMessage::new(Role::User, reply.message.text_and_images()).from(target.address());
             next.metadata = metadata.clone();
             replies.push(reply);
         }
