@@ -33,7 +33,8 @@ use tokio::sync::mpsc;
 use warden::agents::agent::{Agent, AgentError, AgentEventKind};
 use warden::agents::model::{Model, ModelConfig, OpenAiChat, Provider, RetryPolicy};
 use warden::agents::pattern::{
-    FailureReason, Orchestrator, OrchestratorEvent, OrchestratorRun, Plan, WorkerConcern, WorkerRequest, WorkerSpec,
+    FailureReason, Orchestrator, OrchestratorEvent, OrchestratorRun, Plan, WorkerConcern, WorkerFailure, WorkerRequest,
+    WorkerSpec,
 };
 use warden::agents::react::ReAct;
 use warden::chaos::{ChaosAction, ChaosMonkey, ChaosReport, Schedule};
@@ -97,10 +98,7 @@ pub(crate) struct Demo {
 impl Demo {
     /// Whether the victim's failure was seen as a worker gone down.
     pub(crate) fn kill_seen(&self) -> bool {
-        self.run
-            .failures
-            .iter()
-            .any(|f| *f.worker == *self.victim && matches!(f.reason, FailureReason::Ask(AgentError::AgentDown(_))))
+        self.run.failures.iter().any(|f| went_down(f, &self.victim))
     }
 
     /// The breakers whose opening reached the orchestrator.
@@ -114,6 +112,11 @@ impl Demo {
             })
             .collect()
     }
+}
+
+/// Whether `failure` is `worker` going down (killed, here).
+fn went_down(failure: &WorkerFailure, worker: &str) -> bool {
+    *failure.worker == *worker && matches!(failure.reason, FailureReason::Ask(AgentError::AgentDown(_)))
 }
 
 /// The scripted providers: the planner's, the synthesizer's, one per worker (by number).
@@ -446,7 +449,12 @@ async fn finish(
     }
     println!("== workers that failed, each answered by a re-plan ==");
     for f in &run.failures {
-        println!("  {} on [{}]: {}", f.worker, f.subtask.id, f.reason);
+        let note = if went_down(f, &victim) {
+            " (killed by the chaos monkey)"
+        } else {
+            ""
+        };
+        println!("  {} on [{}]: {}{note}", f.worker, f.subtask.id, f.reason);
     }
     while let Ok(e) = root_escalations.try_recv() {
         println!("  (also at the root: {e})");
