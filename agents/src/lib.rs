@@ -1,9 +1,34 @@
-//! Agents for Warden.
+//! Agents for Warden: LLM agents as supervised actors.
 //!
-//! This crate will hold agents as supervised actors, the provider-neutral model
-//! layer, the ReAct loop, memory and the orchestration patterns. It is empty for
-//! now: the supervision core in [`warden_supervisor`] and the tools in
-//! [`warden_tools`] come first.
+//! An agent here is an Erlang process with a model inside. It runs under a
+//! [`Supervisor`](warden_supervisor::Supervisor) like any child, owns its state
+//! (memory, queue, counters), is reached by address, answers every
+//! [`ask`](agent::AgentRef::ask) exactly once (the reply or a typed error,
+//! never a hang), and escalates up the tree when its model or tools keep
+//! failing. The modules, from the bottom up:
+//!
+//! * [`model`]: provider-neutral chat with tools over HTTP (the OpenAI
+//!   chat-completions format and the Anthropic Messages format), whole or
+//!   streamed, with the providers' retry rules, a fallback model, structured
+//!   output and configuration from a file or the environment.
+//! * [`message`] and [`codec`]: the [`AgentMessage`](message::AgentMessage)
+//!   agents exchange, and its one binary (bincode) and JSON encoding.
+//! * [`memory`]: a conversation bounded by messages or tokens that never
+//!   separates a tool call from its result.
+//! * [`agent`]: the [`Agent`](agent::Agent) definition (a recipe its
+//!   supervisor starts it from), the [`AgentRef`](agent::AgentRef) address,
+//!   interrupt, human in the loop, escalation of failing agents, and the
+//!   [`Behaviour`](agent::Behaviour) trait for agents of your own.
+//! * [`react`]: the ReAct agent: a system prompt, a model, tools run through
+//!   supervised tool executors, parallel tool calls, a bounded loop.
+//! * [`registry`] and [`team`]: agents by name or tree path, and teams that
+//!   route to their members by a policy and are addressed like one agent.
+//! * [`pattern`]: pipelines, fan-out, a broadcast hub, a router,
+//!   orchestrator-workers, an evaluator-optimizer loop and a debate.
+//!
+//! Test your agents against `warden-fake-provider`, a server on 127.0.0.1
+//! that speaks both wire formats, plays scripted replies and faults, and
+//! records every request; the examples in these docs do.
 
 pub use warden_supervisor as supervisor;
 pub use warden_tools as tools;

@@ -1,5 +1,8 @@
 //! Orchestration patterns built on [`ask`](crate::agent::AgentRef::ask): a sequential
-//! [`Pipeline`] and a [`FanOut`] that yields answers as they arrive.
+//! [`Pipeline`], a [`FanOut`] that yields answers as they arrive, a broadcast [`Hub`] whose
+//! members hear each other, a [`Router`] that lets a model pick the agent, an
+//! [`Orchestrator`] that starts workers at run time and re-plans when one escalates, an
+//! [`EvaluatorOptimizer`] loop, and a [`Debate`] with a moderator.
 //!
 //! Each pattern is plain async code over [`Target`](crate::registry::Target)s (agents or
 //! teams), with the same exactly-once, deadline-bounded asks underneath: a stage or a branch
