@@ -508,12 +508,7 @@ impl RouteDecider {
     }
 
     async fn run(&self, task: &AgentMessage) -> Result<TurnOutput, TurnError> {
-        let content: Vec<ContentBlock> = task
-            .content
-            .iter()
-            .filter(|b| matches!(b, ContentBlock::Text { .. } | ContentBlock::Image { .. }))
-            .cloned()
-            .collect();
+        let content = task.text_and_images();
         if content.is_empty() {
             return Err(TurnError::EmptyTask);
         }
