@@ -23,6 +23,25 @@
 //! ```
 //!
 //! Settings (environment): `NS` (`10,100,1000`), `RUNS` (5), `LATENCY_MS` (100).
+//!
+//! Against an external server (issue 7, pair 7: the same server AgentScope's
+//! fan-out is measured on, `../shared/anchors/agentscope/fake_openai.py`):
+//! `FANOUT_BASE_URL=http://127.0.0.1:PORT/v1` sends the agents' requests
+//! there instead of to the in-process fake provider. The server's `/stats`
+//! then gives the delay (the ideal wall time) and the request count that each
+//! run checks, and an answer passes when it contains "42" (that server says
+//! "The answer is 42."). `COMPARE=1` also prints `RESULT 7 warden <metric>
+//! <value> <unit>` lines for `benches/compare/run.sh`: per N, the warm wall
+//! time (median), its ratio to the ideal, the CPU time of a warm run (the
+//! process's threads' time on a CPU from /proc/self/task/*/schedstat, summed
+//! over the warm runs and divided by their number) and the peak
+//! RSS (VmHWM; run one N per process to get it per N, as the pair script
+//! does). The in-process fake provider's own CPU and memory count too when
+//! `FANOUT_BASE_URL` is not set.
+//!
+//! ```text
+//! COMPARE=1 NS=1000 FANOUT_BASE_URL=http://127.0.0.1:18080/v1 cargo bench --bench fanout
+//! ```
 
 use std::alloc::System;
 use std::time::{Duration, Instant};
@@ -56,6 +75,114 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time this process has used so far: the sum over its threads of
+/// the time on a CPU from /proc/self/task/*/schedstat (nanoseconds; a thread
+/// that exited is not counted, and the bench's threads live through a run),
+/// or, where there is no schedstat, user + sys from /proc/self/stat in ticks
+/// of 1/100 s (USER_HZ). Zero where there is no /proc.
+fn cpu_time() -> Duration {
+    let schedstat: Option<u64> = std::fs::read_dir("/proc/self/task").ok().map(|tasks| {
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+            .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    });
+    if let Some(ns) = schedstat.filter(|&ns| ns > 0) {
+        return Duration::from_nanos(ns);
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// An external OpenAI-compatible server (`FANOUT_BASE_URL`), as
+/// `fake_openai.py`: its `/stats` gives the request count and the delay.
+struct External {
+    base_url: String,
+    /// `host:port` of the server.
+    addr: String,
+}
+
+impl External {
+    fn from_env() -> Option<Self> {
+        let base_url = std::env::var("FANOUT_BASE_URL").ok().filter(|u| !u.is_empty())?;
+        let rest = base_url
+            .strip_prefix("http://")
+            .expect("FANOUT_BASE_URL is http://HOST:PORT/v1");
+        let addr = rest.split('/').next().unwrap_or(rest).to_string();
+        Some(Self { base_url, addr })
+    }
+
+    /// `GET /stats`, with a plain HTTP/1.0 request (the bench needs no client of its own).
+    fn stats(&self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(&self.addr).expect("the external server is up");
+        write!(conn, "GET /stats HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).expect("request /stats");
+        let mut response = String::new();
+        conn.read_to_string(&mut response).expect("read /stats");
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {response}"))
+    }
+
+    fn requests(&self) -> usize {
+        self.stats()["requests"].as_u64().expect("/stats has requests") as usize
+    }
+
+    fn delay(&self) -> Duration {
+        Duration::from_secs_f64(self.stats()["delay_ms"].as_f64().expect("/stats has delay_ms") / 1e3)
+    }
+}
+
+/// Where the agents' model runs: the in-process fake provider, or an external server.
+enum Server {
+    InProcess(FakeProvider),
+    External(External),
+}
+
+impl Server {
+    fn base_url(&self) -> String {
+        match self {
+            Self::InProcess(fake) => fake.base_url_openai(),
+            Self::External(ext) => ext.base_url.clone(),
+        }
+    }
+
+    /// The requests seen so far (the in-process provider's log is cleared first).
+    fn mark(&self) -> usize {
+        match self {
+            Self::InProcess(fake) => {
+                fake.clear_requests();
+                0
+            }
+            Self::External(ext) => ext.requests(),
+        }
+    }
+
+    fn requests_since(&self, mark: usize) -> usize {
+        match self {
+            Self::InProcess(fake) => fake.request_count(),
+            Self::External(ext) => ext.requests() - mark,
+        }
+    }
+
+    fn answer_ok(&self, text: &str) -> bool {
+        match self {
+            Self::InProcess(_) => text == "42",
+            Self::External(_) => text.contains("42"),
+        }
+    }
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -65,9 +192,10 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs.get(xs.len() / 2).copied().unwrap_or_default()
 }
 
-/// One fan-out: (wall time, time to the first answer).
-async fn fan_out(fake: &FakeProvider, agents: &[AgentRef], question: &AgentMessage) -> (Duration, Duration) {
-    fake.clear_requests();
+/// One fan-out: (wall time, time to the first answer, CPU time).
+async fn fan_out(server: &Server, agents: &[AgentRef], question: &AgentMessage) -> (Duration, Duration, Duration) {
+    let mark = server.mark();
+    let cpu = cpu_time();
     let started = Instant::now();
     let mut first = None;
     let mut answered = 0;
@@ -75,38 +203,60 @@ async fn fan_out(fake: &FakeProvider, agents: &[AgentRef], question: &AgentMessa
     while let Some(answer) = answers.next().await {
         first.get_or_insert_with(|| started.elapsed());
         match answer.result {
-            Ok(reply) => assert_eq!(reply.text(), "42", "agent {} answered wrongly", answer.target.name()),
+            Ok(reply) => assert!(
+                server.answer_ok(&reply.text()),
+                "agent {} answered wrongly: {:?}",
+                answer.target.name(),
+                reply.text()
+            ),
             Err(err) => panic!("agent {} failed: {err}", answer.target.name()),
         }
         answered += 1;
     }
     let wall = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu);
     assert_eq!(answered, agents.len());
-    assert_eq!(fake.request_count(), agents.len(), "the server saw every request once");
-    (wall, first.unwrap_or_default())
+    assert_eq!(
+        server.requests_since(mark),
+        agents.len(),
+        "the server saw every request once"
+    );
+    (wall, first.unwrap_or_default(), cpu)
 }
 
 fn main() {
     let quick = std::env::var_os("WARDEN_BENCH_QUICK").is_some() || std::env::args().any(|a| a == "--quick");
+    let compare = std::env::var("COMPARE").is_ok_and(|v| v == "1");
     let ns: Vec<usize> = std::env::var("NS")
         .unwrap_or_else(|_| if quick { "10,100".into() } else { "10,100,1000".into() })
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let runs: usize = if quick { 1 } else { env_or("RUNS", 5) };
-    let latency = Duration::from_millis(env_or("LATENCY_MS", 100));
+    let runs: usize = env_or("RUNS", if quick { 1 } else { 5 }).max(1);
 
     // The fake provider on a runtime of its own, so its work is not scheduled
-    // among the agents'.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("fake-provider")
-        .enable_all()
-        .build()
-        .expect("server runtime");
-    let fake = server_rt.block_on(FakeProvider::start());
-    fake.set_latency(latency);
-    fake.set_default_reply(Reply::text("42"));
+    // among the agents'; or the external server.
+    let mut server_rt = None;
+    let (server, latency) = match External::from_env() {
+        Some(ext) => {
+            let delay = ext.delay();
+            (Server::External(ext), delay)
+        }
+        None => {
+            let latency = Duration::from_millis(env_or("LATENCY_MS", 100));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("fake-provider")
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            let fake = rt.block_on(FakeProvider::start());
+            fake.set_latency(latency);
+            fake.set_default_reply(Reply::text("42"));
+            server_rt = Some(rt);
+            (Server::InProcess(fake), latency)
+        }
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -114,16 +264,22 @@ fn main() {
         .build()
         .expect("bench runtime");
 
-    println!("# fan-out to N ReAct agents, model latency {latency:?}, {runs} warm runs (median), 2-worker runtime");
+    let place = match &server {
+        Server::InProcess(_) => "the in-process fake provider".to_string(),
+        Server::External(ext) => format!("the external server {}", ext.base_url),
+    };
     println!(
-        "| N | wall, warm (median) | ÷ ideal | first answer | wall, cold | idle agent, fresh | idle agent, after the runs | peak RSS |"
+        "# fan-out to N ReAct agents on {place}, model latency {latency:?}, {runs} warm runs (median), 2-worker runtime"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| N | wall, warm (median) | ÷ ideal | first answer | wall, cold | CPU per warm run | idle agent, fresh | idle agent, after the runs | peak RSS |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &ns {
         rt.block_on(async {
-            fake.clear_requests();
+            server.mark();
             let before = heap();
-            let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "fake-model"));
+            let model = Model::new(OpenAiChat::new(server.base_url(), "fake-model"));
             let agents: Vec<Agent> = (0..n)
                 .map(|i| {
                     Agent::new(
@@ -144,37 +300,46 @@ fn main() {
             let fresh = (heap() - before) as f64 / n as f64;
 
             let question = AgentMessage::user("What is 6 x 7?");
-            let (cold, _) = fan_out(&fake, &handles, &question).await;
+            let (cold, _, _) = fan_out(&server, &handles, &question).await;
             let mut walls = Vec::new();
             let mut firsts = Vec::new();
+            let mut cpu = Duration::ZERO;
             for _ in 0..runs {
-                let (wall, first) = fan_out(&fake, &handles, &question).await;
+                let (wall, first, used) = fan_out(&server, &handles, &question).await;
                 walls.push(wall);
                 firsts.push(first);
+                cpu += used;
             }
-            fake.clear_requests();
+            let cpu = cpu / runs as u32;
+            server.mark();
             tokio::time::sleep(Duration::from_millis(100)).await;
             let after = (heap() - before) as f64 / n as f64;
             let wall = median(walls);
+            let ratio = wall.as_secs_f64() / latency.as_secs_f64();
+            let rss_mib = peak_rss_kib() as f64 / 1024.0;
             println!(
-                "| {n} | {:.1} ms | {:.2} | {:.1} ms | {:.1} ms | {:.0} B | {:.0} B | {:.0} MiB |",
+                "| {n} | {:.1} ms | {ratio:.2} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} B | {:.0} B | {rss_mib:.0} MiB |",
                 wall.as_secs_f64() * 1e3,
-                wall.as_secs_f64() / latency.as_secs_f64(),
                 median(firsts).as_secs_f64() * 1e3,
                 cold.as_secs_f64() * 1e3,
+                cpu.as_secs_f64() * 1e3,
                 fresh,
                 after,
-                peak_rss_kib() as f64 / 1024.0,
             );
             println!(
-                "SUMMARY fanout n={n} wall_ms={:.1} ratio={:.2} idle_agent_bytes={fresh:.0}",
+                "SUMMARY fanout n={n} wall_ms={:.1} ratio={ratio:.2} idle_agent_bytes={fresh:.0}",
                 wall.as_secs_f64() * 1e3,
-                wall.as_secs_f64() / latency.as_secs_f64()
             );
+            if compare {
+                println!("RESULT 7 warden wall_n{n} {:.1} ms", wall.as_secs_f64() * 1e3);
+                println!("RESULT 7 warden ratio_n{n} {ratio:.3} x");
+                println!("RESULT 7 warden cpu_n{n} {:.1} ms", cpu.as_secs_f64() * 1e3);
+                println!("RESULT 7 warden rss_n{n} {rss_mib:.1} MiB");
+            }
             root.stop().await;
         });
     }
     drop(rt);
-    drop(fake);
+    drop(server);
     drop(server_rt);
 }
