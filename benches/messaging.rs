@@ -29,8 +29,7 @@ use common::{Flavor, Worker, WorkerMsg};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
-use tokio::sync::mpsc::unbounded_channel;
-use warden::supervisor::{ChildSpec, Supervisor};
+use warden::supervisor::Supervisor;
 
 /// `iters` casts, then a call that returns how many were handled.
 async fn casts(worker: ActorRef<WorkerMsg>, iters: u64) -> Duration {
@@ -57,21 +56,7 @@ async fn calls(worker: ActorRef<WorkerMsg>, iters: u64) -> Duration {
 /// The bare worker and the supervised one (with its supervisor).
 async fn workers() -> (ActorRef<WorkerMsg>, ActorRef<WorkerMsg>, Supervisor) {
     let (bare, _join) = Actor::spawn(None, Worker::quiet(), ()).await.expect("bare worker");
-    let (tx, mut rx) = unbounded_channel();
-    let sup = Supervisor::builder("messaging")
-        .child(ChildSpec::actor("w1", move || {
-            (
-                Worker {
-                    index: 0,
-                    started: Some(tx.clone()),
-                },
-                (),
-            )
-        }))
-        .spawn()
-        .await
-        .expect("supervisor");
-    let supervised = common::collect_started(&mut rx, 1).await.remove(0);
+    let (supervised, sup) = common::supervised_worker("messaging").await;
     (bare, supervised, sup)
 }
 

@@ -28,6 +28,9 @@
 //! WARDEN_BENCH_QUICK=1 cargo bench --bench restart        # a few seconds
 //! ```
 //!
+//! Besides the `SUMMARY` lines, each scenario ends with machine-readable lines
+//! `METRIC <scenario>/<runtime>/<p50|p99> <value> us` (read by `benches/compare`).
+//!
 //! Settings (environment): `RUNS` (5), `CRASHES` (10000), `CRASHES_GROUP`
 //! (crashes per run for the 10-child scenarios; default `CRASHES`), `BATCH`
 //! (100; 0 = one supervisor per run), `SCENARIOS` (e.g.
@@ -337,6 +340,10 @@ fn main() {
                 common::us(p50),
                 common::us(p99)
             );
+            // Machine-readable, for benches/compare: `METRIC <scenario>/<runtime>/<stat> <value> us`.
+            for (stat, v) in [("p50", p50), ("p99", p99)] {
+                println!("METRIC {}/{}/{stat} {} us", sc.name(), flavor.name(), common::us(v));
+            }
         }
     }
 }

@@ -27,8 +27,12 @@
 //! WARDEN_BENCH_QUICK=1 cargo bench --bench spawn        # a few seconds
 //! ```
 //!
-//! Settings (environment): `RUNS` (5), `N` (100000), `WARDEN_BENCH_RUNTIME`
+//! Settings (environment): `RUNS` (5), `N` (100000), `SECTIONS` (a comma-separated
+//! subset of the section names above; all by default), `WARDEN_BENCH_RUNTIME`
 //! (`mt2`, `ct`; `mt2` by default).
+//!
+//! Each section ends with machine-readable lines `METRIC <section>/<runtime>/<stat> <value> <unit>`
+//! (read by `benches/compare`).
 
 #[path = "support/common.rs"]
 mod common;
@@ -233,7 +237,14 @@ fn main() {
     for flavor in flavors {
         let rt = flavor.runtime();
         let mut medians = Vec::new();
-        for section in Section::ALL {
+        let sections: Vec<Section> = match std::env::var("SECTIONS") {
+            Ok(v) if !v.is_empty() => Section::ALL
+                .into_iter()
+                .filter(|s| v.split(',').any(|x| x.trim() == s.name()))
+                .collect(),
+            _ => Section::ALL.to_vec(),
+        };
+        for &section in &sections {
             // Warm-up at full size, not reported: the heap has grown once before any figure.
             common::run_on(&rt, run(section, n));
             let mut all = Vec::with_capacity(runs);
@@ -285,6 +296,13 @@ fn main() {
                 m.stop_ns as f64 / 1e6,
                 m.leftover,
             );
+            // Machine-readable, for benches/compare: `METRIC <section>/<runtime>/<stat> <value> <unit>`.
+            let (name, f) = (section.name(), flavor.name());
+            println!("METRIC {name}/{f}/total_ms {:.1} ms", m.total_ns as f64 / 1e6);
+            println!("METRIC {name}/{f}/op_p50 {} us", common::us(m.p50));
+            println!("METRIC {name}/{f}/op_p99 {} us", common::us(m.p99));
+            println!("METRIC {name}/{f}/bytes_per_child {} B", m.bytes / n as i64);
+            println!("METRIC {name}/{f}/stop_ms {:.1} ms", m.stop_ns as f64 / 1e6);
             medians.push((section, m));
         }
         let per = |s: Section| {
@@ -294,7 +312,11 @@ fn main() {
                 .map_or(0, |(_, m)| m.bytes / n as i64)
         };
         let own = per(Section::BareLinked);
-        for s in [Section::WardenStartChild, Section::WardenDeclared] {
+        let split = [Section::WardenStartChild, Section::WardenDeclared];
+        for s in split
+            .into_iter()
+            .filter(|s| sections.contains(&Section::BareLinked) && sections.contains(s))
+        {
             println!(
                 "SUMMARY split {} {}: actor's own (bare_linked) {own} B/child + supervisor bookkeeping {} B/child = {} B/child \
                  (OTP simple_one_for_one: 2988 B/child total, 81 B/child supervisor)",

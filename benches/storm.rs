@@ -17,6 +17,10 @@
 //! WARDEN_BENCH_QUICK=1 cargo bench --bench storm        # a few seconds
 //! ```
 //!
+//! Each storm ends with machine-readable lines `METRIC <storm>/<runtime>/<stat> <value> <unit>`
+//! (all restarts' p50 and p99, the first and last bucket's p50, last ÷ first), read by
+//! `benches/compare`.
+//!
 //! Settings (environment): `RUNS` (5), `CRASHES` (10000), `BUCKET` (1000),
 //! `CRASH` (`kill`, `call`, or both by default), `WARDEN_BENCH_RUNTIME`
 //! (`mt2`, `ct`; both by default).
@@ -134,6 +138,15 @@ fn main() {
                 flavor.name(),
                 last as f64 / first as f64
             );
+            // Machine-readable, for benches/compare.
+            let all50 = common::median(per_run.iter().map(|b| b[3].p50));
+            let all99 = common::median(per_run.iter().map(|b| b[3].p99));
+            let f = flavor.name();
+            println!("METRIC {name}/{f}/p50 {} us", common::us(all50));
+            println!("METRIC {name}/{f}/p99 {} us", common::us(all99));
+            println!("METRIC {name}/{f}/first_p50 {} us", common::us(first));
+            println!("METRIC {name}/{f}/last_p50 {} us", common::us(last));
+            println!("METRIC {name}/{f}/last_over_first {:.3} x", last as f64 / first as f64);
         }
     }
 }

@@ -96,6 +96,26 @@ pub(crate) async fn collect_started(
         .collect()
 }
 
+/// A worker that is the only child of a one_for_one Warden supervisor called
+/// `id`, once it has started: the worker and its supervisor.
+pub(crate) async fn supervised_worker(id: &str) -> (ActorRef<WorkerMsg>, warden::supervisor::Supervisor) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sup = warden::supervisor::Supervisor::builder(id)
+        .child(warden::supervisor::ChildSpec::actor("w1", move || {
+            (
+                Worker {
+                    index: 0,
+                    started: Some(tx.clone()),
+                },
+                (),
+            )
+        }))
+        .spawn()
+        .await
+        .expect("supervisor");
+    (collect_started(&mut rx, 1).await.remove(0), sup)
+}
+
 /// `gen_server:call(Pid, ping)`; panics if the worker does not answer.
 pub(crate) async fn ping(worker: &ActorRef<WorkerMsg>) {
     match worker.call(WorkerMsg::Ping, None).await {
