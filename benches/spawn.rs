@@ -325,6 +325,12 @@ fn main() {
                 per(s) - own,
                 per(s)
             );
+            println!(
+                "METRIC split/{}/{}/supervisor_bytes_per_child {} B",
+                s.name(),
+                flavor.name(),
+                per(s) - own
+            );
         }
     }
 }

@@ -83,8 +83,9 @@ emit_metrics() {
         $1 == "METRIC" && NF == 4 {
             key = $2
             if (strip != "") sub("^" strip, "", key)
+            key = "/" key "/"
             gsub("/mt2/", "/S2/", key); gsub("/ct/", "/S1/", key)
-            gsub("/", "_", key)
+            gsub("^/|/$", "", key); gsub("/", "_", key)
             print "RESULT", pair, side, key, $3, $4
         }'
 }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Pair 3, escalation: Warden (benches/escalate.rs) against OTP (otpb_escalate).
+# exit_to_parent_K: a supervisor with intensity 0 and K workers gives up when worker 1 is
+# killed; until its parent has the news (OTP: the parent process receives the EXIT; Warden: the
+# parent supervisor hands the GaveUp escalation to its handler). subtree_restart_K: two levels,
+# the child supervisor gives up, the top one restarts it; until its K new workers answered a
+# call. Metrics <scenario>_<K>_<S2|S1>_<p50|p99>: S2 = Warden on a 2-worker multi-thread
+# runtime vs `erl +S 2`, S1 = a current-thread runtime vs `erl +S 1`.
+# Protocol: benches/compare/run.sh.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+PAIR=escalation
+
+counts() {  # RUNS and ITER by mode
+    if [[ "$1" == quick ]]; then echo "1 200"; else echo "3 2000"; fi
+}
+
+case "${1:-}" in
+    setup)
+        warden_bench escalate
+        otp_build
+        echo "NOTE $PAIR exit_to_parent: OTP's parent is the benchmark process receiving the EXIT; Warden's is a parent supervisor that receives the child supervisor's exit and hands its GaveUp escalation to a handler (a channel to the benchmark), one hop more"
+        ;;
+    sides) echo "warden otp" ;;
+    run)
+        side="${2:?side}" mode="${3:?mode}"
+        read -r runs iter < <(counts "$mode")
+        case "$side" in
+            warden)
+                RUNS="$runs" ITER="$iter" "$(warden_bin escalate)" 2>/dev/null | emit_metrics "$PAIR" warden
+                ;;
+            otp)
+                for s in 2 1; do
+                    RUNS="$runs" ITER="$iter" LOGGING=off otp_run "$s" otpb_escalate |
+                        awk -v s="$s" '$1 == "SUMMARY" {
+                            sub(/^p50_us=/, "", $4); sub(/^p99_us=/, "", $5)
+                            print "METRIC", $2 "/S" s "/p50", $4, "us"; print "METRIC", $2 "/S" s "/p99", $5, "us" }' |
+                        emit_metrics "$PAIR" otp
+                done
+                ;;
+            *) echo "unknown side $side" >&2; exit 2 ;;
+        esac
+        ;;
+    *) echo "usage: $0 setup MODE | sides | run SIDE MODE" >&2; exit 2 ;;
+esac
