@@ -133,6 +133,13 @@ impl ChaosWatch {
         self.wait_for(skip, predicate, timeout).await
     }
 
+    /// Runs `f` on the events recorded so far, under the record's lock and
+    /// without copying them. Keep `f` quick: supervisors wait for the lock to
+    /// record their events.
+    pub(crate) fn with_events<T>(&self, f: impl FnOnce(&[(Instant, SupervisorEvent)]) -> T) -> T {
+        f(&self.lock().events)
+    }
+
     /// How many events match `predicate`.
     pub fn count(&self, predicate: impl Fn(&SupervisorEvent) -> bool) -> usize {
         self.lock().events.iter().filter(|(_, event)| predicate(event)).count()

@@ -127,6 +127,35 @@ async fn flat_tree(watch: &ChaosWatch) -> Supervisor {
         .unwrap()
 }
 
+/// The report holds what it lists, not a copy of the watch's record: a long
+/// soak keeps its report, and a copy of every event in it would grow with
+/// every kill (the chaos soak's "leak" of about 200 bytes a kill was the
+/// record, copied into `gave_up`'s buffer by an in-place `collect`).
+#[tokio::test(start_paused = true)]
+async fn the_report_holds_no_copy_of_the_record() {
+    let watch = ChaosWatch::new();
+    let root = flat_tree(&watch).await;
+    let baseline = Baseline::capture(&root).await.unwrap();
+
+    let chaos = kill(&root, "root/w*", 50).await;
+    let kills = chaos.effective().count();
+    assert!(kills > 0, "{chaos}");
+    common::wait_count(&watch, 0, kills, "restarts", is_restarting).await;
+    assert!(watch.len() >= 3 * kills);
+
+    let report = Invariants::new(&baseline, &watch).chaos(&chaos).check(&root).await;
+    report.assert_ok();
+    assert!(report.gave_up.is_empty());
+    assert_eq!(
+        report.gave_up.capacity(),
+        0,
+        "an empty list of give-ups holds room for {} paths ({} events recorded)",
+        report.gave_up.capacity(),
+        watch.len()
+    );
+    root.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_terminated_permanent_child_is_not_running() {
     let watch = ChaosWatch::new();
@@ -276,6 +305,7 @@ async fn a_subtree_that_gives_up_escalates_to_the_root_and_is_restarted() {
     let report = Invariants::new(&baseline, &watch).chaos(&chaos).check(&root).await;
     report.assert_ok();
     assert_eq!(report.gave_up, vec![path("root/team")]);
+    assert_eq!(report.gave_up.capacity(), 1, "it holds what it lists, nothing more");
     assert!(report.escalations_at_root >= 1);
     assert_eq!(report.restarts, 1, "the root restarted the team: {report}");
     assert_eq!(report.running, (5, 5));
