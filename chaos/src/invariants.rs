@@ -10,7 +10,7 @@
 //!    fault at that child or below it.
 //! 4. **Every give-up escalated**, and the escalation reached the root handler.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -281,16 +281,17 @@ impl<'a> Invariants<'a> {
     /// buffer for an in-place `collect`, so the list, usually empty, kept the
     /// whole copy alive inside the report, about 200 bytes a kill in a soak.)
     fn gave_up(&self) -> Vec<ChildPath> {
+        // Each supervisor once, in the order of its first give-up.
         let mut gave_up: Vec<ChildPath> = self.watch.with_events(|events| {
+            let mut seen = HashSet::new();
             events
                 .iter()
                 .filter_map(|(_, event)| match event {
-                    SupervisorEvent::GaveUp { path, .. } => Some(path.clone()),
+                    SupervisorEvent::GaveUp { path, .. } if seen.insert(path) => Some(path.clone()),
                     _ => None,
                 })
                 .collect()
         });
-        gave_up.dedup();
         gave_up.shrink_to_fit();
         gave_up
     }

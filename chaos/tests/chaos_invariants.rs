@@ -453,7 +453,6 @@ async fn a_second_restart_with_only_one_cause_is_unexplained() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: gave_up lists a supervisor once per non-adjacent give-up (dedup without sort)"]
 async fn each_supervisor_that_gave_up_is_listed_once() {
     let watch = ChaosWatch::new();
     let team = |id: &str| {
