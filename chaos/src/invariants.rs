@@ -10,7 +10,7 @@
 //!    fault at that child or below it.
 //! 4. **Every give-up escalated**, and the escalation reached the root handler.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -332,15 +332,32 @@ impl<'a> Invariants<'a> {
         if tasks > before + self.task_slack {
             violations.push(Violation::Leaked { before, after: tasks });
         }
-        let causes = self.causes();
-        let events = self.watch.events();
-        let mut restarts = 0;
-        for (_, event) in &events {
-            if let SupervisorEvent::Restarting { path, .. } = event {
-                restarts += 1;
-                if !causes.iter().any(|cause| is_within(cause, path.as_str())) {
-                    violations.push(Violation::UnexplainedRestart { path: path.clone() });
-                }
+        let mut causes = Causes::default();
+        for cause in self.causes() {
+            causes.add(cause);
+        }
+        let mut restarted: Vec<ChildPath> = self.watch.with_events(|events| {
+            events
+                .iter()
+                .filter_map(|(_, event)| match event {
+                    SupervisorEvent::Restarting { path, .. } => Some(path.clone()),
+                    // A failed (re)start is retried as another restart: its own cause.
+                    SupervisorEvent::ChildStartFailed { path, .. } => {
+                        causes.add(path.as_str().to_owned());
+                        None
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        let restarts = restarted.len();
+        // Each restart needs a cause of its own at or below its path. The sets of
+        // causes a restart may take are subtrees, so matching the deepest restarts
+        // first never leaves a restart without a cause that another could have spared.
+        restarted.sort_by_key(|path| std::cmp::Reverse(path.as_str().matches('/').count()));
+        for path in restarted {
+            if !causes.take_within(path.as_str()) {
+                violations.push(Violation::UnexplainedRestart { path });
             }
         }
         let escalations = self.watch.escalations();
@@ -382,6 +399,37 @@ impl<'a> Invariants<'a> {
 }
 
 /// True if `path` is `ancestor` or below it.
+/// Causes not yet matched to a restart, counted by path.
+#[derive(Default)]
+struct Causes(BTreeMap<String, usize>);
+
+impl Causes {
+    fn add(&mut self, path: String) {
+        *self.0.entry(path).or_default() += 1;
+    }
+
+    /// Uses up one cause at `path` or below it; false if there is none.
+    fn take_within(&mut self, path: &str) -> bool {
+        // Paths below `path` sort together, from "path/" up to "path0" ('0' follows '/').
+        let key = self.0.get_key_value(path).map(|(key, _)| key.clone()).or_else(|| {
+            self.0
+                .range(format!("{path}/")..format!("{path}0"))
+                .next()
+                .map(|(key, _)| key.clone())
+        });
+        let Some(key) = key else {
+            return false;
+        };
+        if let Some(count) = self.0.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                self.0.remove(&key);
+            }
+        }
+        true
+    }
+}
+
 fn is_within(path: &str, ancestor: &str) -> bool {
     path.strip_prefix(ancestor)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))

@@ -305,12 +305,15 @@ impl ChaosMonkey {
         let started = Instant::now();
         let mut next = started;
         let mut actions = Vec::new();
+        let end = self.duration.map(|d| started + d);
         loop {
+            if self.max_actions.is_some_and(|max| done.load(Ordering::Relaxed) >= max) {
+                break;
+            }
             next += self.gap(&mut rng);
-            if self.duration.is_some_and(|d| next > started + d) {
-                if let Some(end) = self.duration.map(|d| started + d) {
-                    sleep_until_or_stopped(end, &stop).await;
-                }
+            // Past the end by the schedule, or by the clock (a zero gap never moves `next`).
+            if let Some(end) = end.filter(|&end| next > end || Instant::now() >= end) {
+                sleep_until_or_stopped(end, &stop).await;
                 break;
             }
             if !sleep_until_or_stopped(next, &stop).await {
@@ -328,10 +331,7 @@ impl ChaosMonkey {
                 }
                 actions.push(record);
             }
-            let count = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if self.max_actions.is_some_and(|max| count >= max) {
-                break;
-            }
+            done.fetch_add(1, Ordering::Relaxed);
         }
         ChaosReport {
             seed: self.seed,

@@ -426,7 +426,6 @@ async fn the_report_names_every_violation() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: one chaos action at a path explains any number of restarts there"]
 async fn a_second_restart_with_only_one_cause_is_unexplained() {
     let watch = ChaosWatch::new();
     let root = flat_tree(&watch).await;
