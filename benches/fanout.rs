@@ -30,9 +30,9 @@
 //! there instead of to the in-process fake provider. The server's `/stats`
 //! then gives the delay (the ideal wall time) and the request count that each
 //! run checks, and an answer passes when it contains "42" (that server says
-//! "The answer is 42."). `COMPARE=1` also prints `RESULT 7 warden <metric>
+//! "The answer is 42."). `COMPARE=1` also prints `RESULT fanout warden <metric>
 //! <value> <unit>` lines for `benches/compare/run.sh`: per N, the warm wall
-//! time (median), its ratio to the ideal, the CPU time of a warm run (the
+//! time (median) `wall_nN`, its ratio to the ideal `warden_over_ideal_nN`, the CPU time of a warm run (the
 //! process's threads' time on a CPU from /proc/self/task/*/schedstat, summed
 //! over the warm runs and divided by their number) and the peak
 //! RSS (VmHWM; run one N per process to get it per N, as the pair script
@@ -331,10 +331,10 @@ fn main() {
                 wall.as_secs_f64() * 1e3,
             );
             if compare {
-                println!("RESULT 7 warden wall_n{n} {:.1} ms", wall.as_secs_f64() * 1e3);
-                println!("RESULT 7 warden ratio_n{n} {ratio:.3} x");
-                println!("RESULT 7 warden cpu_n{n} {:.1} ms", cpu.as_secs_f64() * 1e3);
-                println!("RESULT 7 warden rss_n{n} {rss_mib:.1} MiB");
+                println!("RESULT fanout warden wall_n{n} {:.1} ms", wall.as_secs_f64() * 1e3);
+                println!("RESULT fanout warden warden_over_ideal_n{n} {ratio:.3} x");
+                println!("RESULT fanout warden cpu_n{n} {:.1} ms", cpu.as_secs_f64() * 1e3);
+                println!("RESULT fanout warden rss_n{n} {rss_mib:.1} MiB");
             }
             root.stop().await;
         });

@@ -51,6 +51,12 @@ GOALS = [
     {"pair": "messaging", "metric": "*", "vs": "bare", "max": 1.05, "goal": "within 5% of bare"},
     # 5. 100,000 supervised children: memory per child at or below OTP's.
     {"pair": "spawn", "metric": "bytes_per_child", "vs": "otp", "max": 1.0, "goal": "<= OTP"},
+    # 6. Rust peers (ractor-supervisor, kameo): no goal, an honest table (BENCHMARKS.md, "Rust peers").
+    # 7. Fan-out to 1,000 agents at 100 ms: within 1.1x the ideal wall time, and at least 10x
+    #    faster than AgentScope (its per-agent and its shared mode) on the same fake server.
+    {"pair": "fanout", "metric": "warden_over_ideal_n1000", "vs": None, "max": 1.1, "goal": "<= 1.1 x ideal"},
+    {"pair": "fanout", "metric": "wall_n1000", "vs": "agentscope", "max": 0.1, "goal": ">= 10x faster"},
+    {"pair": "fanout", "metric": "wall_n1000", "vs": "agentscope_shared", "max": 0.1, "goal": ">= 10x faster"},
 ]
 
 HIGHER_IS_BETTER = {"ops/s"}

@@ -26,7 +26,7 @@ CONF="$(cd "$ROOT/../shared/conformance" && pwd)"
 export CARGO_TARGET_DIR_PEERS="$ROOT/target/compare/peers-target"
 BIN="$CARGO_TARGET_DIR_PEERS/release"
 WORK="$ROOT/target/compare/peers"
-PAIR=6
+PAIR=peers
 
 usage() { echo "usage: $0 setup MODE | sides | run SIDE MODE   (MODE: quick|full; SIDE: warden|ractor_supervisor|kameo)" >&2; exit 2; }
 mode_ok() { case "${1:-}" in quick|full) ;; *) usage ;; esac; }

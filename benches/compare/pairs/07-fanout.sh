@@ -15,8 +15,10 @@
 # ratio to the ideal (the server's delay), CPU time (user+sys) of a warm run,
 # and the process's peak RSS. AgentScope runs in the anchor's `per-agent`
 # mode (each agent its own OpenAIChatModel, as AgentScope's examples do); in
-# full mode also in `shared` mode (one model for all agents), as *_shared_*
-# metrics. Knobs (env): FANOUT_DELAY_MS (100), FANOUT_REPS (quick 2, full 5),
+# full mode also in `shared` mode (one model for all agents), whose RESULT
+# lines name the side `agentscope_shared`. Each side's wall/ideal has a metric
+# of its own (`warden_over_ideal_nN`, `agentscope_over_ideal_nN`), so that the
+# table judges Warden's against the 1.1 goal and not against AgentScope's. Knobs (env): FANOUT_DELAY_MS (100), FANOUT_REPS (quick 2, full 5),
 # FANOUT_SHARED (full: 1, quick: 0).
 # The venv lives in target/compare/agentscope/venv, outputs in target/compare/fanout/.
 set -euo pipefail
@@ -26,7 +28,7 @@ ANCHOR="$(cd "$ROOT/../shared/anchors/agentscope" && pwd)"
 VENV="$ROOT/target/compare/agentscope/venv"
 PY="$VENV/bin/python"
 WORK="$ROOT/target/compare/fanout"
-PAIR=7
+PAIR=fanout
 
 usage() { echo "usage: $0 setup MODE | sides | run SIDE MODE   (MODE: quick|full; SIDE: warden|agentscope)" >&2; exit 2; }
 
@@ -125,21 +127,21 @@ run_agentscope() {
 import json, sys
 path, mode, pair = sys.argv[1], sys.argv[2], sys.argv[3]
 data = json.load(open(path))
-sfx = "" if mode == "per-agent" else "_shared"
+side = "agentscope" if mode == "per-agent" else "agentscope_shared"
 for r in data["results"]:
     n = r["n"]
-    print(f"RESULT {pair} agentscope wall{sfx}_n{n} {r['wall_median_s'] * 1e3:.1f} ms")
-    print(f"RESULT {pair} agentscope ratio{sfx}_n{n} {r['ratio']:.3f} x")
-    print(f"RESULT {pair} agentscope cpu{sfx}_n{n} {r['cpu_median_s'] * 1e3:.0f} ms")
-    print(f"RESULT {pair} agentscope rss{sfx}_n{n} {r['peak_rss_mib']:.1f} MiB")
-    print(f"RESULT {pair} agentscope build{sfx}_n{n} {r['build_s'] * 1e3:.0f} ms")
+    print(f"RESULT {pair} {side} wall_n{n} {r['wall_median_s'] * 1e3:.1f} ms")
+    print(f"RESULT {pair} {side} {side}_over_ideal_n{n} {r['ratio']:.3f} x")
+    print(f"RESULT {pair} {side} cpu_n{n} {r['cpu_median_s'] * 1e3:.1f} ms")
+    print(f"RESULT {pair} {side} rss_n{n} {r['peak_rss_mib']:.1f} MiB")
+    print(f"RESULT {pair} {side} build_n{n} {r['build_s'] * 1e3:.0f} ms")
 m = data["meta"]
 if mode == "per-agent":
     print(f"VERSION {pair} agentscope {m['agentscope']} (openai {m['openai']}), Python {m['python']}")
 EOF
     done
     if [ "$shared" = "1" ]; then
-        echo "NOTE $PAIR agentscope: fanout_pipeline(enable_gather=True) over ReActAgents without tools, in the anchor's per-agent mode (each agent its own OpenAIChatModel and HTTP client; the *_n metrics) and shared mode (one model; the *_shared_n metrics); CPU = getrusage user+sys of a warm run (median); peak RSS = ru_maxrss of a fresh worker per N, agents' build time included"
+        echo "NOTE $PAIR agentscope: fanout_pipeline(enable_gather=True) over ReActAgents without tools, in the anchor's per-agent mode (each agent its own OpenAIChatModel and HTTP client; side agentscope) and shared mode (one model for all; side agentscope_shared); CPU = getrusage user+sys of a warm run (median); peak RSS = ru_maxrss of a fresh worker per N, agents' build time included"
     else
         echo "NOTE $PAIR agentscope: fanout_pipeline(enable_gather=True) over ReActAgents without tools, in the anchor's per-agent mode only (each agent its own OpenAIChatModel and HTTP client); CPU = getrusage user+sys of a warm run (median); peak RSS = ru_maxrss of a fresh worker per N"
     fi

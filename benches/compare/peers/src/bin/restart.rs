@@ -25,7 +25,7 @@
 //!
 //! Settings (environment): `RUNS` (5), `CRASHES` (10000), `BATCH` (100),
 //! `TARGETS` (`ractor_supervisor,kameo`), `CRASH_KINDS` (`kill,call`).
-//! Prints `RESULT 6 <target> restart_<crash>_<p50|p99> <value> us` lines.
+//! Prints `RESULT peers <target> restart_<crash>_<p50|p99> <value> us` lines.
 
 use std::time::{Duration, Instant};
 
@@ -311,8 +311,8 @@ fn main() {
                 us(p50),
                 us(p99)
             );
-            println!("RESULT 6 {target} restart_{}_p50 {} us", crash.name(), us(p50));
-            println!("RESULT 6 {target} restart_{}_p99 {} us", crash.name(), us(p99));
+            println!("RESULT peers {target} restart_{}_p50 {} us", crash.name(), us(p50));
+            println!("RESULT peers {target} restart_{}_p99 {} us", crash.name(), us(p99));
         }
     }
 }

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Settings (environment): `RUNS` (5), `N` (100000), `TARGETS`
-//! (`ractor_supervisor,kameo`). Prints `RESULT 6 <target> <metric> <value> <unit>`
+//! (`ractor_supervisor,kameo`). Prints `RESULT peers <target> <metric> <value> <unit>`
 //! (not the stop time: ractor's stop of a supervisor does not wait for its children).
 
 use std::alloc::System;
@@ -236,13 +236,13 @@ fn main() {
             us(p99),
             stop as f64 / 1e6
         );
-        println!("RESULT 6 {target} spawn_total {:.1} ms", total as f64 / 1e6);
+        println!("RESULT peers {target} spawn_total {:.1} ms", total as f64 / 1e6);
         println!(
-            "RESULT 6 {target} spawn_per_child {:.2} us",
+            "RESULT peers {target} spawn_per_child {:.2} us",
             total as f64 / n as f64 / 1e3
         );
-        println!("RESULT 6 {target} spawn_op_p50 {} us", us(p50));
-        println!("RESULT 6 {target} spawn_op_p99 {} us", us(p99));
-        println!("RESULT 6 {target} spawn_bytes_per_child {per_child} B");
+        println!("RESULT peers {target} spawn_op_p50 {} us", us(p50));
+        println!("RESULT peers {target} spawn_op_p99 {} us", us(p99));
+        println!("RESULT peers {target} spawn_bytes_per_child {per_child} B");
     }
 }
