@@ -20,7 +20,8 @@
 # 100,000 children. Panic messages of the deliberate crashes go to /dev/null.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"   # ROOT, OUT, warden_bench, warden_bin
 PEERS="$ROOT/benches/compare/peers"
 CONF="$(cd "$ROOT/../shared/conformance" && pwd)"
 export CARGO_TARGET_DIR_PEERS="$ROOT/target/compare/peers-target"
@@ -30,22 +31,6 @@ PAIR=peers
 
 usage() { echo "usage: $0 setup MODE | sides | run SIDE MODE   (MODE: quick|full; SIDE: warden|ractor_supervisor|kameo)" >&2; exit 2; }
 mode_ok() { case "${1:-}" in quick|full) ;; *) usage ;; esac; }
-
-# The executable of one of our benches, built (if needed) by cargo.
-bench_bin() {
-    (cd "$ROOT" && cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null) |
-        python3 -c '
-import json, sys
-want = sys.argv[1]
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == want and m.get("executable"):
-        print(m["executable"])
-' "$1"
-}
 
 peers_cargo() {
     (cd "$PEERS" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR_PEERS" cargo "$@")
@@ -57,7 +42,8 @@ setup() {
     # without that feature, so restart and spawn run on the plain ractor.
     peers_cargo build --release --features conformance --bin conformance >&2
     peers_cargo build --release --bin restart --bin spawn >&2
-    (cd "$ROOT" && cargo bench --bench restart --bench spawn --no-run >&2)
+    warden_bench restart >&2
+    warden_bench spawn >&2
     (cd "$ROOT" && cargo build --release --example otp_conformance >&2)
 }
 
@@ -97,7 +83,7 @@ for line in sys.stdin:
 
 run_warden() {
     local restart spawn out="$WORK/warden.txt" conf="$WORK/warden-conformance.txt" summary
-    restart="$(bench_bin restart)"; spawn="$(bench_bin spawn)"
+    restart="$(warden_bin restart)"; spawn="$(warden_bin spawn)"
     [ -x "$restart" ] && [ -x "$spawn" ] || { echo "[06] run setup first: no restart/spawn bench" >&2; exit 1; }
     : >"$out"
     SCENARIOS=one_for_one:1:kill,one_for_one:1:call WARDEN_BENCH_RUNTIME=mt2 RUNS="$RUNS" \
@@ -111,7 +97,7 @@ run_warden() {
     passed="$(echo "$summary" | awk '{print $1}')"; failed="$(echo "$summary" | awk '{print $3}')"
     echo "RESULT $PAIR warden conformance_passed $passed count"
     echo "RESULT $PAIR warden conformance_total $((passed + failed)) count"
-    echo "VERSION $PAIR warden on ractor $(locked "$ROOT/Cargo.lock" ractor)"
+    echo "VERSION $PAIR Warden on ractor $(locked "$ROOT/Cargo.lock" ractor)"
 }
 
 run_peer() {
@@ -135,10 +121,10 @@ run_peer() {
         echo "RESULT $PAIR ractor_supervisor conformance_total $((p + f + na)) count"
         echo "RESULT $PAIR ractor_supervisor conformance_not_expressible $na count"
         echo "NOTE $PAIR ractor_supervisor conformance: $(grep -E '^(PASS|FAIL|N/A)' "$conf" | awk '{print $1 "=" $2}' | sed 's/=\([0-9][0-9]\)_[a-z_]*/=\1/' | tr '\n' ' ')(details: target/compare/peers/ractor_supervisor-conformance.txt; BENCHMARKS.md, Rust peers)"
-        echo "VERSION $PAIR ractor_supervisor ractor-supervisor $(locked "$lock" ractor-supervisor) on ractor $(locked "$lock" ractor) (default features off: native async traits, as Warden)"
+        echo "VERSION $PAIR ractor-supervisor $(locked "$lock" ractor-supervisor) on ractor $(locked "$lock" ractor) (default features off: native async traits, as Warden)"
         echo "NOTE $PAIR ractor_supervisor: restart = static Supervisor, OneForOne, Restart::Permanent child; spawn = DynamicSupervisor::spawn_child (its run-time supervisor), each child named in ractor's global registry"
     else
-        echo "VERSION $PAIR kameo kameo $(locked "$lock" kameo) (default features off but macros: no tracing)"
+        echo "VERSION $PAIR kameo $(locked "$lock" kameo) (default features off but macros: no tracing)"
         echo "NOTE $PAIR kameo: restart and spawn = a OneForOne kameo actor supervising Worker::supervise(&sup, args) children (RestartPolicy::Permanent); no conformance runner (no which/count_children, no run-time child operations, restart limits per child)"
     fi
 }

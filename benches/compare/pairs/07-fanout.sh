@@ -23,7 +23,8 @@
 # The venv lives in target/compare/agentscope/venv, outputs in target/compare/fanout/.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"   # ROOT, OUT, warden_bench, warden_bin
 ANCHOR="$(cd "$ROOT/../shared/anchors/agentscope" && pwd)"
 VENV="$ROOT/target/compare/agentscope/venv"
 PY="$VENV/bin/python"
@@ -34,21 +35,6 @@ usage() { echo "usage: $0 setup MODE | sides | run SIDE MODE   (MODE: quick|full
 
 mode_ok() { case "${1:-}" in quick|full) ;; *) usage ;; esac; }
 
-# The fan-out bench's executable, built (if needed) by cargo.
-bench_bin() {
-    (cd "$ROOT" && cargo bench --bench fanout --no-run --message-format=json 2>/dev/null) |
-        python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "fanout" and m.get("executable"):
-        print(m["executable"])
-'
-}
-
 setup() {
     mkdir -p "$WORK"
     if ! "$PY" -c 'import agentscope, aiohttp' >/dev/null 2>&1; then
@@ -58,10 +44,8 @@ setup() {
         "$VENV/bin/pip" install -q -r "$ANCHOR/requirements.lock" >&2
     fi
     "$PY" -c 'import agentscope, aiohttp' >&2
-    (cd "$ROOT" && cargo bench --bench fanout --no-run >&2)
-    local bin
-    bin="$(bench_bin)"
-    [ -x "$bin" ] || { echo "[07] no fanout bench executable" >&2; exit 1; }
+    warden_bench fanout >&2
+    warden_bin fanout >/dev/null
 }
 
 SERVER_PID=""
@@ -95,9 +79,8 @@ start_server() {
 
 run_warden() {
     local mode="$1" bin n
-    bin="$(bench_bin)"
-    [ -x "$bin" ] || { echo "[07] run setup first: no fanout bench executable" >&2; exit 1; }
-    echo "VERSION $PAIR warden $(cd "$ROOT" && cargo pkgid -p warden-agents 2>/dev/null | sed 's/.*[#@]//'), $(rustc --version | cut -d' ' -f1-2), 2-worker tokio runtime"
+    bin="$(warden_bin fanout)"
+    echo "VERSION $PAIR Warden $(cd "$ROOT" && cargo pkgid -p warden-agents 2>/dev/null | sed 's/.*[#@]//'), $(rustc --version | cut -d' ' -f1-2), 2-worker tokio runtime"
     for n in $NS; do
         COMPARE=1 NS="$n" RUNS="$REPS" FANOUT_BASE_URL="http://127.0.0.1:$PORT/v1" "$bin" \
             >"$WORK/warden-n$n.txt" 2>"$WORK/warden-n$n.err" || {
@@ -137,7 +120,7 @@ for r in data["results"]:
     print(f"RESULT {pair} {side} build_n{n} {r['build_s'] * 1e3:.0f} ms")
 m = data["meta"]
 if mode == "per-agent":
-    print(f"VERSION {pair} agentscope {m['agentscope']} (openai {m['openai']}), Python {m['python']}")
+    print(f"VERSION {pair} AgentScope {m['agentscope']} (openai {m['openai']}), Python {m['python']}")
 EOF
     done
     if [ "$shared" = "1" ]; then
