@@ -30,14 +30,18 @@
 //! there instead of to the in-process fake provider. The server's `/stats`
 //! then gives the delay (the ideal wall time) and the request count that each
 //! run checks, and an answer passes when it contains "42" (that server says
-//! "The answer is 42."). `COMPARE=1` also prints `RESULT fanout warden <metric>
-//! <value> <unit>` lines for `benches/compare/run.sh`: per N, the warm wall
-//! time (median) `wall_nN`, its ratio to the ideal `warden_over_ideal_nN`, the CPU time of a warm run (the
-//! process's threads' time on a CPU from /proc/self/task/*/schedstat, summed
-//! over the warm runs and divided by their number) and the peak
-//! RSS (VmHWM; run one N per process to get it per N, as the pair script
-//! does). The in-process fake provider's own CPU and memory count too when
-//! `FANOUT_BASE_URL` is not set.
+//! "The answer is 42."). `COMPARE=1` also prints `RESULT fanout warden
+//! <metric> <value> <unit>` lines for `benches/compare/run.sh`, per N: the
+//! warm wall time (median) `wall_nN`; its ratio to the ideal
+//! `warden_over_ideal_nN`; the CPU time of a warm run `cpu_nN` (the process's
+//! threads' time on a CPU from /proc/self/task/*/schedstat, summed over the
+//! warm runs and divided by their number); the peak RSS `rss_nN` (VmHWM: run
+//! one N per process to get it per N, as the pair script does); and the
+//! external server's own CPU time per warm run `server_cpu_nN` (from its
+//! `/stats`: a single-threaded server's CPU is on the critical path, so about
+//! delay + server CPU bounds the wall time from below). Without
+//! `FANOUT_BASE_URL`, the in-process fake provider's CPU and memory count
+//! with the agents'.
 //!
 //! ```text
 //! COMPARE=1 NS=1000 FANOUT_BASE_URL=http://127.0.0.1:18080/v1 cargo bench --bench fanout
@@ -132,6 +136,11 @@ impl External {
         conn.read_to_string(&mut response).expect("read /stats");
         let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         serde_json::from_str(body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {response}"))
+    }
+
+    /// The server's own CPU time so far, in seconds (`fake_openai.py` reports it).
+    fn cpu_s(&self) -> f64 {
+        self.stats()["cpu_s"].as_f64().unwrap_or(0.0)
     }
 
     fn requests(&self) -> usize {
@@ -304,13 +313,22 @@ fn main() {
             let mut walls = Vec::new();
             let mut firsts = Vec::new();
             let mut cpu = Duration::ZERO;
+            let mut server_cpu = 0.0;
             for _ in 0..runs {
+                let before = match &server {
+                    Server::External(ext) => ext.cpu_s(),
+                    Server::InProcess(_) => 0.0,
+                };
                 let (wall, first, used) = fan_out(&server, &handles, &question).await;
+                if let Server::External(ext) = &server {
+                    server_cpu += ext.cpu_s() - before;
+                }
                 walls.push(wall);
                 firsts.push(first);
                 cpu += used;
             }
             let cpu = cpu / runs as u32;
+            let server_cpu_ms = server_cpu / runs as f64 * 1e3;
             server.mark();
             tokio::time::sleep(Duration::from_millis(100)).await;
             let after = (heap() - before) as f64 / n as f64;
@@ -335,6 +353,9 @@ fn main() {
                 println!("RESULT fanout warden warden_over_ideal_n{n} {ratio:.3} x");
                 println!("RESULT fanout warden cpu_n{n} {:.1} ms", cpu.as_secs_f64() * 1e3);
                 println!("RESULT fanout warden rss_n{n} {rss_mib:.1} MiB");
+                if matches!(server, Server::External(_)) {
+                    println!("RESULT fanout warden server_cpu_n{n} {server_cpu_ms:.1} ms");
+                }
             }
             root.stop().await;
         });

@@ -118,6 +118,7 @@ for r in data["results"]:
     print(f"RESULT {pair} {side} cpu_n{n} {r['cpu_median_s'] * 1e3:.1f} ms")
     print(f"RESULT {pair} {side} rss_n{n} {r['peak_rss_mib']:.1f} MiB")
     print(f"RESULT {pair} {side} build_n{n} {r['build_s'] * 1e3:.0f} ms")
+    print(f"RESULT {pair} {side} server_cpu_n{n} {r['server_cpu_median_s'] * 1e3:.1f} ms")
 m = data["meta"]
 if mode == "per-agent":
     print(f"VERSION {pair} AgentScope {m['agentscope']} (openai {m['openai']}), Python {m['python']}")
