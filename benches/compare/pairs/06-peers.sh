@@ -112,6 +112,7 @@ run_peer() {
         local conf="$WORK/ractor_supervisor-conformance.txt" summary
         [ -x "$BIN/conformance" ] || { echo "[06] run setup first: no conformance runner" >&2; exit 1; }
         "$BIN/conformance" --check "$CONF/scenarios" >"$conf"
+        cat "$conf" >&2
         summary="$(tail -n 1 "$conf")"
         echo "$summary" | grep -Eq '^[0-9]+ passed, [0-9]+ failed, [0-9]+ not expressible$' ||
             { echo "[06] the conformance runner printed no summary" >&2; exit 1; }
@@ -120,7 +121,7 @@ run_peer() {
         echo "RESULT $PAIR ractor_supervisor conformance_passed $p count"
         echo "RESULT $PAIR ractor_supervisor conformance_total $((p + f + na)) count"
         echo "RESULT $PAIR ractor_supervisor conformance_not_expressible $na count"
-        echo "NOTE $PAIR ractor_supervisor conformance: $(grep -E '^(PASS|FAIL|N/A)' "$conf" | awk '{print $1 "=" $2}' | sed 's/=\([0-9][0-9]\)_[a-z_]*/=\1/' | tr '\n' ' ')(details: target/compare/peers/ractor_supervisor-conformance.txt; BENCHMARKS.md, Rust peers)"
+        echo "NOTE $PAIR ractor_supervisor conformance: $(grep -E '^(PASS|FAIL|N/A)' "$conf" | awk '{print $1 "=" $2}' | sed 's/=\([0-9][0-9]\)_[a-z_]*/=\1/' | tr '\n' ' ')(the traces: this run's log; why: BENCHMARKS.md, Rust peers)"
         echo "VERSION $PAIR ractor-supervisor $(locked "$lock" ractor-supervisor) on ractor $(locked "$lock" ractor) (default features off: native async traits, as Warden)"
         echo "NOTE $PAIR ractor_supervisor: restart = static Supervisor, OneForOne, Restart::Permanent child; spawn = DynamicSupervisor::spawn_child (its run-time supervisor), each child named in ractor's global registry"
     else
@@ -134,6 +135,9 @@ run() {
     mode_ok "$mode"
     sizes "$mode"
     mkdir -p "$WORK"
+    # A folder of this run's own, so that runs at the same time do not share files.
+    WORK="$(mktemp -d "$WORK/$side-$mode.XXXXXX")"
+    echo "[$PAIR] outputs in ${WORK#"$ROOT"/}" >&2
     case "$side" in
         warden) run_warden ;;
         ractor_supervisor | kameo) run_peer "$side" ;;

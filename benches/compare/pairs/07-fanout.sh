@@ -135,6 +135,9 @@ run() {
     local side="$1" mode="$2" shared
     mode_ok "$mode"
     mkdir -p "$WORK"
+    # A folder of this run's own, so that runs at the same time do not share files.
+    WORK="$(mktemp -d "$WORK/$side-$mode.XXXXXX")"
+    echo "[$PAIR] outputs in ${WORK#"$ROOT"/}" >&2
     if [ "$mode" = "quick" ]; then
         NS="${FANOUT_NS:-10}"
         REPS="${FANOUT_REPS:-2}"
