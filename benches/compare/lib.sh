@@ -7,7 +7,6 @@
 #   otp_build            compiles the OTP baseline into $OTP_EBIN (idempotent)
 #   otp_run SCHED MOD    runs `erl +S SCHED -run MOD main` (settings in the environment); its report
 #                        (the modules write it to stderr) goes to stdout, the VM's stdout is dropped
-#   otp_release          prints the OTP release and erts version
 # Pair scripts: see the header of benches/compare/run.sh for the protocol.
 set -euo pipefail
 
@@ -66,10 +65,6 @@ otp_build() {
 otp_run() {
     local sched="$1" mod="$2"
     erl -noshell +S "$sched" -pa "$OTP_EBIN" -run "$mod" main 2>&1 >/dev/null
-}
-
-otp_release() {
-    erl -noshell -eval 'io:format("OTP ~s, erts ~s~n",[erlang:system_info(otp_release),erlang:system_info(version)]), halt().'
 }
 
 # Reads a bench's output on stdin and prints its `METRIC <key> <value> <unit>` lines as

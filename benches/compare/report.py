@@ -119,25 +119,27 @@ def verdict(g, x):
     return "met" if ok else "**missed**"
 
 
+def number(v, unit):
+    a = abs(v)
+    if a >= 1e6 and unit == "ops/s":
+        return f"{v / 1e6:.2f} M"
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
 def fmt(v, unit):
     if v is None:
         return "—"
-    a = abs(v)
-    if a >= 1e6 and unit == "ops/s":
-        s = f"{v / 1e6:.2f} M"
-    elif a >= 1000:
-        s = f"{v:,.0f}"
-    elif a >= 100:
-        s = f"{v:.1f}"
-    else:
-        s = f"{v:.2f}"
-    return f"{s} {UNIT_WORDS.get(unit, unit)}".replace(" M ops/s", " M/s")
+    return f"{number(v, unit)} {UNIT_WORDS.get(unit, unit)}".replace(" M ops/s", " M/s")
 
 
-def spread(vals):
+def spread(vals, unit):
     if len(vals) < 2:
         return ""
-    return f" ({min(vals):.3g}–{max(vals):.3g})"
+    return f" ({number(min(vals), unit)}–{number(max(vals), unit)})"
 
 
 def table(values, units, sides):
@@ -153,7 +155,7 @@ def table(values, units, sides):
         if not others:
             g = goal_for(pair, metric, None, unit)
             rows.append(
-                f"| {pair} | {metric} | {fmt(wm, unit)}{spread(w or [])} | — | — | — | "
+                f"| {pair} | {metric} | {fmt(wm, unit)}{spread(w or [], unit)} | — | — | — | "
                 f"{g['goal'] if g else ''} | {verdict(g, wm)} |"
             )
             continue
@@ -164,8 +166,8 @@ def table(values, units, sides):
             g = goal_for(pair, metric, other, unit)
             r = f"{ratio:.2f}" if ratio is not None else "—"
             rows.append(
-                f"| {pair} | {metric} | {fmt(wm, unit)}{spread(w or [])} | {other} | "
-                f"{fmt(om, unit)}{spread(o)} | {r} | {g['goal'] if g else ''} | {verdict(g, ratio)} |"
+                f"| {pair} | {metric} | {fmt(wm, unit)}{spread(w or [], unit)} | {other} | "
+                f"{fmt(om, unit)}{spread(o, unit)} | {r} | {g['goal'] if g else ''} | {verdict(g, ratio)} |"
             )
     return "\n".join(rows)
 

@@ -95,7 +95,7 @@ done
     echo "machine $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1), nproc $(nproc), $(uname -sr)"
     echo "load_before $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "rustc $(rustc --version)"
-    echo "otp $(erl -noshell -eval 'io:format("OTP ~s (erts ~s)",[erlang:system_info(otp_release),erlang:system_info(version)]), halt().' 2>/dev/null || echo unknown)"
+    echo "otp $(erl -noshell -eval '{ok, V} = file:read_file(filename:join([code:root_dir(), "releases", erlang:system_info(otp_release), "OTP_VERSION"])), io:format("OTP ~s (erts ~s)", [string:trim(V), erlang:system_info(version)]), halt().' 2>/dev/null || echo unknown)"
     echo "ractor $(awk '/^name = "ractor"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)"
     echo "command $CMD"
     echo "mode $MODE"

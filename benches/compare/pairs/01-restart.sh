@@ -17,7 +17,6 @@ case "${1:-}" in
     setup)
         warden_bench restart
         otp_build
-        echo "VERSION $PAIR $(otp_release)"
         ;;
     sides) echo "warden otp" ;;
     run)
