@@ -21,10 +21,7 @@ fn rule(pattern: &str, action: FaultAction, fraction: f64) -> FaultRule {
 
 /// root -> w1, w2, both `Faulty` on `faults`.
 async fn tree(watch: &ChaosWatch, faults: &Faults) -> Supervisor {
-    Supervisor::builder("root")
-        .intensity(1_000, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    common::watched_root(watch, 1_000)
         .children(["w1", "w2"].map(|id| Faulty::child_spec(id, faults.clone(), || (Worker, ()))))
         .spawn()
         .await

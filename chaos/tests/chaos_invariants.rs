@@ -52,10 +52,7 @@ async fn kill(root: &Supervisor, target: &str, n: u64) -> ChaosReport {
 async fn a_clean_chaos_run_passes() {
     let watch = ChaosWatch::new();
     let faults = Faults::builder(3).build();
-    let root = Supervisor::builder("root")
-        .intensity(1_000, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 1_000)
         .child(
             Supervisor::builder("workers")
                 .intensity(1_000, Duration::from_secs(1))
@@ -117,10 +114,7 @@ async fn a_clean_chaos_run_passes() {
 
 /// root -> w1, w2 (permanent), watched.
 async fn flat_tree(watch: &ChaosWatch) -> Supervisor {
-    Supervisor::builder("root")
-        .intensity(100, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    common::watched_root(watch, 100)
         .children(["w1", "w2"].map(|id| ChildSpec::actor(id, || (Worker, ()))))
         .spawn()
         .await
@@ -212,10 +206,7 @@ async fn restarts_by_fired_faults_are_explained_by_the_plan() {
     let faults = Faults::builder(2)
         .rule(FaultRule::new("root/w1".parse().unwrap(), FaultAction::Fail, 1.0).limit(2))
         .build();
-    let root = Supervisor::builder("root")
-        .intensity(100, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 100)
         .child(Faulty::child_spec("w1", faults.clone(), || (Worker, ())))
         .spawn()
         .await
@@ -322,10 +313,7 @@ async fn a_subtree_that_gives_up_escalates_to_the_root_and_is_restarted() {
 #[tokio::test(start_paused = true)]
 async fn a_root_that_gives_up_is_reported_as_given_up_not_as_missing_children() {
     let watch = ChaosWatch::new();
-    let root = Supervisor::builder("root")
-        .intensity(0, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 0)
         .children(["w1", "w2", "w3"].map(|id| ChildSpec::actor(id, || (Worker, ()))))
         .spawn()
         .await
@@ -460,10 +448,7 @@ async fn each_supervisor_that_gave_up_is_listed_once() {
             .child(ChildSpec::actor("w", || (Worker, ())))
             .into_child()
     };
-    let root = Supervisor::builder("root")
-        .intensity(100, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 100)
         .child(team("a"))
         .child(team("b"))
         .spawn()

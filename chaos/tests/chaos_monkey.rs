@@ -23,10 +23,7 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// root -> workers -> w0..w5, all workers that never fail on their own.
 async fn stable_tree(watch: &ChaosWatch) -> Supervisor {
-    Supervisor::builder("root")
-        .intensity(1_000, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    common::watched_root(watch, 1_000)
         .child(
             Supervisor::builder("workers")
                 .intensity(1_000, Duration::from_secs(1))
@@ -160,10 +157,7 @@ async fn stop_with_error_gives_stopped_exits_with_the_chaos_reason() {
 async fn panic_arms_a_faulty_child_and_its_next_message_panics_it() {
     let watch = ChaosWatch::new();
     let faults = Faults::builder(5).build();
-    let root = Supervisor::builder("root")
-        .intensity(100, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 100)
         .children((0..4).map(|i| Faulty::child_spec(format!("w{i}"), faults.clone(), || (Worker, ()))))
         .spawn()
         .await
@@ -235,10 +229,7 @@ async fn panic_without_a_fault_plan_is_unsupported() {
 #[tokio::test(start_paused = true)]
 async fn picking_a_supervisor_takes_its_subtree_down_and_it_is_restarted() {
     let watch = ChaosWatch::new();
-    let root = Supervisor::builder("root")
-        .intensity(100, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 100)
         .child(ChildSpec::actor("solo", || (Worker, ())))
         .child(
             Supervisor::builder("team")
@@ -506,10 +497,7 @@ async fn duration_ends_a_run_with_a_zero_period() {
 #[tokio::test(start_paused = true)]
 async fn stopping_a_supervisor_with_an_error_shuts_its_subtree_down_in_order_and_it_is_restarted() {
     let watch = ChaosWatch::new();
-    let root = Supervisor::builder("root")
-        .intensity(100, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 100)
         .child(
             Supervisor::builder("team")
                 .child(ChildSpec::actor("w1", || (Worker, ())))

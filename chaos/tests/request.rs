@@ -16,7 +16,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use warden_chaos::ChaosWatch;
-use warden_supervisor::{ChildSpec, ExitReason, RequestError, StartContext, Supervisor, request};
+use warden_supervisor::{ChildSpec, ExitReason, RequestError, StartContext, request};
 
 /// Long enough that reaching it means the request hung.
 const LONG: Duration = Duration::from_secs(60);
@@ -231,10 +231,7 @@ fn supervised_server(entered: mpsc::UnboundedSender<()>) -> ChildSpec {
 async fn after_a_kill_a_retry_reaches_the_restarted_child() {
     let watch = ChaosWatch::new();
     let (tx, mut entered) = mpsc::unbounded_channel();
-    let root = Supervisor::builder("root")
-        .intensity(10, Duration::from_secs(1))
-        .observer(watch.observer())
-        .escalation_handler(watch.root_handler())
+    let root = common::watched_root(&watch, 10)
         .child(supervised_server(tx))
         .spawn()
         .await

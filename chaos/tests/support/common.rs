@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use warden_chaos::ChaosWatch;
-use warden_supervisor::{ChildInfo, ChildKind, ExitReason, Supervisor, SupervisorEvent};
+use warden_supervisor::{ChildInfo, ChildKind, ExitReason, Supervisor, SupervisorBuilder, SupervisorEvent};
 
 /// How long a test waits for an event before it fails: a deadline for a broken
 /// test, not a pause.
@@ -83,6 +83,15 @@ pub async fn sub(sup: &Supervisor, id: &str) -> Supervisor {
 }
 
 /// The worker ref of a cell.
+/// The root supervisor `root`, at most `max_restarts` restarts in 1 s, recorded
+/// by `watch` (its observer, and its escalation handler at the root).
+pub fn watched_root(watch: &ChaosWatch, max_restarts: u32) -> SupervisorBuilder {
+    Supervisor::builder("root")
+        .intensity(max_restarts, Duration::from_secs(1))
+        .observer(watch.observer())
+        .escalation_handler(watch.root_handler())
+}
+
 pub fn worker(cell: &ActorCell) -> ActorRef<WorkMsg> {
     ActorRef::from(cell.clone())
 }
