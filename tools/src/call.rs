@@ -1,11 +1,15 @@
 //! [`ToolCall`]: one request to run a tool, as it travels through an
 //! executor's layers.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::permission::{Permission, PermissionSet};
 
@@ -45,22 +49,54 @@ impl fmt::Display for CallId {
     }
 }
 
-/// Who is calling: a name for the audit log and the permissions it holds.
+/// Who is calling: a name for the audit log, the permissions it holds, and
+/// which tools it was offered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Caller {
     /// The caller's name (an agent's path, a user id), as audit events show it.
     pub name: Arc<str>,
     /// What the caller may do.
     pub permissions: PermissionSet,
+    /// The names of the tools the caller was offered (an agent's toolkit),
+    /// or `None` for every tool of the executor. An executor answers
+    /// [`ToolError::NotFound`](crate::ToolError::NotFound) for a tool not
+    /// in the set, as if it did not have it: a model cannot call a tool it
+    /// was never offered on an executor shared with other agents.
+    pub offered: Option<Arc<BTreeSet<Arc<str>>>>,
 }
 
 impl Caller {
-    /// A caller with no permissions.
+    /// A caller with no permissions, offered every tool.
     pub fn new(name: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
             permissions: PermissionSet::new(),
+            offered: None,
         }
+    }
+
+    /// Restricts the caller to the tools named `tools` (see
+    /// [`offered`](Self::offered)).
+    ///
+    /// ```
+    /// use warden_tools::Caller;
+    /// let caller = Caller::new("agents/planner").offered(["search", "echo"]);
+    /// assert!(caller.is_offered("echo"));
+    /// assert!(!caller.is_offered("delete_everything"));
+    /// assert!(Caller::new("root").is_offered("delete_everything"));
+    /// ```
+    pub fn offered<I>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Arc<str>>,
+    {
+        self.offered = Some(Arc::new(tools.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Whether the caller may call the tool named `tool`.
+    pub fn is_offered(&self, tool: &str) -> bool {
+        self.offered.as_ref().is_none_or(|offered| offered.contains(tool))
     }
 
     /// Adds a permission.
@@ -77,8 +113,9 @@ impl Caller {
 }
 
 /// One request to run a tool: which tool, the arguments as the model gave
-/// them, who asks and with what permissions. Cheap to clone (the arguments
-/// are shared), which the retry layer relies on.
+/// them, who asks and with what permissions, and until when the caller
+/// waits. Cheap to clone (the arguments are shared), which the retry layer
+/// relies on.
 ///
 /// ```
 /// use serde_json::json;
@@ -100,18 +137,60 @@ pub struct ToolCall {
     pub args: Arc<Value>,
     /// Who calls.
     pub caller: Caller,
+    /// When the caller stops waiting, and how long it meant to wait.
+    deadline: Option<(Instant, Duration)>,
+    /// Closed when the caller is gone (set by [`ToolClient::call`](crate::ToolClient::call)).
+    caller_alive: Option<watch::Receiver<()>>,
 }
 
 impl ToolCall {
-    /// A call of `tool` with `args`, a fresh id, and an anonymous caller
-    /// without permissions.
+    /// A call of `tool` with `args`, a fresh id, an anonymous caller
+    /// without permissions, and no deadline.
     pub fn new(tool: impl Into<Arc<str>>, args: Value) -> Self {
         Self {
             id: CallId::next(),
             tool: tool.into(),
             args: Arc::new(args),
             caller: Caller::default(),
+            deadline: None,
+            caller_alive: None,
         }
+    }
+
+    /// The caller waits at most `after` from now: an executor cancels the
+    /// call then (and does not start it if it is already past). A call
+    /// keeps the earlier of two deadlines; [`ToolClient::call`](crate::ToolClient::call)
+    /// sets its own.
+    pub fn within(mut self, after: Duration) -> Self {
+        let at = Instant::now().checked_add(after);
+        if let Some(at) = at {
+            if self.deadline.is_none_or(|(current, _)| at < current) {
+                self.deadline = Some((at, after));
+            }
+        }
+        self
+    }
+
+    /// When the caller stops waiting, if it said.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.map(|(at, _)| at)
+    }
+
+    /// How long the caller meant to wait, if it said.
+    pub(crate) fn patience(&self) -> Option<Duration> {
+        self.deadline.map(|(_, after)| after)
+    }
+
+    /// Ties the call to its caller: when `alive`'s sender is dropped, the
+    /// executor cancels the call.
+    pub(crate) fn watched_by(mut self, alive: watch::Receiver<()>) -> Self {
+        self.caller_alive = Some(alive);
+        self
+    }
+
+    /// Takes the caller's liveness signal out of the call.
+    pub(crate) fn take_caller_alive(&mut self) -> Option<watch::Receiver<()>> {
+        self.caller_alive.take()
     }
 
     /// Sets the id (the model's tool-call id).
@@ -138,7 +217,19 @@ impl fmt::Debug for ToolCall {
         f.debug_struct("ToolCall")
             .field("id", &self.id)
             .field("tool", &self.tool)
+            .field("args", &Redacted(&self.args))
             .field("caller", &self.caller)
+            .field("deadline", &self.deadline())
             .finish_non_exhaustive()
+    }
+}
+
+/// Shows a model's arguments as their size only: `<redacted: 42 bytes of JSON>`.
+pub(crate) struct Redacted<'a>(pub(crate) &'a Value);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = serde_json::to_vec(self.0).map_or(0, |v| v.len());
+        write!(f, "<redacted: {bytes} bytes of JSON>")
     }
 }

@@ -18,6 +18,19 @@
 //! * When the breaker opens, the executor raises a
 //!   [`CircuitOpened`](crate::circuit_breaker::CircuitOpened) escalation to its
 //!   supervisor (see [`ToolStack::build`]).
+//! * A call's work never outlives its caller: it is cancelled (its future
+//!   dropped at its next `.await`, before any later side effect) when the
+//!   caller's deadline passes ([`ToolCall::within`], set by
+//!   [`ToolClient::call`]), and when the caller is gone: it stopped waiting,
+//!   was interrupted or killed (the [`ToolClient::call`] future was dropped,
+//!   or the reply port of a raw [`ExecutorMsg::Call`] closed). A call
+//!   already past its deadline, or whose caller is already gone, is not
+//!   started.
+//! * At most [`max_in_flight`](ToolExecutor::max_in_flight) calls run at
+//!   once (1024 by default); past that a call is refused at once with
+//!   [`ToolError::Overloaded`].
+//! * A caller offered only some tools ([`Caller::offered`](crate::Caller::offered))
+//!   gets [`ToolError::NotFound`] for the others.
 //! * If the executor itself dies (killed, or a bug), its call tasks are
 //!   aborted with it (they live in a `JoinSet` in its state), every caller
 //!   waiting on it gets [`ToolError::ExecutorDown`] at once, and its
@@ -58,8 +71,10 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use futures::Future;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 use warden_supervisor::{ChildSpec, Escalator, RequestError, StartContext, request};
@@ -99,6 +114,13 @@ impl fmt::Debug for ExecutorMsg {
 
 type Slot = Arc<RwLock<Option<ActorRef<ExecutorMsg>>>>;
 
+/// How many calls an executor runs at once unless told otherwise.
+const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// How often a call whose caller left no liveness signal (a raw
+/// [`ExecutorMsg::Call`]) checks whether its reply port closed.
+const REPLY_PORT_CHECK: Duration = Duration::from_millis(50);
+
 /// Runs a toolkit's calls through a [`ToolStack`] per tool. A recipe: the
 /// actor is spawned by [`child_spec`](Self::child_spec) (supervised) or
 /// [`spawn`](Self::spawn) (not). Cheap to clone.
@@ -107,6 +129,7 @@ pub struct ToolExecutor {
     toolkit: Toolkit,
     stack: ToolStack,
     slot: Slot,
+    max_in_flight: usize,
 }
 
 impl fmt::Debug for ToolExecutor {
@@ -114,6 +137,7 @@ impl fmt::Debug for ToolExecutor {
         f.debug_struct("ToolExecutor")
             .field("toolkit", &self.toolkit)
             .field("stack", &self.stack)
+            .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -144,7 +168,17 @@ impl ToolExecutor {
             toolkit: toolkit.into(),
             stack,
             slot: Arc::new(RwLock::new(None)),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
+    }
+
+    /// At most `max` calls in flight at once, all tools together (1024 by
+    /// default; at least 1); past that a call is refused at once with
+    /// [`ToolError::Overloaded`]. Per-tool limits are the stack's
+    /// ([`ToolStackBuilder::concurrency_limit`](crate::ToolStackBuilder::concurrency_limit)).
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
     }
 
     /// A handle that calls whichever actor of this executor is running now,
@@ -221,18 +255,30 @@ impl Actor for ToolExecutor {
         // Reap finished calls so the set holds only those in flight.
         while state.tasks.try_join_next().is_some() {}
         match msg {
-            ExecutorMsg::Call { call, reply } => {
+            ExecutorMsg::Call { mut call, reply } => {
                 let service = match state.services.get(&call.tool) {
-                    Some(service) if self.toolkit.is_enabled(&call.tool) => service.clone(),
+                    Some(service) if call.caller.is_offered(&call.tool) && self.toolkit.is_enabled(&call.tool) => {
+                        service.clone()
+                    }
                     _ => {
                         let _ = reply.send(Err(ToolError::NotFound { tool: call.tool }));
                         return Ok(());
                     }
                 };
+                if state.tasks.len() >= self.max_in_flight {
+                    let _ = reply.send(Err(ToolError::Overloaded));
+                    return Ok(());
+                }
+                let caller = CallerWatch {
+                    deadline: call.deadline().zip(call.patience()),
+                    alive: call.take_caller_alive(),
+                };
                 state.tasks.spawn(async move {
                     // Our layers catch the tool's panics; this catches a middleware's.
-                    let result = catch_panic(service.oneshot(call)).await;
-                    let _ = reply.send(result);
+                    let work = catch_panic(service.oneshot(call));
+                    if let Some(result) = caller.run(work, &reply).await {
+                        let _ = reply.send(result);
+                    }
                 });
             }
             ExecutorMsg::Breakers(reply) => {
@@ -258,6 +304,56 @@ impl Actor for ToolExecutor {
     }
 }
 
+/// What a call task watches of its caller: its deadline and whether it is
+/// still there.
+struct CallerWatch {
+    deadline: Option<(tokio::time::Instant, Duration)>,
+    alive: Option<watch::Receiver<()>>,
+}
+
+impl CallerWatch {
+    /// Runs `work` unless the caller is gone or its deadline passes first
+    /// (then `work` is dropped, or never polled if that was so already):
+    /// `None` when the caller is gone, since nobody waits for an answer.
+    async fn run<F>(self, work: F, reply: &RpcReplyPort<ToolResult>) -> Option<ToolResult>
+    where
+        F: Future<Output = ToolResult>,
+    {
+        let expired = async {
+            match self.deadline {
+                Some((at, after)) => {
+                    tokio::time::sleep_until(at).await;
+                    after
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = caller_gone(self.alive, reply) => {
+                tracing::debug!("tool call cancelled: its caller is gone");
+                None
+            }
+            after = expired => Some(Err(ToolError::Timeout { after })),
+            result = work => Some(result),
+        }
+    }
+}
+
+/// Resolves when the caller is gone: its liveness signal's sender was
+/// dropped, or (without one) its reply port closed.
+async fn caller_gone(alive: Option<watch::Receiver<()>>, reply: &RpcReplyPort<ToolResult>) {
+    match alive {
+        // `changed` fails once the sender is dropped; nothing is ever sent.
+        Some(mut alive) => while alive.changed().await.is_ok() {},
+        None => {
+            while !reply.is_closed() {
+                tokio::time::sleep(REPLY_PORT_CHECK).await;
+            }
+        }
+    }
+}
+
 /// Calls an executor, whichever of its actors is running (it follows
 /// restarts). Cheap to clone.
 #[derive(Clone)]
@@ -277,22 +373,29 @@ impl ToolClient {
         self.slot.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Runs `call` and waits for its result, at most `deadline`.
+    /// Runs `call` and waits for its result, at most `deadline`; the
+    /// executor cancels the call when `deadline` passes.
     ///
     /// # Errors
     ///
     /// Whatever the tool's stack returns (see [`ToolError`]), plus
     /// [`ToolError::ExecutorDown`] when no executor is running or it died
     /// before answering (the call may or may not have run), and
-    /// [`ToolError::Timeout`] when `deadline` passes first (it may still run).
+    /// [`ToolError::Timeout`] when `deadline` passes first (the call is
+    /// cancelled; it may have acted before).
     ///
     /// # Cancellation
     ///
-    /// Dropping the future stops waiting; the call goes on in the executor
-    /// and its result is discarded.
+    /// Dropping the future cancels the call in the executor: the tool's
+    /// future is dropped at its next `.await` (or never started), so a
+    /// caller that is interrupted or killed leaves no work behind.
     pub async fn call(&self, call: ToolCall, deadline: Duration) -> Result<Value, ToolError> {
         let actor = self.actor().ok_or(ToolError::ExecutorDown)?;
-        match request(&actor, |reply| ExecutorMsg::Call { call, reply }, deadline).await {
+        let (alive, watch) = watch::channel(());
+        let call = call.within(deadline).watched_by(watch);
+        let answer = request(&actor, |reply| ExecutorMsg::Call { call, reply }, deadline).await;
+        drop(alive);
+        match answer {
             Ok(result) => result,
             Err(RequestError::Timeout(after)) => Err(ToolError::Timeout { after }),
             Err(_) => Err(ToolError::ExecutorDown),
