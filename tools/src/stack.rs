@@ -230,7 +230,8 @@ impl fmt::Display for ToolStack {
 }
 
 impl Default for ToolStack {
-    /// No layers: the tool itself, with panics caught.
+    /// No layers: the tool itself, with panics caught, behind the
+    /// permission and approval checks it declares (see [`ToolStack::build`]).
     fn default() -> Self {
         Self::builder().build()
     }
@@ -283,23 +284,29 @@ impl ToolStack {
     ///
     /// Layers that do not apply to the tool are left out: permission when it
     /// requires none, approval when it needs none.
+    ///
+    /// # What a tool declares is always enforced
+    ///
+    /// A tool's [`permissions`](DynTool::permissions) and
+    /// [`approval`](DynTool::approval) are checked whatever the stack: when
+    /// the stack has no `permission` (or `approval`) layer and the tool
+    /// declares a requirement, that layer is added outermost (permission
+    /// first, then approval), so a call from a caller lacking the tool's
+    /// permissions, or a call of a tool that requires approval, never reaches
+    /// the tool. [`ToolStack::default()`] is therefore safe for any tool; a
+    /// stack that names the layers decides where they go.
     pub fn build(&self, tool: Arc<dyn DynTool>, escalator: Option<&Escalator>) -> BuiltStack {
         let mut breaker = None;
         let mut service = ToolService::new(ToolFnService::new(tool.clone(), self.faults.clone()));
         for step in self.steps.iter().rev() {
             service = match step {
-                Step::Permission => {
-                    let required = tool.permissions();
-                    if required.is_empty() {
-                        continue;
-                    }
-                    ToolService::new(PermissionLayer::new(required).layer(service))
-                }
-                Step::Approval => match tool.approval() {
-                    ApprovalPolicy::Required { deadline } => {
-                        ToolService::new(ApprovalLayer::new(escalator.cloned(), deadline).layer(service))
-                    }
-                    ApprovalPolicy::None => continue,
+                Step::Permission => match permission_layer(tool.as_ref()) {
+                    Some(layer) => ToolService::new(layer.layer(service)),
+                    None => continue,
+                },
+                Step::Approval => match approval_layer(tool.as_ref(), escalator) {
+                    Some(layer) => ToolService::new(layer.layer(service)),
+                    None => continue,
                 },
                 Step::RateLimit(rate) => ToolService::new(RateLimitLayer::new(*rate).layer(service)),
                 Step::CircuitBreaker(config) => {
@@ -311,10 +318,26 @@ impl ToolStack {
                 Step::ConcurrencyLimit { max_in_flight, queue } => {
                     ToolService::new(ConcurrencyLimitLayer::new(*max_in_flight, *queue).layer(service))
                 }
-                Step::Retry(policy) => ToolService::new(RetryLayer::new(*policy).layer(service)),
+                Step::Retry(policy) => {
+                    let tool = tool.clone();
+                    let layer = RetryLayer::new(*policy).idempotent_if(move |call| tool.is_idempotent(&call.args));
+                    ToolService::new(layer.layer(service))
+                }
                 Step::Timeout(after) => ToolService::new(TimeoutLayer::new(*after).layer(service)),
                 Step::Middleware { make, .. } => make(service),
             };
+        }
+        // Declared requirements the stack does not check are checked outermost.
+        let has = |kind: LayerKind| self.steps.iter().any(|s| s.kind() == kind);
+        if !has(LayerKind::Approval) {
+            if let Some(layer) = approval_layer(tool.as_ref(), escalator) {
+                service = ToolService::new(layer.layer(service));
+            }
+        }
+        if !has(LayerKind::Permission) {
+            if let Some(layer) = permission_layer(tool.as_ref()) {
+                service = ToolService::new(layer.layer(service));
+            }
         }
         BuiltStack { service, breaker }
     }
@@ -334,6 +357,20 @@ impl ToolStack {
             });
         }
         breaker
+    }
+}
+
+/// The permission layer `tool` needs, if it requires any permission.
+fn permission_layer(tool: &dyn DynTool) -> Option<PermissionLayer> {
+    let required = tool.permissions();
+    (!required.is_empty()).then(|| PermissionLayer::new(required))
+}
+
+/// The approval layer `tool` needs, if its calls must be approved.
+fn approval_layer(tool: &dyn DynTool, escalator: Option<&Escalator>) -> Option<ApprovalLayer> {
+    match tool.approval() {
+        ApprovalPolicy::Required { deadline } => Some(ApprovalLayer::new(escalator.cloned(), deadline)),
+        ApprovalPolicy::None => None,
     }
 }
 

@@ -110,6 +110,17 @@ pub trait Tool: Send + Sync + 'static {
         ApprovalPolicy::None
     }
 
+    /// Whether running this call twice does what running it once does, so
+    /// that the retry layer may try it again after a timeout (when the first
+    /// attempt may have acted). Not by default: a tool that has side effects
+    /// is never repeated unless it says so. (Failures the tool returns with
+    /// [`ToolError::retryable`] are retried either way: the tool vouches for
+    /// them.)
+    fn idempotent(&self, args: &Self::Args) -> bool {
+        let _ = args;
+        false
+    }
+
     /// Runs the tool.
     fn call(&self, args: Self::Args) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
@@ -146,14 +157,46 @@ impl ToolSchema {
 /// # Errors
 ///
 /// [`ToolError::InvalidArguments`] with the JSON pointer of the first mismatch.
+///
+/// The message never quotes the model's value (serde's `invalid type:
+/// string "sk-...", expected u64` becomes `invalid type: string, expected
+/// u64`): arguments may hold secrets, and errors reach logs.
 pub fn validate<A: DeserializeOwned>(args: &Value) -> Result<A, ToolError> {
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = pointer(e.path());
         ToolError::InvalidArguments {
             path,
-            message: e.into_inner().to_string(),
+            message: without_values(&e.into_inner().to_string()),
         }
     })
+}
+
+/// serde's message without the unexpected value it quotes: `invalid type:
+/// string "x", expected u64` → `invalid type: string, expected u64`;
+/// `unknown variant `x`, expected one of ...` → `unknown variant, expected
+/// one of ...`. Other messages (`missing field `url``) name only the schema.
+fn without_values(message: &str) -> String {
+    for (prefix, keep_kind) in [
+        ("invalid type: ", true),
+        ("invalid value: ", true),
+        ("invalid length ", false),
+        ("unknown variant ", false),
+        ("unknown field ", false),
+    ] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        let expected = rest.rfind(", expected").map_or("", |at| &rest[at..]);
+        let head = prefix.trim_end();
+        if !keep_kind {
+            return format!("{head}{expected}");
+        }
+        // The kind is the text before the value: `string "x"`, `integer `7``.
+        let kind = rest.split(['"', '`']).next().unwrap_or("").trim_end();
+        let kind = kind.split(',').next().unwrap_or(kind);
+        return format!("{head} {kind}{expected}");
+    }
+    message.to_owned()
 }
 
 /// `serde_path_to_error`'s path (`headers.accept`, `items[0]`) as a JSON
@@ -185,6 +228,9 @@ pub trait DynTool: Send + Sync + 'static {
     fn permissions(&self) -> PermissionSet;
     /// Whether a call must be approved first.
     fn approval(&self) -> ApprovalPolicy;
+    /// Whether the call with `args` is idempotent ([`Tool::idempotent`]);
+    /// `false` when `args` do not fit the schema.
+    fn is_idempotent(&self, args: &Value) -> bool;
     /// Validates `args` and runs the tool.
     ///
     /// # Errors
@@ -231,6 +277,10 @@ impl<T: Tool> DynTool for Erased<T> {
         self.tool.approval()
     }
 
+    fn is_idempotent(&self, args: &Value) -> bool {
+        validate::<T::Args>(args).is_ok_and(|args| self.tool.idempotent(&args))
+    }
+
     fn call_json(self: Arc<Self>, args: Arc<Value>) -> BoxFuture<'static, Result<Value, ToolError>> {
         Box::pin(async move {
             let args: T::Args = validate(&args)?;
@@ -246,6 +296,7 @@ pub struct FnTool<A, F> {
     description: Arc<str>,
     permissions: PermissionSet,
     approval: ApprovalPolicy,
+    idempotent: bool,
     f: F,
     _args: PhantomData<fn(A)>,
 }
@@ -279,6 +330,7 @@ where
         description: description.into(),
         permissions: PermissionSet::new(),
         approval: ApprovalPolicy::None,
+        idempotent: false,
         f,
         _args: PhantomData,
     }
@@ -296,6 +348,13 @@ impl<A, F> FnTool<A, F> {
         self.approval = approval;
         self
     }
+
+    /// Declares every call idempotent, so that a timed-out call may be
+    /// retried ([`Tool::idempotent`]).
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
 }
 
 impl<A, F> fmt::Debug for FnTool<A, F> {
@@ -304,6 +363,7 @@ impl<A, F> fmt::Debug for FnTool<A, F> {
             .field("name", &self.name)
             .field("permissions", &self.permissions)
             .field("approval", &self.approval)
+            .field("idempotent", &self.idempotent)
             .finish_non_exhaustive()
     }
 }
@@ -332,6 +392,10 @@ where
 
     fn approval(&self) -> ApprovalPolicy {
         self.approval
+    }
+
+    fn idempotent(&self, _args: &A) -> bool {
+        self.idempotent
     }
 
     fn call(&self, args: A) -> impl Future<Output = Result<O, ToolError>> + Send {

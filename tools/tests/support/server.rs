@@ -75,6 +75,11 @@ impl TestServer {
         self.hits.load(Ordering::SeqCst)
     }
 
+    /// `builder` allowing this server (its host, port and loopback address).
+    pub fn allowing(&self, builder: warden_tools::HttpRequestToolBuilder) -> warden_tools::HttpRequestToolBuilder {
+        builder.allow_host("127.0.0.1")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
