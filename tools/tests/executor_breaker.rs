@@ -19,8 +19,8 @@ const DEADLINE: Duration = Duration::from_secs(10);
 async fn breaker_opens_escalates_rejects_and_recovers() {
     let server = TestServer::start().await;
     server.set(Mode::Fail);
-    let http = HttpRequestTool::builder()
-        .allow_host("127.0.0.1")
+    let http = server
+        .allowing(HttpRequestTool::builder())
         .permissions(PermissionSet::new())
         .build()
         .unwrap();

@@ -14,8 +14,8 @@ use warden_tools::{
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-fn http() -> warden_tools::HttpRequestToolBuilder {
-    HttpRequestTool::builder().allow_host("127.0.0.1")
+fn http(server: &TestServer) -> warden_tools::HttpRequestToolBuilder {
+    server.allowing(HttpRequestTool::builder())
 }
 
 async fn executor(tool: HttpRequestTool, stack: ToolStack) -> ToolClient {
@@ -32,7 +32,7 @@ async fn timeout_cancels_the_request() {
     let mut server = TestServer::start().await;
     server.set(Mode::Stall);
     let stack = ToolStack::builder().timeout(Duration::from_millis(100)).build();
-    let client = executor(http().build().unwrap(), stack).await;
+    let client = executor(http(&server).build().unwrap(), stack).await;
     let err = client.call(get(server.url("/flaky")), DEADLINE).await.unwrap_err();
     assert!(
         matches!(err, ToolError::Timeout { after } if after == Duration::from_millis(100)),
@@ -48,7 +48,11 @@ async fn retries_stop_at_max_attempts() {
     let server = TestServer::start().await;
     server.set(Mode::Fail);
     let policy = RetryPolicy::new(3).backoff(Duration::from_millis(1), Duration::from_millis(5));
-    let client = executor(http().build().unwrap(), ToolStack::builder().retry(policy).build()).await;
+    let client = executor(
+        http(&server).build().unwrap(),
+        ToolStack::builder().retry(policy).build(),
+    )
+    .await;
     let err = client.call(get(server.url("/flaky")), DEADLINE).await.unwrap_err();
     let ToolError::Failed {
         retryable: true,
@@ -73,7 +77,11 @@ async fn retries_stop_at_the_total_deadline() {
         .backoff(Duration::from_millis(200), Duration::from_secs(10))
         .jitter(false)
         .max_elapsed(Duration::from_millis(300));
-    let client = executor(http().build().unwrap(), ToolStack::builder().retry(policy).build()).await;
+    let client = executor(
+        http(&server).build().unwrap(),
+        ToolStack::builder().retry(policy).build(),
+    )
+    .await;
     let err = client.call(get(server.url("/flaky")), DEADLINE).await.unwrap_err();
     assert!(err.is_retryable());
     assert_eq!(server.hits(), 2);
@@ -83,7 +91,7 @@ async fn retries_stop_at_the_total_deadline() {
 async fn response_size_limit_is_enforced_while_streaming() {
     let server = TestServer::start().await;
     let client = executor(
-        http().max_response_bytes(10_000).build().unwrap(),
+        http(&server).max_response_bytes(10_000).build().unwrap(),
         ToolStack::builder().retry(RetryPolicy::new(5)).build(),
     )
     .await;
@@ -108,7 +116,7 @@ async fn response_size_limit_is_enforced_while_streaming() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_and_redirects_are_checked_against_the_allowlist() {
     let server = TestServer::start().await;
-    let client = executor(http().build().unwrap(), ToolStack::default()).await;
+    let client = executor(http(&server).build().unwrap(), ToolStack::default()).await;
     // `localhost` is not allowlisted, only 127.0.0.1.
     let err = client
         .call(get(format!("http://localhost:{}/flaky", server.addr.port())), DEADLINE)
@@ -156,7 +164,11 @@ async fn hosts_and_redirects_are_checked_against_the_allowlist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_tool_requires_net_http_by_default() {
     let server = TestServer::start().await;
-    let client = executor(http().build().unwrap(), ToolStack::builder().permission().build()).await;
+    let client = executor(
+        http(&server).build().unwrap(),
+        ToolStack::builder().permission().build(),
+    )
+    .await;
     let call = ToolCall::new("http_request", json!({ "url": server.url("/flaky") }));
     let err = client.call(call, DEADLINE).await.unwrap_err();
     assert!(matches!(err, ToolError::PermissionDenied { ref missing } if missing.to_string() == "net:http"));
@@ -168,7 +180,7 @@ async fn rate_limited_by_the_server_is_typed_and_waits_retry_after() {
     let server = TestServer::start().await;
     server.set(Mode::RateLimit { secs: 7 });
     let client = executor(
-        http().build().unwrap(),
+        http(&server).build().unwrap(),
         ToolStack::builder().retry(RetryPolicy::new(1)).build(),
     )
     .await;
@@ -177,7 +189,11 @@ async fn rate_limited_by_the_server_is_typed_and_waits_retry_after() {
 
     // A retry would have to wait 7 s, past the 1 s deadline: one hit only.
     let policy = RetryPolicy::new(5).max_elapsed(Duration::from_secs(1));
-    let client = executor(http().build().unwrap(), ToolStack::builder().retry(policy).build()).await;
+    let client = executor(
+        http(&server).build().unwrap(),
+        ToolStack::builder().retry(policy).build(),
+    )
+    .await;
     client.call(get(server.url("/flaky")), DEADLINE).await.unwrap_err();
     assert_eq!(server.hits(), 2);
 }

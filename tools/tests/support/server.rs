@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use tokio::sync::mpsc;
 
 /// What `/flaky` does.
@@ -25,6 +25,8 @@ pub enum Mode {
     Stall,
     /// 429 with `Retry-After: secs`.
     RateLimit { secs: u64 },
+    /// This status, empty body.
+    Status(u16),
 }
 
 #[derive(Clone)]
@@ -52,7 +54,7 @@ impl TestServer {
             dropped: tx,
         };
         let app = Router::new()
-            .route("/flaky", get(flaky).post(flaky))
+            .route("/flaky", any(flaky))
             .route("/bytes", get(bytes))
             .route("/redirect", get(redirect))
             .with_state(shared.clone());
@@ -77,7 +79,10 @@ impl TestServer {
 
     /// `builder` allowing this server (its host, port and loopback address).
     pub fn allowing(&self, builder: warden_tools::HttpRequestToolBuilder) -> warden_tools::HttpRequestToolBuilder {
-        builder.allow_host("127.0.0.1")
+        builder
+            .allow_host("127.0.0.1")
+            .allow_port(self.addr.port())
+            .allow_address(self.addr.ip())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -104,6 +109,7 @@ async fn flaky(State(s): State<Shared>) -> Response {
             std::future::pending::<()>().await;
             unreachable!()
         }
+        Mode::Status(status) => StatusCode::from_u16(status).unwrap().into_response(),
         Mode::RateLimit { secs } => {
             let mut headers = HeaderMap::new();
             headers.insert(header::RETRY_AFTER, secs.to_string().parse().unwrap());
