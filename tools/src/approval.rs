@@ -32,6 +32,7 @@
 //! Denials and timeouts are audit events (target `warden::audit`). The tool
 //! is not called unless the call was allowed.
 
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -69,9 +70,10 @@ impl ApprovalPolicy {
 /// The concern raised to ask for an approval; answer it with an
 /// [`ApprovalDecision`] through [`Escalation::answer`](warden_supervisor::Escalation::answer).
 ///
-/// Its `Debug` shows the arguments, which the approver needs to see: keep
-/// escalations that carry it out of logs where arguments may hold secrets.
-#[derive(Clone, Debug)]
+/// The approver reads the arguments from [`args`](Self::args); its `Debug`
+/// leaves them out (they may hold secrets, such as an `Authorization`
+/// header, and escalations reach logs), showing only their size.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ApprovalRequest {
     /// The call's id.
@@ -82,6 +84,17 @@ pub struct ApprovalRequest {
     pub caller: Caller,
     /// The arguments, as the model gave them.
     pub args: Arc<Value>,
+}
+
+impl fmt::Debug for ApprovalRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApprovalRequest")
+            .field("call_id", &self.call_id)
+            .field("tool", &self.tool)
+            .field("caller", &self.caller)
+            .field("args", &crate::call::Redacted(&self.args))
+            .finish()
+    }
 }
 
 /// The answer to an [`ApprovalRequest`].
