@@ -134,12 +134,24 @@
 //! | too many calls | [`ToolError::Overloaded`] / [`ToolError::RateLimited`] | |
 //! | tool fails, hangs, panics | [`ToolError::Failed`] / [`ToolError::Timeout`] / [`ToolError::Panicked`] | counted by the breaker |
 //! | executor dies | [`ToolError::ExecutorDown`], at once | its supervisor restarts it |
+//! | tool not offered to the caller ([`Caller::offered`]) | [`ToolError::NotFound`] | |
+//! | executor at its [`max_in_flight`](ToolExecutor::max_in_flight) | [`ToolError::Overloaded`] | |
+//! | caller's deadline passes, or the caller is gone | [`ToolError::Timeout`] (or nobody) | the call is cancelled |
+//!
+//! What a tool declares it needs (its permissions, its approval) is checked
+//! whatever the stack: [`ToolStack::build`] adds the checks outermost when
+//! the stack lacks them. A call never outlives its caller: the executor
+//! cancels it when the caller's deadline passes or the caller goes away. A
+//! call that may have acted is retried only when the tool says it is
+//! idempotent ([`Tool::idempotent`]).
 //!
 //! # The built-in tool
 //!
 //! [`HttpRequestTool`]: HTTP on `reqwest` (rustls) with a host allowlist,
-//! redirects re-checked against it, a streamed response size limit and a
-//! timeout.
+//! ports and non-public addresses allowed only explicitly (names are checked
+//! as they resolve, literal IPs as written), connection-steering headers
+//! refused, redirects re-checked, a streamed response size limit, a timeout,
+//! and retries only for idempotent methods.
 
 pub use warden_supervisor as supervisor;
 
