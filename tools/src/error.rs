@@ -53,8 +53,10 @@ pub enum ToolError {
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync + 'static>,
     },
-    /// The call did not finish within its per-call timeout and was cancelled.
-    /// Transient (retried by the retry layer).
+    /// The call did not finish within its per-call timeout, or its caller's
+    /// deadline, and was cancelled. Transient; it may have acted, so the
+    /// retry layer retries it only when the call is idempotent
+    /// ([`Tool::idempotent`](crate::Tool::idempotent)).
     #[error("tool call timed out after {after:?}")]
     Timeout {
         /// The timeout that passed.
@@ -147,8 +149,9 @@ impl ToolError {
         }
     }
 
-    /// Whether the retry layer tries the call again: a retryable
-    /// [`Failed`](Self::Failed), a [`Timeout`](Self::Timeout), a
+    /// Whether the retry layer may try the call again: a retryable
+    /// [`Failed`](Self::Failed), a [`Timeout`](Self::Timeout) (only for an
+    /// idempotent call, see [`RetryLayer`](crate::RetryLayer)), a
     /// [`RateLimited`](Self::RateLimited).
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -269,8 +269,13 @@ impl Actor for ToolExecutor {
                     let _ = reply.send(Err(ToolError::Overloaded));
                     return Ok(());
                 }
+                // A raw ractor call without a deadline of its own has its reply port's timeout.
+                let port_deadline = || {
+                    let after = reply.get_timeout()?;
+                    Some((tokio::time::Instant::now().checked_add(after)?, after))
+                };
                 let caller = CallerWatch {
-                    deadline: call.deadline().zip(call.patience()),
+                    deadline: call.deadline().zip(call.patience()).or_else(port_deadline),
                     alive: call.take_caller_alive(),
                 };
                 state.tasks.spawn(async move {

@@ -84,8 +84,10 @@ use crate::permission::PermissionSet;
 /// # Cancellation
 ///
 /// The executor drops the future returned by `call` when the call times out,
-/// when the caller's executor stops, or when a retry gives up: write tools
-/// whose futures may be dropped at any `.await`.
+/// when the caller's deadline passes or the caller goes away (interrupted,
+/// killed, gave up), when the executor stops, or when a retry gives up:
+/// write tools whose futures may be dropped at any `.await`, and put side
+/// effects after the waits they depend on.
 pub trait Tool: Send + Sync + 'static {
     /// The arguments, deserialized from the model's JSON; their schema is
     /// what the model sees.

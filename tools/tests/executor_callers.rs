@@ -136,6 +136,27 @@ async fn a_raw_call_is_cancelled_when_its_reply_port_closes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_raw_call_without_a_timeout_is_cancelled_when_its_caller_is_dropped() {
+    let (mut effect, tool) = effect("effect");
+    let client = spawn(Toolkit::new().tool(tool)).await;
+    let actor = client.actor().unwrap();
+    let caller = tokio::spawn(async move {
+        actor
+            .call(
+                |reply| warden_tools::ExecutorMsg::Call {
+                    call: ToolCall::new("effect", json!({})),
+                    reply,
+                },
+                None,
+            )
+            .await
+    });
+    wait_started(&effect, 1).await;
+    caller.abort();
+    assert_cancelled(&mut effect).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_call_past_its_deadline_is_not_started() {
     let (effect, tool) = effect("effect");
     let client = spawn(Toolkit::new().tool(tool)).await;
