@@ -176,14 +176,14 @@ pub fn validate<A: DeserializeOwned>(args: &Value) -> Result<A, ToolError> {
 /// serde's message without the unexpected value it quotes: `invalid type:
 /// string "x", expected u64` → `invalid type: string, expected u64`;
 /// `unknown variant `x`, expected one of ...` → `unknown variant, expected
-/// one of ...`. Other messages (`missing field `url``) name only the schema.
+/// one of ...`. Other messages (`missing field `url``, `unknown field
+/// `x``: a key, which the model needs to see to correct it) are kept.
 fn without_values(message: &str) -> String {
     for (prefix, keep_kind) in [
         ("invalid type: ", true),
         ("invalid value: ", true),
         ("invalid length ", false),
         ("unknown variant ", false),
-        ("unknown field ", false),
     ] {
         let Some(rest) = message.strip_prefix(prefix) else {
             continue;
@@ -402,5 +402,48 @@ where
 
     fn call(&self, args: A) -> impl Future<Output = Result<O, ToolError>> + Send {
         (self.f)(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_do_not_quote_the_models_values() {
+        let cases = [
+            (
+                r#"invalid type: string "sk-1", expected u32"#,
+                "invalid type: string, expected u32",
+            ),
+            (
+                "invalid type: integer `7`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                "invalid type: map, expected a sequence",
+                "invalid type: map, expected a sequence",
+            ),
+            (
+                r#"invalid value: string "a, expected b", expected one of"#,
+                "invalid value: string, expected one of",
+            ),
+            (
+                "invalid length 3, expected 2 elements",
+                "invalid length, expected 2 elements",
+            ),
+            (
+                "unknown variant `sk-1`, expected `GET` or `POST`",
+                "unknown variant, expected `GET` or `POST`",
+            ),
+            (
+                "unknown field `town`, expected `city`",
+                "unknown field `town`, expected `city`",
+            ),
+            ("missing field `url`", "missing field `url`"),
+        ];
+        for (message, redacted) in cases {
+            assert_eq!(without_values(message), redacted);
+        }
     }
 }
