@@ -134,6 +134,10 @@ impl Step {
 /// * the **tool** innermost, with panic catching and fault injection
 ///   ([`ToolStackBuilder::faults`]) just before it runs.
 ///
+/// Whatever the order, a tool's declared permissions and approval are
+/// checked: a stack without those layers gets them outermost for the tools
+/// that need them ([`ToolStack::build`]).
+///
 /// A rate limit ([`ToolStackBuilder::rate_limit`]) is not in the recommended
 /// stack; put it after `approval` so refused calls neither count against the
 /// breaker nor take a slot.
