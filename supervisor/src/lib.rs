@@ -86,6 +86,7 @@
 //! logged. A child killed from outside is restarted like any failed child.
 
 mod backoff;
+mod dynamic;
 mod error;
 pub mod escalation;
 pub mod event;
@@ -98,8 +99,10 @@ mod path;
 pub mod request;
 mod spec;
 mod supervisor;
+mod uplink;
 
 pub use backoff::Backoff;
+pub use dynamic::{DynamicSupervisor, DynamicSupervisorBuilder};
 pub use error::{ChildError, NoProc, SpawnError, SpecError};
 pub use escalation::{
     ChildFailure, Concern, Disposition, Escalation, EscalationError, EscalationHandler, EscalationKind, Escalator,
