@@ -16,6 +16,10 @@
 //!   also the p50/p99 of one `start_child` call, and the time to stop the
 //!   supervisor with all its children.
 //! * `warden_declared`: the same children declared on the builder, then `spawn`.
+//! * `warden_dynamic`: `DynamicSupervisor::start_child(())` into a running
+//!   dynamic supervisor (OTP's `simple_one_for_one`: the exact twin of
+//!   `otpb_spawn`), its template spawning the same worker, permanent, 5 s
+//!   shutdown; p50/p99 of one call, and the time to stop it (all children at once).
 //!
 //! The supervisor's bookkeeping per child is `warden_* − bare_linked`. The
 //! counting allocator adds a few atomic adds to every allocation, so times here
@@ -43,7 +47,7 @@ use std::time::{Duration, Instant};
 use common::{Flavor, Summary, Worker};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use warden::supervisor::{ChildSpec, Strategy, Supervisor};
+use warden::supervisor::{ChildSpec, DynamicSupervisor, Strategy, Supervisor};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -102,14 +106,16 @@ enum Section {
     BareLinked,
     WardenStartChild,
     WardenDeclared,
+    WardenDynamic,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [
+    const ALL: [Section; 5] = [
         Self::BareUnlinked,
         Self::BareLinked,
         Self::WardenStartChild,
         Self::WardenDeclared,
+        Self::WardenDynamic,
     ];
 
     fn name(self) -> &'static str {
@@ -118,6 +124,7 @@ impl Section {
             Self::BareLinked => "bare_linked",
             Self::WardenStartChild => "warden_start_child",
             Self::WardenDeclared => "warden_declared",
+            Self::WardenDynamic => "warden_dynamic",
         }
     }
 }
@@ -214,6 +221,24 @@ async fn run(section: Section, n: usize) -> Res {
                 .expect("supervisor");
             res.total_ns = common::nanos(t0.elapsed());
             measure_and_stop(&mut res, sup, n, (m0, a0)).await;
+        }
+        Section::WardenDynamic => {
+            let sup = DynamicSupervisor::of_actors("spawn", |()| (Worker::quiet(), ()))
+                .spawn()
+                .await
+                .expect("supervisor");
+            settle().await;
+            let (m0, a0) = heap();
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let t = Instant::now();
+                sup.start_child(()).await.expect("start_child");
+                lat.push(common::nanos(t.elapsed()));
+            }
+            res.total_ns = common::nanos(t0.elapsed());
+            let untyped = sup.as_supervisor().clone();
+            drop(sup);
+            measure_and_stop(&mut res, untyped, n, (m0, a0)).await;
         }
     }
     if !lat.is_empty() {
@@ -312,7 +337,11 @@ fn main() {
                 .map_or(0, |(_, m)| m.bytes / n as i64)
         };
         let own = per(Section::BareLinked);
-        let split = [Section::WardenStartChild, Section::WardenDeclared];
+        let split = [
+            Section::WardenStartChild,
+            Section::WardenDeclared,
+            Section::WardenDynamic,
+        ];
         for s in split
             .into_iter()
             .filter(|s| sections.contains(&Section::BareLinked) && sections.contains(s))

@@ -43,12 +43,23 @@ pub enum ChildError {
     /// The supervisor is not alive.
     #[error(transparent)]
     NoProc(NoProc),
+    /// A call a [`DynamicSupervisor`](crate::DynamicSupervisor) does not serve:
+    /// a child spec, a child id, `restart_child` or `delete_child` (OTP's
+    /// `{error, simple_one_for_one}`).
+    #[error("not supported by a simple_one_for_one supervisor")]
+    SimpleOneForOne,
+    /// Arguments of another type than the dynamic supervisor's template takes.
+    #[error("the template takes arguments of type {expected}")]
+    WrongArguments {
+        /// The template's argument type.
+        expected: &'static str,
+    },
 }
 
 impl ChildError {
     /// OTP's name for the answer: `already_started`, `already_present`,
-    /// `running`, `restarting`, `not_found`, `boom` (a failed start), or
-    /// `noproc`.
+    /// `running`, `restarting`, `not_found`, `boom` (a failed start),
+    /// `noproc`, or `simple_one_for_one`.
     pub fn otp_name(&self) -> &'static str {
         match self {
             Self::AlreadyStarted(_) => "already_started",
@@ -59,6 +70,8 @@ impl ChildError {
             Self::StartFailed(_) => "boom",
             Self::InvalidSpec(_) => "invalid_spec",
             Self::NoProc(_) => "noproc",
+            Self::SimpleOneForOne => "simple_one_for_one",
+            Self::WrongArguments { .. } => "wrong_arguments",
         }
     }
 }

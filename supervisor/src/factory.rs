@@ -51,7 +51,15 @@ pub(crate) type DynFactory = Arc<dyn ChildFactory>;
 
 /// Calls a factory, turning a panic into [`StartError::Panicked`].
 pub(crate) async fn start_guarded(factory: &DynFactory, ctx: StartContext) -> Result<ActorCell, StartError> {
-    let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| factory.start(ctx))) {
+    guarded(|| factory.start(ctx)).await
+}
+
+/// Runs a start, turning a panic (in making the future or in running it) into
+/// [`StartError::Panicked`].
+pub(crate) async fn guarded(
+    start: impl FnOnce() -> BoxFuture<Result<ActorCell, StartError>>,
+) -> Result<ActorCell, StartError> {
+    let fut = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
         Ok(fut) => fut,
         Err(panic) => return Err(StartError::Panicked(panic_message(panic))),
     };

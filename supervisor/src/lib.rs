@@ -79,6 +79,14 @@
 //! (the default for child supervisors, so a subtree stops in order, depth
 //! first).
 //!
+//! # Dynamic supervisors
+//!
+//! [`DynamicSupervisor`] is OTP's `simple_one_for_one`: one child template,
+//! children started at run time with arguments of their own, thousands of
+//! them at a few dozen bytes of bookkeeping each, one restart intensity for
+//! all, and a shutdown that stops them all at once. It can be a child of a
+//! regular supervisor ([`DynamicSupervisorBuilder::into_child`]).
+//!
 //! # What a child does cannot take its supervisor down
 //!
 //! Panics and errors in a child's handlers arrive as exits; a factory that
@@ -86,6 +94,7 @@
 //! logged. A child killed from outside is restarted like any failed child.
 
 mod backoff;
+mod dynamic;
 mod error;
 pub mod escalation;
 pub mod event;
@@ -98,8 +107,10 @@ mod path;
 pub mod request;
 mod spec;
 mod supervisor;
+mod uplink;
 
 pub use backoff::Backoff;
+pub use dynamic::{DynamicSupervisor, DynamicSupervisorBuilder};
 pub use error::{ChildError, NoProc, SpawnError, SpecError};
 pub use escalation::{
     ChildFailure, Concern, Disposition, Escalation, EscalationError, EscalationHandler, EscalationKind, Escalator,

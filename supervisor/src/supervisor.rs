@@ -23,6 +23,7 @@ use crate::spec::{ChildKind, ChildSpec};
 
 pub(crate) use actor::SupervisorActor;
 use actor::{Args, StartFailure};
+pub(crate) use state::last_words;
 
 /// Which children are restarted when one of them must be (OTP's strategies).
 ///
@@ -66,6 +67,8 @@ pub(crate) enum SupervisorMsg {
     /// Sent to itself by a supervisor that gave up, behind what its mailbox
     /// already held: exit now.
     Exit,
+    /// A request only a dynamic supervisor serves.
+    Dynamic(crate::dynamic::DynamicRequest),
 }
 
 #[cfg(feature = "cluster")]
@@ -336,7 +339,10 @@ impl Supervisor {
         self.actor.get_status() <= ractor::ActorStatus::Upgrading
     }
 
-    async fn call<T: Send + 'static>(&self, msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg) -> Result<T, NoProc> {
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
+    ) -> Result<T, NoProc> {
         match self.actor.call(msg, None).await {
             Ok(CallResult::Success(v)) => Ok(v),
             _ => Err(NoProc {
@@ -345,7 +351,7 @@ impl Supervisor {
         }
     }
 
-    async fn child_call<T: Send + 'static>(
+    pub(crate) async fn child_call<T: Send + 'static>(
         &self,
         msg: impl FnOnce(RpcReplyPort<Result<T, ChildError>>) -> SupervisorMsg,
     ) -> Result<T, ChildError> {

@@ -136,6 +136,12 @@ pub fn probe(id: &str, control: &Arc<Control>) -> ChildSpec {
     })
 }
 
+/// Starts a probe called `id` from a template (of a dynamic supervisor).
+pub async fn start_probe(ctx: StartContext, id: String, control: Arc<Control>) -> Result<ActorCell, StartError> {
+    control.escalators.lock().unwrap().insert(id.clone(), ctx.escalator());
+    ctx.spawn(Probe { id, control }, ()).await.map(ActorCell::from)
+}
+
 /// A factory that always fails, without spawning anything.
 pub fn refusing(id: &str) -> ChildSpec {
     ChildSpec::worker(id, |_ctx: StartContext| async {

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Pair 5, N supervised children started one after another (100,000 in full mode): Warden's
-# `start_child` into a one_for_one supervisor (benches/spawn.rs, 2-worker multi-thread runtime)
-# against OTP's `supervisor:start_child` into simple_one_for_one (otpb_spawn, `erl +S 2`).
+# `DynamicSupervisor::start_child` (its simple_one_for_one; benches/spawn.rs section
+# warden_dynamic, 2-worker multi-thread runtime) against OTP's `supervisor:start_child` into
+# simple_one_for_one (otpb_spawn, `erl +S 2`).
 # Metrics: total_ms, op_p50 / op_p99 (one start_child), bytes_per_child (Warden: live heap by a
 # counting allocator; OTP: erlang:memory(total) delta), stop_ms (stop the supervisor with all its
 # children), supervisor_bytes_per_child (Warden: start_child − a bare linked ractor actor; OTP:
-# the supervisor process's own memory). Protocol: benches/compare/run.sh.
+# the supervisor process's own memory). The same figures for Warden's regular one_for_one
+# `Supervisor::start_child(ChildSpec)` (section warden_start_child) are Warden-only rows
+# `one_for_one_*`. Protocol: benches/compare/run.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 PAIR=spawn
@@ -18,7 +21,7 @@ case "${1:-}" in
     setup)
         warden_bench spawn
         otp_build
-        echo "NOTE $PAIR bytes: Warden counts the live heap (requested bytes, a counting allocator), OTP the erlang:memory(total) delta after a GC; supervisor_bytes_per_child: Warden = start_child − a bare linked ractor actor, OTP = the simple_one_for_one supervisor's own memory"
+        echo "NOTE $PAIR bytes: Warden counts the live heap (requested bytes, a counting allocator), OTP the erlang:memory(total) delta after a GC; supervisor_bytes_per_child: Warden = start_child − a bare linked ractor actor, OTP = the simple_one_for_one supervisor's own memory; Warden's side is its DynamicSupervisor (simple_one_for_one), one_for_one_* rows are its regular Supervisor::start_child(ChildSpec)"
         ;;
     sides) echo "warden otp" ;;
     run)
@@ -26,10 +29,12 @@ case "${1:-}" in
         read -r runs n < <(counts "$mode")
         case "$side" in
             warden)
-                RUNS="$runs" N="$n" SECTIONS=bare_linked,warden_start_child WARDEN_BENCH_RUNTIME=mt2 \
+                RUNS="$runs" N="$n" SECTIONS=bare_linked,warden_start_child,warden_dynamic WARDEN_BENCH_RUNTIME=mt2 \
                     "$(warden_bin spawn)" 2>/dev/null | tee /dev/stderr |
-                    sed -n -e 's|^METRIC warden_start_child/mt2/|METRIC |p' \
-                        -e 's|^METRIC split/warden_start_child/mt2/|METRIC |p' |
+                    sed -n -e 's|^METRIC warden_dynamic/mt2/|METRIC |p' \
+                        -e 's|^METRIC split/warden_dynamic/mt2/|METRIC |p' \
+                        -e 's|^METRIC warden_start_child/mt2/|METRIC one_for_one_|p' \
+                        -e 's|^METRIC split/warden_start_child/mt2/|METRIC one_for_one_|p' |
                     emit_metrics "$PAIR" warden
                 ;;
             otp)

@@ -187,6 +187,8 @@ impl State {
             }
             SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
             SupervisorMsg::Exit => return Next::Exit,
+            // OTP: a pid given to a supervisor that is not simple_one_for_one.
+            SupervisorMsg::Dynamic(request) => request.refuse(ChildError::NotFound),
         }
         Next::Continue
     }
@@ -209,6 +211,7 @@ impl State {
             SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } => {}
             SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
             SupervisorMsg::Exit => return Next::Exit,
+            SupervisorMsg::Dynamic(request) => request.refuse(gone()),
         }
         Next::Continue
     }
@@ -257,7 +260,7 @@ impl State {
             return Next::Continue;
         };
         let escalations = match (self.children[&seq].spec.kind, final_state) {
-            (ChildKind::Supervisor, Some(mut s)) => s.take::<State>().map(|s| s.last_words).unwrap_or_default(),
+            (ChildKind::Supervisor, Some(s)) => last_words(s),
             _ => Vec::new(),
         };
         self.on_child_exit(seq, reason, escalations).await
@@ -684,6 +687,16 @@ impl State {
                 tracing::error!(target: "warden::supervisor", path = %self.path, "observer panicked");
             }
         }
+    }
+}
+
+/// What a child supervisor that exited had to pass on to its parent, whether
+/// it was a regular or a dynamic one.
+pub(crate) fn last_words(state: BoxedState) -> Vec<Escalation> {
+    match state.msg.map(|s| s.downcast::<State>()) {
+        Some(Ok(s)) => s.last_words,
+        Some(Err(other)) => crate::dynamic::last_words(other),
+        None => Vec::new(),
     }
 }
 
