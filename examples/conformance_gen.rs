@@ -112,8 +112,14 @@ impl Gen {
         }
     }
 
-    fn intensity(&mut self) -> u32 {
-        *self.rng.choice(&[0, 1, 1, 2, 2, 3, 4]).unwrap()
+    /// The root's intensity is higher, so that most scenarios keep a live tree
+    /// for a while (after the root gives up, every action answers `noproc`).
+    fn intensity(&mut self, root: bool) -> u32 {
+        if root {
+            *self.rng.choice(&[1, 2, 3, 4, 5, 8]).unwrap()
+        } else {
+            *self.rng.choice(&[0, 1, 1, 2, 2, 3, 4]).unwrap()
+        }
     }
 
     fn worker_shutdown(&mut self) -> WorkerShutdown {
@@ -132,7 +138,7 @@ impl Gen {
     }
 
     fn declare_tree(&mut self) {
-        let (strategy, intensity, period) = (self.pick(&STRATEGIES), self.intensity(), self.period());
+        let (strategy, intensity, period) = (self.pick(&STRATEGIES), self.intensity(true), self.period());
         self.sups.push(SupId {
             id: "root".into(),
             init_fails_below: false,
@@ -151,7 +157,7 @@ impl Gen {
 
     fn declare_nested_sup(&mut self) {
         let id = format!("s{}", self.sups.len());
-        let (strategy, intensity, period) = (self.pick(&STRATEGIES), self.intensity(), self.period());
+        let (strategy, intensity, period) = (self.pick(&STRATEGIES), self.intensity(false), self.period());
         let restart = self.pick(&RESTARTS);
         // Far longer than the subtree's slowest possible shutdown (see the module doc).
         let shutdown = if self.rng.bool() { "infinity" } else { "10000" };
@@ -264,7 +270,22 @@ impl Gen {
             56..64 => {
                 let sup = self.any_sup();
                 let child = self.child_of(sup);
-                format!("terminate_child {} {child}", self.sups[sup].id)
+                let sup = self.sups[sup].id.clone();
+                if self.rng.bool() {
+                    // Then what a terminated child answers.
+                    let then = self.pick(&["restart_child", "delete_child", "which_children"]);
+                    let then = if then == "which_children" {
+                        format!("which_children {sup}")
+                    } else {
+                        format!("{then} {sup} {child}")
+                    };
+                    let restart_fails = self.sups.iter().any(|s| s.id == child && s.init_fails_below);
+                    if !(restart_fails && then.starts_with("restart_child")) {
+                        self.line(format!("terminate_child {sup} {child}"));
+                        return self.line(then);
+                    }
+                }
+                format!("terminate_child {sup} {child}")
             }
             64..72 => {
                 let sup = self.any_sup();
