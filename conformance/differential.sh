@@ -6,9 +6,10 @@
 #
 #   conformance/differential.sh [--seeds N] [--start S] [--jobs J]
 #
-# Defaults: 100 seeds from seed 1, 2 seeds at a time (each seed runs the oracle
-# and the runner one after the other; both mostly wait, so J may exceed the
-# cores, but a loaded machine slows the oracle's own settling).
+# Defaults: 100 seeds from seed 1, 4 seeds at a time. Each seed runs the oracle,
+# then the runner; both mostly wait (settling, sleeps, slow stops), so 4 at a
+# time on 2 cores is faster than 2 (measured: 0.83 s against 1.45 s a seed),
+# and the scenarios are built to give the same trace on a loaded machine.
 # Prints one line per seed (PASS/FAIL seed-N) and a final "N passed, M failed";
 # exits 1 on any mismatch. A failing seed's scenario, both traces, the diff and
 # both stderr are kept in target/differential/failed/.
@@ -23,7 +24,7 @@ root="$(pwd)"
 
 seeds=100
 start=1
-jobs=2
+jobs=4
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --seeds) seeds="$2"; shift 2 ;;

@@ -14,7 +14,7 @@
 //! - Restart intensity is counted in whole seconds by OTP and exactly by Warden.
 //!   Every scenario runs well inside its supervisors' period (at least 10 s), or,
 //!   in a "gap" scenario, in two short phases separated by a sleep longer than
-//!   PERIOD_S + 1 s (periods of 2 s, a 3.6 s gap, phases of a few actions).
+//!   PERIOD_S + 1 s (periods of 2 s, a 3.6 s gap, phases of two to four actions).
 //! - A worker's `slow_stop` is either well inside its shutdown timeout or well
 //!   beyond it (it is killed), never close to it, and a worker id keeps one
 //!   shutdown spec for its whole life (a `start_child` after `delete_child`
@@ -340,13 +340,15 @@ impl Gen {
         }
         self.line("start".into());
         if self.gap {
-            let first = 2 + self.rng.usize(..5);
+            // Short phases: all restarts of one phase stay well inside 2 s even on
+            // a loaded machine.
+            let first = 2 + self.rng.usize(..3);
             for _ in 0..first {
                 self.action(false);
             }
             self.line("which_children root".into());
             self.line("sleep 3600".into());
-            let second = 2 + self.rng.usize(..5);
+            let second = 2 + self.rng.usize(..3);
             for i in 0..second {
                 self.action(i + 1 == second);
             }
