@@ -216,12 +216,16 @@ impl Runner {
             .and_then(|(_, c)| c.supervisor())
     }
 
-    async fn find_worker(&self, id: &str) -> Option<ActorCell> {
+    /// The running worker or supervisor called `id`, and which it is.
+    async fn find_running(&self, id: &str) -> Option<(ChildKind, ActorCell)> {
+        if id == self.root_id {
+            return self.find_sup(id).await.map(|s| (ChildKind::Supervisor, s.actor()));
+        }
         self.walk()
             .await
             .into_iter()
             .find(|(_, c)| c.id() == id)
-            .and_then(|(_, c)| c.state.actor().cloned())
+            .and_then(|(_, c)| Some((c.kind, c.state.actor()?.clone())))
     }
 
     /// Waits until no supervisor has anything left to do: two equal pictures of
@@ -285,15 +289,22 @@ impl Runner {
                     "boom" => Exit::Boom,
                     _ => bail!("bad exit reason in {line:?}"),
                 };
-                let Some(cell) = self.find_worker(id).await else {
-                    println!("error {line} noproc");
-                    return Ok(());
+                let cell = match self.find_running(id).await {
+                    None => {
+                        println!("error {line} noproc");
+                        return Ok(());
+                    }
+                    Some((ChildKind::Worker, cell)) => cell,
+                    // OTP's supervisor ignores the request; a supervisor here has no such message.
+                    Some((ChildKind::Supervisor, _)) => bail!("{line:?}: exit is for workers, {id} is a supervisor"),
                 };
                 ActorRef::<Exit>::from(cell.clone()).send_message(exit).ok();
                 cell.wait(None).await.ok();
             }
             ["kill", id] => {
-                let Some(cell) = self.find_worker(id).await else {
+                // A supervisor can be killed too; see README's differences from OTP
+                // for what its workers then report.
+                let Some((_, cell)) = self.find_running(id).await else {
                     println!("error {line} noproc");
                     return Ok(());
                 };
