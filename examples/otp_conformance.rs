@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use warden::supervisor::{
-    ChildInfo, ChildKind, ChildSpec, ChildState, Restart, Shutdown, Strategy, Supervisor, SupervisorBuilder,
-    SupervisorEvent,
+    ChildError, ChildInfo, ChildKind, ChildSpec, ChildState, Restart, Shutdown, SpawnError, Strategy, Supervisor,
+    SupervisorBuilder, SupervisorEvent,
 };
 
 /// What the script tells the workers to do.
@@ -39,21 +39,32 @@ struct Worker {
     control: Arc<Control>,
 }
 
+/// Whether the worker is ending on its own (`exit`): then `slow_stop` does not
+/// apply, as it does not in the oracle, where only a shutdown asked for by the
+/// supervisor is slow.
+struct ExitingOnItsOwn(bool);
+
 impl Actor for Worker {
     type Msg = Exit;
-    type State = ();
+    type State = ExitingOnItsOwn;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<Exit>, _: ()) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(&self, _: ActorRef<Exit>, _: ()) -> Result<ExitingOnItsOwn, ActorProcessingErr> {
         let mut fails = self.control.init_fails.lock().unwrap();
         if let Some(n) = fails.get_mut(&self.id).filter(|n| **n > 0) {
             *n -= 1;
             return Err("boom".into());
         }
-        Ok(())
+        Ok(ExitingOnItsOwn(false))
     }
 
-    async fn handle(&self, myself: ActorRef<Exit>, msg: Exit, _: &mut ()) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Exit>,
+        msg: Exit,
+        exiting: &mut ExitingOnItsOwn,
+    ) -> Result<(), ActorProcessingErr> {
+        exiting.0 = true;
         match msg {
             Exit::Normal => myself.stop(None),
             Exit::Shutdown => myself.stop(Some("shutdown".into())),
@@ -62,7 +73,10 @@ impl Actor for Worker {
         Ok(())
     }
 
-    async fn post_stop(&self, _: ActorRef<Exit>, _: &mut ()) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _: ActorRef<Exit>, exiting: &mut ExitingOnItsOwn) -> Result<(), ActorProcessingErr> {
+        if exiting.0 {
+            return Ok(());
+        }
         let slow = self.control.slow_stop.lock().unwrap().get(&self.id).copied();
         if let Some(ms) = slow {
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -202,12 +216,16 @@ impl Runner {
             .and_then(|(_, c)| c.supervisor())
     }
 
-    async fn find_worker(&self, id: &str) -> Option<ActorCell> {
+    /// The running worker or supervisor called `id`, and which it is.
+    async fn find_running(&self, id: &str) -> Option<(ChildKind, ActorCell)> {
+        if id == self.root_id {
+            return self.find_sup(id).await.map(|s| (ChildKind::Supervisor, s.actor()));
+        }
         self.walk()
             .await
             .into_iter()
             .find(|(_, c)| c.id() == id)
-            .and_then(|(_, c)| c.state.actor().cloned())
+            .and_then(|(_, c)| Some((c.kind, c.state.actor()?.clone())))
     }
 
     /// Waits until no supervisor has anything left to do: two equal pictures of
@@ -239,6 +257,8 @@ impl Runner {
 
     async fn run(&mut self, tree: &Tree, line: &str) -> Result<()> {
         let words: Vec<&str> = line.split_whitespace().collect();
+        // As the oracle prints an action back: its words, one space apart.
+        let line = &words.join(" ");
         let since = Instant::now();
         match words.as_slice() {
             ["start"] => {
@@ -250,24 +270,44 @@ impl Runner {
                         trace_event(&root_id, e);
                     }
                 });
-                self.root = Some(builder.spawn().await.context("root failed to start")?);
+                match builder.spawn().await {
+                    Ok(root) => self.root = Some(root),
+                    // OTP's start_link answers {error, {shutdown, {failed_to_start_child, ..}}}:
+                    // the root's own start failed, after its children's lines.
+                    Err(SpawnError::ChildFailedToStart { .. }) => println!("init_failed {}", self.root_id),
+                    Err(e) => return Err(e).context("root failed to start"),
+                }
             }
             ["sleep", ms] => {
                 tokio::time::sleep(Duration::from_millis(ms.parse()?)).await;
                 return Ok(());
             }
             ["exit", id, reason] => {
-                let cell = self.find_worker(id).await.with_context(|| format!("no worker {id}"))?;
                 let exit = match *reason {
                     "normal" => Exit::Normal,
                     "shutdown" => Exit::Shutdown,
-                    _ => Exit::Boom,
+                    "boom" => Exit::Boom,
+                    _ => bail!("bad exit reason in {line:?}"),
+                };
+                let cell = match self.find_running(id).await {
+                    None => {
+                        println!("error {line} noproc");
+                        return Ok(());
+                    }
+                    Some((ChildKind::Worker, cell)) => cell,
+                    // OTP's supervisor ignores the request; a supervisor here has no such message.
+                    Some((ChildKind::Supervisor, _)) => bail!("{line:?}: exit is for workers, {id} is a supervisor"),
                 };
                 ActorRef::<Exit>::from(cell.clone()).send_message(exit).ok();
                 cell.wait(None).await.ok();
             }
             ["kill", id] => {
-                let cell = self.find_worker(id).await.with_context(|| format!("no worker {id}"))?;
+                // A supervisor can be killed too; see README's differences from OTP
+                // for what its workers then report.
+                let Some((_, cell)) = self.find_running(id).await else {
+                    println!("error {line} noproc");
+                    return Ok(());
+                };
                 cell.kill();
                 cell.wait(None).await.ok();
             }
@@ -291,7 +331,7 @@ impl Runner {
                 None => println!("error {line} noproc"),
                 Some(s) => {
                     let r = s.start_child(worker_spec(id, restart, shutdown, &self.control)?).await;
-                    println!("result start_child {id} {}", result(r.map(|_| ())));
+                    print_result(line, "start_child", id, r.map(|_| ()));
                 }
             },
             [action @ ("terminate_child" | "restart_child" | "delete_child"), sup, id] => {
@@ -303,7 +343,7 @@ impl Runner {
                             "restart_child" => s.restart_child(id).await.map(|_| ()),
                             _ => s.delete_child(id).await,
                         };
-                        println!("result {action} {id} {}", result(r));
+                        print_result(line, action, id, r);
                     }
                 }
             }
@@ -345,10 +385,13 @@ impl Runner {
     }
 }
 
-fn result(r: Result<(), warden::supervisor::ChildError>) -> String {
+/// Prints the answer to a child-management call: `result ACTION ID VALUE`, or
+/// `error LINE noproc` when the supervisor died before it could answer.
+fn print_result(line: &str, action: &str, id: &str, r: Result<(), ChildError>) {
     match r {
-        Ok(()) => "ok".into(),
-        Err(e) => format!("error:{}", e.otp_name()),
+        Ok(()) => println!("result {action} {id} ok"),
+        Err(ChildError::NoProc(_)) => println!("error {line} noproc"),
+        Err(e) => println!("result {action} {id} error:{}", e.otp_name()),
     }
 }
 
@@ -359,11 +402,8 @@ fn trace_event(root_id: &str, event: &SupervisorEvent) {
             kind: ChildKind::Worker,
             ..
         } => println!("start {}", path.id()),
-        SupervisorEvent::ChildStartFailed {
-            path,
-            kind: ChildKind::Worker,
-            ..
-        } => println!("init_failed {}", path.id()),
+        // A supervisor's start fails when one of its children fails to start.
+        SupervisorEvent::ChildStartFailed { path, .. } => println!("init_failed {}", path.id()),
         SupervisorEvent::ChildExited { path, reason, .. } => println!("down {} {}", path.id(), reason.otp_name()),
         SupervisorEvent::Stopped { path } if path.as_str() == root_id => println!("down {root_id} shutdown"),
         _ => {}
