@@ -1,6 +1,7 @@
 //! The supervisor's state machine, in the shape of OTP's `supervisor.erl`:
 //! an exit goes `on_exit` → `on_child_exit` (one arm per restart type) →
-//! `restart` (intensity first, then one phase per strategy); a restart whose
+//! `restart` (intensity first, then one phase per strategy), or, for a child
+//! that is not restarted, `auto_shutdown`; a restart whose
 //! start fails is queued again as `TryAgain`, never looped, so API calls and
 //! shutdown get in between attempts.
 
@@ -13,7 +14,7 @@ use ractor::actor::messages::BoxedState;
 use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::time::Instant;
 
-use super::{Config, Strategy, SupervisorMsg, validate_id};
+use super::{AutoShutdown, Config, Strategy, SupervisorMsg, validate_child};
 use crate::backoff::Backoff;
 use crate::error::ChildError;
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
@@ -33,8 +34,8 @@ const RECENT_FAILURES: usize = 16;
 pub(crate) enum Next {
     /// Carry on.
     Continue,
-    /// Exit now with reason `shutdown`: the supervisor gave up, its children
-    /// are stopped and its mailbox is drained of escalations.
+    /// Exit now with reason `shutdown`: the supervisor gave up or shut itself
+    /// down, its children are stopped and its mailbox is drained of escalations.
     Exit,
 }
 
@@ -68,6 +69,7 @@ pub(crate) struct State {
     myself: ActorRef<SupervisorMsg>,
     path: ChildPath,
     strategy: Strategy,
+    auto_shutdown: AutoShutdown,
     log: RestartLog,
     /// Start order: a child keeps its place across restarts. Boxed, because a
     /// B-tree filled in order leaves its nodes about half empty: boxing keeps
@@ -84,8 +86,9 @@ pub(crate) struct State {
     /// Escalations to pass on to the parent, sent at the end of the current
     /// turn (see [`State::end_turn`]).
     outbox: Vec<Escalation>,
-    /// Set once this supervisor has given up. Until the `Exit` it sent itself
-    /// comes round, it only drains escalations from its mailbox.
+    /// Set once this supervisor has given up, or shut itself down after a
+    /// significant child's exit. Until the `Exit` it sent itself comes round,
+    /// it only drains escalations from its mailbox.
     giving_up: bool,
     /// What a supervisor that gave up still has to hand its parent: the
     /// escalations it passes on and its own give-up, in order. They travel in
@@ -106,6 +109,7 @@ impl State {
             myself,
             path,
             strategy: config.strategy,
+            auto_shutdown: config.auto_shutdown,
             log: RestartLog::new(config.intensity),
             children: BTreeMap::new(),
             next_seq: 0,
@@ -279,7 +283,12 @@ impl State {
                 b.attempt = 0;
             }
         }
-        let (path, kind, restart) = (child.path.clone(), child.spec.kind, child.spec.restart);
+        let (path, kind, restart, significant) = (
+            child.path.clone(),
+            child.spec.kind,
+            child.spec.restart,
+            child.spec.significant,
+        );
         self.emit(SupervisorEvent::ChildExited {
             path: path.clone(),
             kind,
@@ -291,9 +300,9 @@ impl State {
         match (restart, reason.is_normal()) {
             (Restart::Temporary, _) => {
                 self.remove(seq);
-                Next::Continue
+                self.auto_shutdown(path, significant).await
             }
-            (Restart::Transient, true) => Next::Continue,
+            (Restart::Transient, true) => self.auto_shutdown(path, significant).await,
             (Restart::Permanent, _) | (Restart::Transient, false) => {
                 if self.recent_failures.len() == RECENT_FAILURES {
                     self.recent_failures.pop_front();
@@ -302,6 +311,31 @@ impl State {
                 self.restart(seq).await
             }
         }
+    }
+
+    /// OTP's `do_auto_shutdown/2`: a child ended on its own and is not
+    /// restarted; if it is significant, the supervisor may shut itself down.
+    /// Stops and restarts made by the supervisor never come here.
+    async fn auto_shutdown(&mut self, child: ChildPath, significant: bool) -> Next {
+        let shut_down = significant
+            && match self.auto_shutdown {
+                AutoShutdown::Never => false,
+                AutoShutdown::AnySignificant => true,
+                // A child whose restart is pending still counts, as in OTP.
+                AutoShutdown::AllSignificant => !self
+                    .children
+                    .values()
+                    .any(|c| c.spec.significant && !matches!(c.slot, Slot::NotRunning)),
+            };
+        if !shut_down {
+            return Next::Continue;
+        }
+        self.emit(SupervisorEvent::AutoShutdown {
+            path: self.path.clone(),
+            child,
+        });
+        self.stop_all().await;
+        self.leave(None)
     }
 
     /// OTP's `restart/2`: check the intensity first, then restart by strategy.
@@ -425,13 +459,21 @@ impl State {
             reason,
             recent_failures,
         });
+        self.leave(Some(escalation))
+    }
+
+    /// The end of a give-up or an auto-shutdown, its children already stopped:
+    /// the supervisor takes no more work and exits (reason `shutdown`) once the
+    /// escalations already in its mailbox are dispatched. Its own give-up, if
+    /// any, is its last word to its parent.
+    fn leave(&mut self, give_up: Option<Escalation>) -> Next {
         self.giving_up = true;
         if self.parent.is_some() {
             // Delivered to the parent with this supervisor's exit, after what
             // it was already passing on.
             self.last_words.append(&mut self.outbox);
-            self.last_words.push(escalation);
-        } else {
+            self.last_words.extend(give_up);
+        } else if let Some(escalation) = give_up {
             self.dispatch(escalation);
         }
         // Escalations already queued are drained before the exit.
@@ -586,7 +628,7 @@ impl State {
     }
 
     async fn start_child(&mut self, spec: ChildSpec) -> Result<ActorCell, ChildError> {
-        validate_id(&spec.id).map_err(ChildError::InvalidSpec)?;
+        validate_child(&spec, self.auto_shutdown).map_err(ChildError::InvalidSpec)?;
         if let Some(&seq) = self.by_id.get(&spec.id) {
             return Err(match &self.children[&seq].slot {
                 Slot::Running(cell) => ChildError::AlreadyStarted(cell.clone()),
