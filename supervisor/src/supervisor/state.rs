@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ractor::actor::messages::BoxedState;
 use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::{AutoShutdown, Config, Strategy, SupervisorMsg, validate_child};
 use crate::backoff::Backoff;
@@ -152,8 +153,9 @@ impl State {
     /// Stops every running child, last started first.
     pub(crate) async fn stop_all(&mut self) {
         let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
+        let mut timer = StopTimer::default();
         for seq in seqs {
-            self.stop_child(seq).await;
+            self.stop_child(seq, &mut timer).await;
         }
     }
 
@@ -260,11 +262,19 @@ impl State {
             tracing::trace!(target: "warden::supervisor", path = %self.path, actor = %cell.get_id(), "exit of a former child ignored");
             return Next::Continue;
         };
-        let escalations = match (self.children[&seq].spec.kind, final_state) {
-            (ChildKind::Supervisor, Some(mut s)) => s.take::<State>().map(|s| s.last_words).unwrap_or_default(),
-            _ => Vec::new(),
+        let mut child_state = match (self.children[&seq].spec.kind, final_state) {
+            (ChildKind::Supervisor, Some(mut s)) => s.take::<State>().ok(),
+            _ => None,
         };
-        self.on_child_exit(seq, reason, escalations).await
+        let escalations = child_state
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.last_words))
+            .unwrap_or_default();
+        let next = self.on_child_exit(seq, reason, escalations).await;
+        // Dropped once its escalations are passed on: a whole subtree's
+        // bookkeeping, off the path of the news.
+        drop(child_state);
+        next
     }
 
     /// OTP's `do_restart/3`: one arm per restart type.
@@ -375,8 +385,9 @@ impl State {
             Strategy::OneForAll => self.children.keys().rev().filter(|&&s| s != seq).copied().collect(),
             Strategy::RestForOne => self.children.range(seq + 1..).rev().map(|(&s, _)| s).collect(),
         };
+        let mut timer = StopTimer::default();
         for victim in victims {
-            self.stop_child(victim).await;
+            self.stop_child(victim, &mut timer).await;
             if self.children[&victim].spec.restart == Restart::Temporary {
                 self.remove(victim);
             }
@@ -604,8 +615,9 @@ impl State {
         }
     }
 
-    /// Stops one child with its shutdown spec, if it is running.
-    async fn stop_child(&mut self, seq: u64) {
+    /// Stops one child with its shutdown spec, if it is running. `timer` is
+    /// shared by the stops of one sequence (see [`StopTimer`]).
+    async fn stop_child(&mut self, seq: u64, timer: &mut StopTimer) {
         let Some(child) = self.children.get_mut(&seq) else {
             return;
         };
@@ -614,7 +626,7 @@ impl State {
         };
         let (path, kind, how) = (child.path.clone(), child.spec.kind, child.spec.shutdown);
         self.by_actor.remove(&cell.get_id());
-        let reason = shutdown(&cell, how).await;
+        let reason = shutdown(&cell, how, timer).await;
         if let Some(child) = self.children.get_mut(&seq) {
             child.last_exit = Some(reason.clone());
         }
@@ -649,7 +661,7 @@ impl State {
         let seq = self.lookup(id)?;
         let child = self.children.get_mut(&seq).expect("looked-up child has a spec");
         match child.slot {
-            Slot::Running(_) => self.stop_child(seq).await,
+            Slot::Running(_) => self.stop_child(seq, &mut StopTimer::default()).await,
             Slot::Restarting => {
                 // Stops the retry loop: the queued TryAgain is now stale.
                 child.slot = Slot::NotRunning;
@@ -735,7 +747,7 @@ fn answer<T>(reply: RpcReplyPort<T>, value: T) {
 }
 
 /// OTP's `shutdown/2`: ask, wait at most the timeout, then kill.
-async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
+async fn shutdown(cell: &ActorCell, how: Shutdown, timer: &mut StopTimer) -> ExitReason {
     match how {
         Shutdown::BrutalKill => {
             cell.kill();
@@ -744,7 +756,12 @@ async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
         }
         Shutdown::Timeout(timeout) => {
             cell.stop(Some(SHUTDOWN.to_string()));
-            if cell.wait(Some(timeout)).await.is_ok() {
+            let stopped = match Instant::now().checked_add(timeout) {
+                Some(deadline) => timer.wait(cell, deadline).await,
+                // Too far to tell from forever.
+                None => cell.wait(None).await.is_ok(),
+            };
+            if stopped {
                 ExitReason::Shutdown
             } else {
                 cell.kill();
@@ -756,6 +773,47 @@ async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
             cell.stop(Some(SHUTDOWN.to_string()));
             let _ = cell.wait(None).await;
             ExitReason::Shutdown
+        }
+    }
+}
+
+/// The timer of a sequence of stops (OTP's `after` in `shutdown/2`), one for
+/// the whole sequence. A tokio timer costs a lock on the timer wheel to set
+/// and another to cancel, and may wake a parked worker thread, which is more
+/// than a quick child takes to stop: so the timer is set once, and moved only
+/// when it fires before the child being waited for is due, or when a child is
+/// due before it. Dropped, with the sequence, once the stops are done.
+#[derive(Default)]
+struct StopTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl StopTimer {
+    /// Waits until `cell` has stopped (true), or until `deadline` (false).
+    async fn wait(&mut self, cell: &ActorCell, deadline: Instant) -> bool {
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if sleep.deadline() > deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            empty => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        let stopped = cell.wait(None);
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stopped => return true,
+                () = sleep.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    // Set for an earlier child: this one is due later.
+                    sleep.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }
