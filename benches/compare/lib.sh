@@ -2,6 +2,7 @@
 # Helpers for the pair scripts of benches/compare (sourced, not run):
 #   ROOT, OUT            the repository and target/compare/
 #   OTP_SRC, OTP_EBIN    the OTP baseline's sources (../shared, read-only) and where they are compiled
+#                        (OTP_SRC may be set in the environment, e.g. from a worktree elsewhere)
 #   warden_bench NAME    builds the release bench binary NAME (idempotent) and records its path
 #   warden_bin NAME      prints the recorded path of bench binary NAME
 #   otp_build            compiles the OTP baseline into $OTP_EBIN (idempotent)
@@ -12,7 +13,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="$ROOT/target/compare"
-OTP_SRC="$ROOT/../shared/anchors/otp-bench/src"
+OTP_SRC="${OTP_SRC:-$ROOT/../shared/anchors/otp-bench/src}"
 OTP_EBIN="$OUT/otp-ebin"
 mkdir -p "$OUT/bin"
 # The panic hook prints a backtrace per crash when this is set: the benchmarks run without it.
