@@ -89,6 +89,16 @@ pub enum SpecError {
     /// A restart period of zero (OTP's `invalid_period`).
     #[error("restart period must be longer than zero")]
     InvalidPeriod,
+    /// A significant child under a supervisor whose auto-shutdown is
+    /// [`AutoShutdown::Never`](crate::AutoShutdown::Never) (OTP's
+    /// `{bad_combination, [{auto_shutdown, never}, {significant, true}]}`).
+    #[error("child {0:?} is significant, but its supervisor's auto_shutdown is never")]
+    SignificantWithoutAutoShutdown(String),
+    /// A significant child that is permanent (OTP's
+    /// `{bad_combination, [{restart, permanent}, {significant, true}]}`): a
+    /// permanent child is always restarted, so its exit never counts.
+    #[error("child {0:?} is significant and permanent: a significant child is transient or temporary")]
+    SignificantPermanent(String),
 }
 
 /// Why a supervisor did not start.

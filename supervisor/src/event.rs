@@ -79,6 +79,15 @@ pub enum SupervisorEvent {
         /// The child whose exit was one restart too many.
         child: ChildPath,
     },
+    /// A significant child's own exit shut its supervisor down (see
+    /// [`AutoShutdown`](crate::AutoShutdown)): it stops its other children and
+    /// exits with reason `shutdown`.
+    AutoShutdown {
+        /// The supervisor.
+        path: ChildPath,
+        /// The significant child whose exit did it.
+        child: ChildPath,
+    },
     /// A supervisor received an escalation.
     Escalated {
         /// The supervisor that received it.
@@ -103,6 +112,7 @@ impl SupervisorEvent {
             | Self::Restarting { path, .. }
             | Self::RestartScheduled { path, .. }
             | Self::GaveUp { path, .. }
+            | Self::AutoShutdown { path, .. }
             | Self::Stopped { path } => path,
             Self::Escalated { at, .. } => at,
         }
@@ -136,6 +146,10 @@ impl SupervisorEvent {
             Self::GaveUp { path, child } => tracing::error!(
                 target: T, path = %path, %child,
                 "reached max restart intensity; stopping children and giving up"
+            ),
+            Self::AutoShutdown { path, child } => tracing::info!(
+                target: T, path = %path, %child,
+                "significant child ended; stopping children and shutting down"
             ),
             Self::Escalated { at, origin } => {
                 tracing::warn!(target: T, path = %at, %origin, "escalation received")

@@ -72,6 +72,20 @@
 //! counts once; a restart whose start fails is tried again through the
 //! mailbox, and every attempt counts.
 //!
+//! # Automatic shutdown
+//!
+//! A supervisor whose [`AutoShutdown`] is not `Never`
+//! ([`SupervisorBuilder::auto_shutdown`]) can have *significant* children
+//! ([`ChildSpec::significant`]), transient or temporary, whose work is the
+//! point of the subtree: when any of them (`AnySignificant`) or the last of
+//! them (`AllSignificant`) ends on its own and is not restarted, the
+//! supervisor stops its other children and exits with reason `shutdown`.
+//! Stopping one with [`Supervisor::terminate_child`], or a group restart, does
+//! not count. A parent sees that exit as normal, so a transient significant
+//! child supervisor passes the shutdown up. Specs that cannot work (a
+//! significant child that is permanent, or under `Never`) are refused with a
+//! [`SpecError`], as OTP refuses them.
+//!
 //! # Shutdown
 //!
 //! [`Shutdown::Timeout`] asks a child to stop and kills it when the time runs
@@ -124,7 +138,7 @@ pub use introspection::{ChildCounts, ChildInfo, ChildState, NodeSnapshot, NodeSt
 pub use path::ChildPath;
 pub use request::{RequestError, request};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
-pub use supervisor::{Strategy, Supervisor, SupervisorBuilder};
+pub use supervisor::{AutoShutdown, Strategy, Supervisor, SupervisorBuilder};
 
 #[doc(no_inline)]
 pub use ractor;

@@ -88,6 +88,8 @@ pub struct ChildSpec {
     pub(crate) shutdown: Shutdown,
     /// Boxed: rarely set, and a spec is kept per child.
     pub(crate) backoff: Option<Box<Backoff>>,
+    /// Whether its own exit can shut its supervisor down (OTP's `significant`).
+    pub(crate) significant: bool,
 }
 
 impl ChildSpec {
@@ -108,6 +110,7 @@ impl ChildSpec {
             restart: Restart::Permanent,
             shutdown,
             backoff: None,
+            significant: false,
         }
     }
 
@@ -131,6 +134,19 @@ impl ChildSpec {
         self
     }
 
+    /// Marks the child *significant* (OTP's `significant`, off by default): when
+    /// it ends on its own and is not restarted, its supervisor may shut itself
+    /// down, as its [`AutoShutdown`](crate::AutoShutdown) says. Only a
+    /// [`Restart::Transient`] or [`Restart::Temporary`] child can be
+    /// significant, and only under a supervisor whose auto-shutdown is not
+    /// [`AutoShutdown::Never`](crate::AutoShutdown::Never); any other spec is
+    /// refused with a [`SpecError`](crate::SpecError) when the supervisor
+    /// starts, or by [`Supervisor::start_child`](crate::Supervisor::start_child).
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.significant = significant;
+        self
+    }
+
     /// The child's id, unique among its siblings.
     pub fn id(&self) -> &str {
         &self.id
@@ -150,6 +166,11 @@ impl ChildSpec {
     pub fn shutdown_type(&self) -> Shutdown {
         self.shutdown
     }
+
+    /// Whether the child is significant (see [`ChildSpec::significant`]).
+    pub fn is_significant(&self) -> bool {
+        self.significant
+    }
 }
 
 impl fmt::Debug for ChildSpec {
@@ -160,6 +181,7 @@ impl fmt::Debug for ChildSpec {
             .field("restart", &self.restart)
             .field("shutdown", &self.shutdown)
             .field("backoff", &self.backoff)
+            .field("significant", &self.significant)
             .finish_non_exhaustive()
     }
 }

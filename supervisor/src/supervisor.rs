@@ -44,6 +44,30 @@ pub enum Strategy {
     RestForOne,
 }
 
+/// When a supervisor shuts itself down because *significant* children ended
+/// (OTP's `auto_shutdown` flag). See [`ChildSpec::significant`].
+///
+/// Only a significant child's own exit counts, and only one after which it is
+/// not restarted: a transient child's normal exit (`normal`, `shutdown`, or a
+/// reason of its own), or any exit of a temporary child. A child stopped by
+/// [`Supervisor::terminate_child`], or by a one-for-all or rest-for-one group
+/// restart, never counts. The supervisor then stops its other children, last
+/// started first, and exits with reason `shutdown`, which its own parent sees
+/// as a normal exit: a transient, significant child supervisor that shuts
+/// itself down can so shut its parent down in turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoShutdown {
+    /// Never: significant children are refused. The default.
+    #[default]
+    Never,
+    /// When any significant child ends on its own.
+    AnySignificant,
+    /// When every significant child has ended: the last running (or
+    /// restarting) significant child ends on its own.
+    AllSignificant,
+}
+
 /// The messages a supervisor actor handles. Private: use [`Supervisor`].
 pub(crate) enum SupervisorMsg {
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, ChildError>>),
@@ -79,6 +103,7 @@ pub(crate) struct Config {
     pub(crate) id: Arc<str>,
     pub(crate) strategy: Strategy,
     pub(crate) intensity: Intensity,
+    pub(crate) auto_shutdown: AutoShutdown,
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) handler: Option<Arc<dyn EscalationHandler>>,
     pub(crate) observer: Option<Observer>,
@@ -92,7 +117,7 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.children {
-            validate_id(&c.id)?;
+            validate_child(c, self.auto_shutdown)?;
             if !seen.insert(&*c.id) {
                 return Err(SpecError::DuplicateChild(c.id.to_string()));
             }
@@ -107,6 +132,21 @@ pub(crate) fn validate_id(id: &str) -> Result<(), SpecError> {
     } else {
         Ok(())
     }
+}
+
+/// Checks one child spec against its supervisor's flags, in OTP's order
+/// (`validSignificant/3`: auto-shutdown `never` first, then `permanent`).
+pub(crate) fn validate_child(spec: &ChildSpec, auto_shutdown: AutoShutdown) -> Result<(), SpecError> {
+    validate_id(&spec.id)?;
+    if spec.significant {
+        if auto_shutdown == AutoShutdown::Never {
+            return Err(SpecError::SignificantWithoutAutoShutdown(spec.id.to_string()));
+        }
+        if spec.restart == crate::spec::Restart::Permanent {
+            return Err(SpecError::SignificantPermanent(spec.id.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Declares a supervisor: its strategy, intensity, children and handlers.
@@ -148,6 +188,7 @@ pub struct SupervisorBuilder {
     id: String,
     strategy: Strategy,
     intensity: Intensity,
+    auto_shutdown: AutoShutdown,
     children: Vec<ChildSpec>,
     handler: Option<Arc<dyn EscalationHandler>>,
     observer: Option<Observer>,
@@ -164,6 +205,14 @@ impl SupervisorBuilder {
     /// supervisor gives up (default: 1 in 5 seconds, as OTP).
     pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
         self.intensity = Intensity { max_restarts, period };
+        self
+    }
+
+    /// Sets when the supervisor shuts itself down because significant children
+    /// ended (default [`AutoShutdown::Never`], which refuses significant
+    /// children).
+    pub fn auto_shutdown(mut self, auto_shutdown: AutoShutdown) -> Self {
+        self.auto_shutdown = auto_shutdown;
         self
     }
 
@@ -199,6 +248,7 @@ impl SupervisorBuilder {
             id: Arc::from(self.id),
             strategy: self.strategy,
             intensity: self.intensity,
+            auto_shutdown: self.auto_shutdown,
             children: self.children,
             handler: self.handler,
             observer: self.observer,
@@ -257,6 +307,7 @@ impl fmt::Debug for SupervisorBuilder {
             .field("id", &self.id)
             .field("strategy", &self.strategy)
             .field("intensity", &self.intensity)
+            .field("auto_shutdown", &self.auto_shutdown)
             .field("children", &self.children)
             .finish_non_exhaustive()
     }
@@ -311,6 +362,7 @@ impl Supervisor {
             id: id.into(),
             strategy: Strategy::default(),
             intensity: Intensity::default(),
+            auto_shutdown: AutoShutdown::default(),
             children: Vec::new(),
             handler: None,
             observer: None,
@@ -365,7 +417,8 @@ impl Supervisor {
     /// [`ChildError::AlreadyStarted`] if a running child has that id,
     /// [`ChildError::AlreadyPresent`] if a stopped one does,
     /// [`ChildError::StartFailed`] if the start fails (the spec is discarded),
-    /// [`ChildError::InvalidSpec`] for a bad id.
+    /// [`ChildError::InvalidSpec`] for a bad id, or for a significant child
+    /// that is permanent or under [`AutoShutdown::Never`].
     ///
     /// # Cancellation
     ///

@@ -221,7 +221,7 @@ impl EventLog {
     }
 
     /// The events as conformance-trace lines: `start ID`, `init_failed ID`,
-    /// `down ID REASON`, `gave_up SUP`, `escalated AT FROM`, `stopped SUP`,
+    /// `down ID REASON`, `gave_up SUP`, `auto_shutdown SUP`, `escalated AT FROM`, `stopped SUP`,
     /// `scheduled ID`.
     /// `Restarting` events are left out: the trace shows a restart as an exit
     /// followed by a start, as OTP's does.
@@ -279,6 +279,7 @@ pub fn line(e: &SupervisorEvent) -> String {
         SupervisorEvent::RestartScheduled { path, .. } => format!("scheduled {}", path.id()),
         SupervisorEvent::Restarting { path, .. } => format!("restarting {}", path.id()),
         SupervisorEvent::GaveUp { path, .. } => format!("gave_up {}", path.id()),
+        SupervisorEvent::AutoShutdown { path, .. } => format!("auto_shutdown {}", path.id()),
         SupervisorEvent::Escalated { at, origin } => format!("escalated {} {}", at.id(), origin.id()),
         SupervisorEvent::Stopped { path } => format!("stopped {}", path.id()),
         other => format!("{other:?}"),

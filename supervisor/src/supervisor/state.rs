@@ -1,19 +1,21 @@
 //! The supervisor's state machine, in the shape of OTP's `supervisor.erl`:
 //! an exit goes `on_exit` → `on_child_exit` (one arm per restart type) →
-//! `restart` (intensity first, then one phase per strategy); a restart whose
+//! `restart` (intensity first, then one phase per strategy), or, for a child
+//! that is not restarted, `auto_shutdown`; a restart whose
 //! start fails is queued again as `TryAgain`, never looped, so API calls and
 //! shutdown get in between attempts.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ractor::actor::messages::BoxedState;
 use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
-use super::{Config, Strategy, SupervisorMsg, validate_id};
+use super::{AutoShutdown, Config, Strategy, SupervisorMsg, validate_child};
 use crate::backoff::Backoff;
 use crate::error::ChildError;
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
@@ -33,8 +35,8 @@ const RECENT_FAILURES: usize = 16;
 pub(crate) enum Next {
     /// Carry on.
     Continue,
-    /// Exit now with reason `shutdown`: the supervisor gave up, its children
-    /// are stopped and its mailbox is drained of escalations.
+    /// Exit now with reason `shutdown`: the supervisor gave up or shut itself
+    /// down, its children are stopped and its mailbox is drained of escalations.
     Exit,
 }
 
@@ -68,6 +70,7 @@ pub(crate) struct State {
     myself: ActorRef<SupervisorMsg>,
     path: ChildPath,
     strategy: Strategy,
+    auto_shutdown: AutoShutdown,
     log: RestartLog,
     /// Start order: a child keeps its place across restarts. Boxed, because a
     /// B-tree filled in order leaves its nodes about half empty: boxing keeps
@@ -84,8 +87,9 @@ pub(crate) struct State {
     /// Escalations to pass on to the parent, sent at the end of the current
     /// turn (see [`State::end_turn`]).
     outbox: Vec<Escalation>,
-    /// Set once this supervisor has given up. Until the `Exit` it sent itself
-    /// comes round, it only drains escalations from its mailbox.
+    /// Set once this supervisor has given up, or shut itself down after a
+    /// significant child's exit. Until the `Exit` it sent itself comes round,
+    /// it only drains escalations from its mailbox.
     giving_up: bool,
     /// What a supervisor that gave up still has to hand its parent: the
     /// escalations it passes on and its own give-up, in order. They travel in
@@ -106,6 +110,7 @@ impl State {
             myself,
             path,
             strategy: config.strategy,
+            auto_shutdown: config.auto_shutdown,
             log: RestartLog::new(config.intensity),
             children: BTreeMap::new(),
             next_seq: 0,
@@ -148,8 +153,9 @@ impl State {
     /// Stops every running child, last started first.
     pub(crate) async fn stop_all(&mut self) {
         let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
+        let mut timer = StopTimer::default();
         for seq in seqs {
-            self.stop_child(seq).await;
+            self.stop_child(seq, &mut timer).await;
         }
     }
 
@@ -282,7 +288,12 @@ impl State {
                 b.attempt = 0;
             }
         }
-        let (path, kind, restart) = (child.path.clone(), child.spec.kind, child.spec.restart);
+        let (path, kind, restart, significant) = (
+            child.path.clone(),
+            child.spec.kind,
+            child.spec.restart,
+            child.spec.significant,
+        );
         self.emit(SupervisorEvent::ChildExited {
             path: path.clone(),
             kind,
@@ -294,9 +305,9 @@ impl State {
         match (restart, reason.is_normal()) {
             (Restart::Temporary, _) => {
                 self.remove(seq);
-                Next::Continue
+                self.auto_shutdown(path, significant).await
             }
-            (Restart::Transient, true) => Next::Continue,
+            (Restart::Transient, true) => self.auto_shutdown(path, significant).await,
             (Restart::Permanent, _) | (Restart::Transient, false) => {
                 if self.recent_failures.len() == RECENT_FAILURES {
                     self.recent_failures.pop_front();
@@ -305,6 +316,31 @@ impl State {
                 self.restart(seq).await
             }
         }
+    }
+
+    /// OTP's `do_auto_shutdown/2`: a child ended on its own and is not
+    /// restarted; if it is significant, the supervisor may shut itself down.
+    /// Stops and restarts made by the supervisor never come here.
+    async fn auto_shutdown(&mut self, child: ChildPath, significant: bool) -> Next {
+        let shut_down = significant
+            && match self.auto_shutdown {
+                AutoShutdown::Never => false,
+                AutoShutdown::AnySignificant => true,
+                // A child whose restart is pending still counts, as in OTP.
+                AutoShutdown::AllSignificant => !self
+                    .children
+                    .values()
+                    .any(|c| c.spec.significant && !matches!(c.slot, Slot::NotRunning)),
+            };
+        if !shut_down {
+            return Next::Continue;
+        }
+        self.emit(SupervisorEvent::AutoShutdown {
+            path: self.path.clone(),
+            child,
+        });
+        self.stop_all().await;
+        self.leave(None)
     }
 
     /// OTP's `restart/2`: check the intensity first, then restart by strategy.
@@ -344,8 +380,9 @@ impl State {
             Strategy::OneForAll => self.children.keys().rev().filter(|&&s| s != seq).copied().collect(),
             Strategy::RestForOne => self.children.range(seq + 1..).rev().map(|(&s, _)| s).collect(),
         };
+        let mut timer = StopTimer::default();
         for victim in victims {
-            self.stop_child(victim).await;
+            self.stop_child(victim, &mut timer).await;
             if self.children[&victim].spec.restart == Restart::Temporary {
                 self.remove(victim);
             }
@@ -428,13 +465,21 @@ impl State {
             reason,
             recent_failures,
         });
+        self.leave(Some(escalation))
+    }
+
+    /// The end of a give-up or an auto-shutdown, its children already stopped:
+    /// the supervisor takes no more work and exits (reason `shutdown`) once the
+    /// escalations already in its mailbox are dispatched. Its own give-up, if
+    /// any, is its last word to its parent.
+    fn leave(&mut self, give_up: Option<Escalation>) -> Next {
         self.giving_up = true;
         if self.parent.is_some() {
             // Delivered to the parent with this supervisor's exit, after what
             // it was already passing on.
             self.last_words.append(&mut self.outbox);
-            self.last_words.push(escalation);
-        } else {
+            self.last_words.extend(give_up);
+        } else if let Some(escalation) = give_up {
             self.dispatch(escalation);
         }
         // Escalations already queued are drained before the exit.
@@ -565,8 +610,9 @@ impl State {
         }
     }
 
-    /// Stops one child with its shutdown spec, if it is running.
-    async fn stop_child(&mut self, seq: u64) {
+    /// Stops one child with its shutdown spec, if it is running. `timer` is
+    /// shared by the stops of one sequence (see [`StopTimer`]).
+    async fn stop_child(&mut self, seq: u64, timer: &mut StopTimer) {
         let Some(child) = self.children.get_mut(&seq) else {
             return;
         };
@@ -575,7 +621,7 @@ impl State {
         };
         let (path, kind, how) = (child.path.clone(), child.spec.kind, child.spec.shutdown);
         self.by_actor.remove(&cell.get_id());
-        let reason = shutdown(&cell, how).await;
+        let reason = shutdown(&cell, how, timer).await;
         if let Some(child) = self.children.get_mut(&seq) {
             child.last_exit = Some(reason.clone());
         }
@@ -589,7 +635,7 @@ impl State {
     }
 
     async fn start_child(&mut self, spec: ChildSpec) -> Result<ActorCell, ChildError> {
-        validate_id(&spec.id).map_err(ChildError::InvalidSpec)?;
+        validate_child(&spec, self.auto_shutdown).map_err(ChildError::InvalidSpec)?;
         if let Some(&seq) = self.by_id.get(&spec.id) {
             return Err(match &self.children[&seq].slot {
                 Slot::Running(cell) => ChildError::AlreadyStarted(cell.clone()),
@@ -610,7 +656,7 @@ impl State {
         let seq = self.lookup(id)?;
         let child = self.children.get_mut(&seq).expect("looked-up child has a spec");
         match child.slot {
-            Slot::Running(_) => self.stop_child(seq).await,
+            Slot::Running(_) => self.stop_child(seq, &mut StopTimer::default()).await,
             Slot::Restarting => {
                 // Stops the retry loop: the queued TryAgain is now stale.
                 child.slot = Slot::NotRunning;
@@ -706,7 +752,7 @@ fn answer<T>(reply: RpcReplyPort<T>, value: T) {
 }
 
 /// OTP's `shutdown/2`: ask, wait at most the timeout, then kill.
-async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
+async fn shutdown(cell: &ActorCell, how: Shutdown, timer: &mut StopTimer) -> ExitReason {
     match how {
         Shutdown::BrutalKill => {
             cell.kill();
@@ -715,7 +761,12 @@ async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
         }
         Shutdown::Timeout(timeout) => {
             cell.stop(Some(SHUTDOWN.to_string()));
-            if cell.wait(Some(timeout)).await.is_ok() {
+            let stopped = match Instant::now().checked_add(timeout) {
+                Some(deadline) => timer.wait(cell, deadline).await,
+                // Too far to tell from forever.
+                None => cell.wait(None).await.is_ok(),
+            };
+            if stopped {
                 ExitReason::Shutdown
             } else {
                 cell.kill();
@@ -727,6 +778,47 @@ async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
             cell.stop(Some(SHUTDOWN.to_string()));
             let _ = cell.wait(None).await;
             ExitReason::Shutdown
+        }
+    }
+}
+
+/// The timer of a sequence of stops (OTP's `after` in `shutdown/2`), one for
+/// the whole sequence. A tokio timer costs a lock on the timer wheel to set
+/// and another to cancel, and may wake a parked worker thread, which is more
+/// than a quick child takes to stop: so the timer is set once, and moved only
+/// when it fires before the child being waited for is due, or when a child is
+/// due before it. Dropped, with the sequence, once the stops are done.
+#[derive(Default)]
+struct StopTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl StopTimer {
+    /// Waits until `cell` has stopped (true), or until `deadline` (false).
+    async fn wait(&mut self, cell: &ActorCell, deadline: Instant) -> bool {
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if sleep.deadline() > deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            empty => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        let stopped = cell.wait(None);
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stopped => return true,
+                () = sleep.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    // Set for an earlier child: this one is due later.
+                    sleep.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,87 @@
+//! A sequence of stops made in place (a give-up, a group restart) keeps each
+//! child's own shutdown timeout (SEMANTICS 28–29) while it shares one timer
+//! across the sequence: a slow child is killed when its own timeout runs out,
+//! a later child with a longer timeout is waited for that long, and one with a
+//! shorter timeout than the child before it is killed on time.
+
+#[path = "support/probe.rs"]
+mod probe;
+
+use std::time::Duration;
+
+use probe::{Control, EventLog, cell, probe};
+use tokio::time::Instant;
+use warden::supervisor::{ChildSpec, Shutdown, Strategy, Supervisor};
+
+fn secs(n: u64) -> Shutdown {
+    Shutdown::Timeout(Duration::from_secs(n))
+}
+
+/// `c1` (1 s, too slow), `c2` (20 s, quick), `c3` (3 s, too slow), then `x`,
+/// the child the tests kill. Stopped last first: `c3` is killed after 3 s,
+/// `c2` stops at once, `c1` is killed 1 s later: 4 s in all.
+fn children(control: &std::sync::Arc<Control>) -> Vec<ChildSpec> {
+    control.slow_stop("c1", Duration::from_secs(30));
+    control.slow_stop("c3", Duration::from_secs(30));
+    vec![
+        probe("c1", control).shutdown(secs(1)),
+        probe("c2", control).shutdown(secs(20)),
+        probe("c3", control).shutdown(secs(3)),
+        probe("x", control),
+    ]
+}
+
+const STOPS: [&str; 3] = ["down c3 killed", "down c2 shutdown", "down c1 killed"];
+
+/// Starts `root` over [`children`], then kills `x` and returns the trace
+/// from there on and the clock when `x` was killed.
+async fn kill_x(builder: warden::supervisor::SupervisorBuilder) -> (Supervisor, EventLog, Instant) {
+    let control = Control::new();
+    let log = EventLog::new();
+    let root = builder
+        .observer(log.observer())
+        .children(children(&control))
+        .spawn()
+        .await
+        .unwrap();
+    let x = cell(&root, "x").await;
+    log.clear();
+    let t = Instant::now();
+    x.kill();
+    (root, log, t)
+}
+
+fn assert_four_seconds(took: Duration) {
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(5),
+        "3 s for c3, nothing for c2, 1 s for c1: {took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_give_up_stops_the_children_in_turn_each_within_its_own_timeout() {
+    let (root, log, t) = kill_x(Supervisor::builder("root").intensity(0, Duration::from_secs(5))).await;
+    root.wait().await;
+    assert_four_seconds(t.elapsed());
+
+    let mut expected = vec!["down x killed", "gave_up root"];
+    expected.extend(STOPS);
+    expected.extend(["escalated root root", "stopped root"]);
+    assert_eq!(log.lines(), expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_restart_stops_the_siblings_in_turn_each_within_its_own_timeout() {
+    let builder = Supervisor::builder("root")
+        .strategy(Strategy::OneForAll)
+        .intensity(5, Duration::from_secs(60));
+    let (root, log, t) = kill_x(builder).await;
+    log.wait_line("start x").await;
+    assert_four_seconds(t.elapsed());
+
+    let mut expected = vec!["down x killed"];
+    expected.extend(STOPS);
+    expected.extend(["start c1", "start c2", "start c3", "start x"]);
+    assert_eq!(log.lines(), expected);
+    root.stop().await;
+}
