@@ -72,6 +72,18 @@ pub enum SupervisorEvent {
         /// The delay.
         delay: Duration,
     },
+    /// A killed child did not end within the supervisor's kill grace (its task
+    /// is stuck in code that does not yield). It is recorded as killed (a
+    /// `ChildExited` with reason `killed` follows) and left behind: its task is
+    /// detached and ends when that code returns.
+    ChildAbandoned {
+        /// The child.
+        path: ChildPath,
+        /// Worker or supervisor.
+        kind: ChildKind,
+        /// How long the supervisor waited after the kill.
+        grace: Duration,
+    },
     /// A supervisor exceeded its restart intensity: it stops its children and exits.
     GaveUp {
         /// The supervisor.
@@ -100,6 +112,7 @@ impl SupervisorEvent {
             Self::ChildStarted { path, .. }
             | Self::ChildStartFailed { path, .. }
             | Self::ChildExited { path, .. }
+            | Self::ChildAbandoned { path, .. }
             | Self::Restarting { path, .. }
             | Self::RestartScheduled { path, .. }
             | Self::GaveUp { path, .. }
@@ -125,6 +138,10 @@ impl SupervisorEvent {
                     tracing::debug!(target: T, path = %path, ?kind, %reason, "child exited")
                 }
             }
+            Self::ChildAbandoned { path, kind, grace } => tracing::error!(
+                target: T, path = %path, ?kind, ?grace,
+                "killed child did not end within the kill grace; its task is left behind"
+            ),
             Self::Restarting {
                 path,
                 kind,

@@ -77,7 +77,13 @@
 //! [`Shutdown::Timeout`] asks a child to stop and kills it when the time runs
 //! out; [`Shutdown::BrutalKill`] kills at once; [`Shutdown::Infinity`] waits
 //! (the default for child supervisors, so a subtree stops in order, depth
-//! first).
+//! first). A supervisor's own shutdown is driven by its children's exit
+//! events, so each child is reported with its own reason, even one that
+//! crashes while it is being stopped. A killed child that does not end within
+//! the kill grace ([`SupervisorBuilder::kill_grace`]: its thread is blocked)
+//! is recorded as killed and left behind, so a shutdown is always bounded
+//! unless a child's spec is `Infinity`. Every API call has a variant with a
+//! deadline (`which_children_within`, ...).
 //!
 //! # What a child does cannot take its supervisor down
 //!
@@ -100,7 +106,7 @@ mod spec;
 mod supervisor;
 
 pub use backoff::Backoff;
-pub use error::{ChildError, NoProc, SpawnError, SpecError};
+pub use error::{CallError, CallTimeout, ChildError, NoProc, SpawnError, SpecError};
 pub use escalation::{
     ChildFailure, Concern, Disposition, Escalation, EscalationError, EscalationHandler, EscalationKind, Escalator,
     GiveUp, Responder,
@@ -113,7 +119,7 @@ pub use introspection::{ChildCounts, ChildInfo, ChildState, NodeSnapshot, NodeSt
 pub use path::ChildPath;
 pub use request::{RequestError, request};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
-pub use supervisor::{Strategy, Supervisor, SupervisorBuilder};
+pub use supervisor::{DEFAULT_KILL_GRACE, Strategy, Supervisor, SupervisorBuilder};
 
 #[doc(no_inline)]
 pub use ractor;

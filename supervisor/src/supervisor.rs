@@ -11,10 +11,9 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
-use crate::error::{ChildError, NoProc, SpawnError, SpecError};
+use crate::error::{CallError, CallTimeout, ChildError, NoProc, SpawnError, SpecError};
 use crate::escalation::{Escalation, EscalationHandler};
 use crate::event::{Observer, SupervisorEvent};
-use crate::exit::SHUTDOWN;
 use crate::factory::{ChildFactory, StartContext, StartError};
 use crate::intensity::Intensity;
 use crate::introspection::{ChildCounts, ChildInfo, NodeSnapshot, NodeState, TreeSnapshot};
@@ -66,6 +65,14 @@ pub(crate) enum SupervisorMsg {
     /// Sent to itself by a supervisor that gave up, behind what its mailbox
     /// already held: exit now.
     Exit,
+    /// Stop every child, last started first, then exit with reason
+    /// `shutdown` (OTP's `terminate`). Sent by [`Supervisor::stop`] and by a
+    /// parent stopping this supervisor.
+    Terminate,
+    /// The child being stopped overran its shutdown timeout, or its kill grace.
+    ShutdownTimer {
+        timer: u32,
+    },
 }
 
 #[cfg(feature = "cluster")]
@@ -79,7 +86,11 @@ pub(crate) struct Config {
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) handler: Option<Arc<dyn EscalationHandler>>,
     pub(crate) observer: Option<Observer>,
+    pub(crate) kill_grace: Duration,
 }
+
+/// How long a supervisor waits, by default, for a killed child to end.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(1);
 
 impl Config {
     fn validate(&self) -> Result<(), SpecError> {
@@ -148,6 +159,7 @@ pub struct SupervisorBuilder {
     children: Vec<ChildSpec>,
     handler: Option<Arc<dyn EscalationHandler>>,
     observer: Option<Observer>,
+    kill_grace: Duration,
 }
 
 impl SupervisorBuilder {
@@ -191,6 +203,19 @@ impl SupervisorBuilder {
         self
     }
 
+    /// How long to wait for a killed child to end (default
+    /// [`DEFAULT_KILL_GRACE`]). A kill takes effect when the child's task next
+    /// yields; a child stuck in code that never yields (a blocking call, a busy
+    /// loop) would hold up every stop of it forever. After the grace the child
+    /// is recorded as killed, a [`SupervisorEvent::ChildAbandoned`] is emitted,
+    /// and the supervisor goes on: the child's task is detached, and ends when
+    /// that code returns. Shutdown is then bounded by the child's shutdown
+    /// timeout plus this grace.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+
     fn into_config(self) -> Config {
         Config {
             id: Arc::from(self.id),
@@ -199,6 +224,7 @@ impl SupervisorBuilder {
             children: self.children,
             handler: self.handler,
             observer: self.observer,
+            kill_grace: self.kill_grace,
         }
     }
 
@@ -255,6 +281,7 @@ impl fmt::Debug for SupervisorBuilder {
             .field("strategy", &self.strategy)
             .field("intensity", &self.intensity)
             .field("children", &self.children)
+            .field("kill_grace", &self.kill_grace)
             .finish_non_exhaustive()
     }
 }
@@ -311,6 +338,7 @@ impl Supervisor {
             children: Vec::new(),
             handler: None,
             observer: None,
+            kill_grace: DEFAULT_KILL_GRACE,
         }
     }
 
@@ -337,19 +365,38 @@ impl Supervisor {
     }
 
     async fn call<T: Send + 'static>(&self, msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg) -> Result<T, NoProc> {
-        match self.actor.call(msg, None).await {
+        self.call_within(msg, None).await.map_err(|e| match e {
+            CallError::NoProc(e) => e,
+            // No deadline, no timeout; but never panic on it.
+            CallError::Timeout(t) => NoProc {
+                supervisor: t.supervisor,
+            },
+        })
+    }
+
+    async fn call_within<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
+        deadline: Option<Duration>,
+    ) -> Result<T, CallError> {
+        match self.actor.call(msg, deadline).await {
             Ok(CallResult::Success(v)) => Ok(v),
-            _ => Err(NoProc {
+            Ok(CallResult::Timeout) => Err(CallError::Timeout(CallTimeout {
                 supervisor: self.path.clone(),
-            }),
+                deadline: deadline.unwrap_or_default(),
+            })),
+            _ => Err(CallError::NoProc(NoProc {
+                supervisor: self.path.clone(),
+            })),
         }
     }
 
     async fn child_call<T: Send + 'static>(
         &self,
         msg: impl FnOnce(RpcReplyPort<Result<T, ChildError>>) -> SupervisorMsg,
+        deadline: Option<Duration>,
     ) -> Result<T, ChildError> {
-        self.call(msg).await.map_err(ChildError::NoProc)?
+        self.call_within(msg, deadline).await.map_err(ChildError::from)?
     }
 
     /// Adds a child at the end of the start order and starts it.
@@ -365,7 +412,7 @@ impl Supervisor {
     ///
     /// Dropping the future does not undo the start.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, ChildError> {
-        self.child_call(|r| SupervisorMsg::StartChild(spec, r)).await
+        self.child_call(|r| SupervisorMsg::StartChild(spec, r), None).await
     }
 
     /// Stops a child with its shutdown spec and keeps its spec, not running (a
@@ -381,7 +428,7 @@ impl Supervisor {
     /// Dropping the future does not stop the shutdown.
     pub async fn terminate_child(&self, id: &str) -> Result<(), ChildError> {
         let id = id.to_string();
-        self.child_call(|r| SupervisorMsg::TerminateChild(id, r)).await
+        self.child_call(|r| SupervisorMsg::TerminateChild(id, r), None).await
     }
 
     /// Starts a child whose spec is kept but not running.
@@ -396,7 +443,7 @@ impl Supervisor {
     /// Dropping the future does not undo the start.
     pub async fn restart_child(&self, id: &str) -> Result<ActorCell, ChildError> {
         let id = id.to_string();
-        self.child_call(|r| SupervisorMsg::RestartChild(id, r)).await
+        self.child_call(|r| SupervisorMsg::RestartChild(id, r), None).await
     }
 
     /// Removes the spec of a child that is not running.
@@ -410,7 +457,7 @@ impl Supervisor {
     /// Dropping the future does not undo the deletion.
     pub async fn delete_child(&self, id: &str) -> Result<(), ChildError> {
         let id = id.to_string();
-        self.child_call(|r| SupervisorMsg::DeleteChild(id, r)).await
+        self.child_call(|r| SupervisorMsg::DeleteChild(id, r), None).await
     }
 
     /// Every child spec, in start order (OTP lists newest first).
@@ -464,22 +511,137 @@ impl Supervisor {
         Ok(TreeSnapshot { root })
     }
 
+    /// [`start_child`](Self::start_child), giving up waiting for the answer
+    /// after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `start_child`, and [`ChildError::Timeout`] when the supervisor did
+    /// not answer in time (it is busy, for example stopping a slow child).
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future undoes the start: the request
+    /// stays in the supervisor's mailbox and the child may still be started.
+    pub async fn start_child_within(&self, spec: ChildSpec, deadline: Duration) -> Result<ActorCell, ChildError> {
+        self.child_call(|r| SupervisorMsg::StartChild(spec, r), Some(deadline))
+            .await
+    }
+
+    /// [`terminate_child`](Self::terminate_child), giving up waiting for the
+    /// answer after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `terminate_child`, and [`ChildError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future stops the shutdown once asked.
+    pub async fn terminate_child_within(&self, id: &str, deadline: Duration) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::TerminateChild(id, r), Some(deadline))
+            .await
+    }
+
+    /// [`restart_child`](Self::restart_child), giving up waiting for the
+    /// answer after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `restart_child`, and [`ChildError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future undoes the start.
+    pub async fn restart_child_within(&self, id: &str, deadline: Duration) -> Result<ActorCell, ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::RestartChild(id, r), Some(deadline))
+            .await
+    }
+
+    /// [`delete_child`](Self::delete_child), giving up waiting for the answer
+    /// after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `delete_child`, and [`ChildError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future undoes the deletion.
+    pub async fn delete_child_within(&self, id: &str, deadline: Duration) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::DeleteChild(id, r), Some(deadline))
+            .await
+    }
+
+    /// [`which_children`](Self::which_children), at most `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoProc`] if the supervisor is gone, [`CallError::Timeout`]
+    /// if it did not answer in time.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn which_children_within(&self, deadline: Duration) -> Result<Vec<ChildInfo>, CallError> {
+        self.call_within(SupervisorMsg::WhichChildren, Some(deadline)).await
+    }
+
+    /// [`count_children`](Self::count_children), at most `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoProc`] or [`CallError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn count_children_within(&self, deadline: Duration) -> Result<ChildCounts, CallError> {
+        self.call_within(SupervisorMsg::CountChildren, Some(deadline)).await
+    }
+
+    /// [`snapshot`](Self::snapshot) of the whole tree, all of it within `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoProc`] if this supervisor is gone, [`CallError::Timeout`]
+    /// if the picture was not complete in time (some supervisor in the tree
+    /// was busy).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn snapshot_within(&self, deadline: Duration) -> Result<TreeSnapshot, CallError> {
+        match tokio::time::timeout(deadline, self.snapshot()).await {
+            Ok(snapshot) => snapshot.map_err(CallError::NoProc),
+            Err(_) => Err(CallError::Timeout(CallTimeout {
+                supervisor: self.path.clone(),
+                deadline,
+            })),
+        }
+    }
+
     /// Stops the supervisor: its children in reverse start order, depth first,
     /// each with its shutdown spec, then the supervisor itself (reason
     /// `shutdown`). Returns once everything has stopped; at once if it already had.
     ///
-    /// A child that ends on its own while it is being stopped (it crashed just
-    /// before its turn) is reported as having exited with `shutdown`: ractor
-    /// delivers a child's own exit reason only as a supervision event, which
-    /// the supervisor cannot read in the middle of a shutdown. OTP reports the
-    /// child's own reason there. Restart decisions are not affected.
+    /// The request waits behind what the supervisor's mailbox already holds,
+    /// as OTP's exit signal to a supervisor that traps exits does. Each child
+    /// is reported with its own exit reason: `shutdown` when it stopped as
+    /// asked, `killed` when its timeout ran out, and whatever it ended with if
+    /// it crashed (or stopped on its own) meanwhile. A child that a kill cannot
+    /// end (see [`SupervisorBuilder::kill_grace`]) does not hold the shutdown up.
     ///
     /// # Cancellation
     ///
     /// Dropping the future does not stop the shutdown.
     pub async fn stop(&self) {
-        self.actor.stop(Some(SHUTDOWN.to_string()));
-        self.actor.wait(None).await.ok();
+        if self.actor.send_message(SupervisorMsg::Terminate).is_ok() {
+            self.actor.wait(None).await.ok();
+        }
     }
 
     /// Kills the supervisor at once, untrappably; ractor then kills its children.

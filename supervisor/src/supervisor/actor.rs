@@ -100,8 +100,10 @@ impl Actor for SupervisorActor {
         Ok(())
     }
 
-    /// The ordered shutdown, finished before ractor tears the actor down (which
-    /// would kill any child still linked at once).
+    /// After a [`SupervisorMsg::Terminate`] every child has already been stopped,
+    /// step by step. After a ractor stop (a give-up, or someone stopping the
+    /// actor directly) the children still running are stopped here, in order,
+    /// before ractor tears the actor down (which would kill them at once).
     async fn post_stop(&self, _myself: ActorRef<SupervisorMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         state.stop_all().await;
         state.emit(SupervisorEvent::Stopped {

@@ -3,6 +3,13 @@
 //! `restart` (intensity first, then one phase per strategy); a restart whose
 //! start fails is queued again as `TryAgain`, never looped, so API calls and
 //! shutdown get in between attempts.
+//!
+//! The supervisor's own shutdown (OTP's `terminate`) is a sequence of steps
+//! driven by events, as OTP's `shutdown/2` is a `receive` with an `after`:
+//! ask the next child to stop, then handle whichever comes first, its exit
+//! (with its own reason, whatever it is) or its timer (kill it; after the kill
+//! grace, give up waiting for it). Children that end on their own meanwhile are
+//! reported with their own reasons when their turn comes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -92,6 +99,31 @@ pub(crate) struct State {
     /// this state, with the exit, so that an exit event (which ractor delivers
     /// before mailbox messages) cannot overtake them.
     last_words: Vec<Escalation>,
+    /// How long to wait for a killed child to end before going on without it.
+    kill_grace: Duration,
+    /// Set while this supervisor stops its children before it exits.
+    stopping: Option<Box<Stopping>>,
+}
+
+/// The supervisor's own shutdown in progress.
+#[derive(Default)]
+struct Stopping {
+    /// Children still to stop, in start order: the last one goes next.
+    queue: Vec<u64>,
+    /// The child being stopped now.
+    current: Option<StopStep>,
+    /// Children that ended on their own before their turn, with their reasons.
+    ended_early: Vec<(u64, ExitReason)>,
+    /// Bumped with every timer set, so that a stale timer is ignored.
+    timer: u32,
+}
+
+/// One child being stopped.
+struct StopStep {
+    seq: u64,
+    cell: ActorCell,
+    /// Whether it was already killed (its timer is then the kill grace).
+    killed: bool,
 }
 
 impl State {
@@ -118,6 +150,8 @@ impl State {
             outbox: Vec::new(),
             giving_up: false,
             last_words: Vec::new(),
+            kill_grace: config.kill_grace,
+            stopping: None,
         };
         for spec in &config.children {
             state.insert(spec.clone());
@@ -145,7 +179,10 @@ impl State {
         Ok(())
     }
 
-    /// Stops every running child, last started first.
+    /// Stops every running child, last started first, waiting for each in
+    /// turn. Used where the supervisor cannot read exit events: during its
+    /// start, and when it was stopped by a ractor stop rather than with
+    /// [`SupervisorMsg::Terminate`].
     pub(crate) async fn stop_all(&mut self) {
         let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
         for seq in seqs {
@@ -156,8 +193,8 @@ impl State {
     // ---- messages --------------------------------------------------------------
 
     pub(crate) async fn handle(&mut self, msg: SupervisorMsg) -> Next {
-        if self.giving_up {
-            return self.handle_while_giving_up(msg);
+        if self.giving_up || self.stopping.is_some() {
+            return self.handle_while_ending(msg);
         }
         match msg {
             SupervisorMsg::StartChild(spec, reply) => {
@@ -187,13 +224,17 @@ impl State {
             }
             SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
             SupervisorMsg::Exit => return Next::Exit,
+            SupervisorMsg::Terminate => return self.begin_stopping(),
+            SupervisorMsg::ShutdownTimer { .. } => {}
         }
         Next::Continue
     }
 
-    /// After a give-up: children are stopped; escalations already queued are
-    /// still dispatched (and kept for the parent); everything else is refused.
-    fn handle_while_giving_up(&mut self, msg: SupervisorMsg) -> Next {
+    /// After a give-up (children are stopped) or while stopping: escalations
+    /// are still dispatched (and, after a give-up, kept for the parent), the
+    /// shutdown's timers run, introspection is answered, and every change is
+    /// refused.
+    fn handle_while_ending(&mut self, msg: SupervisorMsg) -> Next {
         let gone = || {
             ChildError::NoProc(crate::error::NoProc {
                 supervisor: self.path.clone(),
@@ -206,9 +247,11 @@ impl State {
             }
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
-            SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } => {}
+            // A give-up exits by itself; a shutdown is already under way.
+            SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } | SupervisorMsg::Terminate => {}
             SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
             SupervisorMsg::Exit => return Next::Exit,
+            SupervisorMsg::ShutdownTimer { timer } => return self.on_shutdown_timer(timer),
         }
         Next::Continue
     }
@@ -260,6 +303,12 @@ impl State {
             (ChildKind::Supervisor, Some(mut s)) => s.take::<State>().map(|s| s.last_words).unwrap_or_default(),
             _ => Vec::new(),
         };
+        if self.stopping.is_some() {
+            for escalation in escalations {
+                self.dispatch(escalation);
+            }
+            return self.on_exit_while_stopping(seq, reason);
+        }
         self.on_child_exit(seq, reason, escalations).await
     }
 
@@ -441,6 +490,146 @@ impl State {
         Next::Continue
     }
 
+    // ---- the supervisor's own shutdown, step by step ------------------------------
+
+    /// Starts stopping every child, last started first (OTP's `terminate`);
+    /// the supervisor exits once the last one has ended.
+    fn begin_stopping(&mut self) -> Next {
+        self.stopping = Some(Box::new(Stopping {
+            queue: self.children.keys().copied().collect(),
+            ..Stopping::default()
+        }));
+        self.stop_next()
+    }
+
+    /// Asks the next running child to stop, by its shutdown spec, and returns
+    /// to wait for its exit or its timer. `Exit` once there is none left.
+    fn stop_next(&mut self) -> Next {
+        loop {
+            let Some(stopping) = self.stopping.as_deref_mut() else {
+                return Next::Continue;
+            };
+            let Some(seq) = stopping.queue.pop() else {
+                return Next::Exit;
+            };
+            if let Some(i) = stopping.ended_early.iter().position(|(s, _)| *s == seq) {
+                let (_, reason) = stopping.ended_early.swap_remove(i);
+                self.record_exit(seq, reason);
+                continue;
+            }
+            let Some(child) = self.children.get(&seq) else {
+                continue;
+            };
+            let Slot::Running(cell) = &child.slot else {
+                continue;
+            };
+            let (cell, kind, how) = (cell.clone(), child.spec.kind, child.spec.shutdown);
+            let timeout = match how {
+                Shutdown::BrutalKill => {
+                    cell.kill();
+                    Some(self.kill_grace)
+                }
+                Shutdown::Timeout(timeout) => {
+                    ask_to_stop(&cell, kind);
+                    Some(timeout)
+                }
+                Shutdown::Infinity => {
+                    ask_to_stop(&cell, kind);
+                    None
+                }
+            };
+            let killed = how == Shutdown::BrutalKill;
+            stopping.current = Some(StopStep { seq, cell, killed });
+            if let Some(after) = timeout {
+                stopping.timer = stopping.timer.wrapping_add(1);
+                let timer = stopping.timer;
+                self.myself
+                    .send_after(after, move || SupervisorMsg::ShutdownTimer { timer });
+            }
+            return Next::Continue;
+        }
+    }
+
+    /// A child ended while the supervisor stops: the one being stopped goes
+    /// down with its own reason and the next is asked; another one is reported
+    /// when its turn comes.
+    fn on_exit_while_stopping(&mut self, seq: u64, reason: ExitReason) -> Next {
+        let Some(stopping) = self.stopping.as_deref_mut() else {
+            return Next::Continue;
+        };
+        if stopping.current.as_ref().is_some_and(|step| step.seq == seq) {
+            stopping.current = None;
+            self.record_exit(seq, reason);
+            return self.stop_next();
+        }
+        stopping.ended_early.push((seq, reason));
+        Next::Continue
+    }
+
+    /// The child being stopped overran its time: kill it; if it was killed
+    /// already and has still not ended, its task is stuck in code that does not
+    /// yield. Go on without it: its task is detached and ends when that code
+    /// returns (ractor then sees the kill).
+    fn on_shutdown_timer(&mut self, timer: u32) -> Next {
+        let Some(stopping) = self.stopping.as_deref_mut() else {
+            return Next::Continue;
+        };
+        if stopping.timer != timer {
+            return Next::Continue;
+        }
+        let Some(step) = stopping.current.as_mut() else {
+            return Next::Continue;
+        };
+        if !step.killed {
+            step.killed = true;
+            step.cell.kill();
+            stopping.timer = stopping.timer.wrapping_add(1);
+            let timer = stopping.timer;
+            let grace = self.kill_grace;
+            self.myself
+                .send_after(grace, move || SupervisorMsg::ShutdownTimer { timer });
+            return Next::Continue;
+        }
+        let seq = step.seq;
+        stopping.current = None;
+        if let Some(child) = self.children.get(&seq) {
+            if let Slot::Running(cell) = &child.slot {
+                self.by_actor.remove(&cell.get_id());
+            }
+        }
+        self.abandon(seq);
+        self.stop_next()
+    }
+
+    /// Records that a stopped child ended: not running, its reason, the event.
+    fn record_exit(&mut self, seq: u64, reason: ExitReason) {
+        let Some(child) = self.children.get_mut(&seq) else {
+            return;
+        };
+        child.slot = Slot::NotRunning;
+        child.last_exit = Some(reason.clone());
+        let event = SupervisorEvent::ChildExited {
+            path: child.path.clone(),
+            kind: child.spec.kind,
+            reason,
+        };
+        self.emit(event);
+    }
+
+    /// A child did not end within the kill grace: it is recorded as killed
+    /// and its task left to end by itself.
+    fn abandon(&mut self, seq: u64) {
+        if let Some(child) = self.children.get(&seq) {
+            let event = SupervisorEvent::ChildAbandoned {
+                path: child.path.clone(),
+                kind: child.spec.kind,
+                grace: self.kill_grace,
+            };
+            self.emit(event);
+        }
+        self.record_exit(seq, ExitReason::Killed);
+    }
+
     // ---- escalation ------------------------------------------------------------
 
     /// Offers an escalation to this supervisor's handler, then passes it on.
@@ -562,7 +751,8 @@ impl State {
         }
     }
 
-    /// Stops one child with its shutdown spec, if it is running.
+    /// Stops one child with its shutdown spec, if it is running, and waits
+    /// for it (at most the kill grace after a kill).
     async fn stop_child(&mut self, seq: u64) {
         let Some(child) = self.children.get_mut(&seq) else {
             return;
@@ -570,13 +760,12 @@ impl State {
         let Slot::Running(cell) = std::mem::replace(&mut child.slot, Slot::NotRunning) else {
             return;
         };
-        let (path, kind, how) = (child.path.clone(), child.spec.kind, child.spec.shutdown);
+        let (kind, how) = (child.spec.kind, child.spec.shutdown);
         self.by_actor.remove(&cell.get_id());
-        let reason = shutdown(&cell, how).await;
-        if let Some(child) = self.children.get_mut(&seq) {
-            child.last_exit = Some(reason.clone());
+        match shutdown(&cell, kind, how, self.kill_grace).await {
+            Some(reason) => self.record_exit(seq, reason),
+            None => self.abandon(seq),
         }
-        self.emit(SupervisorEvent::ChildExited { path, kind, reason });
     }
 
     // ---- the dynamic-children API ----------------------------------------------
@@ -692,28 +881,39 @@ fn answer<T>(reply: RpcReplyPort<T>, value: T) {
     let _ = reply.send(value);
 }
 
-/// OTP's `shutdown/2`: ask, wait at most the timeout, then kill.
-async fn shutdown(cell: &ActorCell, how: Shutdown) -> ExitReason {
-    match how {
-        Shutdown::BrutalKill => {
-            cell.kill();
-            let _ = cell.wait(None).await;
-            ExitReason::Killed
+/// Asks a child to stop with reason `shutdown`: a child supervisor by message,
+/// so that it stops its own children step by step (reading their exits).
+fn ask_to_stop(cell: &ActorCell, kind: ChildKind) {
+    if kind == ChildKind::Supervisor {
+        let supervisor: ActorRef<SupervisorMsg> = cell.clone().into();
+        if supervisor.send_message(SupervisorMsg::Terminate).is_ok() {
+            return;
         }
+    }
+    cell.stop(Some(SHUTDOWN.to_string()));
+}
+
+/// OTP's `shutdown/2`, waiting in place: ask, wait at most the timeout, then
+/// kill, and wait at most `kill_grace` for the kill to take. `None` if even
+/// that was not enough (its task is stuck in code that does not yield).
+///
+/// Waiting in place, the supervisor cannot read the child's exit event: a
+/// child that stopped is reported `shutdown`, a killed one `killed`.
+async fn shutdown(cell: &ActorCell, kind: ChildKind, how: Shutdown, kill_grace: Duration) -> Option<ExitReason> {
+    match how {
+        Shutdown::BrutalKill => {}
         Shutdown::Timeout(timeout) => {
-            cell.stop(Some(SHUTDOWN.to_string()));
+            ask_to_stop(cell, kind);
             if cell.wait(Some(timeout)).await.is_ok() {
-                ExitReason::Shutdown
-            } else {
-                cell.kill();
-                let _ = cell.wait(None).await;
-                ExitReason::Killed
+                return Some(ExitReason::Shutdown);
             }
         }
         Shutdown::Infinity => {
-            cell.stop(Some(SHUTDOWN.to_string()));
+            ask_to_stop(cell, kind);
             let _ = cell.wait(None).await;
-            ExitReason::Shutdown
+            return Some(ExitReason::Shutdown);
         }
     }
+    cell.kill();
+    cell.wait(Some(kill_grace)).await.ok().map(|()| ExitReason::Killed)
 }
