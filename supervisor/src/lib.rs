@@ -89,7 +89,8 @@
 //!
 //! Panics and errors in a child's handlers arrive as exits; a factory that
 //! panics is a failed start; an escalation handler or observer that panics is
-//! logged. A child killed from outside is restarted like any failed child.
+//! logged. Observers run in a task of their own, fed through a bounded
+//! channel, so a slow one stalls nothing (see [`event`]). A child killed from outside is restarted like any failed child.
 
 mod backoff;
 mod error;
@@ -111,7 +112,7 @@ pub use escalation::{
     ChildFailure, Concern, Disposition, Escalation, EscalationError, EscalationHandler, EscalationKind, Escalator,
     GiveUp, Responder,
 };
-pub use event::{Observer, SupervisorEvent};
+pub use event::{DEFAULT_OBSERVER_CAPACITY, OBSERVER_FLUSH_GRACE, Observer, SupervisorEvent};
 pub use exit::{ExitReason, Failure};
 pub use factory::{BoxFuture, ChildFactory, StartContext, StartError};
 pub use intensity::Intensity;

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::error::{CallError, CallTimeout, ChildError, NoProc, SpawnError, SpecError};
 use crate::escalation::{Escalation, EscalationHandler};
-use crate::event::{Observer, SupervisorEvent};
+use crate::event::{DEFAULT_OBSERVER_CAPACITY, EventSink, Flushed, Observer, SupervisorEvent};
 use crate::factory::{ChildFactory, StartContext, StartError};
 use crate::intensity::Intensity;
 use crate::introspection::{ChildCounts, ChildInfo, NodeSnapshot, NodeState, TreeSnapshot};
@@ -42,14 +42,19 @@ pub enum Strategy {
     RestForOne,
 }
 
+/// The answer to a call that changes children, with a marker the caller waits
+/// on until the observer has seen what the call caused.
+pub(crate) type ChildReply<T> = RpcReplyPort<(Result<T, ChildError>, Flushed)>;
+
 /// The messages a supervisor actor handles. Private: use [`Supervisor`].
 pub(crate) enum SupervisorMsg {
-    StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, ChildError>>),
-    TerminateChild(String, RpcReplyPort<Result<(), ChildError>>),
-    RestartChild(String, RpcReplyPort<Result<ActorCell, ChildError>>),
-    DeleteChild(String, RpcReplyPort<Result<(), ChildError>>),
+    StartChild(ChildSpec, ChildReply<ActorCell>),
+    TerminateChild(String, ChildReply<()>),
+    RestartChild(String, ChildReply<ActorCell>),
+    DeleteChild(String, ChildReply<()>),
     WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
     CountChildren(RpcReplyPort<ChildCounts>),
+    DroppedEvents(RpcReplyPort<u64>),
     /// A restart whose start failed is tried again (OTP's `try_again_restart`).
     TryAgain {
         seq: u64,
@@ -86,6 +91,7 @@ pub(crate) struct Config {
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) handler: Option<Arc<dyn EscalationHandler>>,
     pub(crate) observer: Option<Observer>,
+    pub(crate) observer_capacity: usize,
     pub(crate) kill_grace: Duration,
 }
 
@@ -93,6 +99,13 @@ pub(crate) struct Config {
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(1);
 
 impl Config {
+    /// Starts the delivery task of this supervisor's own observer, if it has one.
+    fn own_observer(&self) -> Option<EventSink> {
+        self.observer
+            .clone()
+            .map(|observer| EventSink::start(observer, self.observer_capacity))
+    }
+
     fn validate(&self) -> Result<(), SpecError> {
         validate_id(&self.id)?;
         if self.intensity.period.is_zero() {
@@ -159,6 +172,7 @@ pub struct SupervisorBuilder {
     children: Vec<ChildSpec>,
     handler: Option<Arc<dyn EscalationHandler>>,
     observer: Option<Observer>,
+    observer_capacity: usize,
     kill_grace: Duration,
 }
 
@@ -198,8 +212,18 @@ impl SupervisorBuilder {
 
     /// Sets a callback that sees every [`SupervisorEvent`] of this supervisor
     /// and of the child supervisors below it that set none of their own.
+    ///
+    /// It runs in a task of its own, fed through a bounded channel, never
+    /// inside a supervisor: see [`crate::event`] for what that means.
     pub fn observer(mut self, observer: impl Fn(&SupervisorEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// How many events the observer's channel holds before events are
+    /// dropped (default [`DEFAULT_OBSERVER_CAPACITY`], at least 1).
+    pub fn observer_capacity(mut self, capacity: usize) -> Self {
+        self.observer_capacity = capacity;
         self
     }
 
@@ -224,6 +248,7 @@ impl SupervisorBuilder {
             children: self.children,
             handler: self.handler,
             observer: self.observer,
+            observer_capacity: self.observer_capacity,
             kill_grace: self.kill_grace,
         }
     }
@@ -255,13 +280,20 @@ impl SupervisorBuilder {
         let config = Arc::new(self.into_config());
         config.validate()?;
         let path = ChildPath::root(&config.id);
+        let observer = config.own_observer();
+        let flush = observer.clone();
         let args = Args {
             config,
             path: path.clone(),
             parent: None,
-            inherited_observer: None,
+            observer,
+            owns_observer: true,
         };
-        match Actor::spawn(None, SupervisorActor, args).await {
+        let spawned = Actor::spawn(None, SupervisorActor, args).await;
+        if let Some(observer) = flush {
+            observer.flush().wait(None).await;
+        }
+        match spawned {
             Ok((actor, _join)) => Ok(Supervisor { actor, path }),
             Err(ractor::SpawnErr::StartupFailed(err)) => match err.downcast::<StartFailure>() {
                 Ok(failure) => Err((*failure).into_spawn_error()),
@@ -296,11 +328,13 @@ impl ChildFactory for ChildSupervisor {
             if let Err(e) = config.validate() {
                 return Err(StartError::other(e));
             }
+            let own = config.own_observer();
             let args = Args {
+                owns_observer: own.is_some(),
+                observer: own.or_else(|| ctx.observer.clone()),
                 config,
                 path: ctx.path.clone(),
                 parent: Some(ctx.escalator.supervisor.clone()),
-                inherited_observer: ctx.observer.clone(),
             };
             ctx.spawn(SupervisorActor, args).await.map(Into::into)
         })
@@ -338,6 +372,7 @@ impl Supervisor {
             children: Vec::new(),
             handler: None,
             observer: None,
+            observer_capacity: DEFAULT_OBSERVER_CAPACITY,
             kill_grace: DEFAULT_KILL_GRACE,
         }
     }
@@ -393,10 +428,12 @@ impl Supervisor {
 
     async fn child_call<T: Send + 'static>(
         &self,
-        msg: impl FnOnce(RpcReplyPort<Result<T, ChildError>>) -> SupervisorMsg,
+        msg: impl FnOnce(ChildReply<T>) -> SupervisorMsg,
         deadline: Option<Duration>,
     ) -> Result<T, ChildError> {
-        self.call_within(msg, deadline).await.map_err(ChildError::from)?
+        let (result, delivered) = self.call_within(msg, deadline).await?;
+        delivered.wait(deadline).await;
+        result
     }
 
     /// Adds a child at the end of the start order and starts it.
@@ -484,6 +521,22 @@ impl Supervisor {
     /// Dropping the future is harmless.
     pub async fn count_children(&self) -> Result<ChildCounts, NoProc> {
         self.call(SupervisorMsg::CountChildren).await
+    }
+
+    /// How many events this supervisor's observer missed because its channel
+    /// was full (see [`crate::event`]). The count is the observer's: shared
+    /// with the supervisors of the tree that report to the same observer.
+    /// Zero without an observer.
+    ///
+    /// # Errors
+    ///
+    /// [`NoProc`] if the supervisor is gone.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn dropped_events(&self) -> Result<u64, NoProc> {
+        self.call(SupervisorMsg::DroppedEvents).await
     }
 
     /// A picture of the whole tree below this supervisor.

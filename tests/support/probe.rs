@@ -54,6 +54,8 @@ pub struct Control {
     pub panic_on_stop: Mutex<HashMap<String, String>>,
     /// Notified when a probe id begins to stop.
     pub stop_began: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Notified when a probe id has started.
+    pub started: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Control {
@@ -92,13 +94,17 @@ impl Control {
 
     /// Notified (once, with a stored permit) when `id` next begins to stop.
     pub fn stop_began(&self, id: &str) -> Arc<Notify> {
-        self.stop_began
-            .lock()
-            .unwrap()
-            .entry(id.to_string())
-            .or_default()
-            .clone()
+        notify_for(&self.stop_began, id)
     }
+
+    /// Notified (once, with a stored permit) when `id` next has started.
+    pub fn started(&self, id: &str) -> Arc<Notify> {
+        notify_for(&self.started, id)
+    }
+}
+
+fn notify_for(map: &Mutex<HashMap<String, Arc<Notify>>>, id: &str) -> Arc<Notify> {
+    map.lock().unwrap().entry(id.to_string()).or_default().clone()
 }
 
 pub struct Probe {
@@ -124,6 +130,9 @@ impl Actor for Probe {
             .lock()
             .unwrap()
             .insert(self.id.clone(), myself.get_cell());
+        if let Some(started) = self.control.started.lock().unwrap().get(&self.id) {
+            started.notify_one();
+        }
         let mut starts = self.control.starts.lock().unwrap();
         let n = starts.entry(self.id.clone()).or_default();
         *n += 1;

@@ -20,11 +20,12 @@ use ractor::actor::messages::BoxedState;
 use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::time::Instant;
 
-use super::{Config, Strategy, SupervisorMsg, validate_id};
+use super::actor::Args;
+use super::{Strategy, SupervisorMsg, validate_id};
 use crate::backoff::Backoff;
 use crate::error::ChildError;
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
-use crate::event::{Observer, SupervisorEvent};
+use crate::event::{EventSink, Flushed, SupervisorEvent};
 use crate::exit::{ExitReason, SHUTDOWN};
 use crate::factory::{StartContext, StartError, start_guarded};
 use crate::intensity::{RestartLog, Verdict};
@@ -86,7 +87,8 @@ pub(crate) struct State {
     by_actor: HashMap<ActorId, u64>,
     parent: Option<ActorRef<SupervisorMsg>>,
     handler: Option<Arc<dyn EscalationHandler>>,
-    observer: Option<Observer>,
+    observer: Option<EventSink>,
+    owns_observer: bool,
     recent_failures: VecDeque<ChildFailure>,
     /// Escalations to pass on to the parent, sent at the end of the current
     /// turn (see [`State::end_turn`]).
@@ -129,11 +131,11 @@ struct StopStep {
 impl State {
     pub(crate) fn new(
         myself: ActorRef<SupervisorMsg>,
-        config: &Config,
+        args: &Args,
         path: ChildPath,
         parent: Option<ActorRef<SupervisorMsg>>,
-        inherited_observer: Option<Observer>,
     ) -> Self {
+        let config = &*args.config;
         let mut state = Self {
             myself,
             path,
@@ -145,7 +147,8 @@ impl State {
             by_actor: HashMap::with_capacity(config.children.len()),
             parent,
             handler: config.handler.clone(),
-            observer: config.observer.clone().or(inherited_observer),
+            observer: args.observer.clone(),
+            owns_observer: args.owns_observer,
             recent_failures: VecDeque::new(),
             outbox: Vec::new(),
             giving_up: false,
@@ -199,19 +202,20 @@ impl State {
         match msg {
             SupervisorMsg::StartChild(spec, reply) => {
                 let r = self.start_child(spec).await;
-                answer(reply, r);
+                answer(reply, (r, self.flush()));
             }
             SupervisorMsg::TerminateChild(id, reply) => {
                 let r = self.terminate_child(&id).await;
-                answer(reply, r);
+                answer(reply, (r, self.flush()));
             }
             SupervisorMsg::RestartChild(id, reply) => {
                 let r = self.restart_child(&id).await;
-                answer(reply, r);
+                answer(reply, (r, self.flush()));
             }
-            SupervisorMsg::DeleteChild(id, reply) => answer(reply, self.delete_child(&id)),
+            SupervisorMsg::DeleteChild(id, reply) => answer(reply, (self.delete_child(&id), Flushed::default())),
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
+            SupervisorMsg::DroppedEvents(reply) => answer(reply, self.dropped_events()),
             SupervisorMsg::TryAgain { seq, epoch } => {
                 if self.is_pending(seq, epoch) {
                     return self.restart(seq).await;
@@ -241,12 +245,15 @@ impl State {
             })
         };
         match msg {
-            SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => answer(reply, Err(gone())),
+            SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => {
+                answer(reply, (Err(gone()), Flushed::default()))
+            }
             SupervisorMsg::TerminateChild(_, reply) | SupervisorMsg::DeleteChild(_, reply) => {
-                answer(reply, Err(gone()))
+                answer(reply, (Err(gone()), Flushed::default()))
             }
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
+            SupervisorMsg::DroppedEvents(reply) => answer(reply, self.dropped_events()),
             // A give-up exits by itself; a shutdown is already under way.
             SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } | SupervisorMsg::Terminate => {}
             SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
@@ -866,13 +873,30 @@ impl State {
 
     // ---- reporting -------------------------------------------------------------
 
+    /// Traces the event and queues it for the observer, without waiting.
     pub(crate) fn emit(&self, event: SupervisorEvent) {
         event.trace();
         if let Some(observer) = &self.observer {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event))).is_err() {
-                tracing::error!(target: "warden::supervisor", path = %self.path, "observer panicked");
-            }
+            observer.send(event);
         }
+    }
+
+    /// A marker behind the events emitted so far, for a caller to wait on.
+    fn flush(&self) -> Flushed {
+        self.observer.as_ref().map(EventSink::flush).unwrap_or_default()
+    }
+
+    /// At the end of a stop: waits (bounded) until this supervisor's own
+    /// observer has seen everything, so that whoever waited for the stop sees
+    /// it all too.
+    pub(crate) async fn flush_own_observer(&self) {
+        if self.owns_observer {
+            self.flush().wait(None).await;
+        }
+    }
+
+    fn dropped_events(&self) -> u64 {
+        self.observer.as_ref().map_or(0, EventSink::dropped)
     }
 }
 
