@@ -346,7 +346,9 @@ impl ChildFactory for ChildSupervisor {
 ///
 /// Every call is a message to the supervisor, answered after the restarts and
 /// stops it is busy with. A call to a supervisor that is gone answers
-/// [`NoProc`] (or [`ChildError::NoProc`]).
+/// [`NoProc`] (or [`ChildError::NoProc`]). Each call has a `*_within` variant
+/// that gives up after a deadline with a typed [`CallTimeout`], for callers
+/// that must not wait on a busy supervisor.
 #[derive(Clone)]
 pub struct Supervisor {
     actor: ActorRef<SupervisorMsg>,
