@@ -339,3 +339,22 @@ async fn stopping_the_supervisor_while_a_restart_waits_does_not_restart_the_chil
     assert_eq!(control.starts("a"), 1);
     assert_eq!(log.lines(), ["start a", "down a boom", "scheduled a", "stopped root"]);
 }
+
+/// Issue 19 point 6: a backoff reaching `Duration::MAX` used to overflow
+/// (`(min + max) / 2` on construction, `mul_f64` on a jittered delay) and panic.
+#[tokio::test(start_paused = true)]
+async fn a_backoff_up_to_the_longest_duration_saturates_instead_of_panicking() {
+    let control = Control::new();
+    let log = EventLog::new();
+    let backoff = Backoff::exponential(Duration::MAX / 2, Duration::MAX).random_factor(1.0);
+    let root = root_with(&log, [probe("a", &control).backoff(backoff)]).await;
+
+    crash_and_wait_scheduled(&root, &log, "a", 1).await;
+
+    let scheduled = delays(&log);
+    assert_eq!(scheduled.len(), 1);
+    assert!(scheduled[0] >= Duration::MAX / 2, "{scheduled:?}");
+    assert!(is_restarting(&root, "a").await);
+    assert!(root.is_alive());
+    root.stop().await;
+}

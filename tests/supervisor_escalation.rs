@@ -3,10 +3,15 @@
 //! parent applies its own strategy to it; give-ups chain up to the root's
 //! handler (a closure or an mpsc sender); workers raise and request on purpose
 //! with their `Escalator`; handlers on the way resolve, answer or pass on; and
-//! `request` reports `Timeout`, `Unanswered` and `WrongAnswerType`.
+//! `request` reports `Timeout`, `Unanswered` and `WrongAnswerType`. A bounded
+//! channel handler that is full passes escalations on; a concern's value never
+//! reaches a log line or an escalation's `Debug`/`Display`.
 
 #[path = "support/probe.rs"]
 mod probe;
+
+#[path = "support/log_capture.rs"]
+mod log_capture;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,8 +19,8 @@ use std::time::Duration;
 use probe::{Control, EventLog, ProbeMsg, cell, child, ping, probe, sub_of, tell};
 use tokio::sync::mpsc;
 use warden::supervisor::{
-    ChildSpec, ChildState, Disposition, Escalation, EscalationError, EscalationKind, Intensity, Responder, Restart,
-    Strategy, Supervisor,
+    ChildSpec, ChildState, Concern, Disposition, Escalation, EscalationError, EscalationHandler, EscalationKind,
+    Intensity, Responder, Restart, Strategy, Supervisor,
 };
 
 /// A concern a worker raises.
@@ -36,11 +41,15 @@ fn paths(route: &[warden::supervisor::ChildPath]) -> Vec<&str> {
     route.iter().map(|p| p.as_str()).collect()
 }
 
-/// The concern of a raised escalation, as its `Debug` text.
+/// The value of a raised escalation's concern, as its `Debug` text (read back
+/// by type: a concern never prints its value itself).
 fn concern_text(e: &Escalation) -> String {
-    match e.kind() {
-        EscalationKind::Raised(c) => format!("{c:?}"),
-        other => panic!("expected a raised concern, got {other:?}"),
+    if let Some(q) = e.concern::<Question>() {
+        format!("{q:?}")
+    } else if let Some(b) = e.concern::<BudgetExceeded>() {
+        format!("{b:?}")
+    } else {
+        panic!("expected a raised Question or BudgetExceeded, got {e:?}")
     }
 }
 
@@ -480,7 +489,7 @@ async fn a_worker_raises_a_concern_that_reaches_the_root_through_its_supervisor(
     assert_eq!(concern_text(&e), "BudgetExceeded { spent: 12 }");
     assert!(e.give_up().is_none());
     assert!(!e.expects_answer());
-    assert_eq!(e.to_string(), "root/sub/w raised BudgetExceeded { spent: 12 }");
+    assert_eq!(e.to_string(), "root/sub/w raised a BudgetExceeded concern");
     assert_eq!(paths(e.route()), ["root/sub"]);
     // Raising is not a failure: nothing was restarted.
     assert_eq!(ping(&cell(&sub_of(&root, "sub").await, "w").await).await, Some(0));
@@ -626,21 +635,11 @@ async fn a_mid_level_handler_passes_an_escalation_on_with_disposition_escalate()
     let (tx, mut rx) = mpsc::unbounded_channel::<Escalation>();
     let looked: Arc<Mutex<Vec<u64>>> = Arc::default();
     let mid_saw = looked.clone();
-    let root = Supervisor::builder("root")
-        .observer(log.observer())
-        .escalation_handler(tx)
-        .child(
-            Supervisor::builder("sub")
-                .escalation_handler(move |e: Escalation| {
-                    mid_saw.lock().unwrap().push(e.id());
-                    Disposition::Escalate(e)
-                })
-                .child(probe("w", &control))
-                .into_child(),
-        )
-        .spawn()
-        .await
-        .unwrap();
+    let mid = move |e: Escalation| {
+        mid_saw.lock().unwrap().push(e.id());
+        Disposition::Escalate(e)
+    };
+    let root = root_over_sub(&control, &log, tx, mid).await;
     let escalator = control.escalator("w");
     let request = tokio::spawn(async move {
         escalator
@@ -782,17 +781,7 @@ async fn an_mpsc_handler_whose_receiver_is_gone_passes_escalations_to_the_parent
     let (root_tx, mut root_rx) = mpsc::unbounded_channel::<Escalation>();
     let (sub_tx, sub_rx) = mpsc::unbounded_channel::<Escalation>();
     drop(sub_rx);
-    let root = Supervisor::builder("root")
-        .escalation_handler(root_tx)
-        .child(
-            Supervisor::builder("sub")
-                .escalation_handler(sub_tx)
-                .child(probe("w", &control))
-                .into_child(),
-        )
-        .spawn()
-        .await
-        .unwrap();
+    let root = root_over_sub(&control, &EventLog::new(), root_tx, sub_tx).await;
 
     control.escalator("w").raise(Question(9)).unwrap();
     let e = root_rx.recv().await.unwrap();
@@ -869,4 +858,102 @@ async fn escalating_to_a_supervisor_that_is_gone_fails_with_supervisor_down() {
             .await,
         Err(EscalationError::SupervisorDown)
     );
+}
+
+/// `root` over `sub` over a probe `w`, each supervisor with its handler, all
+/// recorded in `log`.
+async fn root_over_sub(
+    control: &Arc<Control>,
+    log: &EventLog,
+    root_handler: impl EscalationHandler,
+    sub_handler: impl EscalationHandler,
+) -> Supervisor {
+    Supervisor::builder("root")
+        .observer(log.observer())
+        .escalation_handler(root_handler)
+        .child(
+            Supervisor::builder("sub")
+                .escalation_handler(sub_handler)
+                .child(probe("w", control))
+                .into_child(),
+        )
+        .spawn()
+        .await
+        .unwrap()
+}
+
+/// What a tool call could carry: a secret a concern must never print.
+#[derive(Debug)]
+#[allow(dead_code)]
+struct ToolCall {
+    authorization: String,
+}
+
+const SECRET: &str = "sk-PLANTED-SECRET-4711";
+
+/// Issue 17 point 9: an escalation printed its concern with `{:?}`, and the
+/// root logs unhandled escalations, so a worker's secret reached the log.
+#[tokio::test]
+async fn a_raised_concern_never_prints_its_value_to_logs_debug_or_display() {
+    let (logs, _guard) = log_capture::LogCapture::install();
+    let control = Control::new();
+    let log = EventLog::new();
+    let printed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = printed.clone();
+    let sub_handler = move |e: Escalation| {
+        seen.lock().unwrap().push(format!("{e} | {e:?} | {:?}", e.kind()));
+        Disposition::Escalate(e)
+    };
+    // The root's handler passes everything on too: the root logs it as unhandled.
+    let root = root_over_sub(&control, &log, Disposition::Escalate, sub_handler).await;
+    let escalator = control.escalator("w");
+    let call = || ToolCall {
+        authorization: format!("Bearer {SECRET}"),
+    };
+
+    escalator.raise(call()).unwrap();
+    escalator
+        .raise_concern(Concern::new(call()).with_summary("tool call refused"))
+        .unwrap();
+    log.wait_count("escalated root w", 2).await;
+    root.stop().await;
+
+    let printed = printed.lock().unwrap().clone();
+    assert_eq!(printed.len(), 2);
+    assert!(
+        printed[0].starts_with("root/sub/w raised a ToolCall concern |"),
+        "{printed:?}"
+    );
+    assert!(
+        printed[1].starts_with("root/sub/w raised a ToolCall concern: tool call refused |"),
+        "{printed:?}"
+    );
+    let logs = logs.text();
+    assert!(logs.contains("unhandled escalation reached the root"), "{logs}");
+    assert!(logs.contains("tool call refused"), "{logs}");
+    for text in printed.iter().chain([&logs]) {
+        assert!(!text.contains(SECRET), "the secret was printed: {text}");
+    }
+}
+
+/// Issue 17, Low: a bounded channel is a handler that never blocks its
+/// supervisor; when it is full, the escalation goes on to the parent.
+#[tokio::test]
+async fn a_full_bounded_channel_handler_passes_the_escalation_on_to_the_parent() {
+    let control = Control::new();
+    let (sub_tx, mut sub_rx) = mpsc::channel::<Escalation>(1);
+    let (root_tx, mut root_rx) = mpsc::channel::<Escalation>(8);
+    let root = root_over_sub(&control, &EventLog::new(), root_tx, sub_tx).await;
+    let escalator = control.escalator("w");
+
+    escalator.raise(Question(1)).unwrap();
+    escalator.raise(Question(2)).unwrap();
+
+    let passed_on = root_rx.recv().await.unwrap();
+    assert_eq!(passed_on.concern::<Question>(), Some(&Question(2)));
+    assert_eq!(paths(passed_on.route()), ["root/sub"]);
+    let kept = sub_rx.recv().await.unwrap();
+    assert_eq!(kept.concern::<Question>(), Some(&Question(1)));
+    assert!(sub_rx.try_recv().is_err());
+    root.stop().await;
 }

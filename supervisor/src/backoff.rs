@@ -5,6 +5,9 @@
 //! 3, 6, 12, 24, 30, 30 s before jitter. The count goes back to zero once the
 //! child has run for `reset_after` (by default halfway between `min` and `max`)
 //! without failing.
+//!
+//! Every configuration is accepted and none can panic: durations near
+//! [`Duration::MAX`] saturate instead of overflowing.
 
 use std::time::Duration;
 
@@ -30,14 +33,16 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// Delays from `min` doubling up to `max`, with no jitter.
+    /// Delays from `min` doubling up to `max`, with no jitter. A `max` below
+    /// `min` is taken as `min`.
     pub fn exponential(min: Duration, max: Duration) -> Self {
         let max = max.max(min);
         Self {
             min,
             max,
             random_factor: 0.0,
-            reset_after: (min + max) / 2,
+            // Halfway between, written so that it cannot overflow: `max >= min`.
+            reset_after: min + (max - min) / 2,
         }
     }
 
@@ -64,13 +69,21 @@ impl Backoff {
         self.min.saturating_mul(factor).min(self.max)
     }
 
-    /// The delay before restart number `attempt`, with jitter.
+    /// The delay before restart number `attempt`, with jitter, saturating at
+    /// [`Duration::MAX`].
     pub(crate) fn delay(&self, attempt: u32) -> Duration {
-        let base = self.delay_without_jitter(attempt);
+        self.jittered(self.delay_without_jitter(attempt), fastrand::f64())
+    }
+
+    /// `base` stretched by `unit` (in `0.0..1.0`) of the random factor.
+    fn jittered(&self, base: Duration, unit: f64) -> Duration {
         if self.random_factor == 0.0 {
             return base;
         }
-        base.mul_f64(1.0 + fastrand::f64() * self.random_factor)
+        // `Duration::mul_f64` panics when the product does not fit.
+        let jitter =
+            Duration::try_from_secs_f64(base.as_secs_f64() * unit * self.random_factor).unwrap_or(Duration::MAX);
+        base.saturating_add(jitter)
     }
 
     /// See [`Backoff::reset_after`].
@@ -89,6 +102,49 @@ mod tests {
         let got: Vec<u64> = (0..6).map(|n| b.delay_without_jitter(n).as_secs()).collect();
         assert_eq!(got, [3, 6, 12, 24, 30, 30]);
         assert_eq!(b.delay_without_jitter(u32::MAX), Duration::from_secs(30));
+    }
+
+    /// Durations at the edges, `Duration::MAX` included: no configuration panics.
+    #[test]
+    fn no_configuration_panics() {
+        let edges = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(1),
+            Duration::from_secs(1),
+            Duration::from_secs(u64::MAX / 2),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX - Duration::from_nanos(1),
+            Duration::MAX,
+        ];
+        let factors = [0.0, 1e-9, 0.5, 1.0, 2.0, -1.0, f64::NAN, f64::INFINITY, f64::MAX];
+        let attempts = [0, 1, 2, 31, 32, 63, 64, u32::MAX - 1, u32::MAX];
+        for &min in &edges {
+            for &max in &edges {
+                let plain = Backoff::exponential(min, max);
+                assert!(plain.reset_period() >= min, "{min:?} {max:?}");
+                for &factor in &factors {
+                    for &reset in &edges[..3] {
+                        let b = plain.random_factor(factor).reset_after(reset);
+                        for &attempt in &attempts {
+                            let base = b.delay_without_jitter(attempt);
+                            assert!(base >= min, "{min:?} {max:?} {attempt}");
+                            for unit in [0.0, 0.5, 1.0 - f64::EPSILON] {
+                                assert!(b.jittered(base, unit) >= base);
+                            }
+                            b.delay(attempt);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn jitter_saturates_at_the_longest_duration() {
+        let b = Backoff::exponential(Duration::MAX, Duration::MAX).random_factor(1.0);
+        assert_eq!(b.jittered(Duration::MAX, 0.99), Duration::MAX);
+        assert_eq!(b.reset_period(), Duration::MAX);
     }
 
     #[test]

@@ -54,17 +54,17 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, RpcReplyPort};
+use ractor::{Actor, ActorCell};
 
 use crate::error::{ChildError, NoProc, SpawnError, SpecError};
 use crate::escalation::{Escalation, EscalationHandler};
-use crate::event::{Observer, SupervisorEvent};
+use crate::event::{Flushed, Observer, SupervisorEvent};
 use crate::factory::{BoxFuture, ChildFactory, StartContext, StartError};
 use crate::intensity::Intensity;
 use crate::introspection::{ChildCounts, ChildInfo, TreeSnapshot};
 use crate::path::ChildPath;
 use crate::spec::{ChildKind, ChildSpec, Restart, Shutdown};
-use crate::supervisor::{Supervisor, SupervisorMsg, validate_id};
+use crate::supervisor::{ChildReply, Supervisor, SupervisorMsg, validate_id};
 
 use state::{DynamicActor, DynamicArgs};
 
@@ -77,9 +77,9 @@ pub(crate) type ErasedArgs = Box<dyn Any + Send + Sync>;
 /// supervisor that is not `simple_one_for_one`.
 pub(crate) enum DynamicRequest {
     /// Start a child from the template with these arguments.
-    StartChild(ErasedArgs, RpcReplyPort<Result<ActorCell, ChildError>>),
+    StartChild(ErasedArgs, ChildReply<ActorCell>),
     /// Stop this child, by its actor.
-    TerminateChild(ActorCell, RpcReplyPort<Result<(), ChildError>>),
+    TerminateChild(ActorCell, ChildReply<()>),
 }
 
 impl DynamicRequest {
@@ -88,10 +88,10 @@ impl DynamicRequest {
         // The caller may have given up waiting; that is its business.
         match self {
             Self::StartChild(_, reply) => {
-                let _ = reply.send(Err(error));
+                let _ = reply.send((Err(error), Flushed::default()));
             }
             Self::TerminateChild(_, reply) => {
-                let _ = reply.send(Err(error));
+                let _ = reply.send((Err(error), Flushed::default()));
             }
         }
     }
@@ -397,7 +397,7 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
     pub async fn start_child(&self, args: A) -> Result<ActorCell, ChildError> {
         let args: ErasedArgs = Box::new(args);
         self.inner
-            .child_call(|r| SupervisorMsg::Dynamic(DynamicRequest::StartChild(args, r)))
+            .child_call(|r| SupervisorMsg::Dynamic(DynamicRequest::StartChild(args, r)), None)
             .await
     }
 
@@ -416,7 +416,10 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
     pub async fn terminate_child(&self, child: &ActorCell) -> Result<(), ChildError> {
         let child = child.clone();
         self.inner
-            .child_call(|r| SupervisorMsg::Dynamic(DynamicRequest::TerminateChild(child, r)))
+            .child_call(
+                |r| SupervisorMsg::Dynamic(DynamicRequest::TerminateChild(child, r)),
+                None,
+            )
             .await
     }
 }

@@ -1,5 +1,7 @@
 //! The errors of the supervisor API.
 
+use std::time::Duration;
+
 use ractor::ActorCell;
 
 use crate::factory::StartError;
@@ -12,6 +14,29 @@ use crate::path::ChildPath;
 pub struct NoProc {
     /// The supervisor called.
     pub supervisor: ChildPath,
+}
+
+/// A supervisor that did not answer a call within its deadline: it is alive
+/// but busy (stopping a slow child, starting one). Transient.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("supervisor {supervisor} did not answer within {deadline:?}")]
+pub struct CallTimeout {
+    /// The supervisor called.
+    pub supervisor: ChildPath,
+    /// The deadline the call was given.
+    pub deadline: Duration,
+}
+
+/// Why a call with a deadline (`which_children_within`, ...) got no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The supervisor is not alive. Permanent for this handle.
+    #[error(transparent)]
+    NoProc(NoProc),
+    /// It did not answer in time. Transient.
+    #[error(transparent)]
+    Timeout(CallTimeout),
 }
 
 /// The answers of the child-management calls that are not success, named as OTP names them.
@@ -54,12 +79,25 @@ pub enum ChildError {
         /// The template's argument type.
         expected: &'static str,
     },
+    /// The supervisor did not answer within the call's deadline (only from
+    /// the `*_within` calls); the call may still take effect.
+    #[error(transparent)]
+    Timeout(CallTimeout),
+}
+
+impl From<CallError> for ChildError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::NoProc(e) => Self::NoProc(e),
+            CallError::Timeout(e) => Self::Timeout(e),
+        }
+    }
 }
 
 impl ChildError {
     /// OTP's name for the answer: `already_started`, `already_present`,
     /// `running`, `restarting`, `not_found`, `boom` (a failed start),
-    /// `noproc`, or `simple_one_for_one`.
+    /// `noproc`, `simple_one_for_one`, or `timeout` (from a call with a deadline).
     pub fn otp_name(&self) -> &'static str {
         match self {
             Self::AlreadyStarted(_) => "already_started",
@@ -72,6 +110,7 @@ impl ChildError {
             Self::NoProc(_) => "noproc",
             Self::SimpleOneForOne => "simple_one_for_one",
             Self::WrongArguments { .. } => "wrong_arguments",
+            Self::Timeout(_) => "timeout",
         }
     }
 }

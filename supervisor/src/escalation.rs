@@ -19,7 +19,11 @@
 //! or passes it on to the parent ([`Disposition::Escalate`]). A supervisor
 //! without a handler passes everything on. What reaches the root and is not
 //! handled there is logged at `error` level and dropped; a requester then gets
-//! [`EscalationError::Unanswered`].
+//! [`EscalationError::Unanswered`]. Handlers run inside their supervisor: see
+//! [`EscalationHandler`] for what that asks of them.
+//!
+//! An escalation's `Display` and `Debug`, which is what the logs show, name a
+//! raised concern by its kind and summary only, never its value: see [`Concern`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,7 +31,8 @@
 //! use warden_supervisor::{Escalation, Strategy, Supervisor};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let (tx, mut escalations) = mpsc::unbounded_channel::<Escalation>();
+//! // Bounded: when it is full, an escalation goes on up rather than waiting.
+//! let (tx, mut escalations) = mpsc::channel::<Escalation>(64);
 //! let root = Supervisor::builder("root")
 //!     .strategy(Strategy::OneForOne)
 //!     .intensity(3, Duration::from_secs(5))
@@ -164,6 +169,8 @@ impl fmt::Debug for Escalation {
     }
 }
 
+/// One line for logs: who gave up and why, or who raised which kind of
+/// concern (see [`Concern`]: never its value).
 impl fmt::Display for Escalation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
@@ -177,7 +184,7 @@ impl fmt::Display for Escalation {
                 g.child,
                 g.reason
             ),
-            EscalationKind::Raised(c) => write!(f, "{} raised {:?}", self.origin, c),
+            EscalationKind::Raised(c) => write!(f, "{} raised {}", self.origin, c),
         }
     }
 }
@@ -231,34 +238,100 @@ impl ChildFailure {
 }
 
 /// A typed value a child escalates: any `Debug + Send + Sync` type of yours.
+///
+/// A concern may carry secrets (a tool's arguments, a request's headers), and
+/// escalations are logged on their way up: so a concern never prints its
+/// value. Its `Debug` and `Display` show its [kind](Concern::kind) (the type's
+/// name) and, if one was given, its [summary](Concern::summary), a line you
+/// write to be safe to log. Read the value itself with
+/// [`downcast_ref`](Concern::downcast_ref).
+///
+/// ```
+/// use warden_supervisor::Concern;
+///
+/// #[derive(Debug)]
+/// struct ToolCall { authorization: String }
+///
+/// let concern = Concern::new(ToolCall { authorization: "Bearer sk-secret".into() });
+/// assert!(!format!("{concern:?} {concern}").contains("sk-secret"));
+///
+/// let concern = concern.with_summary("tool call refused by the policy");
+/// assert_eq!(concern.to_string(), "a ToolCall concern: tool call refused by the policy");
+/// ```
 #[derive(Clone)]
-pub struct Concern(Arc<dyn ConcernValue>);
+pub struct Concern {
+    value: Arc<dyn ConcernValue>,
+    kind: &'static str,
+    summary: Option<Arc<str>>,
+}
 
-trait ConcernValue: Any + fmt::Debug + Send + Sync {
+trait ConcernValue: Any + Send + Sync {
     fn as_any(&self) -> &dyn Any;
 }
 
-impl<T: Any + fmt::Debug + Send + Sync> ConcernValue for T {
+impl<T: Any + Send + Sync> ConcernValue for T {
     fn as_any(&self) -> &dyn Any {
         self
     }
 }
 
 impl Concern {
-    /// Wraps a value.
+    /// Wraps a value. It is kept as it is, and never printed.
     pub fn new<T: Any + fmt::Debug + Send + Sync>(value: T) -> Self {
-        Self(Arc::new(value))
+        Self {
+            value: Arc::new(value),
+            kind: short_type_name(std::any::type_name::<T>()),
+            summary: None,
+        }
+    }
+
+    /// Adds a line safe to log, shown wherever the concern is printed.
+    pub fn with_summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = Some(Arc::from(summary.into()));
+        self
     }
 
     /// The value, if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        (*self.0).as_any().downcast_ref()
+        (*self.value).as_any().downcast_ref()
+    }
+
+    /// What the concern is: the name of the value's type, without its module path.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The line given with [`with_summary`](Concern::with_summary), if any.
+    pub fn summary(&self) -> Option<&str> {
+        self.summary.as_deref()
+    }
+}
+
+/// `a::b::Name<c::D>` → `Name<c::D>`: the last segment before any generics.
+fn short_type_name(full: &'static str) -> &'static str {
+    let head_end = full.find('<').unwrap_or(full.len());
+    match full[..head_end].rfind("::") {
+        Some(i) => &full[i + 2..],
+        None => full,
     }
 }
 
 impl fmt::Debug for Concern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        f.debug_struct("Concern")
+            .field("kind", &self.kind)
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Concern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} concern", self.kind)?;
+        match &self.summary {
+            Some(summary) => write!(f, ": {summary}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -299,16 +372,23 @@ impl Escalator {
         &self.origin
     }
 
-    /// Raises a concern that expects no answer.
+    /// Raises a concern that expects no answer. It is printed (and logged) by
+    /// its kind only; to give it a summary, use [`raise_concern`](Self::raise_concern).
     ///
     /// # Errors
     ///
     /// [`EscalationError::SupervisorDown`] if the supervisor is gone.
     pub fn raise<T: Any + fmt::Debug + Send + Sync>(&self, concern: T) -> Result<(), EscalationError> {
-        let esc = Escalation::new(self.origin.clone(), EscalationKind::Raised(Concern::new(concern)), None);
-        self.supervisor
-            .send_message(SupervisorMsg::Escalate(esc))
-            .map_err(|_| EscalationError::SupervisorDown)
+        self.raise_concern(Concern::new(concern))
+    }
+
+    /// Raises a [`Concern`] built by hand (with a summary) that expects no answer.
+    ///
+    /// # Errors
+    ///
+    /// [`EscalationError::SupervisorDown`] if the supervisor is gone.
+    pub fn raise_concern(&self, concern: Concern) -> Result<(), EscalationError> {
+        self.send(concern, None)
     }
 
     /// Raises a concern and waits for an answer of type `A`, at most `deadline`.
@@ -329,15 +409,25 @@ impl Escalator {
         T: Any + fmt::Debug + Send + Sync,
         A: Any + Send,
     {
+        self.request_concern(Concern::new(concern), deadline).await
+    }
+
+    /// [`request`](Self::request) with a [`Concern`] built by hand (with a summary).
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Self::request).
+    ///
+    /// # Cancellation
+    ///
+    /// As [`request`](Self::request).
+    pub async fn request_concern<A: Any + Send>(
+        &self,
+        concern: Concern,
+        deadline: Duration,
+    ) -> Result<A, EscalationError> {
         let (tx, rx) = oneshot::channel();
-        let esc = Escalation::new(
-            self.origin.clone(),
-            EscalationKind::Raised(Concern::new(concern)),
-            Some(Responder(tx)),
-        );
-        self.supervisor
-            .send_message(SupervisorMsg::Escalate(esc))
-            .map_err(|_| EscalationError::SupervisorDown)?;
+        self.send(concern, Some(Responder(tx)))?;
         match tokio::time::timeout(deadline, rx).await {
             Err(_) => Err(EscalationError::Timeout),
             Ok(Err(_)) => Err(EscalationError::Unanswered),
@@ -348,6 +438,13 @@ impl Escalator {
                     expected: std::any::type_name::<A>(),
                 }),
         }
+    }
+
+    fn send(&self, concern: Concern, responder: Option<Responder>) -> Result<(), EscalationError> {
+        let esc = Escalation::new(self.origin.clone(), EscalationKind::Raised(concern), responder);
+        self.supervisor
+            .send_message(SupervisorMsg::Escalate(esc))
+            .map_err(|_| EscalationError::SupervisorDown)
     }
 }
 
@@ -395,10 +492,18 @@ pub enum Disposition {
 
 /// Resolves escalations at one supervisor, or passes them on.
 ///
-/// The handler runs inside the supervisor, so it must return quickly: to decide
-/// later (a human, an orchestrator agent), send the escalation somewhere and
-/// answer through its [`Responder`]. An unbounded channel sender is a handler
-/// that does exactly that; a closure `Fn(Escalation) -> Disposition` is one too.
+/// **The handler runs inside the supervisor actor**, in the middle of its
+/// work: while it runs, that supervisor restarts nothing and answers no API
+/// call. It must return at once. To decide later (a human, an orchestrator
+/// agent), send the escalation somewhere and answer through its [`Responder`].
+///
+/// The recommended handler is a bounded [`mpsc::Sender`]: it never blocks
+/// (it uses `try_send`), and when its channel is full, or its receiver gone,
+/// the escalation is passed on to the parent ([`Disposition::Escalate`])
+/// rather than lost, with a warning. An [`mpsc::UnboundedSender`] is a handler
+/// too, but its channel grows without limit if nobody reads it. A closure
+/// `Fn(Escalation) -> Disposition` is one as well.
+///
 /// A handler that panics loses that escalation and is logged; the supervisor
 /// carries on.
 pub trait EscalationHandler: Send + Sync + 'static {
@@ -412,6 +517,21 @@ where
 {
     fn handle(&self, escalation: Escalation) -> Disposition {
         self(escalation)
+    }
+}
+
+impl EscalationHandler for mpsc::Sender<Escalation> {
+    /// Queues the escalation without waiting; if the channel is full or its
+    /// receiver gone, passes it to the parent.
+    fn handle(&self, escalation: Escalation) -> Disposition {
+        match self.try_send(escalation) {
+            Ok(()) => Disposition::Handled,
+            Err(mpsc::error::TrySendError::Full(e)) => {
+                tracing::warn!(target: "warden::supervisor", escalation = %e, "escalation channel is full; passed on to the parent");
+                Disposition::Escalate(e)
+            }
+            Err(mpsc::error::TrySendError::Closed(e)) => Disposition::Escalate(e),
+        }
     }
 }
 

@@ -5,13 +5,30 @@
 //! [`Observer`] is set on the builder, a call to it with the same event. Child
 //! supervisors inherit their parent's observer unless they set their own.
 //!
-//! The observer is called inside the supervisor, in the order things happen:
-//! keep it quick (push to a channel).
+//! The observer runs in a task of its own, never inside a supervisor: each
+//! supervisor puts its events, without waiting, on a bounded channel
+//! ([`SupervisorBuilder::observer_capacity`](crate::SupervisorBuilder::observer_capacity))
+//! that the observer's task drains, in the order things happened across the
+//! whole tree that shares the observer. An observer that blocks or is slow
+//! therefore stalls no restart and no API answer; when its channel is full,
+//! events are dropped and counted
+//! ([`Supervisor::dropped_events`](crate::Supervisor::dropped_events)), with a
+//! warning when dropping starts. An observer that panics is logged and goes on
+//! with the next event.
+//!
+//! So that a caller sees what its own call caused, the calls that change
+//! children (`start_child`, `terminate_child`, ...), the start of a root
+//! (`spawn`) and a supervisor's stop return once the observer has seen the
+//! events emitted before their answer, waiting at most [`OBSERVER_FLUSH_GRACE`]
+//! (the supervisor itself never waits for its observer).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ractor::ActorId;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::exit::ExitReason;
 use crate::factory::StartError;
@@ -20,6 +37,98 @@ use crate::spec::ChildKind;
 
 /// A callback that sees every [`SupervisorEvent`] of a tree.
 pub type Observer = Arc<dyn Fn(&SupervisorEvent) + Send + Sync + 'static>;
+
+/// How many events an observer's channel holds by default.
+pub const DEFAULT_OBSERVER_CAPACITY: usize = 4096;
+
+/// How long a call waits, at most, for the observer to have seen the events
+/// emitted before its answer.
+pub const OBSERVER_FLUSH_GRACE: Duration = Duration::from_secs(1);
+
+/// What travels to an observer's task.
+enum Delivery {
+    Event(SupervisorEvent),
+    /// Answered once everything before it was delivered.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side of an observer's channel, shared by every supervisor that
+/// reports to that observer. Its task ends when the last sink is dropped.
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    tx: mpsc::Sender<Delivery>,
+    dropped: Arc<AtomicU64>,
+    /// Set while events are being dropped, to warn once per overflow.
+    overflowing: Arc<AtomicBool>,
+}
+
+impl EventSink {
+    /// Starts the observer's task, on the current tokio runtime.
+    pub(crate) fn start(observer: Observer, capacity: usize) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Delivery>(capacity.max(1));
+        tokio::spawn(async move {
+            while let Some(delivery) = rx.recv().await {
+                match delivery {
+                    Delivery::Event(event) => {
+                        if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event))).is_err() {
+                            tracing::error!(target: "warden::supervisor", path = %event.path(), "observer panicked");
+                        }
+                    }
+                    Delivery::Flush(done) => drop(done.send(())),
+                }
+            }
+        });
+        Self {
+            tx,
+            dropped: Arc::default(),
+            overflowing: Arc::default(),
+        }
+    }
+
+    /// Queues an event without waiting; counts it as dropped if the channel is full.
+    pub(crate) fn send(&self, event: SupervisorEvent) {
+        match self.tx.try_send(Delivery::Event(event)) {
+            Ok(()) => self.overflowing.store(false, Ordering::Relaxed),
+            Err(mpsc::error::TrySendError::Full(Delivery::Event(event))) => {
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if !self.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "warden::supervisor", path = %event.path(), dropped,
+                        "observer is not keeping up; its events are being dropped"
+                    );
+                }
+            }
+            // The observer's task is gone: its runtime is shutting down.
+            Err(_) => {}
+        }
+    }
+
+    /// A marker behind the events queued so far, to wait on outside the supervisor.
+    pub(crate) fn flush(&self) -> Flushed {
+        let (done, delivered) = oneshot::channel();
+        Flushed(self.tx.try_send(Delivery::Flush(done)).ok().map(|()| delivered))
+    }
+
+    /// How many events were dropped so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Resolves once the observer has seen the events queued before it (nothing
+/// to wait for if there is no observer, or its channel was full).
+#[derive(Default)]
+pub(crate) struct Flushed(Option<oneshot::Receiver<()>>);
+
+impl Flushed {
+    /// Waits for the observer, at most [`OBSERVER_FLUSH_GRACE`] or `limit`.
+    pub(crate) async fn wait(self, limit: Option<Duration>) {
+        if let Some(delivered) = self.0 {
+            let grace = limit.map_or(OBSERVER_FLUSH_GRACE, |l| l.min(OBSERVER_FLUSH_GRACE));
+            let _ = tokio::time::timeout(grace, delivered).await;
+        }
+    }
+}
 
 /// One thing a supervisor did or saw.
 #[derive(Clone, Debug)]
@@ -72,6 +181,18 @@ pub enum SupervisorEvent {
         /// The delay.
         delay: Duration,
     },
+    /// A killed child did not end within the supervisor's kill grace (its task
+    /// is stuck in code that does not yield). It is recorded as killed (a
+    /// `ChildExited` with reason `killed` follows) and left behind: its task is
+    /// detached and ends when that code returns.
+    ChildAbandoned {
+        /// The child.
+        path: ChildPath,
+        /// Worker or supervisor.
+        kind: ChildKind,
+        /// How long the supervisor waited after the kill.
+        grace: Duration,
+    },
     /// A supervisor exceeded its restart intensity: it stops its children and exits.
     GaveUp {
         /// The supervisor.
@@ -109,6 +230,7 @@ impl SupervisorEvent {
             Self::ChildStarted { path, .. }
             | Self::ChildStartFailed { path, .. }
             | Self::ChildExited { path, .. }
+            | Self::ChildAbandoned { path, .. }
             | Self::Restarting { path, .. }
             | Self::RestartScheduled { path, .. }
             | Self::GaveUp { path, .. }
@@ -135,6 +257,10 @@ impl SupervisorEvent {
                     tracing::debug!(target: T, path = %path, ?kind, %reason, "child exited")
                 }
             }
+            Self::ChildAbandoned { path, kind, grace } => tracing::error!(
+                target: T, path = %path, ?kind, ?grace,
+                "killed child did not end within the kill grace; its task is left behind"
+            ),
             Self::Restarting {
                 path,
                 kind,

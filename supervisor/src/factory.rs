@@ -15,7 +15,7 @@ use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 
 use crate::escalation::Escalator;
-use crate::event::Observer;
+use crate::event::EventSink;
 use crate::exit::Failure;
 use crate::path::ChildPath;
 
@@ -85,7 +85,7 @@ pub struct StartContext {
     pub(crate) supervisor: ActorCell,
     pub(crate) path: ChildPath,
     pub(crate) escalator: Escalator,
-    pub(crate) observer: Option<Observer>,
+    pub(crate) observer: Option<EventSink>,
 }
 
 impl StartContext {

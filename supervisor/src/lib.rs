@@ -91,7 +91,13 @@
 //! [`Shutdown::Timeout`] asks a child to stop and kills it when the time runs
 //! out; [`Shutdown::BrutalKill`] kills at once; [`Shutdown::Infinity`] waits
 //! (the default for child supervisors, so a subtree stops in order, depth
-//! first).
+//! first). A supervisor's own shutdown is driven by its children's exit
+//! events, so each child is reported with its own reason, even one that
+//! crashes while it is being stopped. A killed child that does not end within
+//! the kill grace ([`SupervisorBuilder::kill_grace`]: its thread is blocked)
+//! is recorded as killed and left behind, so a shutdown is always bounded
+//! unless a child's spec is `Infinity`. Every API call has a variant with a
+//! deadline (`which_children_within`, ...).
 //!
 //! # Dynamic supervisors
 //!
@@ -105,7 +111,8 @@
 //!
 //! Panics and errors in a child's handlers arrive as exits; a factory that
 //! panics is a failed start; an escalation handler or observer that panics is
-//! logged. A child killed from outside is restarted like any failed child.
+//! logged. Observers run in a task of their own, fed through a bounded
+//! channel, so a slow one stalls nothing (see [`event`]). A child killed from outside is restarted like any failed child.
 
 mod backoff;
 mod dynamic;
@@ -125,12 +132,12 @@ mod uplink;
 
 pub use backoff::Backoff;
 pub use dynamic::{DynamicSupervisor, DynamicSupervisorBuilder};
-pub use error::{ChildError, NoProc, SpawnError, SpecError};
+pub use error::{CallError, CallTimeout, ChildError, NoProc, SpawnError, SpecError};
 pub use escalation::{
     ChildFailure, Concern, Disposition, Escalation, EscalationError, EscalationHandler, EscalationKind, Escalator,
     GiveUp, Responder,
 };
-pub use event::{Observer, SupervisorEvent};
+pub use event::{DEFAULT_OBSERVER_CAPACITY, OBSERVER_FLUSH_GRACE, Observer, SupervisorEvent};
 pub use exit::{ExitReason, Failure};
 pub use factory::{BoxFuture, ChildFactory, StartContext, StartError};
 pub use intensity::Intensity;
@@ -138,7 +145,7 @@ pub use introspection::{ChildCounts, ChildInfo, ChildState, NodeSnapshot, NodeSt
 pub use path::ChildPath;
 pub use request::{RequestError, request};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
-pub use supervisor::{AutoShutdown, Strategy, Supervisor, SupervisorBuilder};
+pub use supervisor::{AutoShutdown, DEFAULT_KILL_GRACE, Strategy, Supervisor, SupervisorBuilder};
 
 #[doc(no_inline)]
 pub use ractor;

@@ -11,10 +11,9 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
-use crate::error::{ChildError, NoProc, SpawnError, SpecError};
+use crate::error::{CallError, CallTimeout, ChildError, NoProc, SpawnError, SpecError};
 use crate::escalation::{Escalation, EscalationHandler};
-use crate::event::{Observer, SupervisorEvent};
-use crate::exit::SHUTDOWN;
+use crate::event::{DEFAULT_OBSERVER_CAPACITY, EventSink, Flushed, Observer, SupervisorEvent};
 use crate::factory::{ChildFactory, StartContext, StartError};
 use crate::intensity::Intensity;
 use crate::introspection::{ChildCounts, ChildInfo, NodeSnapshot, NodeState, TreeSnapshot};
@@ -67,15 +66,19 @@ pub enum AutoShutdown {
     /// restarting) significant child ends on its own.
     AllSignificant,
 }
+/// The answer to a call that changes children, with a marker the caller waits
+/// on until the observer has seen what the call caused.
+pub(crate) type ChildReply<T> = RpcReplyPort<(Result<T, ChildError>, Flushed)>;
 
 /// The messages a supervisor actor handles. Private: use [`Supervisor`].
 pub(crate) enum SupervisorMsg {
-    StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, ChildError>>),
-    TerminateChild(String, RpcReplyPort<Result<(), ChildError>>),
-    RestartChild(String, RpcReplyPort<Result<ActorCell, ChildError>>),
-    DeleteChild(String, RpcReplyPort<Result<(), ChildError>>),
+    StartChild(ChildSpec, ChildReply<ActorCell>),
+    TerminateChild(String, ChildReply<()>),
+    RestartChild(String, ChildReply<ActorCell>),
+    DeleteChild(String, ChildReply<()>),
     WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
     CountChildren(RpcReplyPort<ChildCounts>),
+    DroppedEvents(RpcReplyPort<u64>),
     /// A restart whose start failed is tried again (OTP's `try_again_restart`).
     TryAgain {
         seq: u64,
@@ -93,6 +96,14 @@ pub(crate) enum SupervisorMsg {
     Exit,
     /// A request only a dynamic supervisor serves.
     Dynamic(crate::dynamic::DynamicRequest),
+    /// Stop every child, last started first, then exit with reason
+    /// `shutdown` (OTP's `terminate`). Sent by [`Supervisor::stop`] and by a
+    /// parent stopping this supervisor.
+    Terminate,
+    /// The child being stopped overran its shutdown timeout, or its kill grace.
+    ShutdownTimer {
+        timer: u32,
+    },
 }
 
 #[cfg(feature = "cluster")]
@@ -107,9 +118,21 @@ pub(crate) struct Config {
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) handler: Option<Arc<dyn EscalationHandler>>,
     pub(crate) observer: Option<Observer>,
+    pub(crate) observer_capacity: usize,
+    pub(crate) kill_grace: Duration,
 }
 
+/// How long a supervisor waits, by default, for a killed child to end.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(1);
+
 impl Config {
+    /// Starts the delivery task of this supervisor's own observer, if it has one.
+    fn own_observer(&self) -> Option<EventSink> {
+        self.observer
+            .clone()
+            .map(|observer| EventSink::start(observer, self.observer_capacity))
+    }
+
     fn validate(&self) -> Result<(), SpecError> {
         validate_id(&self.id)?;
         if self.intensity.period.is_zero() {
@@ -192,6 +215,8 @@ pub struct SupervisorBuilder {
     children: Vec<ChildSpec>,
     handler: Option<Arc<dyn EscalationHandler>>,
     observer: Option<Observer>,
+    observer_capacity: usize,
+    kill_grace: Duration,
 }
 
 impl SupervisorBuilder {
@@ -238,8 +263,31 @@ impl SupervisorBuilder {
 
     /// Sets a callback that sees every [`SupervisorEvent`] of this supervisor
     /// and of the child supervisors below it that set none of their own.
+    ///
+    /// It runs in a task of its own, fed through a bounded channel, never
+    /// inside a supervisor: see [`crate::event`] for what that means.
     pub fn observer(mut self, observer: impl Fn(&SupervisorEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// How many events the observer's channel holds before events are
+    /// dropped (default [`DEFAULT_OBSERVER_CAPACITY`], at least 1).
+    pub fn observer_capacity(mut self, capacity: usize) -> Self {
+        self.observer_capacity = capacity;
+        self
+    }
+
+    /// How long to wait for a killed child to end (default
+    /// [`DEFAULT_KILL_GRACE`]). A kill takes effect when the child's task next
+    /// yields; a child stuck in code that never yields (a blocking call, a busy
+    /// loop) would hold up every stop of it forever. After the grace the child
+    /// is recorded as killed, a [`SupervisorEvent::ChildAbandoned`] is emitted,
+    /// and the supervisor goes on: the child's task is detached, and ends when
+    /// that code returns. Shutdown is then bounded by the child's shutdown
+    /// timeout plus this grace.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
         self
     }
 
@@ -252,6 +300,8 @@ impl SupervisorBuilder {
             children: self.children,
             handler: self.handler,
             observer: self.observer,
+            observer_capacity: self.observer_capacity,
+            kill_grace: self.kill_grace,
         }
     }
 
@@ -282,13 +332,20 @@ impl SupervisorBuilder {
         let config = Arc::new(self.into_config());
         config.validate()?;
         let path = ChildPath::root(&config.id);
+        let observer = config.own_observer();
+        let flush = observer.clone();
         let args = Args {
             config,
             path: path.clone(),
             parent: None,
-            inherited_observer: None,
+            observer,
+            owns_observer: true,
         };
-        match Actor::spawn(None, SupervisorActor, args).await {
+        let spawned = Actor::spawn(None, SupervisorActor, args).await;
+        if let Some(observer) = flush {
+            observer.flush().wait(None).await;
+        }
+        match spawned {
             Ok((actor, _join)) => Ok(Supervisor { actor, path }),
             Err(ractor::SpawnErr::StartupFailed(err)) => match err.downcast::<StartFailure>() {
                 Ok(failure) => Err((*failure).into_spawn_error()),
@@ -309,6 +366,7 @@ impl fmt::Debug for SupervisorBuilder {
             .field("intensity", &self.intensity)
             .field("auto_shutdown", &self.auto_shutdown)
             .field("children", &self.children)
+            .field("kill_grace", &self.kill_grace)
             .finish_non_exhaustive()
     }
 }
@@ -323,11 +381,13 @@ impl ChildFactory for ChildSupervisor {
             if let Err(e) = config.validate() {
                 return Err(StartError::other(e));
             }
+            let own = config.own_observer();
             let args = Args {
+                owns_observer: own.is_some(),
+                observer: own.or_else(|| ctx.observer.clone()),
                 config,
                 path: ctx.path.clone(),
                 parent: Some(ctx.escalator.supervisor.clone()),
-                inherited_observer: ctx.observer.clone(),
             };
             ctx.spawn(SupervisorActor, args).await.map(Into::into)
         })
@@ -339,7 +399,9 @@ impl ChildFactory for ChildSupervisor {
 ///
 /// Every call is a message to the supervisor, answered after the restarts and
 /// stops it is busy with. A call to a supervisor that is gone answers
-/// [`NoProc`] (or [`ChildError::NoProc`]).
+/// [`NoProc`] (or [`ChildError::NoProc`]). Each call has a `*_within` variant
+/// that gives up after a deadline with a typed [`CallTimeout`], for callers
+/// that must not wait on a busy supervisor.
 #[derive(Clone)]
 pub struct Supervisor {
     actor: ActorRef<SupervisorMsg>,
@@ -366,6 +428,8 @@ impl Supervisor {
             children: Vec::new(),
             handler: None,
             observer: None,
+            observer_capacity: DEFAULT_OBSERVER_CAPACITY,
+            kill_grace: DEFAULT_KILL_GRACE,
         }
     }
 
@@ -395,19 +459,40 @@ impl Supervisor {
         &self,
         msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
     ) -> Result<T, NoProc> {
-        match self.actor.call(msg, None).await {
+        self.call_within(msg, None).await.map_err(|e| match e {
+            CallError::NoProc(e) => e,
+            // No deadline, no timeout; but never panic on it.
+            CallError::Timeout(t) => NoProc {
+                supervisor: t.supervisor,
+            },
+        })
+    }
+
+    pub(crate) async fn call_within<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg,
+        deadline: Option<Duration>,
+    ) -> Result<T, CallError> {
+        match self.actor.call(msg, deadline).await {
             Ok(CallResult::Success(v)) => Ok(v),
-            _ => Err(NoProc {
+            Ok(CallResult::Timeout) => Err(CallError::Timeout(CallTimeout {
                 supervisor: self.path.clone(),
-            }),
+                deadline: deadline.unwrap_or_default(),
+            })),
+            _ => Err(CallError::NoProc(NoProc {
+                supervisor: self.path.clone(),
+            })),
         }
     }
 
     pub(crate) async fn child_call<T: Send + 'static>(
         &self,
-        msg: impl FnOnce(RpcReplyPort<Result<T, ChildError>>) -> SupervisorMsg,
+        msg: impl FnOnce(ChildReply<T>) -> SupervisorMsg,
+        deadline: Option<Duration>,
     ) -> Result<T, ChildError> {
-        self.call(msg).await.map_err(ChildError::NoProc)?
+        let (result, delivered) = self.call_within(msg, deadline).await?;
+        delivered.wait(deadline).await;
+        result
     }
 
     /// Adds a child at the end of the start order and starts it.
@@ -424,7 +509,7 @@ impl Supervisor {
     ///
     /// Dropping the future does not undo the start.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, ChildError> {
-        self.child_call(|r| SupervisorMsg::StartChild(spec, r)).await
+        self.child_call(|r| SupervisorMsg::StartChild(spec, r), None).await
     }
 
     /// Stops a child with its shutdown spec and keeps its spec, not running (a
@@ -440,7 +525,7 @@ impl Supervisor {
     /// Dropping the future does not stop the shutdown.
     pub async fn terminate_child(&self, id: &str) -> Result<(), ChildError> {
         let id = id.to_string();
-        self.child_call(|r| SupervisorMsg::TerminateChild(id, r)).await
+        self.child_call(|r| SupervisorMsg::TerminateChild(id, r), None).await
     }
 
     /// Starts a child whose spec is kept but not running.
@@ -455,7 +540,7 @@ impl Supervisor {
     /// Dropping the future does not undo the start.
     pub async fn restart_child(&self, id: &str) -> Result<ActorCell, ChildError> {
         let id = id.to_string();
-        self.child_call(|r| SupervisorMsg::RestartChild(id, r)).await
+        self.child_call(|r| SupervisorMsg::RestartChild(id, r), None).await
     }
 
     /// Removes the spec of a child that is not running.
@@ -469,7 +554,7 @@ impl Supervisor {
     /// Dropping the future does not undo the deletion.
     pub async fn delete_child(&self, id: &str) -> Result<(), ChildError> {
         let id = id.to_string();
-        self.child_call(|r| SupervisorMsg::DeleteChild(id, r)).await
+        self.child_call(|r| SupervisorMsg::DeleteChild(id, r), None).await
     }
 
     /// Every child spec, in start order (OTP lists newest first).
@@ -498,6 +583,22 @@ impl Supervisor {
         self.call(SupervisorMsg::CountChildren).await
     }
 
+    /// How many events this supervisor's observer missed because its channel
+    /// was full (see [`crate::event`]). The count is the observer's: shared
+    /// with the supervisors of the tree that report to the same observer.
+    /// Zero without an observer.
+    ///
+    /// # Errors
+    ///
+    /// [`NoProc`] if the supervisor is gone.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn dropped_events(&self) -> Result<u64, NoProc> {
+        self.call(SupervisorMsg::DroppedEvents).await
+    }
+
     /// A picture of the whole tree below this supervisor.
     ///
     /// # Errors
@@ -523,22 +624,137 @@ impl Supervisor {
         Ok(TreeSnapshot { root })
     }
 
+    /// [`start_child`](Self::start_child), giving up waiting for the answer
+    /// after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `start_child`, and [`ChildError::Timeout`] when the supervisor did
+    /// not answer in time (it is busy, for example stopping a slow child).
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future undoes the start: the request
+    /// stays in the supervisor's mailbox and the child may still be started.
+    pub async fn start_child_within(&self, spec: ChildSpec, deadline: Duration) -> Result<ActorCell, ChildError> {
+        self.child_call(|r| SupervisorMsg::StartChild(spec, r), Some(deadline))
+            .await
+    }
+
+    /// [`terminate_child`](Self::terminate_child), giving up waiting for the
+    /// answer after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `terminate_child`, and [`ChildError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future stops the shutdown once asked.
+    pub async fn terminate_child_within(&self, id: &str, deadline: Duration) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::TerminateChild(id, r), Some(deadline))
+            .await
+    }
+
+    /// [`restart_child`](Self::restart_child), giving up waiting for the
+    /// answer after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `restart_child`, and [`ChildError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future undoes the start.
+    pub async fn restart_child_within(&self, id: &str, deadline: Duration) -> Result<ActorCell, ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::RestartChild(id, r), Some(deadline))
+            .await
+    }
+
+    /// [`delete_child`](Self::delete_child), giving up waiting for the answer
+    /// after `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As `delete_child`, and [`ChildError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Neither a timeout nor dropping the future undoes the deletion.
+    pub async fn delete_child_within(&self, id: &str, deadline: Duration) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.child_call(|r| SupervisorMsg::DeleteChild(id, r), Some(deadline))
+            .await
+    }
+
+    /// [`which_children`](Self::which_children), at most `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoProc`] if the supervisor is gone, [`CallError::Timeout`]
+    /// if it did not answer in time.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn which_children_within(&self, deadline: Duration) -> Result<Vec<ChildInfo>, CallError> {
+        self.call_within(SupervisorMsg::WhichChildren, Some(deadline)).await
+    }
+
+    /// [`count_children`](Self::count_children), at most `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoProc`] or [`CallError::Timeout`].
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn count_children_within(&self, deadline: Duration) -> Result<ChildCounts, CallError> {
+        self.call_within(SupervisorMsg::CountChildren, Some(deadline)).await
+    }
+
+    /// [`snapshot`](Self::snapshot) of the whole tree, all of it within `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoProc`] if this supervisor is gone, [`CallError::Timeout`]
+    /// if the picture was not complete in time (some supervisor in the tree
+    /// was busy).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless.
+    pub async fn snapshot_within(&self, deadline: Duration) -> Result<TreeSnapshot, CallError> {
+        match tokio::time::timeout(deadline, self.snapshot()).await {
+            Ok(snapshot) => snapshot.map_err(CallError::NoProc),
+            Err(_) => Err(CallError::Timeout(CallTimeout {
+                supervisor: self.path.clone(),
+                deadline,
+            })),
+        }
+    }
+
     /// Stops the supervisor: its children in reverse start order, depth first,
     /// each with its shutdown spec, then the supervisor itself (reason
     /// `shutdown`). Returns once everything has stopped; at once if it already had.
     ///
-    /// A child that ends on its own while it is being stopped (it crashed just
-    /// before its turn) is reported as having exited with `shutdown`: ractor
-    /// delivers a child's own exit reason only as a supervision event, which
-    /// the supervisor cannot read in the middle of a shutdown. OTP reports the
-    /// child's own reason there. Restart decisions are not affected.
+    /// The request waits behind what the supervisor's mailbox already holds,
+    /// as OTP's exit signal to a supervisor that traps exits does. Each child
+    /// is reported with its own exit reason: `shutdown` when it stopped as
+    /// asked, `killed` when its timeout ran out, and whatever it ended with if
+    /// it crashed (or stopped on its own) meanwhile. A child that a kill cannot
+    /// end (see [`SupervisorBuilder::kill_grace`]) does not hold the shutdown up.
     ///
     /// # Cancellation
     ///
     /// Dropping the future does not stop the shutdown.
     pub async fn stop(&self) {
-        self.actor.stop(Some(SHUTDOWN.to_string()));
-        self.actor.wait(None).await.ok();
+        if self.actor.send_message(SupervisorMsg::Terminate).is_ok() {
+            self.actor.wait(None).await.ok();
+        }
     }
 
     /// Kills the supervisor at once, untrappably; ractor then kills its children.

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use ractor::ActorRef;
 
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, GiveUp};
-use crate::event::{Observer, SupervisorEvent};
+use crate::event::{EventSink, Flushed, SupervisorEvent};
 use crate::exit::ExitReason;
 use crate::intensity::Intensity;
 use crate::path::ChildPath;
@@ -28,7 +28,7 @@ pub(crate) struct Uplink {
     path: ChildPath,
     parent: Option<ActorRef<SupervisorMsg>>,
     handler: Option<Arc<dyn EscalationHandler>>,
-    observer: Option<Observer>,
+    observer: Option<EventSink>,
     recent_failures: VecDeque<ChildFailure>,
     /// Escalations to pass on to the parent at the end of the current turn.
     outbox: Vec<Escalation>,
@@ -44,7 +44,7 @@ impl Uplink {
         path: ChildPath,
         parent: Option<ActorRef<SupervisorMsg>>,
         handler: Option<Arc<dyn EscalationHandler>>,
-        observer: Option<Observer>,
+        observer: Option<EventSink>,
     ) -> Self {
         Self {
             path,
@@ -64,7 +64,7 @@ impl Uplink {
     }
 
     /// The observer, handed down to child supervisors.
-    pub(crate) fn observer(&self) -> Option<&Observer> {
+    pub(crate) fn observer(&self) -> Option<&EventSink> {
         self.observer.as_ref()
     }
 
@@ -78,14 +78,23 @@ impl Uplink {
         self.last_words
     }
 
-    /// Reports an event through `tracing` and the observer; a panicking observer is logged.
+    /// Reports an event through `tracing` and queues it for the observer
+    /// (which runs in a task of its own; see [`EventSink`]).
     pub(crate) fn emit(&self, event: SupervisorEvent) {
         event.trace();
         if let Some(observer) = &self.observer {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event))).is_err() {
-                tracing::error!(target: "warden::supervisor", path = %self.path, "observer panicked");
-            }
+            observer.send(event);
         }
+    }
+
+    /// A marker behind the events emitted so far, for a caller to wait on.
+    pub(crate) fn flush(&self) -> Flushed {
+        self.observer.as_ref().map(EventSink::flush).unwrap_or_default()
+    }
+
+    /// How many events the observer's channel dropped so far.
+    pub(crate) fn dropped_events(&self) -> u64 {
+        self.observer.as_ref().map_or(0, EventSink::dropped)
     }
 
     /// Remembers an exit that leads to a restart, for a later give-up report.

@@ -46,6 +46,16 @@ pub struct Control {
     pub starts: Mutex<HashMap<String, u64>>,
     /// The escalator each probe id got at its last start.
     pub escalators: Mutex<HashMap<String, Escalator>>,
+    /// The actor of each probe id's last start.
+    pub cells: Mutex<HashMap<String, ActorCell>>,
+    /// Probe ids whose `post_stop` fails (so a stop of them ends in a crash).
+    pub fail_on_stop: Mutex<Vec<String>>,
+    /// When the probe id (key) begins to stop, it tells the probe id (value) to panic.
+    pub panic_on_stop: Mutex<HashMap<String, String>>,
+    /// Notified when a probe id begins to stop.
+    pub stop_began: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Notified when a probe id has started.
+    pub started: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Control {
@@ -68,6 +78,33 @@ impl Control {
     pub fn escalator(&self, id: &str) -> Escalator {
         self.escalators.lock().unwrap()[id].clone()
     }
+
+    /// `id`'s `post_stop` returns an error: it crashes as it is being stopped.
+    pub fn fail_on_stop(&self, id: &str) {
+        self.fail_on_stop.lock().unwrap().push(id.to_string());
+    }
+
+    /// When `stopping` begins to stop, it tells `victim` to panic.
+    pub fn panic_on_stop(&self, stopping: &str, victim: &str) {
+        self.panic_on_stop
+            .lock()
+            .unwrap()
+            .insert(stopping.to_string(), victim.to_string());
+    }
+
+    /// Notified (once, with a stored permit) when `id` next begins to stop.
+    pub fn stop_began(&self, id: &str) -> Arc<Notify> {
+        notify_for(&self.stop_began, id)
+    }
+
+    /// Notified (once, with a stored permit) when `id` next has started.
+    pub fn started(&self, id: &str) -> Arc<Notify> {
+        notify_for(&self.started, id)
+    }
+}
+
+fn notify_for(map: &Mutex<HashMap<String, Arc<Notify>>>, id: &str) -> Arc<Notify> {
+    map.lock().unwrap().entry(id.to_string()).or_default().clone()
 }
 
 pub struct Probe {
@@ -80,13 +117,21 @@ impl Actor for Probe {
     type State = u64;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<ProbeMsg>, _: ()) -> Result<u64, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<ProbeMsg>, _: ()) -> Result<u64, ActorProcessingErr> {
         {
             let mut fails = self.control.init_fails.lock().unwrap();
             if let Some(n) = fails.get_mut(&self.id).filter(|n| **n > 0) {
                 *n -= 1;
                 return Err(format!("{} refuses to start", self.id).into());
             }
+        }
+        self.control
+            .cells
+            .lock()
+            .unwrap()
+            .insert(self.id.clone(), myself.get_cell());
+        if let Some(started) = self.control.started.lock().unwrap().get(&self.id) {
+            started.notify_one();
         }
         let mut starts = self.control.starts.lock().unwrap();
         let n = starts.entry(self.id.clone()).or_default();
@@ -115,9 +160,20 @@ impl Actor for Probe {
     }
 
     async fn post_stop(&self, _: ActorRef<ProbeMsg>, _: &mut u64) -> Result<(), ActorProcessingErr> {
+        if let Some(began) = self.control.stop_began.lock().unwrap().get(&self.id) {
+            began.notify_one();
+        }
+        let victim = self.control.panic_on_stop.lock().unwrap().get(&self.id).cloned();
+        if let Some(victim) = victim {
+            let cell = self.control.cells.lock().unwrap()[&victim].clone();
+            tell(&cell, ProbeMsg::Panic);
+        }
         let slow = self.control.slow_stop.lock().unwrap().get(&self.id).copied();
         if let Some(d) = slow {
             tokio::time::sleep(d).await;
+        }
+        if self.control.fail_on_stop.lock().unwrap().contains(&self.id) {
+            return Err(format!("{} failed while stopping", self.id).into());
         }
         Ok(())
     }
@@ -222,7 +278,7 @@ impl EventLog {
 
     /// The events as conformance-trace lines: `start ID`, `init_failed ID`,
     /// `down ID REASON`, `gave_up SUP`, `auto_shutdown SUP`, `escalated AT FROM`, `stopped SUP`,
-    /// `scheduled ID`.
+    /// `scheduled ID`, `abandoned ID`.
     /// `Restarting` events are left out: the trace shows a restart as an exit
     /// followed by a start, as OTP's does.
     pub fn lines(&self) -> Vec<String> {
@@ -276,6 +332,7 @@ pub fn line(e: &SupervisorEvent) -> String {
         SupervisorEvent::ChildStarted { path, .. } => format!("start {}", path.id()),
         SupervisorEvent::ChildStartFailed { path, .. } => format!("init_failed {}", path.id()),
         SupervisorEvent::ChildExited { path, reason, .. } => format!("down {} {}", path.id(), reason.otp_name()),
+        SupervisorEvent::ChildAbandoned { path, .. } => format!("abandoned {}", path.id()),
         SupervisorEvent::RestartScheduled { path, .. } => format!("scheduled {}", path.id()),
         SupervisorEvent::Restarting { path, .. } => format!("restarting {}", path.id()),
         SupervisorEvent::GaveUp { path, .. } => format!("gave_up {}", path.id()),

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::{DynamicConfig, DynamicRequest, ErasedArgs};
 use crate::error::{ChildError, NoProc};
 use crate::escalation::{Escalation, Escalator};
-use crate::event::{Observer, SupervisorEvent};
+use crate::event::{DEFAULT_OBSERVER_CAPACITY, EventSink, Flushed, SupervisorEvent};
 use crate::exit::{EventKind, ExitReason, SHUTDOWN};
 use crate::factory::{StartContext, StartError, guarded};
 use crate::intensity::{RestartLog, Verdict};
@@ -41,7 +41,7 @@ pub(crate) struct DynamicArgs {
     pub(crate) config: Arc<DynamicConfig>,
     pub(crate) path: ChildPath,
     pub(crate) parent: Option<ActorRef<SupervisorMsg>>,
-    pub(crate) inherited_observer: Option<Observer>,
+    pub(crate) inherited_observer: Option<EventSink>,
 }
 
 impl Actor for DynamicActor {
@@ -55,7 +55,10 @@ impl Actor for DynamicActor {
         myself: ActorRef<SupervisorMsg>,
         args: DynamicArgs,
     ) -> Result<DynamicState, ActorProcessingErr> {
-        let observer = args.config.observer.clone().or(args.inherited_observer);
+        let observer = match args.config.observer.clone() {
+            Some(own) => Some(EventSink::start(own, DEFAULT_OBSERVER_CAPACITY)),
+            None => args.inherited_observer,
+        };
         Ok(DynamicState {
             myself,
             log: RestartLog::new(args.config.intensity),
@@ -113,6 +116,7 @@ impl Actor for DynamicActor {
         state.uplink.emit(SupervisorEvent::Stopped {
             path: state.uplink.path().clone(),
         });
+        state.uplink.flush().wait(None).await;
         Ok(())
     }
 }
@@ -181,20 +185,24 @@ impl DynamicState {
         match msg {
             SupervisorMsg::Dynamic(DynamicRequest::StartChild(args, reply)) => {
                 let r = self.start_child(args).await;
-                answer(reply, r);
+                answer(reply, (r, self.uplink.flush()));
             }
             SupervisorMsg::Dynamic(DynamicRequest::TerminateChild(cell, reply)) => {
                 let r = self.terminate_child(&cell).await;
-                answer(reply, r);
+                answer(reply, (r, self.uplink.flush()));
             }
             // OTP: a child spec, an id, restart_child and delete_child are not
             // for a simple_one_for_one supervisor.
             SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => {
-                answer(reply, Err(ChildError::SimpleOneForOne))
+                answer(reply, (Err(ChildError::SimpleOneForOne), Flushed::default()))
             }
             SupervisorMsg::TerminateChild(_, reply) | SupervisorMsg::DeleteChild(_, reply) => {
-                answer(reply, Err(ChildError::SimpleOneForOne))
+                answer(reply, (Err(ChildError::SimpleOneForOne), Flushed::default()))
             }
+            SupervisorMsg::DroppedEvents(reply) => answer(reply, self.uplink.dropped_events()),
+            // The parallel shutdown runs in `post_stop`, once the actor is told to exit.
+            SupervisorMsg::Terminate => return Next::Exit,
+            SupervisorMsg::ShutdownTimer { .. } => {}
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
             SupervisorMsg::TryAgain { seq, .. } => {
@@ -219,10 +227,14 @@ impl DynamicState {
         };
         match msg {
             SupervisorMsg::Dynamic(request) => request.refuse(gone()),
-            SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => answer(reply, Err(gone())),
-            SupervisorMsg::TerminateChild(_, reply) | SupervisorMsg::DeleteChild(_, reply) => {
-                answer(reply, Err(gone()))
+            SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => {
+                answer(reply, (Err(gone()), Flushed::default()))
             }
+            SupervisorMsg::TerminateChild(_, reply) | SupervisorMsg::DeleteChild(_, reply) => {
+                answer(reply, (Err(gone()), Flushed::default()))
+            }
+            SupervisorMsg::DroppedEvents(reply) => answer(reply, self.uplink.dropped_events()),
+            SupervisorMsg::Terminate | SupervisorMsg::ShutdownTimer { .. } => {}
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
             SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } => {}

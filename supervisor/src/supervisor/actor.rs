@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use super::state::{Next, State};
 use super::{Config, SupervisorMsg};
 use crate::error::SpawnError;
-use crate::event::{Observer, SupervisorEvent};
+use crate::event::{EventSink, SupervisorEvent};
 use crate::exit::{EventKind, ExitReason, SHUTDOWN};
 use crate::factory::StartError;
 use crate::path::ChildPath;
@@ -21,7 +21,11 @@ pub(crate) struct Args {
     pub(crate) config: Arc<Config>,
     pub(crate) path: ChildPath,
     pub(crate) parent: Option<ActorRef<SupervisorMsg>>,
-    pub(crate) inherited_observer: Option<Observer>,
+    /// Where this supervisor's events go: its own observer's channel, or the
+    /// one it inherited.
+    pub(crate) observer: Option<EventSink>,
+    /// Whether the observer is its own (then its stop waits for its delivery).
+    pub(crate) owns_observer: bool,
 }
 
 /// A child failed while the supervisor started; returned from `pre_start`, so
@@ -50,7 +54,7 @@ impl Actor for SupervisorActor {
     /// OTP's `init`: start the children in order. A failure stops the ones
     /// started and fails the spawn; it is not a restart.
     async fn pre_start(&self, myself: ActorRef<SupervisorMsg>, args: Args) -> Result<State, ActorProcessingErr> {
-        let mut state = State::new(myself, &args.config, args.path, args.parent, args.inherited_observer);
+        let mut state = State::new(myself, &args, args.path.clone(), args.parent.clone());
         match state.init_children().await {
             Ok(()) => Ok(state),
             Err((child, source)) => Err(Box::new(StartFailure { child, source })),
@@ -100,13 +104,16 @@ impl Actor for SupervisorActor {
         Ok(())
     }
 
-    /// The ordered shutdown, finished before ractor tears the actor down (which
-    /// would kill any child still linked at once).
+    /// After a [`SupervisorMsg::Terminate`] every child has already been stopped,
+    /// step by step. After a ractor stop (a give-up, or someone stopping the
+    /// actor directly) the children still running are stopped here, in order,
+    /// before ractor tears the actor down (which would kill them at once).
     async fn post_stop(&self, _myself: ActorRef<SupervisorMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         state.stop_all().await;
         state.emit(SupervisorEvent::Stopped {
             path: state.path().clone(),
         });
+        state.flush_own_observer().await;
         Ok(())
     }
 }

@@ -4,6 +4,13 @@
 //! that is not restarted, `auto_shutdown`; a restart whose
 //! start fails is queued again as `TryAgain`, never looped, so API calls and
 //! shutdown get in between attempts.
+//!
+//! The supervisor's own shutdown (OTP's `terminate`) is a sequence of steps
+//! driven by events, as OTP's `shutdown/2` is a `receive` with an `after`:
+//! ask the next child to stop, then handle whichever comes first, its exit
+//! (with its own reason, whatever it is) or its timer (kill it; after the kill
+//! grace, give up waiting for it). Children that end on their own meanwhile are
+//! reported with their own reasons when their turn comes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -15,11 +22,12 @@ use ractor::actor::messages::BoxedState;
 use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::time::{Instant, Sleep};
 
-use super::{AutoShutdown, Config, Strategy, SupervisorMsg, validate_child};
+use super::actor::Args;
+use super::{AutoShutdown, Strategy, SupervisorMsg, validate_child};
 use crate::backoff::Backoff;
 use crate::error::ChildError;
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
-use crate::event::{Observer, SupervisorEvent};
+use crate::event::{EventSink, Flushed, SupervisorEvent};
 use crate::exit::{ExitReason, SHUTDOWN};
 use crate::factory::{StartContext, StartError, start_guarded};
 use crate::intensity::{RestartLog, Verdict};
@@ -82,7 +90,8 @@ pub(crate) struct State {
     by_actor: HashMap<ActorId, u64>,
     parent: Option<ActorRef<SupervisorMsg>>,
     handler: Option<Arc<dyn EscalationHandler>>,
-    observer: Option<Observer>,
+    observer: Option<EventSink>,
+    owns_observer: bool,
     recent_failures: VecDeque<ChildFailure>,
     /// Escalations to pass on to the parent, sent at the end of the current
     /// turn (see [`State::end_turn`]).
@@ -96,16 +105,41 @@ pub(crate) struct State {
     /// this state, with the exit, so that an exit event (which ractor delivers
     /// before mailbox messages) cannot overtake them.
     last_words: Vec<Escalation>,
+    /// How long to wait for a killed child to end before going on without it.
+    kill_grace: Duration,
+    /// Set while this supervisor stops its children before it exits.
+    stopping: Option<Box<Stopping>>,
+}
+
+/// The supervisor's own shutdown in progress.
+#[derive(Default)]
+struct Stopping {
+    /// Children still to stop, in start order: the last one goes next.
+    queue: Vec<u64>,
+    /// The child being stopped now.
+    current: Option<StopStep>,
+    /// Children that ended on their own before their turn, with their reasons.
+    ended_early: Vec<(u64, ExitReason)>,
+    /// Bumped with every timer set, so that a stale timer is ignored.
+    timer: u32,
+}
+
+/// One child being stopped.
+struct StopStep {
+    seq: u64,
+    cell: ActorCell,
+    /// Whether it was already killed (its timer is then the kill grace).
+    killed: bool,
 }
 
 impl State {
     pub(crate) fn new(
         myself: ActorRef<SupervisorMsg>,
-        config: &Config,
+        args: &Args,
         path: ChildPath,
         parent: Option<ActorRef<SupervisorMsg>>,
-        inherited_observer: Option<Observer>,
     ) -> Self {
+        let config = &*args.config;
         let mut state = Self {
             myself,
             path,
@@ -118,11 +152,14 @@ impl State {
             by_actor: HashMap::with_capacity(config.children.len()),
             parent,
             handler: config.handler.clone(),
-            observer: config.observer.clone().or(inherited_observer),
+            observer: args.observer.clone(),
+            owns_observer: args.owns_observer,
             recent_failures: VecDeque::new(),
             outbox: Vec::new(),
             giving_up: false,
             last_words: Vec::new(),
+            kill_grace: config.kill_grace,
+            stopping: None,
         };
         for spec in &config.children {
             state.insert(spec.clone());
@@ -150,7 +187,10 @@ impl State {
         Ok(())
     }
 
-    /// Stops every running child, last started first.
+    /// Stops every running child, last started first, waiting for each in
+    /// turn. Used where the supervisor cannot read exit events: during its
+    /// start, and when it was stopped by a ractor stop rather than with
+    /// [`SupervisorMsg::Terminate`].
     pub(crate) async fn stop_all(&mut self) {
         let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
         let mut timer = StopTimer::default();
@@ -162,25 +202,26 @@ impl State {
     // ---- messages --------------------------------------------------------------
 
     pub(crate) async fn handle(&mut self, msg: SupervisorMsg) -> Next {
-        if self.giving_up {
-            return self.handle_while_giving_up(msg);
+        if self.giving_up || self.stopping.is_some() {
+            return self.handle_while_ending(msg);
         }
         match msg {
             SupervisorMsg::StartChild(spec, reply) => {
                 let r = self.start_child(spec).await;
-                answer(reply, r);
+                answer(reply, (r, self.flush()));
             }
             SupervisorMsg::TerminateChild(id, reply) => {
                 let r = self.terminate_child(&id).await;
-                answer(reply, r);
+                answer(reply, (r, self.flush()));
             }
             SupervisorMsg::RestartChild(id, reply) => {
                 let r = self.restart_child(&id).await;
-                answer(reply, r);
+                answer(reply, (r, self.flush()));
             }
-            SupervisorMsg::DeleteChild(id, reply) => answer(reply, self.delete_child(&id)),
+            SupervisorMsg::DeleteChild(id, reply) => answer(reply, (self.delete_child(&id), Flushed::default())),
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
+            SupervisorMsg::DroppedEvents(reply) => answer(reply, self.dropped_events()),
             SupervisorMsg::TryAgain { seq, epoch } => {
                 if self.is_pending(seq, epoch) {
                     return self.restart(seq).await;
@@ -195,29 +236,38 @@ impl State {
             SupervisorMsg::Exit => return Next::Exit,
             // OTP: a pid given to a supervisor that is not simple_one_for_one.
             SupervisorMsg::Dynamic(request) => request.refuse(ChildError::NotFound),
+            SupervisorMsg::Terminate => return self.begin_stopping(),
+            SupervisorMsg::ShutdownTimer { .. } => {}
         }
         Next::Continue
     }
 
-    /// After a give-up: children are stopped; escalations already queued are
-    /// still dispatched (and kept for the parent); everything else is refused.
-    fn handle_while_giving_up(&mut self, msg: SupervisorMsg) -> Next {
+    /// After a give-up (children are stopped) or while stopping: escalations
+    /// are still dispatched (and, after a give-up, kept for the parent), the
+    /// shutdown's timers run, introspection is answered, and every change is
+    /// refused.
+    fn handle_while_ending(&mut self, msg: SupervisorMsg) -> Next {
         let gone = || {
             ChildError::NoProc(crate::error::NoProc {
                 supervisor: self.path.clone(),
             })
         };
         match msg {
-            SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => answer(reply, Err(gone())),
+            SupervisorMsg::StartChild(_, reply) | SupervisorMsg::RestartChild(_, reply) => {
+                answer(reply, (Err(gone()), Flushed::default()))
+            }
             SupervisorMsg::TerminateChild(_, reply) | SupervisorMsg::DeleteChild(_, reply) => {
-                answer(reply, Err(gone()))
+                answer(reply, (Err(gone()), Flushed::default()))
             }
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
-            SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } => {}
+            SupervisorMsg::DroppedEvents(reply) => answer(reply, self.dropped_events()),
+            // A give-up exits by itself; a shutdown is already under way.
+            SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } | SupervisorMsg::Terminate => {}
             SupervisorMsg::Escalate(escalation) => self.dispatch(escalation),
             SupervisorMsg::Exit => return Next::Exit,
             SupervisorMsg::Dynamic(request) => request.refuse(gone()),
+            SupervisorMsg::ShutdownTimer { timer } => return self.on_shutdown_timer(timer),
         }
         Next::Continue
     }
@@ -269,6 +319,12 @@ impl State {
             (ChildKind::Supervisor, Some(s)) => last_words(s),
             _ => Vec::new(),
         };
+        if self.stopping.is_some() {
+            for escalation in escalations {
+                self.dispatch(escalation);
+            }
+            return self.on_exit_while_stopping(seq, reason);
+        }
         self.on_child_exit(seq, reason, escalations).await
     }
 
@@ -489,6 +545,146 @@ impl State {
         Next::Continue
     }
 
+    // ---- the supervisor's own shutdown, step by step ------------------------------
+
+    /// Starts stopping every child, last started first (OTP's `terminate`);
+    /// the supervisor exits once the last one has ended.
+    fn begin_stopping(&mut self) -> Next {
+        self.stopping = Some(Box::new(Stopping {
+            queue: self.children.keys().copied().collect(),
+            ..Stopping::default()
+        }));
+        self.stop_next()
+    }
+
+    /// Asks the next running child to stop, by its shutdown spec, and returns
+    /// to wait for its exit or its timer. `Exit` once there is none left.
+    fn stop_next(&mut self) -> Next {
+        loop {
+            let Some(stopping) = self.stopping.as_deref_mut() else {
+                return Next::Continue;
+            };
+            let Some(seq) = stopping.queue.pop() else {
+                return Next::Exit;
+            };
+            if let Some(i) = stopping.ended_early.iter().position(|(s, _)| *s == seq) {
+                let (_, reason) = stopping.ended_early.swap_remove(i);
+                self.record_exit(seq, reason);
+                continue;
+            }
+            let Some(child) = self.children.get(&seq) else {
+                continue;
+            };
+            let Slot::Running(cell) = &child.slot else {
+                continue;
+            };
+            let (cell, kind, how) = (cell.clone(), child.spec.kind, child.spec.shutdown);
+            let timeout = match how {
+                Shutdown::BrutalKill => {
+                    cell.kill();
+                    Some(self.kill_grace)
+                }
+                Shutdown::Timeout(timeout) => {
+                    ask_to_stop(&cell, kind);
+                    Some(timeout)
+                }
+                Shutdown::Infinity => {
+                    ask_to_stop(&cell, kind);
+                    None
+                }
+            };
+            let killed = how == Shutdown::BrutalKill;
+            stopping.current = Some(StopStep { seq, cell, killed });
+            if let Some(after) = timeout {
+                stopping.timer = stopping.timer.wrapping_add(1);
+                let timer = stopping.timer;
+                self.myself
+                    .send_after(after, move || SupervisorMsg::ShutdownTimer { timer });
+            }
+            return Next::Continue;
+        }
+    }
+
+    /// A child ended while the supervisor stops: the one being stopped goes
+    /// down with its own reason and the next is asked; another one is reported
+    /// when its turn comes.
+    fn on_exit_while_stopping(&mut self, seq: u64, reason: ExitReason) -> Next {
+        let Some(stopping) = self.stopping.as_deref_mut() else {
+            return Next::Continue;
+        };
+        if stopping.current.as_ref().is_some_and(|step| step.seq == seq) {
+            stopping.current = None;
+            self.record_exit(seq, reason);
+            return self.stop_next();
+        }
+        stopping.ended_early.push((seq, reason));
+        Next::Continue
+    }
+
+    /// The child being stopped overran its time: kill it; if it was killed
+    /// already and has still not ended, its task is stuck in code that does not
+    /// yield. Go on without it: its task is detached and ends when that code
+    /// returns (ractor then sees the kill).
+    fn on_shutdown_timer(&mut self, timer: u32) -> Next {
+        let Some(stopping) = self.stopping.as_deref_mut() else {
+            return Next::Continue;
+        };
+        if stopping.timer != timer {
+            return Next::Continue;
+        }
+        let Some(step) = stopping.current.as_mut() else {
+            return Next::Continue;
+        };
+        if !step.killed {
+            step.killed = true;
+            step.cell.kill();
+            stopping.timer = stopping.timer.wrapping_add(1);
+            let timer = stopping.timer;
+            let grace = self.kill_grace;
+            self.myself
+                .send_after(grace, move || SupervisorMsg::ShutdownTimer { timer });
+            return Next::Continue;
+        }
+        let seq = step.seq;
+        stopping.current = None;
+        if let Some(child) = self.children.get(&seq) {
+            if let Slot::Running(cell) = &child.slot {
+                self.by_actor.remove(&cell.get_id());
+            }
+        }
+        self.abandon(seq);
+        self.stop_next()
+    }
+
+    /// Records that a stopped child ended: not running, its reason, the event.
+    fn record_exit(&mut self, seq: u64, reason: ExitReason) {
+        let Some(child) = self.children.get_mut(&seq) else {
+            return;
+        };
+        child.slot = Slot::NotRunning;
+        child.last_exit = Some(reason.clone());
+        let event = SupervisorEvent::ChildExited {
+            path: child.path.clone(),
+            kind: child.spec.kind,
+            reason,
+        };
+        self.emit(event);
+    }
+
+    /// A child did not end within the kill grace: it is recorded as killed
+    /// and its task left to end by itself.
+    fn abandon(&mut self, seq: u64) {
+        if let Some(child) = self.children.get(&seq) {
+            let event = SupervisorEvent::ChildAbandoned {
+                path: child.path.clone(),
+                kind: child.spec.kind,
+                grace: self.kill_grace,
+            };
+            self.emit(event);
+        }
+        self.record_exit(seq, ExitReason::Killed);
+    }
+
     // ---- escalation ------------------------------------------------------------
 
     /// Offers an escalation to this supervisor's handler, then passes it on.
@@ -619,13 +815,12 @@ impl State {
         let Slot::Running(cell) = std::mem::replace(&mut child.slot, Slot::NotRunning) else {
             return;
         };
-        let (path, kind, how) = (child.path.clone(), child.spec.kind, child.spec.shutdown);
+        let (kind, how) = (child.spec.kind, child.spec.shutdown);
         self.by_actor.remove(&cell.get_id());
-        let reason = shutdown(&cell, how, timer).await;
-        if let Some(child) = self.children.get_mut(&seq) {
-            child.last_exit = Some(reason.clone());
+        match shutdown(&cell, kind, how, self.kill_grace, timer).await {
+            Some(reason) => self.record_exit(seq, reason),
+            None => self.abandon(seq),
         }
-        self.emit(SupervisorEvent::ChildExited { path, kind, reason });
     }
 
     // ---- the dynamic-children API ----------------------------------------------
@@ -726,13 +921,30 @@ impl State {
 
     // ---- reporting -------------------------------------------------------------
 
+    /// Traces the event and queues it for the observer, without waiting.
     pub(crate) fn emit(&self, event: SupervisorEvent) {
         event.trace();
         if let Some(observer) = &self.observer {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event))).is_err() {
-                tracing::error!(target: "warden::supervisor", path = %self.path, "observer panicked");
-            }
+            observer.send(event);
         }
+    }
+
+    /// A marker behind the events emitted so far, for a caller to wait on.
+    fn flush(&self) -> Flushed {
+        self.observer.as_ref().map(EventSink::flush).unwrap_or_default()
+    }
+
+    /// At the end of a stop: waits (bounded) until this supervisor's own
+    /// observer has seen everything, so that whoever waited for the stop sees
+    /// it all too.
+    pub(crate) async fn flush_own_observer(&self) {
+        if self.owns_observer {
+            self.flush().wait(None).await;
+        }
+    }
+
+    fn dropped_events(&self) -> u64 {
+        self.observer.as_ref().map_or(0, EventSink::dropped)
     }
 }
 
@@ -751,35 +963,52 @@ fn answer<T>(reply: RpcReplyPort<T>, value: T) {
     let _ = reply.send(value);
 }
 
-/// OTP's `shutdown/2`: ask, wait at most the timeout, then kill.
-async fn shutdown(cell: &ActorCell, how: Shutdown, timer: &mut StopTimer) -> ExitReason {
-    match how {
-        Shutdown::BrutalKill => {
-            cell.kill();
-            let _ = cell.wait(None).await;
-            ExitReason::Killed
+/// Asks a child to stop with reason `shutdown`: a child supervisor by message,
+/// so that it stops its own children step by step (reading their exits).
+fn ask_to_stop(cell: &ActorCell, kind: ChildKind) {
+    if kind == ChildKind::Supervisor {
+        let supervisor: ActorRef<SupervisorMsg> = cell.clone().into();
+        if supervisor.send_message(SupervisorMsg::Terminate).is_ok() {
+            return;
         }
+    }
+    cell.stop(Some(SHUTDOWN.to_string()));
+}
+
+/// OTP's `shutdown/2`, waiting in place: ask, wait at most the timeout, then
+/// kill, and wait at most `kill_grace` for the kill to take. `None` if even
+/// that was not enough (its task is stuck in code that does not yield).
+///
+/// Waiting in place, the supervisor cannot read the child's exit event: a
+/// child that stopped is reported `shutdown`, a killed one `killed`.
+async fn shutdown(
+    cell: &ActorCell,
+    kind: ChildKind,
+    how: Shutdown,
+    kill_grace: Duration,
+    timer: &mut StopTimer,
+) -> Option<ExitReason> {
+    match how {
+        Shutdown::BrutalKill => {}
         Shutdown::Timeout(timeout) => {
-            cell.stop(Some(SHUTDOWN.to_string()));
+            ask_to_stop(cell, kind);
             let stopped = match Instant::now().checked_add(timeout) {
                 Some(deadline) => timer.wait(cell, deadline).await,
                 // Too far to tell from forever.
                 None => cell.wait(None).await.is_ok(),
             };
             if stopped {
-                ExitReason::Shutdown
-            } else {
-                cell.kill();
-                let _ = cell.wait(None).await;
-                ExitReason::Killed
+                return Some(ExitReason::Shutdown);
             }
         }
         Shutdown::Infinity => {
-            cell.stop(Some(SHUTDOWN.to_string()));
+            ask_to_stop(cell, kind);
             let _ = cell.wait(None).await;
-            ExitReason::Shutdown
+            return Some(ExitReason::Shutdown);
         }
     }
+    cell.kill();
+    cell.wait(Some(kill_grace)).await.ok().map(|()| ExitReason::Killed)
 }
 
 /// The timer of a sequence of stops (OTP's `after` in `shutdown/2`), one for
