@@ -371,3 +371,25 @@ impl Decoder for AnthropicDecoder {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ApiKey;
+
+    #[tokio::test]
+    async fn the_key_header_is_marked_sensitive() {
+        let model = AnthropicMessages::new("https://api.anthropic.com", "m").with_api_key(ApiKey::new("sk-ant-secret"));
+        let request = model.request(&json!({})).unwrap().build().unwrap();
+        let key = request.headers().get("x-api-key").expect("the key is sent");
+        assert!(key.is_sensitive());
+        assert!(!format!("{:?}", request.headers()).contains("sk-ant-secret"));
+    }
+
+    #[test]
+    fn a_key_that_is_no_header_value_is_a_config_error() {
+        let model = AnthropicMessages::new("https://api.anthropic.com", "m").with_api_key(ApiKey::new("sk\nbad"));
+        let e = model.request(&json!({})).err().expect("refused");
+        assert!(matches!(e, ModelError::Config(ConfigError::InvalidApiKey)), "{e:?}");
+    }
+}
