@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn a_key_that_is_no_header_value_is_a_config_error() {
         let model = AnthropicMessages::new("https://api.anthropic.com", "m").with_api_key(ApiKey::new("sk\nbad"));
-        let e = model.request(&json!({})).err().expect("refused");
+        let e = model.request(&json!({})).expect_err("refused");
         assert!(matches!(e, ModelError::Config(ConfigError::InvalidApiKey)), "{e:?}");
     }
 }
