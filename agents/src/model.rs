@@ -79,7 +79,19 @@
 //! Only [`Model`] retries (providers never do), following the providers' rules (see
 //! [`RetryPolicy`]). A stream cut off before its end marker is a
 //! [`ModelError::StreamInterrupted`], never a truncated success. Keys never appear in errors,
-//! `Debug` output or traces.
+//! `Debug` output or traces, nor do the user info and query of a base URL ([`redacted_url`]).
+//!
+//! # Limits
+//!
+//! Nothing a provider sends can make a call hold memory or time without bound: a whole call,
+//! retries and fallback included, ends at [`RetryPolicy::total_timeout`]; bodies, error
+//! bodies, stream events and whole streams are read up to the limits of [`HttpSettings`]
+//! ([`ModelError::ResponseTooLarge`]); a stream ends when no event carrying data came for its
+//! idle timeout (comments and pings do not count) and at its total time limit. A
+//! [`RetryBudget`] bounds retries across calls. Model clients follow no redirects
+//! ([`ModelError::Redirected`]: a gateway's 307 must not take the key elsewhere), and refuse a
+//! plain `http://` base URL to a host other than the loopback unless allowed
+//! ([`ConfigError::PlainHttp`]).
 //!
 //! # Tool calls
 //!

@@ -150,10 +150,13 @@ impl FromStr for Provider {
 /// temperature = 0.2
 /// max_tokens = 2048
 /// timeout_secs = 120
+/// # stream_timeout_secs = 900                 # a whole stream, at most
+/// # allow_plain_http = false                  # http:// only to the loopback unless true
 ///
 /// [retry]
 /// max_retries = 3
 /// base_delay_ms = 500
+/// # total_timeout_ms = 600000                 # a whole call, retries and fallback included
 ///
 /// [fallback]
 /// provider = "openai"
