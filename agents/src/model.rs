@@ -79,7 +79,19 @@
 //! Only [`Model`] retries (providers never do), following the providers' rules (see
 //! [`RetryPolicy`]). A stream cut off before its end marker is a
 //! [`ModelError::StreamInterrupted`], never a truncated success. Keys never appear in errors,
-//! `Debug` output or traces.
+//! `Debug` output or traces, nor do the user info and query of a base URL ([`redacted_url`]).
+//!
+//! # Limits
+//!
+//! Nothing a provider sends can make a call hold memory or time without bound: a whole call,
+//! retries and fallback included, ends at [`RetryPolicy::total_timeout`]; bodies, error
+//! bodies, stream events and whole streams are read up to the limits of [`HttpSettings`]
+//! ([`ModelError::ResponseTooLarge`]); a stream ends when no event carrying data came for its
+//! idle timeout (comments and pings do not count) and at its total time limit. A
+//! [`RetryBudget`] bounds retries across calls. Model clients follow no redirects
+//! ([`ModelError::Redirected`]: a gateway's 307 must not take the key elsewhere), and refuse a
+//! plain `http://` base URL to a host other than the loopback unless allowed
+//! ([`ConfigError::PlainHttp`]).
 //!
 //! # Tool calls
 //!
@@ -115,10 +127,10 @@ use warden_chaos::Faults;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicMessages, DEFAULT_MAX_TOKENS};
 pub use config::{ApiKey, ModelConfig, Provider};
-pub use error::{ConfigError, ModelError};
+pub use error::{ConfigError, Deadline, ModelError, ResponsePart};
 pub use openai::OpenAiChat;
-pub use provider::{ChatModel, EventStream, HttpSettings};
-pub use retry::RetryPolicy;
+pub use provider::{ChatModel, EventStream, HttpSettings, redacted_url};
+pub use retry::{RetryBudget, RetryPolicy};
 pub use stream::{StreamAssembler, StreamEvent, collect};
 pub use structured::Structured;
 pub(crate) use structured::{json_text, schema_name};
@@ -144,7 +156,46 @@ struct Inner {
     faults: Faults,
     fault_point: Arc<str>,
     repair_rounds: u32,
+    budget: Option<RetryBudget>,
 }
+
+/// What one call shares with its fallback: the deadline and the retry budget.
+struct Call {
+    deadline: tokio::time::Instant,
+    limit: std::time::Duration,
+    budget: Option<RetryBudget>,
+}
+
+impl Call {
+    /// A call to `model` starting now, under its retry policy's total timeout and its budget.
+    fn start(model: &Model) -> Self {
+        let limit = model.inner.retry.total_timeout;
+        let now = tokio::time::Instant::now();
+        Self {
+            // A deadline too far to represent is no deadline (about 30 years away).
+            deadline: now.checked_add(limit).unwrap_or_else(|| now + FAR_FUTURE),
+            limit,
+            budget: model.inner.budget.clone(),
+        }
+    }
+
+    fn exceeded(&self) -> ModelError {
+        ModelError::DeadlineExceeded {
+            deadline: error::Deadline::Call,
+            limit: self.limit,
+        }
+    }
+
+    /// Whether a wait of `delay` from now would end past the deadline.
+    fn leaves_no_time_for(&self, delay: std::time::Duration) -> bool {
+        tokio::time::Instant::now()
+            .checked_add(delay)
+            .is_none_or(|end| end >= self.deadline)
+    }
+}
+
+/// Stands for "no deadline": far enough never to come, near enough to add to an `Instant`.
+const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
 
 impl fmt::Debug for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,6 +205,7 @@ impl fmt::Debug for Model {
             .field("fallback", &self.inner.fallback)
             .field("faults", &self.inner.faults.is_active())
             .field("repair_rounds", &self.inner.repair_rounds)
+            .field("budget", &self.inner.budget)
             .finish()
     }
 }
@@ -176,6 +228,7 @@ impl Model {
                 faults: Faults::none(),
                 fault_point,
                 repair_rounds: 1,
+                budget: None,
             }),
         }
     }
@@ -192,8 +245,10 @@ impl Model {
     }
 
     /// The same model with a fallback, tried once this model's retries are used up on a
-    /// transient error, or on [`ModelError::QuotaExceeded`] (see [`ModelError::warrants_fallback`]).
-    /// The fallback keeps its own retry policy.
+    /// transient error, on [`ModelError::QuotaExceeded`], or on an answer that is not the
+    /// provider's (see [`ModelError::warrants_fallback`]). The fallback keeps its own retry
+    /// policy, but runs within this model's call deadline
+    /// ([`RetryPolicy::total_timeout`]) and spends this model's [`RetryBudget`] if it has one.
     pub fn with_fallback(self, fallback: Model) -> Self {
         self.map(|i| i.fallback = Some(fallback))
     }
@@ -202,6 +257,17 @@ impl Model {
     /// attempt; an injected failure is a transient [`ModelError::Injected`] (and so retried).
     pub fn with_faults(self, faults: Faults) -> Self {
         self.map(|i| i.faults = faults)
+    }
+
+    /// The same model drawing its retries from `budget`, shared with every model given a clone
+    /// of it (see [`RetryBudget`]); a fallback tried by this model draws from it too.
+    pub fn with_retry_budget(self, budget: RetryBudget) -> Self {
+        self.map(|i| i.budget = Some(budget))
+    }
+
+    /// The retry budget, if the model has one.
+    pub fn retry_budget(&self) -> Option<&RetryBudget> {
+        self.inner.budget.as_ref()
     }
 
     /// The same model with this many repair rounds for [`chat_structured`](Self::chat_structured)
@@ -228,7 +294,9 @@ impl Model {
     /// Sends `req` and returns the whole answer.
     ///
     /// Dangling tool calls are closed first ([`close_dangling_tool_calls`]); transient failures
-    /// are retried per the [`RetryPolicy`]; then the fallback, if any, is tried. Each call is a
+    /// are retried per the [`RetryPolicy`] (and the [`RetryBudget`], if any); then the fallback,
+    /// if any, is tried. The whole call ends at the policy's
+    /// [`total_timeout`](RetryPolicy::total_timeout) with [`ModelError::DeadlineExceeded`]. Each call is a
     /// `model.chat` tracing span (at level INFO) with the fields `model`, `provider`,
     /// `attempts`, `latency_ms`, `input_tokens`, `output_tokens` and `outcome` (`"ok"` or the
     /// error's [`kind`](ModelError::kind)); a fallback has its own span.
@@ -242,19 +310,24 @@ impl Model {
     /// Dropping the future cancels the HTTP request in flight (or the backoff wait); nothing
     /// else needs cleaning up. The provider may still have billed a request it had started.
     pub async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let req = closed(req);
-        match (self.chat_with_retries(&req).await, &self.inner.fallback) {
+        self.chat_within(&closed(req), &Call::start(self)).await
+    }
+
+    async fn chat_within(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
+        match (self.chat_with_retries(req, call).await, &self.inner.fallback) {
             (Err(e), Some(fallback)) if e.warrants_fallback() => {
                 tracing::warn!(model = %self.name(), fallback = %fallback.name(), error = %e, "model failed, trying fallback");
-                Box::pin(fallback.chat(&req)).await
+                Box::pin(fallback.chat_within(req, call)).await
             }
             (result, _) => result,
         }
     }
 
     /// Sends `req` as a stream. Opening the stream (until the provider accepted the request) is
-    /// retried like [`chat`](Self::chat) and falls back the same way; once deltas flow, an
-    /// error ends the stream and is not retried (the caller has seen part of the answer).
+    /// retried like [`chat`](Self::chat) and falls back the same way, within the same call
+    /// deadline; once deltas flow, an error ends the stream and is not retried (the caller has
+    /// seen part of the answer). The stream itself is bounded by the provider's stream time
+    /// limit ([`HttpSettings::with_stream_timeout`]).
     /// The call is a `model.stream` span with the fields of [`chat`](Self::chat)'s; tokens,
     /// latency and outcome are recorded as the stream ends (or fails).
     ///
@@ -266,31 +339,62 @@ impl Model {
     ///
     /// Dropping the future or the stream closes the connection.
     pub async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ModelError> {
-        let req = closed(req);
-        match (self.stream_with_retries(&req).await, &self.inner.fallback) {
+        self.stream_within(&closed(req), &Call::start(self)).await
+    }
+
+    async fn stream_within(&self, req: &ChatRequest, call: &Call) -> Result<EventStream, ModelError> {
+        match (self.stream_with_retries(req, call).await, &self.inner.fallback) {
             (Err(e), Some(fallback)) if e.warrants_fallback() => {
                 tracing::warn!(model = %self.name(), fallback = %fallback.name(), error = %e, "model failed, trying fallback");
-                Box::pin(fallback.stream(&req)).await
+                Box::pin(fallback.stream_within(req, call)).await
             }
             (result, _) => result,
         }
     }
 
-    /// Runs `op` until it succeeds or the retry policy gives up; returns the last result and
-    /// the number of attempts.
-    async fn attempt<'r, T, F>(&'r self, op: F) -> (Result<T, ModelError>, u32)
+    /// Runs `op` until it succeeds, the retry policy or the budget gives up, or the call's
+    /// deadline passes; returns the last result and the number of attempts.
+    async fn attempt<'r, T, F>(&'r self, call: &Call, op: F) -> (Result<T, ModelError>, u32)
     where
         F: Fn(&'r dyn ChatModel) -> BoxFuture<'r, Result<T, ModelError>>,
     {
         let mut retry = 0;
         loop {
-            let result = match self.inner.faults.inject(&self.inner.fault_point).await {
-                Ok(()) => op(&*self.inner.provider).await,
-                Err(fault) => Err(ModelError::Injected(fault)),
+            let once = async {
+                match self.inner.faults.inject(&self.inner.fault_point).await {
+                    Ok(()) => op(&*self.inner.provider).await,
+                    Err(fault) => Err(ModelError::Injected(fault)),
+                }
             };
+            let result = tokio::time::timeout_at(call.deadline, once)
+                .await
+                .unwrap_or_else(|_| Err(call.exceeded()));
+            let budget = call.budget.as_ref();
             let delay = match &result {
-                Ok(_) => None,
-                Err(e) => self.inner.retry.delay_for(e, retry),
+                Ok(_) => {
+                    if let Some(budget) = budget {
+                        budget.record_success();
+                    }
+                    None
+                }
+                Err(ModelError::DeadlineExceeded { .. }) => None,
+                Err(e) => {
+                    if let Some(budget) = budget.filter(|_| e.is_transient()) {
+                        budget.record_failure();
+                    }
+                    let delay = self.inner.retry.delay_for(e, retry);
+                    match delay {
+                        Some(_) if budget.is_some_and(|b| !b.allows_retry()) => {
+                            tracing::debug!(model = %self.name(), error = %e, "retry budget exhausted, not retrying");
+                            None
+                        }
+                        Some(d) if call.leaves_no_time_for(d) => {
+                            tracing::debug!(model = %self.name(), error = %e, "no time left before the call deadline, not retrying");
+                            None
+                        }
+                        other => other,
+                    }
+                }
             };
             match (result, delay) {
                 (Err(e), Some(delay)) => {
@@ -303,7 +407,7 @@ impl Model {
         }
     }
 
-    async fn chat_with_retries(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
+    async fn chat_with_retries(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
         let span = tracing::info_span!(
             "model.chat",
             model = %self.name(),
@@ -315,7 +419,7 @@ impl Model {
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
-        let (result, attempts) = self.attempt(|p| p.chat(req)).instrument(span.clone()).await;
+        let (result, attempts) = self.attempt(call, |p| p.chat(req)).instrument(span.clone()).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         span.record("attempts", attempts);
         span.record("latency_ms", latency_ms);
@@ -341,7 +445,7 @@ impl Model {
         result
     }
 
-    async fn stream_with_retries(&self, req: &ChatRequest) -> Result<EventStream, ModelError> {
+    async fn stream_with_retries(&self, req: &ChatRequest, call: &Call) -> Result<EventStream, ModelError> {
         let span = tracing::info_span!(
             "model.stream",
             model = %self.name(),
@@ -353,7 +457,7 @@ impl Model {
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
-        let (opened, attempts) = self.attempt(|p| p.stream(req)).instrument(span.clone()).await;
+        let (opened, attempts) = self.attempt(call, |p| p.stream(req)).instrument(span.clone()).await;
         span.record("attempts", attempts);
         let stream = match opened {
             Ok(stream) => stream,
@@ -388,6 +492,67 @@ impl Model {
             event
         });
         Ok(traced.boxed())
+    }
+}
+
+/// Narrow entry points to the model layer's parsers, for the property tests
+/// (`agents/tests/model_fuzz.rs`): not part of the API.
+#[doc(hidden)]
+pub mod fuzz {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+    use super::http::{self, Decoder, SseReader};
+    use super::{ChatResponse, ModelError, StreamEvent, anthropic, openai};
+
+    /// A wire format.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Wire {
+        /// OpenAI chat completions.
+        OpenAi,
+        /// Anthropic Messages.
+        Anthropic,
+    }
+
+    /// A whole answer body, as a provider client decodes it.
+    pub fn decode_body(wire: Wire, body: &[u8]) -> Result<ChatResponse, ModelError> {
+        let json = http::parse_json(body)?;
+        match wire {
+            Wire::OpenAi => openai::parse_response(&json, "m"),
+            Wire::Anthropic => anthropic::parse_response(&json, "m"),
+        }
+    }
+
+    /// An error answer, as a provider client classifies it (headers that are not valid HTTP
+    /// header names or values are left out, as a server could not send them).
+    pub fn classify(status: u16, headers: &[(String, String)], body: &[u8]) -> ModelError {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) {
+                map.append(name, value);
+            }
+        }
+        http::classify(status, &map, body)
+    }
+
+    /// A stream arriving in these chunks, as a provider client decodes it (no timeouts), with
+    /// these event and stream size limits: every item, the error (if any) last.
+    pub async fn decode_stream(
+        wire: Wire,
+        chunks: Vec<Vec<u8>>,
+        max_event: usize,
+        max_stream: usize,
+    ) -> Vec<Result<StreamEvent, ModelError>> {
+        use futures::StreamExt;
+        let body = futures::stream::iter(chunks.into_iter().map(|c| Ok(bytes::Bytes::from(c))));
+        let reader = SseReader::new(body, max_event, max_stream);
+        let decoder: Box<dyn Decoder> = match wire {
+            Wire::OpenAi => Box::new(openai::OpenAiDecoder::default()),
+            Wire::Anthropic => Box::new(anthropic::AnthropicDecoder),
+        };
+        http::drive(reader, decoder, None).collect().await
     }
 }
 

@@ -1,5 +1,6 @@
 //! The fallback model, over real HTTP: tried after the primary's retries are used up on a
-//! provider failure or a spent quota, never for a bad request; for whole answers and streams.
+//! provider failure, a spent quota or an answer that is not the provider's (a proxy's HTML page),
+//! never for a bad request; for whole answers and streams.
 //! The primary speaks the OpenAI format and the fallback the Anthropic one.
 
 #[path = "support/model.rs"]
@@ -88,10 +89,27 @@ async fn a_bad_request_or_a_bad_key_does_not_fall_back() {
     p.primary.push(Fault::Status(401));
     let e = p.model.chat(&hi()).await.unwrap_err();
     assert!(matches!(e, ModelError::Authentication { status: 401, .. }), "{e:?}");
-    p.primary.push(Fault::MalformedJson);
-    let e = p.model.chat(&hi()).await.unwrap_err();
-    assert!(matches!(e, ModelError::MalformedResponse { .. }), "{e:?}");
     assert_eq!(p.fallback.request_count(), 0);
+}
+
+#[tokio::test]
+async fn a_200_with_garbage_goes_to_the_fallback_without_retrying() {
+    let p = pair().await;
+    let html = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>";
+    p.primary.push(Fault::Http {
+        status: 200,
+        headers: vec![("content-type".into(), "text/html".into())],
+        body: html.into(),
+    });
+    p.primary.push(Fault::MalformedJson);
+    assert_eq!(p.model.chat(&hi()).await.unwrap().text(), "from the fallback");
+    assert_eq!(p.model.chat(&hi()).await.unwrap().text(), "from the fallback");
+    assert_eq!(
+        p.primary.request_count(),
+        2,
+        "garbage is not retried on the same provider"
+    );
+    assert_eq!(p.fallback.request_count(), 2);
 }
 
 #[tokio::test]

@@ -55,11 +55,15 @@ fn retry_after(value: impl Into<String>) -> Fault {
 
 /// A model whose own backoff (a minute) is far longer than any test tolerates, so a retry that
 /// happens at all waited what the provider asked.
+/// Waits only as long as the provider asks: no backoff would end in the test's time, and no
+/// jitter above the provider's wait, so the waits can be checked exactly (model_deadlines.rs
+/// checks the jitter).
 fn patient(wire: Wire, fake: &FakeProvider) -> Model {
     wire.model(fake).with_retry(
         RetryPolicy::default()
             .with_max_retries(5)
-            .with_base_delay(Duration::from_secs(60)),
+            .with_base_delay(Duration::from_secs(60))
+            .with_retry_after_jitter(0.0),
     )
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::json;
 use support::{Wire, text_of};
-use warden_agents::model::{self, ChatRequest, ContentBlock, Message, ModelError, StopReason, StreamEvent};
+use warden_agents::model::{
+    self, ChatRequest, ContentBlock, HttpSettings, Message, ModelError, ResponsePart, StopReason, StreamEvent,
+};
 use warden_fake_provider::{FakeProvider, Fault, Reply, ToolCall};
 
 fn hi() -> ChatRequest {
@@ -418,7 +420,10 @@ async fn a_line_that_never_ends_is_an_error_not_unbounded_memory() {
         fake.push(sse(format!("data: {}", "x".repeat(9 << 20))));
         let (_, error) = drain(wire, &fake).await;
         assert!(
-            matches!(&error, Some(ModelError::MalformedResponse { detail }) if detail.contains("longer than")),
+            matches!(
+                &error,
+                Some(ModelError::ResponseTooLarge { part: ResponsePart::Event, limit }) if *limit == HttpSettings::DEFAULT_MAX_EVENT_BYTES
+            ),
             "{wire:?}: {error:?}"
         );
     }

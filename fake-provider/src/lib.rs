@@ -17,7 +17,8 @@
 //!   Text and tool-call arguments are split into small chunks, as real providers do.
 //! - **Faults on demand** ([`Fault`]): 429 with and without `retry-after`/`retry-after-ms`,
 //!   quota errors, any status (500, 503, 529...), a stall, a stream cut off or stalled half way,
-//!   an in-stream overloaded error, malformed JSON, tool calls with invalid arguments.
+//!   an in-stream overloaded error, malformed JSON, tool calls with invalid arguments, a body
+//!   that drips the same frame forever (keep-alive comments, an endless trickle).
 //! - **History checks**: like the real providers, a request whose history has a tool call
 //!   without a result (or a result without its call, or results not right after their calls)
 //!   is rejected with a 400 `invalid_request_error`, before the script is read.

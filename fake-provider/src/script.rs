@@ -132,6 +132,19 @@ pub enum Fault {
         /// The tool name.
         name: String,
     },
+    /// An answer with this status (`text/event-stream`) whose body is `frame` sent again and
+    /// again, `every` apart (zero: as fast as the client reads), without end: until the client
+    /// hangs up or the provider is dropped. For keep-alive comments that never stop
+    /// (`": ping\n\n"`), a stream that trickles data forever, or a body (or error body) larger
+    /// than any limit.
+    Drip {
+        /// The HTTP status.
+        status: u16,
+        /// The bytes sent each time, verbatim.
+        frame: String,
+        /// The pause between two frames.
+        every: std::time::Duration,
+    },
     /// Stream a few chunks, then an in-stream error event saying the provider is overloaded
     /// (Anthropic `event: error`, OpenAI `data: {"error": ...}`).
     OverloadedMidStream {

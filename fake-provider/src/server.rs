@@ -338,6 +338,27 @@ async fn serve(
                 &[],
             )
         }
+        Plan::Drip { status, frame, every } => {
+            let frame = Bytes::from(frame);
+            let stop = shared.shutdown.clone();
+            let body = futures::stream::unfold((stop, true), move |(stop, first)| {
+                let frame = frame.clone();
+                async move {
+                    if !first && !every.is_zero() {
+                        tokio::time::sleep(every).await;
+                    }
+                    // The provider is dropped: end the body (the client sees a cut stream).
+                    if *stop.borrow() {
+                        return None;
+                    }
+                    Some((Ok::<_, io::Error>(frame), (stop, false)))
+                }
+            });
+            let mut response = Response::new(Body::from_stream(body.boxed()));
+            *response.status_mut() = status_code(status);
+            set_content_type(&mut response, "text/event-stream");
+            response
+        }
         Plan::Answer(content, ending) if !stream => {
             let body = wire::whole(format, &content, &model, id, input_tokens).to_string();
             match ending {

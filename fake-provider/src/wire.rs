@@ -58,6 +58,11 @@ pub(crate) enum Plan {
         body: String,
     },
     Stall,
+    Drip {
+        status: u16,
+        frame: String,
+        every: std::time::Duration,
+    },
 }
 
 pub(crate) fn plan(reply: Reply, next_id: &mut dyn FnMut() -> u64, format: Format) -> Plan {
@@ -126,6 +131,7 @@ pub(crate) fn plan(reply: Reply, next_id: &mut dyn FnMut() -> u64, format: Forma
             Fault::Status(status) => Plan::Error(ErrorKind::Status(status), Vec::new()),
             Fault::Http { status, headers, body } => Plan::Raw { status, headers, body },
             Fault::Stall => Plan::Stall,
+            Fault::Drip { status, frame, every } => Plan::Drip { status, frame, every },
             Fault::StallStream { after_chunks } => Plan::Answer(text_content(CUT_TEXT), Ending::Stall(after_chunks)),
             Fault::CutStream { after_chunks } => Plan::Answer(text_content(CUT_TEXT), Ending::Cut(after_chunks)),
             Fault::OverloadedMidStream { after_chunks } => {

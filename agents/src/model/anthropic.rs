@@ -6,8 +6,9 @@ use std::fmt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
+use super::error::ConfigError;
 use super::error::ModelError;
-use super::http::{self, Decoder, SseEvent, SseReader};
+use super::http::{self, Decoder, SseEvent};
 use super::provider::{ChatModel, EventStream, HttpSettings};
 use super::stream::StreamEvent;
 use super::types::{ChatRequest, ChatResponse, ContentBlock, Role, StopReason, ToolChoice, Usage};
@@ -66,7 +67,10 @@ impl AnthropicMessages {
         &self.http
     }
 
-    fn request(&self, body: &Value) -> reqwest::RequestBuilder {
+    /// The request, its key in an `x-api-key` header marked sensitive (kept out of HTTP/2
+    /// header compression tables and of the header's `Debug` output, as reqwest does for
+    /// `authorization`).
+    fn request(&self, body: &Value) -> Result<reqwest::RequestBuilder, ModelError> {
         let url = format!("{}/v1/messages", self.http.base_url.trim_end_matches('/'));
         let mut request = self
             .http
@@ -75,9 +79,12 @@ impl AnthropicMessages {
             .header("anthropic-version", ANTHROPIC_VERSION)
             .json(body);
         if let Some(key) = &self.http.api_key {
-            request = request.header("x-api-key", key.expose());
+            let mut value =
+                reqwest::header::HeaderValue::from_str(key.expose()).map_err(|_| ConfigError::InvalidApiKey)?;
+            value.set_sensitive(true);
+            request = request.header("x-api-key", value);
         }
-        request
+        Ok(request)
     }
 }
 
@@ -93,13 +100,7 @@ impl ChatModel for AnthropicMessages {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         Box::pin(async move {
             let body = request_body(&self.http, req, false);
-            let call = async {
-                let response = http::send(self.request(&body)).await?;
-                http::read_json(response).await
-            };
-            let json = tokio::time::timeout(self.http.request_timeout, call)
-                .await
-                .map_err(|_| ModelError::Timeout)??;
+            let json = self.http.call_json(self.request(&body)?).await?;
             parse_response(&json, &self.http.model)
         })
     }
@@ -107,11 +108,7 @@ impl ChatModel for AnthropicMessages {
     fn stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, ModelError>> {
         Box::pin(async move {
             let body = request_body(&self.http, req, true);
-            let response = tokio::time::timeout(self.http.request_timeout, http::send(self.request(&body)))
-                .await
-                .map_err(|_| ModelError::Timeout)??;
-            let reader = SseReader::new(response.bytes_stream(), Some(self.http.idle_timeout));
-            Ok(http::drive(reader, AnthropicDecoder))
+            self.http.open_stream(self.request(&body)?, AnthropicDecoder).await
         })
     }
 }
@@ -286,7 +283,7 @@ pub(crate) fn parse_response(json: &Value, model: &str) -> Result<ChatResponse, 
 }
 
 /// Decodes Messages stream events; the end marker is `message_stop`.
-struct AnthropicDecoder;
+pub(crate) struct AnthropicDecoder;
 
 impl Decoder for AnthropicDecoder {
     fn decode(&mut self, event: SseEvent, out: &mut VecDeque<StreamEvent>) -> Result<bool, ModelError> {
@@ -372,5 +369,27 @@ impl Decoder for AnthropicDecoder {
             _ => {} // ping, content_block_stop, and future event types
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ApiKey;
+
+    #[tokio::test]
+    async fn the_key_header_is_marked_sensitive() {
+        let model = AnthropicMessages::new("https://api.anthropic.com", "m").with_api_key(ApiKey::new("sk-ant-secret"));
+        let request = model.request(&json!({})).unwrap().build().unwrap();
+        let key = request.headers().get("x-api-key").expect("the key is sent");
+        assert!(key.is_sensitive());
+        assert!(!format!("{:?}", request.headers()).contains("sk-ant-secret"));
+    }
+
+    #[test]
+    fn a_key_that_is_no_header_value_is_a_config_error() {
+        let model = AnthropicMessages::new("https://api.anthropic.com", "m").with_api_key(ApiKey::new("sk\nbad"));
+        let e = model.request(&json!({})).expect_err("refused");
+        assert!(matches!(e, ModelError::Config(ConfigError::InvalidApiKey)), "{e:?}");
     }
 }

@@ -12,7 +12,7 @@ use super::Model;
 use super::anthropic::AnthropicMessages;
 use super::error::{ConfigError, ModelError};
 use super::openai::OpenAiChat;
-use super::provider::{ChatModel, HttpSettings};
+use super::provider::{ChatModel, HttpSettings, check_base_url, redacted_url};
 use super::retry::RetryPolicy;
 
 /// An API key. `Debug` prints `ApiKey(<redacted>)`, and there is no `Display`, so a key does not
@@ -150,10 +150,13 @@ impl FromStr for Provider {
 /// temperature = 0.2
 /// max_tokens = 2048
 /// timeout_secs = 120
+/// # stream_timeout_secs = 900                 # a whole stream, at most
+/// # allow_plain_http = false                  # http:// only to the loopback unless true
 ///
 /// [retry]
 /// max_retries = 3
 /// base_delay_ms = 500
+/// # total_timeout_ms = 600000                 # a whole call, retries and fallback included
 ///
 /// [fallback]
 /// provider = "openai"
@@ -184,9 +187,20 @@ pub struct ModelConfig {
     /// Seconds until a whole answer (or a stream's headers) must arrive (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
-    /// Seconds a stream may stay silent (default 300).
+    /// Seconds a stream may go without an event carrying data (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds a whole stream may take, from its request to its end (default 900).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_timeout_secs: Option<u64>,
+    /// The largest whole answer body, in bytes (default 16 MiB); see [`HttpSettings`] for the
+    /// other limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Allows a `base_url` over plain `http://` to a host other than the loopback (default
+    /// false: such a URL is a [`ConfigError::PlainHttp`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plain_http: bool,
     /// When to retry.
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -203,13 +217,16 @@ impl fmt::Debug for ModelConfig {
         f.debug_struct("ModelConfig")
             .field("provider", &self.provider)
             .field("model", &self.model)
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(redacted_url))
             .field("api_key_env", &self.api_key_env)
             .field("api_key", &self.api_key)
             .field("temperature", &self.temperature)
             .field("max_tokens", &self.max_tokens)
             .field("timeout_secs", &self.timeout_secs)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("stream_timeout_secs", &self.stream_timeout_secs)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("allow_plain_http", &self.allow_plain_http)
             .field("retry", &self.retry)
             .field("fallback", &self.fallback)
             .finish()
@@ -228,6 +245,9 @@ impl ModelConfig {
             max_tokens: None,
             timeout_secs: None,
             idle_timeout_secs: None,
+            stream_timeout_secs: None,
+            max_body_bytes: None,
+            allow_plain_http: false,
             retry: RetryPolicy::default(),
             fallback: None,
             api_key: None,
@@ -249,6 +269,12 @@ impl ModelConfig {
     /// The same config with this key (not serialised; takes precedence over `api_key_env`).
     pub fn with_api_key(mut self, key: ApiKey) -> Self {
         self.api_key = Some(key);
+        self
+    }
+
+    /// The same config allowing (or not) a plain `http://` base URL to a non-loopback host.
+    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
         self
     }
 
@@ -379,7 +405,9 @@ impl ModelConfig {
     ///
     /// [`ConfigError::MissingApiKey`] when the key variable is unset or empty (for a provider
     /// that needs a key, or when `api_key_env` was given), [`ConfigError::Missing`] for an
-    /// `openai-compatible` provider without `base_url`.
+    /// `openai-compatible` provider without `base_url`, [`ConfigError::InvalidBaseUrl`], and
+    /// [`ConfigError::PlainHttp`] for a plain `http://` base URL to a host other than the
+    /// loopback without `allow_plain_http`.
     pub fn build_with_env(&self, var: impl Fn(&str) -> Option<String> + Copy) -> Result<Model, ModelError> {
         let provider = self.provider_with_env(var)?;
         let mut model = Model::from_arc(provider).with_retry(self.retry);
@@ -400,6 +428,7 @@ impl ModelConfig {
             .clone()
             .or_else(|| self.provider.default_base_url().map(str::to_owned))
             .ok_or(ConfigError::Missing("base_url"))?;
+        check_base_url(&base_url, self.allow_plain_http)?;
         if self.model.trim().is_empty() {
             return Err(ConfigError::Missing("model").into());
         }
@@ -418,12 +447,19 @@ impl ModelConfig {
         let mut settings = HttpSettings::new(base_url, self.model.clone())
             .with_api_key(key)
             .with_temperature(self.temperature)
-            .with_max_tokens(self.max_tokens);
+            .with_max_tokens(self.max_tokens)
+            .allow_plain_http(self.allow_plain_http);
         if let Some(secs) = self.timeout_secs {
             settings = settings.with_request_timeout(Duration::from_secs(secs));
         }
         if let Some(secs) = self.idle_timeout_secs {
             settings = settings.with_idle_timeout(Duration::from_secs(secs));
+        }
+        if let Some(secs) = self.stream_timeout_secs {
+            settings = settings.with_stream_timeout(Duration::from_secs(secs));
+        }
+        if let Some(bytes) = self.max_body_bytes {
+            settings = settings.with_max_body_bytes(bytes);
         }
         Ok(if self.provider.is_anthropic_format() {
             Arc::new(AnthropicMessages::new("", "").with_settings(settings))

@@ -64,8 +64,8 @@ pub enum ModelError {
         /// The provider's `x-should-retry` header, if sent.
         should_retry: Option<bool>,
     },
-    /// No answer in time: the request timeout, or a stream idle for longer than the idle
-    /// timeout. Transient.
+    /// No answer in time: the request timeout, or a stream without progress (no event that
+    /// carries data; comments and pings do not count) for longer than the idle timeout. Transient.
     #[error("model call timed out")]
     Timeout,
     /// The connection failed or dropped before a response arrived. Transient.
@@ -79,8 +79,9 @@ pub enum ModelError {
         #[source]
         source: Option<reqwest::Error>,
     },
-    /// A response (or stream event) that is not the provider's format, such as invalid JSON.
-    /// Permanent.
+    /// A response (or stream event) that is not the provider's format, such as invalid JSON or
+    /// a proxy's HTML page answered with 200. Permanent (not retried), but a fallback model is
+    /// tried: the answer may come from something in front of the provider.
     #[error("malformed response from the provider: {detail}")]
     MalformedResponse {
         /// What was wrong (no response content).
@@ -103,6 +104,76 @@ pub enum ModelError {
     /// A fault injected by a [`warden_chaos::Faults`] plan. Transient.
     #[error("injected fault")]
     Injected(#[source] warden_chaos::InjectedFault),
+    /// The answer was larger than its limit (see [`ResponsePart`]); reading stopped there, so a
+    /// provider (or a proxy in front of it) cannot make the client buffer without bound.
+    /// Permanent (the same request would get the same answer), but a fallback model is tried.
+    #[error("{part} larger than {limit} bytes")]
+    ResponseTooLarge {
+        /// Which part of the answer went over its limit.
+        part: ResponsePart,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A deadline passed (see [`Deadline`]). Transient for a new call; not retried nor passed to
+    /// the fallback within the call, whose time is up.
+    #[error("{deadline} of {limit:?} exceeded")]
+    DeadlineExceeded {
+        /// Which deadline.
+        deadline: Deadline,
+        /// Its length.
+        limit: Duration,
+    },
+    /// The provider answered with a redirect (3xx), which model clients do not follow: it could
+    /// take the key to another host. Permanent: fix the base URL.
+    #[error("provider answered with a redirect (http {status}), which is not followed")]
+    Redirected {
+        /// The HTTP status.
+        status: u16,
+    },
+}
+
+/// The part of an answer that a [`ModelError::ResponseTooLarge`] is about; each has its own
+/// limit in [`HttpSettings`](super::HttpSettings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResponsePart {
+    /// A whole (not streamed) answer body.
+    Body,
+    /// One server-sent event of a stream (all its lines, or one line that never ends).
+    Event,
+    /// A whole stream, all events together.
+    Stream,
+}
+
+impl std::fmt::Display for ResponsePart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Body => "response body",
+            Self::Event => "stream event",
+            Self::Stream => "stream",
+        })
+    }
+}
+
+/// Which deadline a [`ModelError::DeadlineExceeded`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Deadline {
+    /// The whole model call, across its attempts, the waits between them and the fallback
+    /// ([`RetryPolicy::total_timeout`](super::RetryPolicy::total_timeout)).
+    Call,
+    /// A whole stream, from the request to its end marker
+    /// ([`HttpSettings::with_stream_timeout`](super::HttpSettings::with_stream_timeout)).
+    Stream,
+}
+
+impl std::fmt::Display for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Call => "model call deadline",
+            Self::Stream => "stream time limit",
+        })
+    }
 }
 
 impl ModelError {
@@ -115,11 +186,17 @@ impl ModelError {
             Self::BadRequest { should_retry, .. } | Self::Authentication { should_retry, .. } => {
                 should_retry.unwrap_or(false)
             }
-            Self::Timeout | Self::Connection(_) | Self::StreamInterrupted { .. } | Self::Injected(_) => true,
+            Self::Timeout
+            | Self::Connection(_)
+            | Self::StreamInterrupted { .. }
+            | Self::Injected(_)
+            | Self::DeadlineExceeded { .. } => true,
             Self::QuotaExceeded
             | Self::MalformedResponse { .. }
             | Self::StructuredOutputInvalid { .. }
-            | Self::Config(_) => false,
+            | Self::Config(_)
+            | Self::ResponseTooLarge { .. }
+            | Self::Redirected { .. } => false,
         }
     }
 
@@ -152,8 +229,9 @@ impl ModelError {
 
     /// Whether a fallback model should be tried after this error (with retries exhausted):
     /// failures of the provider (rate limits, overload, server errors, timeouts, connection
-    /// errors, interrupted streams, injected faults) and quota exhaustion, not errors in the
-    /// request, the answer or the configuration.
+    /// errors, interrupted streams, injected faults), quota exhaustion, and answers that are
+    /// not the provider's (garbage such as a proxy's HTML page, or one too large); not errors
+    /// in the request or the configuration, nor a passed call deadline (no time is left).
     ///
     /// `x-should-retry: false` forbids retrying *this* provider, not trying another: a 503 or
     /// 429 that says so still warrants the fallback.
@@ -166,9 +244,14 @@ impl ModelError {
             | Self::Timeout
             | Self::Connection(_)
             | Self::StreamInterrupted { .. }
-            | Self::Injected(_) => true,
+            | Self::Injected(_)
+            | Self::MalformedResponse { .. }
+            | Self::ResponseTooLarge { .. } => true,
             Self::BadRequest { .. } | Self::Authentication { .. } => self.is_transient(),
-            Self::MalformedResponse { .. } | Self::StructuredOutputInvalid { .. } | Self::Config(_) => false,
+            Self::StructuredOutputInvalid { .. }
+            | Self::Config(_)
+            | Self::DeadlineExceeded { .. }
+            | Self::Redirected { .. } => false,
         }
     }
 
@@ -188,6 +271,9 @@ impl ModelError {
             Self::StructuredOutputInvalid { .. } => "structured_output_invalid",
             Self::Config(_) => "config",
             Self::Injected(_) => "injected",
+            Self::ResponseTooLarge { .. } => "response_too_large",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::Redirected { .. } => "redirected",
         }
     }
 }
@@ -223,4 +309,18 @@ pub enum ConfigError {
     /// The HTTP client could not be built.
     #[error("cannot build http client")]
     Client(#[source] reqwest::Error),
+    /// The base URL does not parse (the URL itself is not repeated: it may hold a secret).
+    #[error("base url is not a valid url")]
+    InvalidBaseUrl,
+    /// The base URL is plain `http://` to a host other than the loopback: the key and the
+    /// conversation would cross the network unencrypted. Use `https://`, or opt in with
+    /// `allow_plain_http` ([`HttpSettings::allow_plain_http`](super::HttpSettings::allow_plain_http)).
+    #[error("plain http to non-loopback host `{host}` needs allow_plain_http")]
+    PlainHttp {
+        /// The host the URL names.
+        host: String,
+    },
+    /// The API key cannot be sent as an HTTP header value (it holds a control character).
+    #[error("api key is not a valid header value")]
+    InvalidApiKey,
 }

@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::error::ModelError;
+use super::error::{Deadline, ModelError, ResponsePart};
 use super::stream::StreamEvent;
 
 /// Turns a transport error into a model error (without the URL, which may hold secrets).
@@ -22,20 +22,30 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ModelError {
 }
 
 /// How long the response asks us to wait: `retry-after-ms`, else `retry-after` in seconds or
-/// as an HTTP date (relative to `now`; a date in the past means no wait).
+/// as an HTTP date (relative to `now`; a date in the past means no wait). A wait too long for a
+/// [`Duration`] is [`Duration::MAX`] (which no policy honours), never a panic; a negative, `NaN`
+/// or unreadable value is ignored.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    if let Some(wait) = header("retry-after-ms").and_then(|v| seconds(v, 1000.0)) {
+        return Some(wait);
     }
     let value = header("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    if value.parse::<f64>().is_ok() {
+        return seconds(value, 1.0);
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// `value / per_second` seconds, saturating at [`Duration::MAX`]; `None` unless it is a
+/// finite, non-negative number.
+fn seconds(value: &str, per_second: f64) -> Option<Duration> {
+    let secs = value.parse::<f64>().ok()? / per_second;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// The `x-should-retry` header: `Some(true)`/`Some(false)` if sent.
@@ -102,6 +112,9 @@ fn is_quota(kinds: &[String], message: &str) -> bool {
 
 /// Classifies an error response by status, headers and body.
 pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> ModelError {
+    if (300..400).contains(&status) {
+        return ModelError::Redirected { status };
+    }
     let retry_after = retry_after(headers, SystemTime::now());
     let should_retry = should_retry(headers);
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -173,21 +186,48 @@ pub(crate) fn classify_stream_error(body: &Value) -> ModelError {
     }
 }
 
-/// Sends a request and returns the response if its status is a success, else the classified error.
-pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ModelError> {
+/// Sends a request and returns the response if its status is a success, else the classified
+/// error (of which at most `max_error_body` bytes of body are read).
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    max_error_body: usize,
+) -> Result<reqwest::Response, ModelError> {
     let response = request.send().await.map_err(transport_error)?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
     let headers = response.headers().clone();
-    let body = response.bytes().await.unwrap_or_default();
+    // A body that fails half way is classified from what arrived: the status decides anyway.
+    let (body, _) = read_at_most(response, max_error_body).await.unwrap_or_default();
     Err(classify(status.as_u16(), &headers, &body))
 }
 
-/// Reads a whole JSON body.
-pub(crate) async fn read_json(response: reqwest::Response) -> Result<Value, ModelError> {
-    let body = response.bytes().await.map_err(|e| {
+/// Reads at most `limit` bytes of a body, chunk by chunk; returns them and whether more followed
+/// (which is then not read).
+async fn read_at_most(mut response: reqwest::Response, limit: usize) -> reqwest::Result<(Vec<u8>, bool)> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
+/// Reads a whole JSON body of at most `limit` bytes.
+pub(crate) async fn read_json(response: reqwest::Response, limit: usize) -> Result<Value, ModelError> {
+    let too_large = || ModelError::ResponseTooLarge {
+        part: ResponsePart::Body,
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let (body, more) = read_at_most(response, limit).await.map_err(|e| {
         if e.is_timeout() {
             ModelError::Timeout
         } else {
@@ -196,7 +236,15 @@ pub(crate) async fn read_json(response: reqwest::Response) -> Result<Value, Mode
             }
         }
     })?;
-    serde_json::from_slice(&body).map_err(|e| ModelError::MalformedResponse {
+    if more {
+        return Err(too_large());
+    }
+    parse_json(&body)
+}
+
+/// A whole body as JSON.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ModelError> {
+    serde_json::from_slice(body).map_err(|e| ModelError::MalformedResponse {
         detail: format!("response body is not JSON: {e}"),
     })
 }
@@ -208,61 +256,76 @@ pub(crate) struct SseEvent {
     pub(crate) data: String,
 }
 
-/// The longest line a stream may send: a server that never ends its line cannot make the reader
-/// buffer without bound. (Real events are a few kilobytes at most.)
-pub(crate) const MAX_SSE_LINE: usize = 8 << 20;
-
-/// Reads server-sent events from a byte stream, with an idle timeout between chunks.
+/// Reads server-sent events from a byte stream, holding at most one event (and one unfinished
+/// line) of `max_event` bytes and reading at most `max_stream` bytes in all.
 pub(crate) struct SseReader {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
     buf: Vec<u8>,
-    idle: Option<Duration>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
     current: SseEvent,
     has_data: bool,
+    max_event: usize,
+    max_stream: usize,
+    received: usize,
 }
 
 impl SseReader {
     pub(crate) fn new(
         body: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
-        idle: Option<Duration>,
+        max_event: usize,
+        max_stream: usize,
     ) -> Self {
         Self {
             body: body.boxed(),
             buf: Vec::new(),
-            idle,
+            scanned: 0,
             current: SseEvent::default(),
             has_data: false,
+            max_event,
+            max_stream,
+            received: 0,
         }
     }
 
-    /// The next event; `Ok(None)` when the body ended.
-    pub(crate) async fn next(&mut self) -> Result<Option<SseEvent>, ModelError> {
+    fn too_large(part: ResponsePart, limit: usize) -> ModelError {
+        ModelError::ResponseTooLarge { part, limit }
+    }
+
+    /// The next event; `Ok(None)` when the body ended; [`ModelError::Timeout`] when `until`
+    /// passes first.
+    pub(crate) async fn next(&mut self, until: Option<tokio::time::Instant>) -> Result<Option<SseEvent>, ModelError> {
         loop {
-            while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+            while let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                let pos = self.scanned + at;
                 let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                self.scanned = 0;
                 line.pop();
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                if let Some(event) = self.line(&line) {
+                if let Some(event) = self.line(&line)? {
                     return Ok(Some(event));
                 }
             }
-            let chunk = match self.idle {
-                Some(idle) => tokio::time::timeout(idle, self.body.next())
+            self.scanned = self.buf.len();
+            // What is buffered is one unfinished line of the current event.
+            if self.buf.len().saturating_add(self.current.data.len()) > self.max_event {
+                return Err(Self::too_large(ResponsePart::Event, self.max_event));
+            }
+            let chunk = match until {
+                Some(until) => tokio::time::timeout_at(until, self.body.next())
                     .await
                     .map_err(|_| ModelError::Timeout)?,
                 None => self.body.next().await,
             };
             match chunk {
                 Some(Ok(bytes)) => {
-                    // Complete lines were taken above: what was buffered is one unfinished line.
-                    self.buf.extend_from_slice(&bytes);
-                    if self.buf.len() > MAX_SSE_LINE && !bytes.contains(&b'\n') {
-                        return Err(ModelError::MalformedResponse {
-                            detail: format!("stream line longer than {MAX_SSE_LINE} bytes"),
-                        });
+                    self.received = self.received.saturating_add(bytes.len());
+                    if self.received > self.max_stream {
+                        return Err(Self::too_large(ResponsePart::Stream, self.max_stream));
                     }
+                    self.buf.extend_from_slice(&bytes);
                 }
                 Some(Err(e)) if e.is_timeout() => return Err(ModelError::Timeout),
                 Some(Err(e)) => {
@@ -275,17 +338,17 @@ impl SseReader {
         }
     }
 
-    fn line(&mut self, line: &[u8]) -> Option<SseEvent> {
+    fn line(&mut self, line: &[u8]) -> Result<Option<SseEvent>, ModelError> {
         if line.is_empty() {
             if !self.has_data {
                 self.current = SseEvent::default();
-                return None;
+                return Ok(None);
             }
             self.has_data = false;
-            return Some(std::mem::take(&mut self.current));
+            return Ok(Some(std::mem::take(&mut self.current)));
         }
         if line[0] == b':' {
-            return None;
+            return Ok(None);
         }
         let text = String::from_utf8_lossy(line);
         let (field, value) = match text.split_once(':') {
@@ -299,12 +362,43 @@ impl SseReader {
                 }
                 self.current.data.push_str(value);
                 self.has_data = true;
+                if self.current.data.len() > self.max_event {
+                    return Err(Self::too_large(ResponsePart::Event, self.max_event));
+                }
             }
             "event" => self.current.event = Some(value.to_owned()),
             _ => {}
         }
-        None
+        Ok(None)
     }
+}
+
+/// The time limits of a stream: since the last progress, and in all.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamTimeouts {
+    /// Without an event that carries data for this long: [`ModelError::Timeout`].
+    pub(crate) idle: Duration,
+    /// The stream's end (from the request), and the limit it stands for.
+    pub(crate) end: tokio::time::Instant,
+    pub(crate) total: Duration,
+}
+
+impl StreamTimeouts {
+    /// The limits of a stream whose request is sent now.
+    pub(crate) fn starting_now(idle: Duration, total: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            idle,
+            end: later(now, total),
+            total,
+        }
+    }
+}
+
+/// `from + by`, or a far future (about 30 years) if that is not representable.
+fn later(from: tokio::time::Instant, by: Duration) -> tokio::time::Instant {
+    from.checked_add(by)
+        .unwrap_or_else(|| from + Duration::from_secs(86_400 * 365 * 30))
 }
 
 /// Turns SSE events of one wire format into [`StreamEvent`]s.
@@ -313,20 +407,36 @@ pub(crate) trait Decoder: Send + 'static {
     fn decode(&mut self, event: SseEvent, out: &mut VecDeque<StreamEvent>) -> Result<bool, ModelError>;
 }
 
+impl Decoder for Box<dyn Decoder> {
+    fn decode(&mut self, event: SseEvent, out: &mut VecDeque<StreamEvent>) -> Result<bool, ModelError> {
+        (**self).decode(event, out)
+    }
+}
+
 /// Drives a decoder over a reader: the events, then the end; a body that ends before the end
-/// marker yields [`ModelError::StreamInterrupted`].
-pub(crate) fn drive<D: Decoder>(reader: SseReader, decoder: D) -> BoxStream<'static, Result<StreamEvent, ModelError>> {
+/// marker yields [`ModelError::StreamInterrupted`]. With `timeouts`, the idle timer restarts
+/// only when an event yields something (text, a tool call, usage, the end), not on comments or
+/// pings, and the whole stream ends at its deadline.
+pub(crate) fn drive<D: Decoder>(
+    reader: SseReader,
+    decoder: D,
+    timeouts: Option<StreamTimeouts>,
+) -> BoxStream<'static, Result<StreamEvent, ModelError>> {
     struct State<D> {
         reader: SseReader,
         decoder: D,
         pending: VecDeque<StreamEvent>,
         finished: bool,
+        timeouts: Option<StreamTimeouts>,
+        idle_until: Option<tokio::time::Instant>,
     }
     let state = State {
         reader,
         decoder,
         pending: VecDeque::new(),
         finished: false,
+        timeouts,
+        idle_until: timeouts.map(|t| later(tokio::time::Instant::now(), t.idle)),
     };
     futures::stream::unfold(state, |mut s| async move {
         loop {
@@ -336,9 +446,25 @@ pub(crate) fn drive<D: Decoder>(reader: SseReader, decoder: D) -> BoxStream<'sta
             if s.finished {
                 return None;
             }
-            let result = match s.reader.next().await {
-                Ok(Some(event)) => s.decoder.decode(event, &mut s.pending),
+            let until = s.timeouts.zip(s.idle_until).map(|(t, idle)| idle.min(t.end));
+            let result = match s.reader.next(until).await {
+                Ok(Some(event)) => {
+                    let decoded = s.decoder.decode(event, &mut s.pending);
+                    if let (Some(t), Ok(ended)) = (s.timeouts, &decoded) {
+                        if *ended || !s.pending.is_empty() {
+                            s.idle_until = Some(later(tokio::time::Instant::now(), t.idle));
+                        }
+                    }
+                    decoded
+                }
                 Ok(None) => Err(ModelError::StreamInterrupted { source: None }),
+                Err(ModelError::Timeout) => match s.timeouts {
+                    Some(t) if tokio::time::Instant::now() >= t.end => Err(ModelError::DeadlineExceeded {
+                        deadline: Deadline::Stream,
+                        limit: t.total,
+                    }),
+                    _ => Err(ModelError::Timeout),
+                },
                 Err(e) => Err(e),
             };
             match result {
@@ -389,6 +515,33 @@ mod tests {
             None
         );
         assert_eq!(retry_after(&headers(&[]), SystemTime::now()), None);
+    }
+
+    #[test]
+    fn retry_after_too_long_for_a_duration_saturates_instead_of_panicking() {
+        for (name, value) in [
+            ("retry-after", "1e300"),
+            ("retry-after-ms", "1e300"),
+            ("retry-after", "18446744073709551615"),
+            ("retry-after-ms", "18446744073709551615000000"),
+        ] {
+            assert_eq!(
+                retry_after(&headers(&[(name, value)]), SystemTime::now()),
+                Some(Duration::MAX),
+                "{name}: {value}"
+            );
+        }
+        for (name, value) in [
+            ("retry-after", "inf"),
+            ("retry-after-ms", "NaN"),
+            ("retry-after", "-0.5"),
+        ] {
+            assert_eq!(
+                retry_after(&headers(&[(name, value)]), SystemTime::now()),
+                None,
+                "{name}: {value}"
+            );
+        }
     }
 
     #[test]

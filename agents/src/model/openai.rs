@@ -8,12 +8,11 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
 use super::error::ModelError;
-use super::http::{self, Decoder, SseEvent, SseReader};
-use super::provider::{ChatModel, HttpSettings};
+use super::http::{self, Decoder, SseEvent};
+use super::provider::{ChatModel, EventStream, HttpSettings};
 use super::stream::{StreamEvent, parse_arguments};
 use super::types::{ChatRequest, ChatResponse, ContentBlock, Message, Role, StopReason, ToolChoice, Usage};
 
@@ -87,28 +86,17 @@ impl ChatModel for OpenAiChat {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         Box::pin(async move {
             let body = request_body(&self.http, req, false);
-            let call = async {
-                let response = http::send(self.request(&body)).await?;
-                http::read_json(response).await
-            };
-            let json = tokio::time::timeout(self.http.request_timeout, call)
-                .await
-                .map_err(|_| ModelError::Timeout)??;
+            let json = self.http.call_json(self.request(&body)).await?;
             parse_response(&json, &self.http.model)
         })
     }
 
-    fn stream<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<StreamEvent, ModelError>>, ModelError>> {
+    fn stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, ModelError>> {
         Box::pin(async move {
             let body = request_body(&self.http, req, true);
-            let response = tokio::time::timeout(self.http.request_timeout, http::send(self.request(&body)))
+            self.http
+                .open_stream(self.request(&body), OpenAiDecoder::default())
                 .await
-                .map_err(|_| ModelError::Timeout)??;
-            let reader = SseReader::new(response.bytes_stream(), Some(self.http.idle_timeout));
-            Ok(http::drive(reader, OpenAiDecoder::default()))
         })
     }
 }
@@ -326,7 +314,7 @@ pub(crate) fn parse_response(json: &Value, model: &str) -> Result<ChatResponse, 
 
 /// Decodes `data:` chunks; the end marker is `data: [DONE]`.
 #[derive(Default)]
-struct OpenAiDecoder {
+pub(crate) struct OpenAiDecoder {
     started: HashSet<usize>,
 }
 
