@@ -39,7 +39,14 @@ async fn asks_whose_askers_gave_up_never_start_a_turn() {
             .wait_for("busy", |k| matches!(k, AgentEventKind::TaskDropped { .. }))
             .await;
         assert!(
-            matches!(dropped, AgentEventKind::TaskDropped { ask: true, reason: DropReason::AskerGone, .. }),
+            matches!(
+                dropped,
+                AgentEventKind::TaskDropped {
+                    ask: true,
+                    reason: DropReason::AskerGone,
+                    ..
+                }
+            ),
             "{dropped:?}"
         );
     }
@@ -62,7 +69,16 @@ async fn a_turn_whose_asker_gives_up_is_cut_short() {
     let ended = events
         .wait_for("thinker", |k| matches!(k, AgentEventKind::TurnEnded { .. }))
         .await;
-    assert!(matches!(ended, AgentEventKind::TurnEnded { outcome: "abandoned", .. }), "{ended:?}");
+    assert!(
+        matches!(
+            ended,
+            AgentEventKind::TurnEnded {
+                outcome: "abandoned",
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
 
     // The asker's future is dropped mid-turn.
     let asked = spawn_ask(&thinker, "hang");
@@ -71,8 +87,15 @@ async fn a_turn_whose_asker_gives_up_is_cut_short() {
     asked.abort();
     assert_eq!(script.next_cut().await, "hang");
 
-    assert_eq!(thinker.ask(AgentMessage::user("next"), DEADLINE).await.unwrap().text(), "next");
-    assert_eq!(thinker.status().await.unwrap().consecutive_failures, 0, "abandoned is no failure");
+    assert_eq!(
+        thinker.ask(AgentMessage::user("next"), DEADLINE).await.unwrap().text(),
+        "next"
+    );
+    assert_eq!(
+        thinker.status().await.unwrap().consecutive_failures,
+        0,
+        "abandoned is no failure"
+    );
     root.stop().await;
 }
 
@@ -81,7 +104,9 @@ async fn a_turn_deadline_bounds_tells_and_asks_alike() {
     let (behaviour, mut script) = scripted();
     let (observer, mut events) = recorder();
     let deadline = Duration::from_millis(50);
-    let agent = Agent::new("bounded", behaviour).observer(observer).turn_deadline(deadline);
+    let agent = Agent::new("bounded", behaviour)
+        .observer(observer)
+        .turn_deadline(deadline);
     let bounded = agent.handle();
     let (root, _escalations) = root(vec![agent.child_spec()]).await;
 
@@ -90,14 +115,26 @@ async fn a_turn_deadline_bounds_tells_and_asks_alike() {
     let ended = events
         .wait_for("bounded", |k| matches!(k, AgentEventKind::TurnEnded { .. }))
         .await;
-    assert!(matches!(ended, AgentEventKind::TurnEnded { outcome: "deadline_exceeded", .. }), "{ended:?}");
+    assert!(
+        matches!(
+            ended,
+            AgentEventKind::TurnEnded {
+                outcome: "deadline_exceeded",
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
 
     let err = bounded.ask(AgentMessage::user("hang"), DEADLINE).await.unwrap_err();
     assert!(
         matches!(err, AgentError::Turn(TurnError::DeadlineExceeded(d)) if d == deadline) && err.is_transient(),
         "{err:?}"
     );
-    assert_eq!(bounded.ask(AgentMessage::user("quick"), DEADLINE).await.unwrap().text(), "quick");
+    assert_eq!(
+        bounded.ask(AgentMessage::user("quick"), DEADLINE).await.unwrap().text(),
+        "quick"
+    );
     root.stop().await;
 }
 
@@ -124,21 +161,38 @@ async fn a_kill_stops_the_turn_and_answers_every_asker_at_once() {
     assert_eq!(script.next_cut().await, "hang");
     // ... its asker hears it may have acted, the queued asker that it never started.
     let in_flight = in_flight.await.unwrap().unwrap_err();
-    assert!(matches!(in_flight, AgentError::AgentDown(_)) && !in_flight.was_not_delivered(), "{in_flight:?}");
+    assert!(
+        matches!(in_flight, AgentError::AgentDown(_)) && !in_flight.was_not_delivered(),
+        "{in_flight:?}"
+    );
     let queued = queued.await.unwrap_err();
-    assert!(matches!(queued, AgentError::NotStarted(_)) && queued.was_not_delivered(), "{queued:?}");
+    assert!(
+        matches!(queued, AgentError::NotStarted(_)) && queued.was_not_delivered(),
+        "{queued:?}"
+    );
     // The dropped tell is reported.
     let dropped = events
-        .wait_for("victim", |k| matches!(k, AgentEventKind::TaskDropped { ask: false, .. }))
+        .wait_for("victim", |k| {
+            matches!(k, AgentEventKind::TaskDropped { ask: false, .. })
+        })
         .await;
     assert!(
-        matches!(dropped, AgentEventKind::TaskDropped { reason: DropReason::AgentStopped, .. }),
+        matches!(
+            dropped,
+            AgentEventKind::TaskDropped {
+                reason: DropReason::AgentStopped,
+                ..
+            }
+        ),
         "{dropped:?}"
     );
     assert_eq!(victim.load(), 0);
 
     victim.wait_started(generation, DEADLINE).await.unwrap();
-    assert_eq!(victim.ask(AgentMessage::user("again"), DEADLINE).await.unwrap().text(), "again");
+    assert_eq!(
+        victim.ask(AgentMessage::user("again"), DEADLINE).await.unwrap().text(),
+        "again"
+    );
     assert_eq!(script.turns(), 2, "the queued ask and the tell never ran");
     assert_eq!(victim.status().await.unwrap().activity, Activity::Idle);
     root.stop().await;

@@ -39,8 +39,15 @@ async fn a_behaviour_that_panics_fails_its_turn_and_the_queue_moves_on() {
         assert_eq!(script.next_started().await, "next");
     }
     let status = fragile.status().await.unwrap();
-    assert_eq!((status.activity, status.queued, status.consecutive_failures), (Activity::Idle, 0, 0));
-    assert_eq!(fragile.generation(), generation, "no crash, no restart: the turns failed, not the agent");
+    assert_eq!(
+        (status.activity, status.queued, status.consecutive_failures),
+        (Activity::Idle, 0, 0)
+    );
+    assert_eq!(
+        fragile.generation(),
+        generation,
+        "no crash, no restart: the turns failed, not the agent"
+    );
     root.stop().await;
 }
 
@@ -52,7 +59,10 @@ async fn an_observer_that_always_panics_neither_wedges_nor_kills_the_agent() {
     let (root, _escalations) = root(vec![agent.child_spec()]).await;
     let generation = observed.generation();
 
-    assert_eq!(observed.ask(AgentMessage::user("one"), DEADLINE).await.unwrap().text(), "one");
+    assert_eq!(
+        observed.ask(AgentMessage::user("one"), DEADLINE).await.unwrap().text(),
+        "one"
+    );
     // An interrupt emits `Interrupted` after the turn: the observer panics on it too.
     let hanging = {
         let observed = observed.clone();
@@ -64,7 +74,10 @@ async fn an_observer_that_always_panics_neither_wedges_nor_kills_the_agent() {
     assert_eq!(hanging.await.unwrap().unwrap().outcome, Outcome::Interrupted);
     assert_eq!(script.next_cut().await, "hang");
 
-    assert_eq!(observed.ask(AgentMessage::user("two"), DEADLINE).await.unwrap().text(), "two");
+    assert_eq!(
+        observed.ask(AgentMessage::user("two"), DEADLINE).await.unwrap().text(),
+        "two"
+    );
     assert_eq!(observed.status().await.unwrap().activity, Activity::Idle);
     assert_eq!(observed.generation(), generation, "never restarted");
     root.stop().await;
@@ -88,7 +101,10 @@ async fn a_blocked_observer_holds_up_nothing_and_what_it_misses_is_counted() {
     // Each turn emits two events; the queue holds two, so most are dropped.
     for i in 0..10 {
         let text = format!("task {i}");
-        assert_eq!(watched.ask(AgentMessage::user(&text), DEADLINE).await.unwrap().text(), text);
+        assert_eq!(
+            watched.ask(AgentMessage::user(&text), DEADLINE).await.unwrap().text(),
+            text
+        );
     }
     let dropped = watched.status().await.unwrap().events_dropped;
     assert!(dropped >= 10, "dropped {dropped}");

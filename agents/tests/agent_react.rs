@@ -273,17 +273,16 @@ async fn a_model_cannot_call_a_tool_its_agent_was_not_offered() {
     let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let echo = || tool_fn("echo", "Echoes.", |v: Value| async move { Ok::<_, ToolError>(v) });
     let ran_flag = ran.clone();
-    let shared = Toolkit::new().tool(echo()).tool(tool_fn(
-        "delete_everything",
-        "Deletes everything.",
-        move |_: Value| {
-            let ran = ran_flag.clone();
-            async move {
-                ran.store(true, std::sync::atomic::Ordering::SeqCst);
-                Ok::<_, ToolError>("deleted")
-            }
-        },
-    ));
+    let shared =
+        Toolkit::new()
+            .tool(echo())
+            .tool(tool_fn("delete_everything", "Deletes everything.", move |_: Value| {
+                let ran = ran_flag.clone();
+                async move {
+                    ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok::<_, ToolError>("deleted")
+                }
+            }));
     let executor = ToolExecutor::new(shared, ToolStack::recommended().build());
     let fake = FakeProvider::start().await;
     fake.push(Reply::ToolCalls(vec![
@@ -298,7 +297,11 @@ async fn a_model_cannot_call_a_tool_its_agent_was_not_offered() {
     );
     let (root, _escalations) = root(vec![executor.child_spec("tools"), agent.child_spec()]).await;
 
-    let reply = agent.handle().ask(AgentMessage::user("clean up"), DEADLINE).await.unwrap();
+    let reply = agent
+        .handle()
+        .ask(AgentMessage::user("clean up"), DEADLINE)
+        .await
+        .unwrap();
     assert_eq!(reply.outcome, Outcome::Completed);
     let results = tool_messages(fake.requests()[1].messages());
     assert!(results[0].1.starts_with("error (not_found)"), "{results:?}");
@@ -366,9 +369,15 @@ impl warden_agents::model::ChatModel for Greedy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_counts_the_provider_claims_saturate_instead_of_overflowing() {
     let model = warden_agents::model::Model::new(Greedy(Default::default()));
-    let (greedy, _join) = Agent::new("greedy", ReAct::builder(model).build()).spawn().await.unwrap();
+    let (greedy, _join) = Agent::new("greedy", ReAct::builder(model).build())
+        .spawn()
+        .await
+        .unwrap();
     let reply = greedy.ask(AgentMessage::user("count"), DEADLINE).await.unwrap();
     assert_eq!((reply.outcome, reply.iterations), (Outcome::Completed, 2));
-    assert_eq!((reply.usage.input_tokens, reply.usage.output_tokens), (u64::MAX, u64::MAX));
+    assert_eq!(
+        (reply.usage.input_tokens, reply.usage.output_tokens),
+        (u64::MAX, u64::MAX)
+    );
     greedy.actor().unwrap().stop(None);
 }

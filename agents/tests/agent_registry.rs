@@ -61,7 +61,11 @@ async fn killed_agents_leave_dead_entries_that_a_new_agent_replaces_and_sweeps()
         actor.wait(Some(DEADLINE)).await.unwrap();
     }
     // A new agent of a dead agent's name starts (alone, not under the same supervisor).
-    let (heir, _join) = Agent::new("doomed-3", behaviour).registry(&registry).spawn().await.unwrap();
+    let (heir, _join) = Agent::new("doomed-3", behaviour)
+        .registry(&registry)
+        .spawn()
+        .await
+        .unwrap();
     assert!(registry.agent("doomed-3").unwrap().same_agent(&heir));
     assert_eq!(registry.names(), ["doomed-3"], "the other dead entries were swept");
     heir.actor().unwrap().stop(None);
@@ -81,7 +85,10 @@ async fn an_agent_restarted_after_a_kill_keeps_its_address() {
     phoenix.actor().unwrap().kill();
     phoenix.wait_started(generation, DEADLINE).await.unwrap();
     for address in [Address::name("phoenix"), path] {
-        let reply = registry.ask(&address, AgentMessage::user("back"), DEADLINE).await.unwrap();
+        let reply = registry
+            .ask(&address, AgentMessage::user("back"), DEADLINE)
+            .await
+            .unwrap();
         assert_eq!(reply.text(), "back");
     }
     assert_eq!((registry.len(), registry.path_count()), (1, 1));
