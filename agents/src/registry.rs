@@ -13,9 +13,11 @@
 //! it or shuts down; a restart registers it again, as an OTP process registers its name
 //! again in `init`). An agent that was killed or crashed stays, so its address stays good
 //! while its supervisor restarts it; but such a *dead* entry (an agent that has run and has
-//! no incarnation running) never blocks a new agent of the same name, and every
-//! registration sweeps the dead entries away. So the registry does not grow with agents
-//! that come and go: a temporary agent's name is free again once it ends.
+//! no incarnation running) never blocks a new agent of the same name, which replaces it,
+//! and registrations sweep the dead entries away whenever the registry has doubled since
+//! the last sweep (so a registration costs O(1) amortized). So the registry does not grow
+//! with agents that come and go: a temporary agent's name is free again once it ends, and
+//! dead entries never outnumber the live ones by much.
 //!
 //! ```
 //! use warden_agents::registry::Registry;
@@ -121,16 +123,34 @@ pub enum RegistryError {
 struct Inner {
     names: HashMap<String, Target>,
     paths: HashMap<ChildPath, AgentRef>,
+    /// The next registration sweeps once there are this many entries.
+    sweep_at: usize,
+}
+
+/// The smallest number of entries at which a registration sweeps.
+const MIN_SWEEP_AT: usize = 64;
+
+/// Whether an agent has run and no incarnation of it is running now.
+fn is_dead(agent: &AgentRef) -> bool {
+    agent.generation() > 0 && !agent.is_running()
 }
 
 impl Inner {
     /// Removes the entries of dead agents: agents that have run and have no incarnation
     /// running (killed or crashed, and not restarted, or not yet).
     fn sweep(&mut self) {
-        let dead = |agent: &AgentRef| agent.generation() > 0 && !agent.is_running();
         self.names
-            .retain(|_, target| !matches!(target, Target::Agent(a) if dead(a)));
-        self.paths.retain(|_, agent| !dead(agent));
+            .retain(|_, target| !matches!(target, Target::Agent(a) if is_dead(a)));
+        self.paths.retain(|_, agent| !is_dead(agent));
+    }
+
+    /// Sweeps if the registry has doubled since the last sweep (amortized O(1)).
+    fn maybe_sweep(&mut self) {
+        if self.names.len() + self.paths.len() < self.sweep_at.max(MIN_SWEEP_AT) {
+            return;
+        }
+        self.sweep();
+        self.sweep_at = 2 * (self.names.len() + self.paths.len());
     }
 }
 
@@ -160,7 +180,8 @@ impl Registry {
 
     /// Registers an agent or a team under its name. Registering the same agent again is a
     /// no-op; a team registered again is replaced; a dead agent's entry (see the
-    /// [module docs](self)) is replaced. Sweeps away every dead agent's entries first.
+    /// [module docs](self)) is replaced. Sweeps away the dead agents' entries now and then
+    /// (see the module docs).
     ///
     /// # Errors
     ///
@@ -175,13 +196,17 @@ impl Registry {
         {
             return Ok(());
         }
-        inner.sweep();
+        inner.maybe_sweep();
         match (inner.names.get(&name), &target) {
             (None, _) => {}
+            (Some(Target::Agent(old)), _) if is_dead(old) => {}
             (Some(Target::Team(old)), Target::Team(new)) if old.same_team(new) => {}
             (Some(_), _) => return Err(RegistryError::NameTaken(name)),
         }
-        inner.names.insert(name, target);
+        // A dead agent replaced takes its paths with it.
+        if let Some(Target::Agent(old)) = inner.names.insert(name, target) {
+            inner.paths.retain(|_, a| !a.same_agent(&old));
+        }
         Ok(())
     }
 
@@ -200,6 +225,7 @@ impl Registry {
 
     pub(crate) fn register_path(&self, path: ChildPath, agent: &AgentRef) {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        inner.maybe_sweep();
         inner.paths.insert(path, agent.clone());
     }
 
