@@ -197,3 +197,40 @@ async fn a_kill_stops_the_turn_and_answers_every_asker_at_once() {
     assert_eq!(victim.status().await.unwrap().activity, Activity::Idle);
     root.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_killed_agents_turn_stops_at_once_even_while_its_supervisor_is_busy() {
+    // The root's escalation handler blocks its thread, and so the root, until released.
+    let (stalled_tx, mut stalled) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = std::sync::Mutex::new(blocked);
+    let handler = move |_: warden_supervisor::Escalation| {
+        let _ = stalled_tx.send(());
+        let _ = blocked.lock().unwrap().recv();
+        warden_supervisor::Disposition::Handled
+    };
+    let (behaviour, mut script) = scripted();
+    let victim = Agent::new("victim", behaviour.clone());
+    let raiser = Agent::new("raiser", behaviour);
+    let root = warden_supervisor::Supervisor::builder("root")
+        .escalation_handler(handler)
+        .children([victim.child_spec(), raiser.child_spec()])
+        .spawn()
+        .await
+        .unwrap();
+    let victim = victim.handle();
+
+    let in_flight = spawn_ask(&victim, "hang");
+    assert_eq!(script.next_started().await, "hang");
+    raiser.handle().tell(AgentMessage::user("escalate")).unwrap();
+    stalled.recv().await.unwrap();
+
+    // The root cannot take the victim's exit (nor drop its state) yet: the turn stops anyway.
+    victim.actor().unwrap().kill();
+    assert_eq!(script.next_cut().await, "hang");
+
+    drop(release);
+    let in_flight = in_flight.await.unwrap().unwrap_err();
+    assert!(matches!(in_flight, AgentError::AgentDown(_)), "{in_flight:?}");
+    root.stop().await;
+}

@@ -124,8 +124,9 @@ impl Script {
 
 /// A behaviour driven by its task's text, for tests of the agent itself (no model):
 /// `"panic while building"` panics in `turn` itself, `"panic"` inside the turn, `"hang"`
-/// never finishes, `"gate"` finishes when the test adds a permit to [`Script::gate`];
-/// anything else answers its own text at once.
+/// never finishes, `"gate"` finishes when the test adds a permit to [`Script::gate`],
+/// `"escalate"` raises its text to the agent's supervisor; anything else answers its own
+/// text at once.
 #[derive(Clone)]
 pub(crate) struct Scripted {
     turns: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -171,7 +172,7 @@ impl Drop for CutGuard {
 impl warden_agents::agent::Behaviour for Scripted {
     fn turn<'a>(
         &'a self,
-        _cx: &'a mut warden_agents::agent::TurnContext,
+        cx: &'a mut warden_agents::agent::TurnContext,
         task: &'a AgentMessage,
     ) -> futures::future::BoxFuture<'a, Result<warden_agents::agent::TurnOutput, warden_agents::agent::TurnError>> {
         use warden_agents::agent::{Outcome, TurnOutput};
@@ -181,6 +182,9 @@ impl warden_agents::agent::Behaviour for Scripted {
         self.turns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.started.send(text.clone());
         assert_ne!(text, "panic while building", "the behaviour panics building its turn");
+        if let (Some(escalator), "escalate") = (cx.escalator(), text.as_str()) {
+            escalator.raise(text.clone()).expect("the supervisor is up");
+        }
         Box::pin(async move {
             let mut guard = CutGuard(Some((self.cut.clone(), text.clone())));
             match text.as_str() {
