@@ -1,6 +1,7 @@
 //! The ReAct loop over HTTP to the fake provider, with tools run by a real ToolExecutor
-//! under a real Supervisor: parallel tool calls, permissions, the iteration limit,
-//! structured output, model failures, and the memory window.
+//! under a real Supervisor: parallel tool calls, permissions, tools the agent was not
+//! offered, the iteration limit, structured output, model failures, the memory window, and
+//! token counts that saturate.
 
 #[path = "support/agent.rs"]
 mod support;
