@@ -12,9 +12,21 @@
 //!
 //! An [`AgentRef`] follows the agent across restarts, like a registered name in OTP. Ask with
 //! a deadline and get exactly one outcome: the [`Reply`], or an [`AgentError`] ([`NotDelivered`],
-//! [`AgentDown`] as soon as the agent dies, [`Timeout`], or the turn's own failure), never a
-//! hang. Tell to fire and forget. Many asks can be in flight at once (to one agent or many):
-//! each is a future, so gather them with `futures` as they complete.
+//! [`NotStarted`] or [`AgentDown`] as soon as the agent dies, [`Timeout`], or the turn's own
+//! failure), never a hang. Tell to fire and forget. Many asks can be in flight at once (to
+//! one agent or many): each is a future, so gather them with `futures` as they complete.
+//!
+//! The errors say whether the task may have been acted on, so a caller knows when sending it
+//! again is safe: [`NotDelivered`] and [`NotStarted`] mean it certainly was not
+//! ([`AgentError::was_not_delivered`]); [`AgentDown`] and [`Timeout`] mean it may have been.
+//!
+//! # Work nobody waits for is not done
+//!
+//! An ask is work for someone who waits. When the asker stops waiting (its deadline passes,
+//! or its future is dropped), a queued task of it is skipped ([`AgentEventKind::TaskDropped`]),
+//! and its turn in flight is cut short as by an interrupt (the turn ends `abandoned`). A
+//! `tell` has nobody waiting: only the agent's own [`turn_deadline`](Agent::turn_deadline)
+//! bounds its turn.
 //!
 //! ```
 //! use std::time::Duration;
@@ -77,6 +89,7 @@
 //!
 //! [`NotDelivered`]: AgentError::NotDelivered
 //! [`AgentDown`]: AgentError::AgentDown
+//! [`NotStarted`]: AgentError::NotStarted
 //! [`Timeout`]: AgentError::Timeout
 
 mod actor;
@@ -89,18 +102,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorRef};
+use ractor::{Actor, ActorCell, ActorId, ActorRef};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use warden_supervisor::{ChildPath, ChildSpec, StartContext, request};
 
 pub use behaviour::{AgentTrouble, Behaviour, HumanAnswer, HumanQuestion, Outcome, Reply, TurnContext, TurnOutput};
 pub use error::{AgentError, TurnError};
-pub use event::{AgentEvent, AgentEventKind, AgentObserver};
+pub use event::{AgentEvent, AgentEventKind, AgentObserver, DropReason};
 
 use crate::memory::MemoryLimit;
 use crate::message::{Address, AgentMessage};
 use crate::registry::Registry;
-use actor::{AgentActor, AgentMsg, StartArgs};
+use actor::{AgentActor, AgentMsg, Asker, Pending, StartArgs};
+use event::{DEFAULT_OBSERVER_QUEUE, EventSink};
 
 /// The deadline of control calls ([`interrupt`](AgentRef::interrupt), [`status`](AgentRef::status)).
 const CONTROL_DEADLINE: Duration = Duration::from_secs(5);
@@ -114,6 +129,8 @@ pub struct Agent {
     memory_limit: MemoryLimit,
     escalate_after: u32,
     observer: Option<AgentObserver>,
+    observer_queue: usize,
+    turn_deadline: Option<Duration>,
     registry: Option<Registry>,
     handle: AgentRef,
 }
@@ -124,13 +141,15 @@ impl fmt::Debug for Agent {
             .field("name", &self.name)
             .field("memory_limit", &self.memory_limit)
             .field("escalate_after", &self.escalate_after)
+            .field("turn_deadline", &self.turn_deadline)
             .finish_non_exhaustive()
     }
 }
 
 impl Agent {
     /// An agent called `name` (also its child id: non-empty, no `/`) that runs `behaviour`,
-    /// with the default memory limit, escalating after 3 failed turns in a row.
+    /// with the default memory limit, escalating after 3 failed turns in a row, turns without
+    /// a deadline of their own.
     pub fn new(name: impl Into<Arc<str>>, behaviour: impl Behaviour) -> Self {
         let name = name.into();
         Self {
@@ -140,6 +159,8 @@ impl Agent {
             memory_limit: MemoryLimit::default(),
             escalate_after: 3,
             observer: None,
+            observer_queue: DEFAULT_OBSERVER_QUEUE,
+            turn_deadline: None,
             registry: None,
         }
     }
@@ -156,14 +177,31 @@ impl Agent {
         self
     }
 
-    /// Sets a callback that sees every [`AgentEvent`].
+    /// Sets a callback that sees every [`AgentEvent`], in order, on a task of its own (see
+    /// [`AgentObserver`]): it never holds up the agent, and its panics are caught.
     pub fn observer(mut self, observer: impl Fn(&AgentEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
         self
     }
 
+    /// How many events may wait for a slow observer before more are dropped and counted
+    /// (default 1024; at least 1).
+    pub fn observer_queue(mut self, capacity: usize) -> Self {
+        self.observer_queue = capacity.max(1);
+        self
+    }
+
+    /// Cuts every turn short after `deadline` (default: none), as an interrupt does (open
+    /// tool calls are closed); the turn then fails with [`TurnError::DeadlineExceeded`]. An
+    /// ask's turn is also cut short when its asker stops waiting, whatever this says.
+    pub fn turn_deadline(mut self, deadline: Duration) -> Self {
+        self.turn_deadline = Some(deadline);
+        self
+    }
+
     /// Registers the agent in `registry` by name when it starts (and by path, under a
-    /// supervisor). A start fails if the name belongs to another agent or team.
+    /// supervisor), and withdraws it when it stops. A start fails if the name belongs to a
+    /// team or to another agent that is running.
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
         self
@@ -237,6 +275,8 @@ pub struct AgentStatus {
     pub queued: usize,
     /// Turns finished by this incarnation.
     pub turns_completed: u64,
+    /// Events this incarnation dropped because its observer fell behind.
+    pub events_dropped: u64,
     /// Failed turns in a row.
     pub consecutive_failures: u32,
     /// Messages in its memory (0 while a turn holds the memory).
@@ -248,6 +288,8 @@ struct Incarnation {
     generation: u64,
     actor: Option<ActorRef<AgentMsg>>,
     path: Option<ChildPath>,
+    /// The running incarnation's events, for tasks dropped before they reach its state.
+    events: Option<EventSink>,
 }
 
 struct RefInner {
@@ -303,23 +345,25 @@ impl AgentRef {
     }
 
     /// Publishes a new incarnation; returns its generation.
-    fn publish(&self, actor: ActorRef<AgentMsg>, path: Option<ChildPath>) -> u64 {
+    fn publish(&self, actor: ActorRef<AgentMsg>, path: Option<ChildPath>, events: EventSink) -> u64 {
         let mut generation = 0;
         self.inner.slot.send_modify(|slot| {
             slot.generation += 1;
             slot.actor = Some(actor);
             slot.path = path;
+            slot.events = Some(events);
             generation = slot.generation;
         });
         generation
     }
 
     /// Withdraws `actor` if it is still the published incarnation.
-    fn withdraw(&self, actor: &ActorRef<AgentMsg>) {
+    fn withdraw(&self, actor: ActorId) {
         self.inner.slot.send_if_modified(|slot| {
-            let ours = slot.actor.as_ref().is_some_and(|a| a.get_id() == actor.get_id());
+            let ours = slot.actor.as_ref().is_some_and(|a| a.get_id() == actor);
             if ours {
                 slot.actor = None;
+                slot.events = None;
             }
             ours
         });
@@ -336,6 +380,30 @@ impl AgentRef {
             .actor
             .clone()
             .ok_or_else(|| AgentError::NotDelivered(self.inner.name.clone()))
+    }
+
+    /// Sends a task to the running incarnation, addressed to this agent if it names nobody.
+    fn send_task(&self, mut task: AgentMessage, asker: Option<Asker>) -> Result<(), AgentError> {
+        let (actor, events) = {
+            let slot = self.inner.slot.borrow();
+            let not_delivered = || AgentError::NotDelivered(self.inner.name.clone());
+            let actor = slot.actor.clone().ok_or_else(not_delivered)?;
+            let events = slot
+                .events
+                .clone()
+                .unwrap_or_else(|| EventSink::none(self.inner.name.clone()));
+            (actor, events)
+        };
+        if task.recipient == Address::Unspecified {
+            task.recipient = self.address();
+        }
+        let pending = Pending::new(task, self.load_guard(), asker, events);
+        actor.send_message(AgentMsg::Task(Box::new(pending))).map_err(|e| {
+            if let ractor::MessagingErr::SendErr(AgentMsg::Task(pending)) = e {
+                (*pending).withdraw();
+            }
+            AgentError::NotDelivered(self.inner.name.clone())
+        })
     }
 
     /// Whether two handles address the same agent.
@@ -414,57 +482,45 @@ impl AgentRef {
     /// Exactly one outcome, promptly: the agent's reply, or an error as soon as the agent is
     /// known to be gone, or at the deadline (built on [`warden_supervisor::request()`]).
     ///
+    /// The deadline also bounds the work: once it passes (or the future is dropped), the
+    /// agent skips the task if it has not started it, and cuts its turn short if it has (see
+    /// the [module docs](self)).
+    ///
     /// # Errors
     ///
     /// [`AgentError::NotDelivered`] if no incarnation is running (it did nothing);
-    /// [`AgentError::AgentDown`] if it died before answering (it may have acted);
-    /// [`AgentError::Timeout`] at the deadline (it may still act);
+    /// [`AgentError::NotStarted`] if it died before starting the task (it did nothing);
+    /// [`AgentError::AgentDown`] if it died while working on it (it may have acted);
+    /// [`AgentError::Timeout`] at the deadline (it may have acted; it stops);
     /// [`AgentError::Turn`] when it ran the task and the turn failed.
     ///
     /// # Cancellation
     ///
-    /// Dropping the future abandons the ask: the agent still runs the task, and its answer
-    /// is discarded.
-    pub async fn ask(&self, mut task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
-        let actor = self.current()?;
-        if task.recipient == Address::Unspecified {
-            task.recipient = self.address();
-        }
-        let load = self.load_guard();
-        match request(
-            &actor,
-            |reply| AgentMsg::Task {
-                task,
-                reply: Some(reply),
-                load,
-            },
-            deadline,
-        )
-        .await
-        {
-            Ok(answer) => answer,
-            Err(e) => Err(AgentError::from_request(&self.inner.name, e)),
+    /// Dropping the future abandons the ask: the agent skips the task, or cuts its turn
+    /// short, as at the deadline.
+    pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
+        // A deadline too far to represent is no deadline: about thirty years.
+        let until = Instant::now()
+            .checked_add(deadline)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(30 * 365 * 86_400));
+        let (asker, side) = Asker::new(self.inner.name.clone(), until);
+        self.send_task(task, Some(asker))?;
+        match tokio::time::timeout_at(until, side.answer).await {
+            Ok(Ok(answer)) => answer,
+            // Every path answers; a port dropped silently still means the agent went down.
+            Ok(Err(_)) => Err(AgentError::AgentDown(self.inner.name.clone())),
+            Err(_) => Err(AgentError::Timeout(deadline)),
         }
     }
 
-    /// Sends `task` without waiting for an answer.
+    /// Sends `task` without waiting for an answer. A tell the agent drops without running
+    /// it (it stopped first) is reported as an [`AgentEventKind::TaskDropped`].
     ///
     /// # Errors
     ///
     /// [`AgentError::NotDelivered`] if no incarnation is running.
-    pub fn tell(&self, mut task: AgentMessage) -> Result<(), AgentError> {
-        let actor = self.current()?;
-        if task.recipient == Address::Unspecified {
-            task.recipient = self.address();
-        }
-        let load = self.load_guard();
-        actor
-            .send_message(AgentMsg::Task {
-                task,
-                reply: None,
-                load,
-            })
-            .map_err(|_| AgentError::NotDelivered(self.inner.name.clone()))
+    pub fn tell(&self, task: AgentMessage) -> Result<(), AgentError> {
+        self.send_task(task, None)
     }
 
     /// Interrupts the turn in flight, if any (see the [module docs](self)); answers whether

@@ -285,11 +285,13 @@ impl ReAct {
 
     async fn call_tool(&self, caller: &Caller, id: &str, name: &str, input: &Value) -> CallResult {
         let result = match &self.tools {
-            Some(tools) => {
+            // Only tools the agent offers are sent to its executor, whatever else the
+            // executor holds: a model cannot call its way past its own toolkit.
+            Some(tools) if tools.toolkit.is_enabled(name) => {
                 let call = ToolCall::new(name, input.clone()).id(id).caller(caller.clone());
                 tools.client.call(call, self.tool_deadline).await
             }
-            None => Err(ToolError::NotFound { tool: Arc::from(name) }),
+            _ => Err(ToolError::NotFound { tool: Arc::from(name) }),
         };
         let content = to_model_content(&result);
         let block = match &result {
@@ -404,8 +406,9 @@ impl ReAct {
             let request = self.request(cx, &self.tool_specs());
             cx.emit(AgentEventKind::ModelCalled { iteration });
             let response = self.model.chat(&request).await?;
-            usage.input_tokens += response.usage.input_tokens;
-            usage.output_tokens += response.usage.output_tokens;
+            // Provider-supplied counts: saturate rather than overflow.
+            usage.input_tokens = usage.input_tokens.saturating_add(response.usage.input_tokens);
+            usage.output_tokens = usage.output_tokens.saturating_add(response.usage.output_tokens);
             cx.memory_mut().push(response.to_message());
             let calls: Vec<(String, String, Value)> = response
                 .tool_uses()

@@ -7,6 +7,18 @@
 //! under a supervisor. The entries are [`AgentRef`]s, which follow restarts, so an address
 //! stays good across crashes. Names are shared by agents and teams: one name, one target.
 //!
+//! # Agents that end
+//!
+//! An agent leaves the registry when it stops (a stop, as when its supervisor terminates
+//! it or shuts down; a restart registers it again, as an OTP process registers its name
+//! again in `init`). An agent that was killed or crashed stays, so its address stays good
+//! while its supervisor restarts it; but such a *dead* entry (an agent that has run and has
+//! no incarnation running) never blocks a new agent of the same name, which replaces it,
+//! and registrations sweep the dead entries away whenever the registry has doubled since
+//! the last sweep (so a registration costs O(1) amortized). So the registry does not grow
+//! with agents that come and go: a temporary agent's name is free again once it ends, and
+//! dead entries never outnumber the live ones by much.
+//!
 //! ```
 //! use warden_agents::registry::Registry;
 //! use warden_agents::team::{RoutePolicy, Team};
@@ -111,6 +123,35 @@ pub enum RegistryError {
 struct Inner {
     names: HashMap<String, Target>,
     paths: HashMap<ChildPath, AgentRef>,
+    /// The next registration sweeps once there are this many entries.
+    sweep_at: usize,
+}
+
+/// The smallest number of entries at which a registration sweeps.
+const MIN_SWEEP_AT: usize = 64;
+
+/// Whether an agent has run and no incarnation of it is running now.
+fn is_dead(agent: &AgentRef) -> bool {
+    agent.generation() > 0 && !agent.is_running()
+}
+
+impl Inner {
+    /// Removes the entries of dead agents: agents that have run and have no incarnation
+    /// running (killed or crashed, and not restarted, or not yet).
+    fn sweep(&mut self) {
+        self.names
+            .retain(|_, target| !matches!(target, Target::Agent(a) if is_dead(a)));
+        self.paths.retain(|_, agent| !is_dead(agent));
+    }
+
+    /// Sweeps if the registry has doubled since the last sweep (amortized O(1)).
+    fn maybe_sweep(&mut self) {
+        if self.names.len() + self.paths.len() < self.sweep_at.max(MIN_SWEEP_AT) {
+            return;
+        }
+        self.sweep();
+        self.sweep_at = 2 * (self.names.len() + self.paths.len());
+    }
 }
 
 /// A directory of agents and teams. Cheap to clone; clones share the directory.
@@ -138,23 +179,44 @@ impl Registry {
     }
 
     /// Registers an agent or a team under its name. Registering the same agent again is a
-    /// no-op; a team registered again is replaced.
+    /// no-op; a team registered again is replaced; a dead agent's entry (see the
+    /// [module docs](self)) is replaced. Sweeps away the dead agents' entries now and then
+    /// (see the module docs).
     ///
     /// # Errors
     ///
-    /// [`RegistryError::NameTaken`] if another agent or team has the name.
+    /// [`RegistryError::NameTaken`] if a team, or another agent that is running (or has
+    /// not started yet), has the name.
     pub fn register(&self, target: impl Into<Target>) -> Result<(), RegistryError> {
         let target = target.into();
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let name = target.name().to_owned();
+        if let (Some(Target::Agent(old)), Target::Agent(new)) = (inner.names.get(&name), &target)
+            && old.same_agent(new)
+        {
+            return Ok(());
+        }
+        inner.maybe_sweep();
         match (inner.names.get(&name), &target) {
             (None, _) => {}
-            (Some(Target::Agent(old)), Target::Agent(new)) if old.same_agent(new) => return Ok(()),
+            (Some(Target::Agent(old)), _) if is_dead(old) => {}
             (Some(Target::Team(old)), Target::Team(new)) if old.same_team(new) => {}
             (Some(_), _) => return Err(RegistryError::NameTaken(name)),
         }
-        inner.names.insert(name, target);
+        // A dead agent replaced takes its paths with it.
+        if let Some(Target::Agent(old)) = inner.names.insert(name, target) {
+            inner.paths.retain(|_, a| !a.same_agent(&old));
+        }
         Ok(())
+    }
+
+    /// Removes `agent`'s own entries: its name, if it still names this agent, and its paths.
+    pub(crate) fn withdraw_agent(&self, agent: &AgentRef) {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        if matches!(inner.names.get(agent.name()), Some(Target::Agent(a)) if a.same_agent(agent)) {
+            inner.names.remove(agent.name());
+        }
+        inner.paths.retain(|_, a| !a.same_agent(agent));
     }
 
     pub(crate) fn register_agent(&self, agent: &AgentRef) -> Result<(), RegistryError> {
@@ -163,6 +225,7 @@ impl Registry {
 
     pub(crate) fn register_path(&self, path: ChildPath, agent: &AgentRef) {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        inner.maybe_sweep();
         inner.paths.insert(path, agent.clone());
     }
 
@@ -202,6 +265,21 @@ impl Registry {
             Some(Target::Team(team)) => Some(team),
             _ => None,
         }
+    }
+
+    /// How many names are registered (agents and teams).
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner).names.len()
+    }
+
+    /// Whether no name is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many tree paths are registered.
+    pub fn path_count(&self) -> usize {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner).paths.len()
     }
 
     /// Every registered name, sorted.

@@ -35,7 +35,7 @@ use crate::agent::{AgentError, AgentRef, Reply};
 use crate::message::{Address, AgentMessage};
 
 /// The user's routing function: given the task and the members, the index of the member
-/// that gets it (`None`: nobody, and the ask fails with [`AgentError::NoRoute`]).
+/// that gets it (`None`, or a panic: nobody, and the ask fails with [`AgentError::NoRoute`]).
 pub type RouteFn = Arc<dyn Fn(&AgentMessage, &[AgentRef]) -> Option<usize> + Send + Sync + 'static>;
 
 /// How a [`Team`] picks the members that get a message.
@@ -142,7 +142,8 @@ impl Team {
     ///
     /// # Errors
     ///
-    /// [`AgentError::NoRoute`] when the team is empty or the function picks nobody.
+    /// [`AgentError::NoRoute`] when the team is empty or the function picks nobody (or
+    /// panics).
     pub fn route(&self, task: &AgentMessage) -> Result<Vec<AgentRef>, AgentError> {
         let members = &self.inner.members;
         if members.is_empty() {
@@ -156,7 +157,14 @@ impl Team {
             RoutePolicy::RoundRobin => in_turn.clone().find(|m| m.is_running()),
             RoutePolicy::LeastBusy => in_turn.clone().filter(|m| m.is_running()).min_by_key(|m| m.load()),
             RoutePolicy::Custom(f) => {
-                return f(task, members)
+                // The user's function: a panic in it routes nowhere, it does not unwind
+                // into the caller.
+                let pick =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(task, members))).unwrap_or_else(|_| {
+                        tracing::warn!(team = %self.inner.name, "routing function panicked; no route");
+                        None
+                    });
+                return pick
                     .and_then(|i| members.get(i))
                     .map(|m| vec![m.clone()])
                     .ok_or_else(|| self.no_route());
@@ -185,7 +193,8 @@ impl Team {
     ///
     /// # Cancellation
     ///
-    /// As [`AgentRef::ask`]; for a broadcast, the members still run the task.
+    /// As [`AgentRef::ask`]. For a broadcast, the members that have not answered when the
+    /// first success arrives are abandoned: they skip the task, or cut their turn short.
     pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
         let task = self.addressed(task);
         let members = self.route(&task)?;
@@ -226,7 +235,8 @@ impl Team {
     ///
     /// # Cancellation
     ///
-    /// Dropping the stream abandons the asks not yet answered; the members still run them.
+    /// Dropping the stream abandons the asks not yet answered, as dropping
+    /// [`AgentRef::ask`] does: the members skip them, or cut their turns short.
     pub fn ask_all(
         &self,
         task: AgentMessage,

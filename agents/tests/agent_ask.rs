@@ -1,6 +1,7 @@
 //! ask and tell against agents under a real supervisor, over HTTP to the fake provider:
-//! the reply's addressing, exactly one outcome when the agent is killed mid-ask, timeouts,
-//! control messages served while a turn is in flight, and concurrent asks.
+//! the reply's addressing, exactly one outcome when the agent is killed mid-ask (telling
+//! "may have acted" from "never started"), timeouts, control messages served while a turn
+//! is in flight, and concurrent asks.
 
 #[path = "support/agent.rs"]
 mod support;
@@ -61,7 +62,7 @@ async fn ask_answers_the_asker_and_tell_runs_the_task() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers() {
+async fn asks_to_a_killed_agent_end_once_down_or_not_started_and_the_restart_answers() {
     let fake = FakeProvider::start().await;
     // Every model call stalls until the restart. (A default, not a scripted reply: the
     // stalled request's handler may run late, and must not take a reply meant for later.)
@@ -90,7 +91,17 @@ async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers
         matches!(first, Err(AgentError::AgentDown(ref n)) if &**n == "worker"),
         "{first:?}"
     );
-    assert!(matches!(second, Err(AgentError::AgentDown(_))), "{second:?}");
+    // The queued one never started: it had no effect, and says so.
+    let second = second.unwrap_err();
+    assert!(
+        matches!(second, AgentError::NotStarted(ref n) if &**n == "worker"),
+        "{second:?}"
+    );
+    assert!(second.was_not_delivered() && second.is_transient());
+    assert!(
+        !first.unwrap_err().was_not_delivered(),
+        "the one in flight may have acted"
+    );
     assert_eq!(worker.load(), 0);
 
     // The supervisor restarts it; the same handle reaches the new incarnation.
@@ -111,7 +122,8 @@ async fn asks_to_a_killed_agent_end_once_with_agent_down_and_the_restart_answers
 async fn an_agent_not_running_is_not_delivered_and_a_slow_one_times_out() {
     let fake = FakeProvider::start().await;
     fake.push(Fault::Stall);
-    let agent = Agent::new("solo", ReAct::builder(model(&fake)).build());
+    let (observer, mut events) = recorder();
+    let agent = Agent::new("solo", ReAct::builder(model(&fake)).build()).observer(observer);
     let solo = agent.handle();
     assert!(matches!(
         solo.ask(AgentMessage::user("before start"), DEADLINE).await,
@@ -124,8 +136,21 @@ async fn an_agent_not_running_is_not_delivered_and_a_slow_one_times_out() {
         .await
         .unwrap_err();
     assert!(matches!(err, AgentError::Timeout(_)) && err.is_transient(), "{err:?}");
-    // The timed-out turn is still in flight; it can be interrupted.
-    assert!(solo.interrupt().await.unwrap());
+    // Nobody waits for the timed-out turn any more: it is cut short, not left running.
+    let ended = events
+        .wait_for("solo", |k| matches!(k, AgentEventKind::TurnEnded { .. }))
+        .await;
+    assert!(
+        matches!(
+            ended,
+            AgentEventKind::TurnEnded {
+                outcome: "abandoned",
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
+    assert!(!solo.interrupt().await.unwrap(), "nothing left to interrupt");
 
     solo.actor().unwrap().stop(None);
     join.await.unwrap();

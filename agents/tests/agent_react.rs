@@ -1,6 +1,7 @@
 //! The ReAct loop over HTTP to the fake provider, with tools run by a real ToolExecutor
-//! under a real Supervisor: parallel tool calls, permissions, the iteration limit,
-//! structured output, model failures, and the memory window.
+//! under a real Supervisor: parallel tool calls, permissions, tools the agent was not
+//! offered, the iteration limit, structured output, model failures, the memory window, and
+//! token counts that saturate.
 
 #[path = "support/agent.rs"]
 mod support;
@@ -265,4 +266,119 @@ async fn memory_keeps_a_window_of_whole_exchanges() {
     assert_eq!(status.memory_messages, 4);
     assert_eq!(status.turns_completed, 3);
     root.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_cannot_call_a_tool_its_agent_was_not_offered() {
+    // One executor holds both tools; the agent is offered only `echo`.
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let echo = || tool_fn("echo", "Echoes.", |v: Value| async move { Ok::<_, ToolError>(v) });
+    let ran_flag = ran.clone();
+    let shared =
+        Toolkit::new()
+            .tool(echo())
+            .tool(tool_fn("delete_everything", "Deletes everything.", move |_: Value| {
+                let ran = ran_flag.clone();
+                async move {
+                    ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok::<_, ToolError>("deleted")
+                }
+            }));
+    let executor = ToolExecutor::new(shared, ToolStack::recommended().build());
+    let fake = FakeProvider::start().await;
+    fake.push(Reply::ToolCalls(vec![
+        ToolCall::new("delete_everything", json!({})).with_id("c1"),
+    ]));
+    fake.push(Reply::text("done"));
+    let agent = Agent::new(
+        "careful",
+        ReAct::builder(model(&fake))
+            .tools(Toolkit::new().tool(echo()), executor.client())
+            .build(),
+    );
+    let (root, _escalations) = root(vec![executor.child_spec("tools"), agent.child_spec()]).await;
+
+    let reply = agent
+        .handle()
+        .ask(AgentMessage::user("clean up"), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(reply.outcome, Outcome::Completed);
+    let results = tool_messages(fake.requests()[1].messages());
+    assert!(results[0].1.starts_with("error (not_found)"), "{results:?}");
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "the tool never ran");
+    root.stop().await;
+}
+
+/// A model that asks for a tool, then answers, each time claiming `u64::MAX` tokens.
+#[derive(Debug)]
+struct Greedy(std::sync::atomic::AtomicBool);
+
+impl warden_agents::model::ChatModel for Greedy {
+    fn model_name(&self) -> &str {
+        "greedy"
+    }
+
+    fn provider_name(&self) -> &'static str {
+        "test"
+    }
+
+    fn chat<'a>(
+        &'a self,
+        _req: &'a warden_agents::model::ChatRequest,
+    ) -> futures::future::BoxFuture<'a, Result<warden_agents::model::ChatResponse, warden_agents::model::ModelError>>
+    {
+        use warden_agents::model::{ChatResponse, ContentBlock, StopReason, Usage};
+        let first = !self.0.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let (content, stop_reason) = if first {
+            let call = ContentBlock::ToolUse {
+                id: "c1".into(),
+                name: "missing".into(),
+                input: json!({}),
+            };
+            (vec![call], StopReason::ToolUse)
+        } else {
+            (vec![ContentBlock::text("done")], StopReason::EndTurn)
+        };
+        let usage = Usage {
+            input_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+        };
+        Box::pin(async move {
+            Ok(ChatResponse {
+                content,
+                stop_reason,
+                usage,
+                model: "greedy".into(),
+            })
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        _req: &'a warden_agents::model::ChatRequest,
+    ) -> futures::future::BoxFuture<'a, Result<warden_agents::model::EventStream, warden_agents::model::ModelError>>
+    {
+        Box::pin(async {
+            Err(warden_agents::model::ModelError::MalformedResponse {
+                detail: "no streaming here".into(),
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_counts_the_provider_claims_saturate_instead_of_overflowing() {
+    let model = warden_agents::model::Model::new(Greedy(Default::default()));
+    let (greedy, _join) = Agent::new("greedy", ReAct::builder(model).build())
+        .spawn()
+        .await
+        .unwrap();
+    let reply = greedy.ask(AgentMessage::user("count"), DEADLINE).await.unwrap();
+    assert_eq!((reply.outcome, reply.iterations), (Outcome::Completed, 2));
+    assert_eq!(
+        (reply.usage.input_tokens, reply.usage.output_tokens),
+        (u64::MAX, u64::MAX)
+    );
+    greedy.actor().unwrap().stop(None);
 }

@@ -6,41 +6,48 @@
 //! ractor's stop and kill, which ractor already serves before ordinary messages) is handled
 //! as soon as it arrives, ahead of the queued tasks: control has priority over new work.
 //!
-//! Exactly one answer per ask: the reply port of a task is kept in the actor's state (queued,
-//! or as the turn in flight), never in the turn task. When the turn ends, the actor answers.
-//! When the actor dies, its state is dropped, and with it every reply port, which wakes each
-//! asker with `AgentDown` at once; the turn task is aborted with the `JoinSet`.
+//! Exactly one answer per ask, whatever happens: the asker's port is kept in the actor's
+//! state (queued, or as the turn in flight), never in the turn task, and it answers by
+//! itself when dropped unanswered: [`AgentError::NotStarted`] for a task that never started
+//! (queued, or still in the mailbox), [`AgentError::AgentDown`] for the turn in flight. So
+//! however the actor ends (a stop, a crash, or a kill, after which ractor hands the state
+//! to the supervisor instead of running `post_stop`), every asker hears at once when the
+//! state is dropped, and the turn task is aborted with it; the turn task also stops by
+//! itself as soon as its actor has stopped, whoever holds the state.
+//!
+//! Work nobody waits for is not done: a queued ask whose asker is gone (its deadline passed,
+//! its future dropped) is skipped, and a turn in flight for such an ask is cut short like an
+//! interrupt. Every user callback is guarded: a behaviour that panics (building its turn or
+//! running it) fails that turn with a typed error and the queue moves on; observers run on a
+//! task of their own ([`EventSink`]).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use warden_supervisor::{ChildPath, Escalator};
 
 use super::behaviour::{AgentTrouble, Behaviour, Outcome, Reply, TurnContext, TurnOutput};
 use super::error::{AgentError, TurnError};
-use super::event::{AgentEvent, AgentEventKind};
-use super::{Activity, Agent, AgentStatus, LoadGuard};
+use super::event::{AgentEventKind, DropReason, EventSink};
+use super::{Activity, Agent, AgentRef, AgentStatus, LoadGuard};
 use crate::memory::Memory;
 use crate::message::{Address, AgentMessage};
 
-/// What an agent's answer port carries.
-pub(crate) type ReplyPort = RpcReplyPort<Result<Reply, AgentError>>;
+/// What an asker receives.
+pub(crate) type Answer = Result<Reply, AgentError>;
 
 /// The agent actor's messages.
 pub(crate) enum AgentMsg {
-    /// A task; `reply` is `None` for a `tell`. (The load is released before the reply port,
-    /// should the message be dropped.)
-    Task {
-        task: AgentMessage,
-        load: LoadGuard,
-        reply: Option<ReplyPort>,
-    },
+    /// A task (an ask or a tell).
+    Task(Box<Pending>),
     /// Interrupt the turn in flight; answers whether there was one.
     Interrupt(RpcReplyPort<bool>),
     /// Input from a human: to the turn in flight, or a new turn.
@@ -59,10 +66,10 @@ impl ractor::Message for AgentMsg {}
 impl fmt::Debug for AgentMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Task { task, reply, .. } => f
+            Self::Task(pending) => f
                 .debug_struct("Task")
-                .field("task", &task.id)
-                .field("ask", &reply.is_some())
+                .field("task", &pending.task.as_ref().map(|t| t.id))
+                .field("ask", &pending.asker.is_some())
                 .finish(),
             Self::Interrupt(_) => f.write_str("Interrupt"),
             Self::HumanInput(_) => f.write_str("HumanInput"),
@@ -77,12 +84,144 @@ impl fmt::Debug for AgentMsg {
     }
 }
 
+/// Someone waiting for a task's answer. Dropped unanswered, it answers
+/// [`AgentError::AgentDown`] (the owner of a task that never started answers
+/// [`AgentError::NotStarted`] first: see [`Pending`]).
+pub(crate) struct Asker {
+    agent: Arc<str>,
+    port: Option<oneshot::Sender<Answer>>,
+    /// Closed when the asker stops waiting (the asker holds its sender and never sends).
+    gone: Option<oneshot::Receiver<()>>,
+    deadline: Instant,
+}
+
+/// What the asking side keeps: where the answer comes, and its presence (dropping it tells
+/// the agent nobody waits any more).
+pub(crate) struct AskerSide {
+    pub(crate) answer: oneshot::Receiver<Answer>,
+    pub(crate) _waiting: oneshot::Sender<()>,
+}
+
+impl Asker {
+    pub(crate) fn new(agent: Arc<str>, deadline: Instant) -> (Self, AskerSide) {
+        let (port, answer) = oneshot::channel();
+        let (waiting, gone) = oneshot::channel();
+        let asker = Self {
+            agent,
+            port: Some(port),
+            gone: Some(gone),
+            deadline,
+        };
+        (
+            asker,
+            AskerSide {
+                answer,
+                _waiting: waiting,
+            },
+        )
+    }
+
+    /// Whether nobody waits for the answer any more.
+    fn is_gone(&mut self) -> bool {
+        let closed = self.port.as_ref().is_none_or(oneshot::Sender::is_closed);
+        let left = self
+            .gone
+            .as_mut()
+            .is_some_and(|g| matches!(g.try_recv(), Err(oneshot::error::TryRecvError::Closed)));
+        closed || left || Instant::now() >= self.deadline
+    }
+
+    fn answer(&mut self, answer: Answer) {
+        if let Some(port) = self.port.take() {
+            let _ = port.send(answer);
+        }
+    }
+}
+
+impl Drop for Asker {
+    fn drop(&mut self) {
+        let down = AgentError::AgentDown(self.agent.clone());
+        self.answer(Err(down));
+    }
+}
+
+/// A task sent to the agent, from the handle's `send` until its turn starts. Dropped before
+/// that (in the mailbox, in the queue, skipped), it releases its load, answers its asker
+/// [`AgentError::NotStarted`], and reports [`AgentEventKind::TaskDropped`].
+pub(crate) struct Pending {
+    /// `None` once started (or withdrawn).
+    task: Option<AgentMessage>,
+    load: Option<LoadGuard>,
+    asker: Option<Asker>,
+    events: EventSink,
+    drop_reason: DropReason,
+}
+
+impl Pending {
+    pub(crate) fn new(task: AgentMessage, load: LoadGuard, asker: Option<Asker>, events: EventSink) -> Self {
+        Self {
+            task: Some(task),
+            load: Some(load),
+            asker,
+            events,
+            drop_reason: DropReason::AgentStopped,
+        }
+    }
+
+    /// Withdraws a task that was never delivered: dropping it then reports nothing.
+    pub(crate) fn withdraw(mut self) {
+        self.task = None;
+        if let Some(mut asker) = self.asker.take() {
+            asker.port = None;
+        }
+    }
+
+    /// Whether it is an ask whose asker stopped waiting; if so, it is marked to be dropped
+    /// for that reason.
+    fn is_abandoned(&mut self) -> bool {
+        let gone = self.asker.as_mut().is_some_and(Asker::is_gone);
+        if gone {
+            self.drop_reason = DropReason::AskerGone;
+        }
+        gone
+    }
+
+    /// Takes the task out to start its turn.
+    fn start(mut self) -> Option<(AgentMessage, Option<LoadGuard>, Option<Asker>)> {
+        let task = self.task.take()?;
+        Some((task, self.load.take(), self.asker.take()))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        // The load is released before the asker can see the outcome.
+        drop(self.load.take());
+        let ask = self.asker.is_some();
+        if let Some(mut asker) = self.asker.take() {
+            let not_started = AgentError::NotStarted(asker.agent.clone());
+            asker.answer(Err(not_started));
+        }
+        tracing::debug!(task = %task.id, ask, reason = ?self.drop_reason, "task dropped without a turn");
+        self.events.emit(AgentEventKind::TaskDropped {
+            task: task.id,
+            ask,
+            reason: self.drop_reason,
+        });
+    }
+}
+
 /// A turn's end, sent by the turn task to its actor.
 pub(crate) struct TurnDone {
     turn: u64,
-    memory: Memory,
-    task: AgentMessage,
+    /// `None` if it was lost to a panic after the turn.
+    memory: Option<Memory>,
     result: Result<TurnOutput, TurnError>,
+    /// Cut short because its asker stopped waiting.
+    abandoned: bool,
 }
 
 /// What a start gets from its supervisor (nothing when spawned alone).
@@ -94,47 +233,65 @@ pub(crate) struct StartArgs {
 /// The actor: the agent's definition.
 pub(crate) struct AgentActor(pub(crate) Agent);
 
-/// Fields drop in order: the load is released before the asker can see the outcome.
-struct Pending {
-    task: AgentMessage,
-    _load: LoadGuard,
-    reply: Option<ReplyPort>,
-}
-
+/// The turn in flight. Fields drop in order: the load is released before the asker (if
+/// still here, the agent went down mid-turn) answers `AgentDown`.
 struct Current {
     turn: u64,
-    _load: LoadGuard,
-    reply: Option<ReplyPort>,
+    task: AgentMessage,
+    job: tokio::task::Id,
+    _load: Option<LoadGuard>,
+    asker: Option<Asker>,
     interrupt: Option<oneshot::Sender<()>>,
     human: mpsc::UnboundedSender<String>,
     waiting: bool,
 }
 
-/// One incarnation's state: its memory, queue and counters. Shared with no one.
+/// One incarnation's state: its memory, queue and counters. Shared with no one. Dropping it,
+/// however the actor ended, aborts the turn in flight, answers every asker and withdraws
+/// the incarnation from its handles.
 pub(crate) struct AgentState {
     /// `None` while a turn has it.
     memory: Option<Memory>,
     queue: VecDeque<Pending>,
     current: Option<Current>,
-    /// The turn task; aborted when the state is dropped.
+    /// The turn task.
     tasks: JoinSet<()>,
     next_turn: u64,
     turns_completed: u64,
     failures: u32,
     escalator: Option<Escalator>,
     path: Option<ChildPath>,
+    events: EventSink,
+    handle: AgentRef,
+    actor: ActorId,
+}
+
+impl Drop for AgentState {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+        // The turn in flight may have acted: its asker hears `AgentDown`. Queued tasks never
+        // started: `NotStarted`, and an event each.
+        self.current = None;
+        self.queue.clear();
+        self.handle.withdraw(self.actor);
+    }
+}
+
+/// How a turn was cut short.
+enum Cut {
+    Interrupt,
+    AskerGone,
+    Deadline(Duration),
+}
+
+/// What a turn task watches besides its turn.
+struct Signals {
+    interrupt: oneshot::Receiver<()>,
+    asker_gone: Option<oneshot::Receiver<()>>,
+    deadline: Option<Duration>,
 }
 
 impl AgentActor {
-    fn emit(&self, kind: AgentEventKind) {
-        if let Some(observer) = &self.0.observer {
-            observer(&AgentEvent {
-                agent: self.0.name.clone(),
-                kind,
-            });
-        }
-    }
-
     fn status(&self, state: &AgentState) -> AgentStatus {
         let activity = match &state.current {
             None => Activity::Idle,
@@ -147,20 +304,30 @@ impl AgentActor {
             turns_completed: state.turns_completed,
             consecutive_failures: state.failures,
             memory_messages: state.memory.as_ref().map_or(0, Memory::len),
+            events_dropped: state.events.dropped(),
         }
     }
 
+    /// Drops the queued asks whose askers stopped waiting.
+    fn prune_queue(state: &mut AgentState) {
+        state.queue.retain_mut(|pending| !pending.is_abandoned());
+    }
+
     fn start_next(&self, myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
-        if state.current.is_some() {
-            return;
-        }
-        if let Some(pending) = state.queue.pop_front() {
-            self.start_turn(myself, state, pending);
+        while state.current.is_none() {
+            let Some(mut pending) = state.queue.pop_front() else {
+                return;
+            };
+            if !pending.is_abandoned() {
+                self.start_turn(myself, state, pending);
+            }
         }
     }
 
     fn start_turn(&self, myself: &ActorRef<AgentMsg>, state: &mut AgentState, pending: Pending) {
-        let Pending { task, reply, _load } = pending;
+        let Some((task, load, mut asker)) = pending.start() else {
+            return;
+        };
         state.next_turn += 1;
         let turn = state.next_turn;
         let (interrupt_tx, interrupt_rx) = oneshot::channel();
@@ -172,46 +339,84 @@ impl AgentActor {
             path: state.path.clone(),
             escalator: state.escalator.clone(),
             registry: self.0.registry.clone(),
-            observer: self.0.observer.clone(),
+            events: state.events.clone(),
             human: human_rx,
             myself: myself.clone(),
             turn,
         };
-        self.emit(AgentEventKind::TurnStarted { task: task.id });
+        state.events.emit(AgentEventKind::TurnStarted { task: task.id });
+        let signals = Signals {
+            interrupt: interrupt_rx,
+            asker_gone: asker.as_mut().and_then(|a| a.gone.take()),
+            deadline: self.0.turn_deadline,
+        };
         let behaviour = self.0.behaviour.clone();
         let myself = myself.clone();
-        state.tasks.spawn(async move {
-            let done = run_turn(behaviour, cx, task, interrupt_rx).await;
-            // If the actor is gone, so is everyone waiting for this answer.
-            let _ = myself.send_message(AgentMsg::TurnDone(Box::new(done)));
+        let turn_task = task.clone();
+        let job = state.tasks.spawn(async move {
+            let stopped = myself.get_cell();
+            tokio::select! {
+                biased;
+                // The actor is gone (its state may still be on its way to the supervisor):
+                // so is everyone waiting for this turn.
+                _ = stopped.wait(None) => {}
+                done = AssertUnwindSafe(run_turn(behaviour, cx, turn_task, signals)).catch_unwind() => {
+                    let done = done.unwrap_or_else(|panic| TurnDone::lost(turn, &*panic));
+                    let _ = myself.send_message(AgentMsg::TurnDone(Box::new(done)));
+                }
+            }
         });
         state.current = Some(Current {
             turn,
-            reply,
-            _load,
+            task,
+            job: job.id(),
+            _load: load,
+            asker,
             interrupt: Some(interrupt_tx),
             human: human_tx,
             waiting: false,
         });
     }
 
+    /// Collects ended turn tasks. A turn task only ends without reporting if it panicked
+    /// outside every guard: its turn then fails, so the queue moves on.
+    fn reap(&self, state: &mut AgentState) {
+        while let Some(joined) = state.tasks.try_join_next_with_id() {
+            let Err(error) = joined else {
+                continue;
+            };
+            let ours = state.current.as_ref().is_some_and(|c| c.job == error.id());
+            if ours && error.is_panic() {
+                let turn = state.current.as_ref().map_or(0, |c| c.turn);
+                let panic = error.into_panic();
+                self.finish_turn(state, TurnDone::lost(turn, &*panic));
+            }
+        }
+    }
+
     fn finish_turn(&self, state: &mut AgentState, done: TurnDone) {
-        let Some(current) = state.current.take_if(|c| c.turn == done.turn) else {
+        let Some(mut current) = state.current.take_if(|c| c.turn == done.turn) else {
             tracing::warn!(agent = %self.0.name, turn = done.turn, "end of an unknown turn ignored");
             return;
         };
-        state.memory = Some(done.memory);
+        state.memory = Some(done.memory.unwrap_or_else(|| {
+            tracing::error!(agent = %self.0.name, "memory lost to a panic after a turn; starting afresh");
+            Memory::new(self.0.memory_limit)
+        }));
         state.turns_completed += 1;
         let me = Address::Name(self.0.name.to_string());
+        let task = &current.task;
         let answer = match done.result {
             Ok(output) => {
                 state.failures = 0;
-                self.emit(AgentEventKind::TurnEnded {
-                    task: done.task.id,
-                    outcome: output.outcome.as_str(),
-                });
+                let outcome = if done.abandoned {
+                    "abandoned"
+                } else {
+                    output.outcome.as_str()
+                };
+                state.events.emit(AgentEventKind::TurnEnded { task: task.id, outcome });
                 Ok(Reply {
-                    message: done.task.reply_with(me, output.content),
+                    message: task.reply_with(me, output.content),
                     outcome: output.outcome,
                     iterations: output.iterations,
                     usage: output.usage,
@@ -220,20 +425,19 @@ impl AgentActor {
             }
             Err(error) => {
                 state.failures += 1;
-                self.emit(AgentEventKind::TurnEnded {
-                    task: done.task.id,
+                state.events.emit(AgentEventKind::TurnEnded {
+                    task: task.id,
                     outcome: error.kind(),
                 });
                 tracing::warn!(agent = %self.0.name, failures = state.failures, %error, "turn failed");
-                self.maybe_escalate(state, &done.task, &error);
+                self.maybe_escalate(state, &current.task, &error);
                 Err(AgentError::Turn(error))
             }
         };
         // The task no longer counts as load once its asker can see the answer.
-        let Current { reply, _load, .. } = current;
-        drop(_load);
-        if let Some(port) = reply {
-            let _ = port.send(answer);
+        drop(current._load.take());
+        if let Some(asker) = current.asker.as_mut() {
+            asker.answer(answer);
         }
     }
 
@@ -254,7 +458,7 @@ impl AgentActor {
             consecutive_failures: state.failures,
         };
         match escalator.raise(trouble) {
-            Ok(()) => self.emit(AgentEventKind::Escalated {
+            Ok(()) => state.events.emit(AgentEventKind::Escalated {
                 consecutive_failures: state.failures,
             }),
             Err(e) => tracing::warn!(agent = %self.0.name, error = %e, "could not escalate"),
@@ -263,45 +467,92 @@ impl AgentActor {
     }
 }
 
-/// Runs one turn, dropping it on an interrupt and leaving the memory consistent either way.
+impl TurnDone {
+    /// A turn whose task panicked outside the turn's own guard: it failed, its memory is lost.
+    fn lost(turn: u64, panic: &(dyn std::any::Any + Send)) -> Self {
+        Self {
+            turn,
+            memory: None,
+            result: Err(panicked(panic)),
+            abandoned: false,
+        }
+    }
+}
+
+/// A turn error for a panic.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> TurnError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    TurnError::other(format!("turn panicked: {message}"))
+}
+
+/// Runs one turn, cutting it short on an interrupt, when its asker stops waiting, or at its
+/// deadline, and leaving the memory consistent either way.
 async fn run_turn(
     behaviour: Arc<dyn Behaviour>,
     mut cx: TurnContext,
     task: AgentMessage,
-    mut interrupt: oneshot::Receiver<()>,
+    signals: Signals,
 ) -> TurnDone {
-    let result = {
-        let turn = AssertUnwindSafe(behaviour.turn(&mut cx, &task)).catch_unwind();
+    let Signals {
+        mut interrupt,
+        asker_gone,
+        deadline,
+    } = signals;
+    let ended = {
+        // Built inside the guard: a behaviour that panics building its turn fails the turn.
+        let turn = AssertUnwindSafe(async { behaviour.turn(&mut cx, &task).await }).catch_unwind();
+        let asker_gone = async move {
+            match asker_gone {
+                Some(gone) => drop(gone.await),
+                None => std::future::pending().await,
+            }
+        };
+        let deadline_passed = async move {
+            match deadline {
+                Some(d) => {
+                    tokio::time::sleep(d).await;
+                    d
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            Ok(()) = &mut interrupt => None,
-            result = turn => Some(result),
+            Ok(()) = &mut interrupt => Err(Cut::Interrupt),
+            () = asker_gone => Err(Cut::AskerGone),
+            d = deadline_passed => Err(Cut::Deadline(d)),
+            result = turn => Ok(result),
         }
     };
     let closed = cx.memory.close_pending_tool_calls();
-    let result = match result {
-        None => {
+    let mut abandoned = false;
+    let result = match ended {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(panicked(&*panic)),
+        Err(cut) => {
             cx.emit(AgentEventKind::Interrupted {
                 closed_tool_calls: closed,
             });
-            Ok(TurnOutput::new(Outcome::Interrupted, Vec::new()))
-        }
-        Some(Ok(result)) => result,
-        Some(Err(panic)) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
-            Err(TurnError::other(format!("turn panicked: {message}")))
+            match cut {
+                Cut::Interrupt => Ok(TurnOutput::new(Outcome::Interrupted, Vec::new())),
+                Cut::AskerGone => {
+                    abandoned = true;
+                    Ok(TurnOutput::new(Outcome::Interrupted, Vec::new()))
+                }
+                Cut::Deadline(d) => Err(TurnError::DeadlineExceeded(d)),
+            }
         }
     };
     cx.memory.trim();
     TurnDone {
         turn: cx.turn,
-        memory: cx.memory,
-        task,
+        memory: Some(cx.memory),
         result,
+        abandoned,
     }
 }
 
@@ -311,7 +562,7 @@ impl Actor for AgentActor {
     type Arguments = StartArgs;
 
     /// Registers the agent and publishes this incarnation to its handles. Fails when the
-    /// registry has another agent or team of the same name.
+    /// registry has another running agent or a team of the same name.
     async fn pre_start(&self, myself: ActorRef<AgentMsg>, args: StartArgs) -> Result<AgentState, ActorProcessingErr> {
         if let Some(registry) = &self.0.registry {
             registry.register_agent(&self.0.handle)?;
@@ -319,8 +570,10 @@ impl Actor for AgentActor {
                 registry.register_path(path.clone(), &self.0.handle);
             }
         }
-        let generation = self.0.handle.publish(myself, args.path.clone());
-        self.emit(AgentEventKind::Started { generation });
+        let events = EventSink::start(self.0.name.clone(), self.0.observer.clone(), self.0.observer_queue);
+        let actor = myself.get_id();
+        let generation = self.0.handle.publish(myself, args.path.clone(), events.clone());
+        events.emit(AgentEventKind::Started { generation });
         Ok(AgentState {
             memory: Some(Memory::new(self.0.memory_limit)),
             queue: VecDeque::new(),
@@ -331,6 +584,9 @@ impl Actor for AgentActor {
             failures: 0,
             escalator: args.escalator,
             path: args.path,
+            events,
+            handle: self.0.handle.clone(),
+            actor,
         })
     }
 
@@ -341,15 +597,11 @@ impl Actor for AgentActor {
         msg: AgentMsg,
         state: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
-        while state.tasks.try_join_next().is_some() {}
+        self.reap(state);
         match msg {
-            AgentMsg::Task { task, reply, load } => {
-                state.queue.push_back(Pending {
-                    task,
-                    reply,
-                    _load: load,
-                });
-                self.start_next(&myself, state);
+            AgentMsg::Task(pending) => {
+                Self::prune_queue(state);
+                state.queue.push_back(*pending);
             }
             AgentMsg::Interrupt(reply) => {
                 let interrupted = match state.current.as_mut().and_then(|c| c.interrupt.take()) {
@@ -366,15 +618,12 @@ impl Actor for AgentActor {
                     let task = AgentMessage::user(text)
                         .from(Address::external("human"))
                         .to(Address::Name(self.0.name.to_string()));
-                    let pending = Pending {
-                        task,
-                        reply: None,
-                        _load: self.0.handle.load_guard(),
-                    };
+                    let pending = Pending::new(task, self.0.handle.load_guard(), None, state.events.clone());
                     self.start_turn(&myself, state, pending);
                 }
             },
             AgentMsg::Status(reply) => {
+                Self::prune_queue(state);
                 let _ = reply.send(self.status(state));
             }
             AgentMsg::Waiting { turn, waiting } => {
@@ -382,19 +631,20 @@ impl Actor for AgentActor {
                     current.waiting = waiting;
                 }
             }
-            AgentMsg::TurnDone(done) => {
-                self.finish_turn(state, *done);
-                self.start_next(&myself, state);
-            }
+            AgentMsg::TurnDone(done) => self.finish_turn(state, *done),
         }
+        self.start_next(&myself, state);
         Ok(())
     }
 
-    /// Aborts the turn in flight and withdraws this incarnation from the handles. Askers
-    /// still waiting get `AgentDown` as their reply ports are dropped. It cannot fail.
-    async fn post_stop(&self, myself: ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
+    /// A stop (not a kill or a crash, which skip it): the name leaves the registry, as the
+    /// incarnation ends on purpose (a restart registers it again). The state's drop then
+    /// aborts the turn and answers every asker.
+    async fn post_stop(&self, _myself: ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
         state.tasks.abort_all();
-        self.0.handle.withdraw(&myself);
+        if let Some(registry) = &self.0.registry {
+            registry.withdraw_agent(&self.0.handle);
+        }
         Ok(())
     }
 }

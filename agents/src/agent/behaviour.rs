@@ -13,7 +13,7 @@ use warden_supervisor::{ChildPath, EscalationError, Escalator};
 
 use super::actor::AgentMsg;
 use super::error::TurnError;
-use super::event::{AgentEvent, AgentEventKind, AgentObserver};
+use super::event::{AgentEventKind, EventSink};
 use crate::memory::Memory;
 use crate::message::{Address, AgentMessage};
 use crate::model::{ContentBlock, Usage};
@@ -175,7 +175,7 @@ pub struct TurnContext {
     pub(crate) path: Option<ChildPath>,
     pub(crate) escalator: Option<Escalator>,
     pub(crate) registry: Option<Registry>,
-    pub(crate) observer: Option<AgentObserver>,
+    pub(crate) events: EventSink,
     pub(crate) human: mpsc::UnboundedReceiver<String>,
     pub(crate) myself: ActorRef<AgentMsg>,
     pub(crate) turn: u64,
@@ -228,14 +228,10 @@ impl TurnContext {
         self.escalator.as_ref()
     }
 
-    /// Reports an event to the agent's observer.
+    /// Reports an event to the agent's observer (queued for it: this never waits for the
+    /// observer; see [`AgentObserver`](super::AgentObserver)).
     pub fn emit(&self, kind: AgentEventKind) {
-        if let Some(observer) = &self.observer {
-            observer(&AgentEvent {
-                agent: self.name.clone(),
-                kind,
-            });
-        }
+        self.events.emit(kind);
     }
 
     /// Human input that arrived during the turn and was not an answer to a question

@@ -17,10 +17,15 @@ pub enum AgentError {
     /// had no effect. Transient: its supervisor restarts it.
     #[error("agent {0} is not running; message not delivered")]
     NotDelivered(Arc<str>),
-    /// The agent stopped (killed, crashed, shut down) after the message was delivered and
-    /// before it answered. Transient; the work may or may not have been done.
+    /// The agent stopped (killed, crashed, shut down) while working on the task, before it
+    /// answered. Transient; the work may or may not have been done (it may have acted).
     #[error("agent {0} went down before answering")]
     AgentDown(Arc<str>),
+    /// The agent stopped (killed, crashed, shut down) before it started the task: the task
+    /// was delivered but never run, so it had no effect and is safe to send again.
+    /// Transient: its supervisor restarts it.
+    #[error("agent {0} stopped before starting the task; it had no effect")]
+    NotStarted(Arc<str>),
     /// No answer within the deadline. The agent may still do the work.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -44,15 +49,19 @@ impl AgentError {
         }
     }
 
-    /// Whether the message certainly had no effect.
+    /// Whether the message certainly had no effect (it was not delivered, or delivered and
+    /// never started), so sending it again cannot do the work twice.
     pub fn was_not_delivered(&self) -> bool {
-        matches!(self, Self::NotDelivered(_) | Self::NoSuchAddress(_) | Self::NoRoute(_))
+        matches!(
+            self,
+            Self::NotDelivered(_) | Self::NotStarted(_) | Self::NoSuchAddress(_) | Self::NoRoute(_)
+        )
     }
 
     /// Whether trying again (on the restarted agent, or later) may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::NotDelivered(_) | Self::AgentDown(_) | Self::Timeout(_) => true,
+            Self::NotDelivered(_) | Self::NotStarted(_) | Self::AgentDown(_) | Self::Timeout(_) => true,
             Self::Turn(e) => e.is_transient(),
             Self::NoSuchAddress(_) | Self::NoRoute(_) => false,
         }
@@ -76,6 +85,10 @@ pub enum TurnError {
         /// The last error.
         last_error: ToolError,
     },
+    /// The turn ran past its deadline ([`Agent::turn_deadline`](super::Agent::turn_deadline))
+    /// and was cut short, its open tool calls closed as on an interrupt. Transient.
+    #[error("turn ran past its deadline of {0:?}")]
+    DeadlineExceeded(Duration),
     /// A human was asked and did not answer before the deadline.
     #[error("no human answer within {0:?}")]
     HumanTimeout(Duration),
@@ -104,7 +117,7 @@ impl TurnError {
         match self {
             Self::Model(e) => e.is_transient(),
             Self::ToolFailing { last_error, .. } => last_error.is_transient(),
-            Self::HumanTimeout(_) => true,
+            Self::HumanTimeout(_) | Self::DeadlineExceeded(_) => true,
             Self::StructuredOutputInvalid(_) | Self::EmptyTask | Self::Escalation(_) | Self::Other(_) => false,
         }
     }
@@ -114,6 +127,7 @@ impl TurnError {
         match self {
             Self::Model(_) => "model",
             Self::ToolFailing { .. } => "tool_failing",
+            Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::HumanTimeout(_) => "human_timeout",
             Self::StructuredOutputInvalid(_) => "structured_output_invalid",
             Self::EmptyTask => "empty_task",

@@ -522,8 +522,9 @@ impl RouteDecider {
         let mut usage = Usage::default();
         for iteration in 1..=2 {
             let response = self.model.chat(&self.request(messages.clone())).await?;
-            usage.input_tokens += response.usage.input_tokens;
-            usage.output_tokens += response.usage.output_tokens;
+            // Provider-supplied counts: saturate rather than overflow.
+            usage.input_tokens = usage.input_tokens.saturating_add(response.usage.input_tokens);
+            usage.output_tokens = usage.output_tokens.saturating_add(response.usage.output_tokens);
             let calls: Vec<(String, Value)> = response
                 .tool_uses()
                 .map(|(_, name, input)| (name.to_owned(), input.clone()))

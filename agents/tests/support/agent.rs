@@ -86,3 +86,115 @@ pub(crate) fn react_agents(fake: &FakeProvider, names: &[&str]) -> Vec<warden_ag
         .map(|n| warden_agents::agent::Agent::new(*n, warden_agents::react::ReAct::builder(model(fake)).build()))
         .collect()
 }
+
+/// What a [`Scripted`] agent's turns tell the test.
+pub(crate) struct Script {
+    /// Turns begun (the behaviour's `turn` was called).
+    pub(crate) turns: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The text of each turn's task, as the turn begins.
+    pub(crate) started: mpsc::UnboundedReceiver<String>,
+    /// The text of each turn whose future was dropped before it finished (cut short).
+    pub(crate) cut: mpsc::UnboundedReceiver<String>,
+    /// Each permit lets one `"gate"` turn finish.
+    pub(crate) gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Script {
+    /// The next turn that begins; its task's text.
+    pub(crate) async fn next_started(&mut self) -> String {
+        tokio::time::timeout(DEADLINE, self.started.recv())
+            .await
+            .expect("no turn began")
+            .expect("behaviour dropped")
+    }
+
+    /// The next turn cut short; its task's text.
+    pub(crate) async fn next_cut(&mut self) -> String {
+        tokio::time::timeout(DEADLINE, self.cut.recv())
+            .await
+            .expect("no turn was cut short")
+            .expect("behaviour dropped")
+    }
+
+    /// Turns begun so far.
+    pub(crate) fn turns(&self) -> usize {
+        self.turns.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A behaviour driven by its task's text, for tests of the agent itself (no model):
+/// `"panic while building"` panics in `turn` itself, `"panic"` inside the turn, `"hang"`
+/// never finishes, `"gate"` finishes when the test adds a permit to [`Script::gate`],
+/// `"escalate"` raises its text to the agent's supervisor; anything else answers its own
+/// text at once.
+#[derive(Clone)]
+pub(crate) struct Scripted {
+    turns: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    started: mpsc::UnboundedSender<String>,
+    cut: mpsc::UnboundedSender<String>,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// A [`Scripted`] behaviour and the [`Script`] it reports to.
+pub(crate) fn scripted() -> (Scripted, Script) {
+    let (started_tx, started) = mpsc::unbounded_channel();
+    let (cut_tx, cut) = mpsc::unbounded_channel();
+    let turns = std::sync::Arc::default();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let behaviour = Scripted {
+        turns: std::sync::Arc::clone(&turns),
+        started: started_tx,
+        cut: cut_tx,
+        gate: gate.clone(),
+    };
+    (
+        behaviour,
+        Script {
+            turns,
+            started,
+            cut,
+            gate,
+        },
+    )
+}
+
+/// Reports its text as cut short when dropped armed.
+struct CutGuard(Option<(mpsc::UnboundedSender<String>, String)>);
+
+impl Drop for CutGuard {
+    fn drop(&mut self) {
+        if let Some((tx, text)) = self.0.take() {
+            let _ = tx.send(text);
+        }
+    }
+}
+
+impl warden_agents::agent::Behaviour for Scripted {
+    fn turn<'a>(
+        &'a self,
+        cx: &'a mut warden_agents::agent::TurnContext,
+        task: &'a AgentMessage,
+    ) -> futures::future::BoxFuture<'a, Result<warden_agents::agent::TurnOutput, warden_agents::agent::TurnError>> {
+        use warden_agents::agent::{Outcome, TurnOutput};
+        use warden_agents::model::ContentBlock;
+
+        let text = task.text();
+        self.turns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.started.send(text.clone());
+        assert_ne!(text, "panic while building", "the behaviour panics building its turn");
+        if let (Some(escalator), "escalate") = (cx.escalator(), text.as_str()) {
+            escalator.raise(text.clone()).expect("the supervisor is up");
+        }
+        Box::pin(async move {
+            let mut guard = CutGuard(Some((self.cut.clone(), text.clone())));
+            match text.as_str() {
+                "panic" => panic!("the behaviour panics in its turn"),
+                "hang" => std::future::pending::<()>().await,
+                "gate" => self.gate.acquire().await.expect("gate open").forget(),
+                _ => {}
+            }
+            guard.0 = None;
+            Ok(TurnOutput::new(Outcome::Completed, vec![ContentBlock::text(text)]))
+        })
+    }
+}
