@@ -135,7 +135,7 @@ impl Debate {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future abandons the asks in flight (the agents still run them).
+    /// Dropping the future abandons the asks in flight: skipped if still queued, cut short if running.
     pub async fn run(&self, topic: impl Into<String>) -> Result<DebateRun, DebateError> {
         if self.debaters.is_empty() {
             return Err(DebateError::NoDebaters);

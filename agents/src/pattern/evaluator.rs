@@ -223,7 +223,8 @@ impl EvaluatorOptimizer {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future abandons the ask in flight (the agent still runs it) and starts
+    /// Dropping the future abandons the ask in flight (skipped if still queued, cut short if
+    /// running) and starts
     /// no further round.
     pub async fn run(&self, task: impl Into<String>) -> Result<Optimized, EvaluatorError> {
         if self.max_rounds == 0 {

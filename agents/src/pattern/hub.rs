@@ -352,8 +352,8 @@ impl Hub {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future abandons the turns in flight (the members still run them, and
-    /// their answers are not added); turns already taken stay in the transcript.
+    /// Dropping the future abandons the turns in flight (skipped if still queued, cut short if
+    /// running; their answers are not added); turns already taken stay in the transcript.
     pub async fn round(&self, instruction: impl Into<String>) -> Result<HubRound, HubError> {
         let instruction = instruction.into();
         let (members, turns, deadline) = {

@@ -127,7 +127,8 @@ impl Pipeline {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future abandons the stage in flight (the agent still runs its task) and
+    /// Dropping the future abandons the stage in flight (its task is skipped if still queued,
+    /// cut short if running) and
     /// starts no further stage.
     pub async fn run(&self, task: AgentMessage) -> Result<PipelineRun, PipelineError> {
         let fail = |stage: usize, target: String, failure: StageFailure, completed: Vec<Reply>| PipelineError {

@@ -327,7 +327,7 @@ impl Router {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future abandons the decider's ask (it still runs it).
+    /// Dropping the future abandons the decider's ask: skipped if still queued, cut short if running.
     pub async fn decide(&self, task: &AgentMessage, deadline: Duration) -> Result<Decision, RouterError> {
         let mut question = task.clone();
         question.recipient = Address::Unspecified;
@@ -381,7 +381,7 @@ impl Router {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future abandons the ask in flight (the agent still runs it).
+    /// Dropping the future abandons the ask in flight: skipped if still queued, cut short if running.
     pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Routed, RouterError> {
         let start = Instant::now();
         let decision = self.decide(&task, deadline).await?;
