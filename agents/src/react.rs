@@ -394,7 +394,18 @@ impl ReAct {
         });
         cx.memory_mut().trim();
         let caller_name = cx.path().map_or_else(|| cx.name().to_string(), |p| p.to_string());
-        let caller = Caller::new(caller_name).permissions(self.permissions.clone());
+        let mut caller = Caller::new(caller_name).permissions(self.permissions.clone());
+        if let Some(tools) = &self.tools {
+            // The executor checks it too: a shared executor serves this agent only
+            // the tools its toolkit offers now (groups can be switched between turns).
+            let offered: Vec<Arc<str>> = tools
+                .toolkit
+                .all()
+                .map(|tool| Arc::<str>::from(tool.name()))
+                .filter(|name| tools.toolkit.is_enabled(name))
+                .collect();
+            caller = caller.offered(offered);
+        }
         let mut usage = Usage::default();
         let mut failures: HashMap<String, u32> = HashMap::new();
         let mut repairs = 0;
