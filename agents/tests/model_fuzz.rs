@@ -246,7 +246,9 @@ proptest! {
     #[test]
     fn whole_bodies_decode_or_fail_typed(wire in wire(), body in body()) {
         match fuzz::decode_body(wire, &body) {
-            Ok(response) => prop_assert!(!response.model.is_empty()),
+            // Any shape the provider's schema admits is an answer, even an odd one
+            // (`"model": ""` included): the property is "no panic, typed error".
+            Ok(_) => {}
             Err(e) => prop_assert!(!e.kind().is_empty()),
         }
     }
