@@ -14,8 +14,17 @@
 //! to, as long as that thing is owned by the worker (a task in a
 //! [`JoinSet`](tokio::task::JoinSet) kept in the actor's state is aborted with
 //! it). A dropped port wakes the caller at once with
-//! [`RequestError::WorkerDown`]. The happy path costs exactly what a ractor
-//! `call` costs: one message and one one-shot channel.
+//! [`RequestError::WorkerDown`].
+//!
+//! Ownership has one gap, which [`request`] closes by also waiting for the
+//! worker to stop: a message sent in the instant between the dying worker's
+//! last drain of its mailbox and the drop of that mailbox stays in the
+//! channel, and the channel lives as long as any [`ActorRef`] to the dead
+//! worker, including the caller's own. Once the worker has stopped, a reply it
+//! sent is already waiting, so a request that has none by then ends with
+//! [`RequestError::WorkerDown`] rather than at its deadline. The happy path
+//! costs a ractor `call` (one message, one one-shot channel) plus one
+//! registration with the worker's stop notification.
 //!
 //! | what happened | outcome |
 //! |---|---|
@@ -64,6 +73,7 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
 
@@ -127,7 +137,22 @@ where
     M: Message,
     R: Send + 'static,
 {
-    match actor.call(build, Some(deadline)).await {
+    let cell = actor.get_cell();
+    let call = actor.call(build, Some(deadline));
+    tokio::pin!(call);
+    let outcome = tokio::select! {
+        // The call first: it sends the message on its first poll, and an
+        // answer that is ready wins over the news of the worker's stop.
+        biased;
+        outcome = &mut call => outcome,
+        _ = cell.wait(None) => match (&mut call).now_or_never() {
+            // The worker has stopped: its answer, or the drop of the reply
+            // port, has already happened, or never will.
+            Some(outcome) => outcome,
+            None => return Err(RequestError::WorkerDown),
+        },
+    };
+    match outcome {
         Ok(CallResult::Success(reply)) => Ok(reply),
         Ok(CallResult::SenderError) => Err(RequestError::WorkerDown),
         Ok(CallResult::Timeout) => Err(RequestError::Timeout(deadline)),
