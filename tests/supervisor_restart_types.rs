@@ -1,8 +1,8 @@
 //! Restart types (SEMANTICS.md, items 8–10): a permanent child is restarted
 //! after every exit, normal ones included; a transient child only after an
-//! abnormal exit (a panic, an error returned from a handler, a kill), not after
-//! a normal stop, a shutdown, or a stop with a reason of its own, and its spec
-//! stays, not running; a temporary child is never restarted and its spec is
+//! abnormal exit (a panic, an error returned from a handler, a kill, or, as in
+//! OTP, a stop with a reason of its own), not after a normal stop or a shutdown
+//! (`shutdown` or `shutdown: ...`), and its spec stays, not running; a temporary child is never restarted and its spec is
 //! removed, so the same spec can be started again.
 
 #[path = "support/probe.rs"]
@@ -15,8 +15,9 @@ use ractor::ActorCell;
 use warden::supervisor::{ChildCounts, ChildError, ExitReason, Restart, Supervisor};
 
 /// Every way a child can end, by the name the tests use.
-const NORMAL_EXITS: [&str; 4] = ["normal", "shutdown", "custom", "shutdown_info"];
-const ABNORMAL_EXITS: [&str; 3] = ["panic", "error", "kill"];
+const NORMAL_EXITS: [&str; 3] = ["normal", "shutdown", "shutdown_info"];
+/// As in OTP, a stop with a reason of its own ("custom") is abnormal.
+const ABNORMAL_EXITS: [&str; 4] = ["panic", "error", "kill", "custom"];
 
 /// Ends a running probe the way `how` names.
 fn end(cell: &ActorCell, how: &str) {
@@ -37,7 +38,7 @@ fn expected(how: &str) -> (&'static str, fn(&ExitReason) -> bool) {
     match how {
         "normal" => ("normal", |r| *r == ExitReason::Normal),
         "shutdown" | "shutdown_info" => ("shutdown", |r| *r == ExitReason::Shutdown),
-        "custom" => ("normal", |r| *r == ExitReason::Stopped("finished".into())),
+        "custom" => ("boom", |r| *r == ExitReason::Stopped("finished".into())),
         "panic" | "error" => ("boom", |r| matches!(r, ExitReason::Failed(_))),
         "kill" => ("killed", |r| *r == ExitReason::Killed),
         other => panic!("unknown exit {other}"),
@@ -93,7 +94,7 @@ async fn permanent_child_is_restarted_after_normal_shutdown_custom_and_abnormal_
 }
 
 #[tokio::test]
-async fn transient_child_is_restarted_after_a_panic_an_error_or_a_kill() {
+async fn transient_child_is_restarted_after_a_panic_an_error_a_kill_or_a_custom_reason() {
     let control = Control::new();
     let log = EventLog::new();
     let root = root_with(&log, probe("t", &control).restart(Restart::Transient)).await;
@@ -115,13 +116,15 @@ async fn transient_child_is_restarted_after_a_panic_an_error_or_a_kill() {
             "start t",
             "down t killed",
             "start t",
+            "down t boom",
+            "start t",
         ]
     );
     root.stop().await;
 }
 
 #[tokio::test]
-async fn transient_child_is_not_restarted_after_a_normal_stop_a_shutdown_or_a_custom_reason() {
+async fn transient_child_is_not_restarted_after_a_normal_stop_or_a_shutdown() {
     let control = Control::new();
     let log = EventLog::new();
     let root = root_with(&log, probe("t", &control).restart(Restart::Transient)).await;

@@ -17,7 +17,7 @@ use warden_chaos::{
     ActionOutcome, ActionRecord, CHAOS_STOP_REASON, ChaosAction, ChaosMonkey, ChaosReport, ChaosWatch, FaultAction,
     Faults, Faulty, Schedule,
 };
-use warden_supervisor::{ChildKind, ChildSpec, ExitReason, Supervisor, SupervisorEvent, request};
+use warden_supervisor::{ChildKind, ChildSpec, ExitReason, Restart, Supervisor, SupervisorEvent, request};
 
 const TICK: Duration = Duration::from_millis(10);
 
@@ -546,4 +546,53 @@ async fn stopping_a_supervisor_with_an_error_shuts_its_subtree_down_in_order_and
     common::wait_one(&watch, down, "team started again", common::started("root/team")).await;
     assert_eq!(common::child(&root, "team").await.restart_count, 1);
     root.stop().await;
+}
+
+/// Every chaos action ends a transient child abnormally, so its supervisor
+/// restarts it, as OTP restarts a transient child after any exit but `normal`,
+/// `shutdown` and `{shutdown, _}`.
+#[tokio::test(start_paused = true)]
+async fn every_action_makes_a_transient_child_restart() {
+    for action in [ChaosAction::Kill, ChaosAction::StopWithError, ChaosAction::Panic] {
+        let watch = ChaosWatch::new();
+        let faults = Faults::builder(5).build();
+        let root = common::watched_root(&watch, 100)
+            .child(Faulty::child_spec("t", faults.clone(), || (Worker, ())).restart(Restart::Transient))
+            .spawn()
+            .await
+            .unwrap();
+        let skip = watch.events().len();
+        let victim = common::cell(&root, "t").await;
+        let report = ChaosMonkey::new(&root)
+            .seed(1)
+            .target("root/t".parse().unwrap())
+            .actions([action])
+            .faults(faults)
+            .schedule(Schedule::Every(TICK))
+            .max_actions(1)
+            .run()
+            .await;
+        assert_eq!(report.count(action), 1, "{report}");
+        if action == ChaosAction::Panic {
+            common::worker(&victim).send_message(WorkMsg::Poke).unwrap();
+        }
+        let exit = common::wait_one(
+            &watch,
+            skip,
+            "the transient child exits abnormally",
+            common::exited("root/t", ExitReason::is_abnormal),
+        )
+        .await;
+        common::wait_one(
+            &watch,
+            exit,
+            "the transient child is restarted",
+            common::started("root/t"),
+        )
+        .await;
+        let again = common::worker(&common::cell(&root, "t").await);
+        assert_ne!(again.get_id(), victim.get_id(), "after {action}");
+        assert!(request(&again, WorkMsg::Ping, Duration::from_secs(5)).await.is_ok());
+        root.stop().await;
+    }
 }

@@ -5,6 +5,24 @@
 //! stop reason otherwise. `ExitReason::from_event` is the one place that reads
 //! those events and their reason strings; everything else matches on
 //! [`ExitReason`].
+//!
+//! # Normal and abnormal exits
+//!
+//! The mapping follows OTP's: only `normal`, `shutdown` and `{shutdown, _}` are
+//! normal exits, and every other reason is abnormal. It is the one place that
+//! decides whether a [`Restart::Transient`](crate::Restart) child is restarted.
+//!
+//! | ractor stop reason                     | [`ExitReason`]              | normal? |
+//! |----------------------------------------|-----------------------------|---------|
+//! | none, `"normal"`                       | [`ExitReason::Normal`]      | yes     |
+//! | `"shutdown"`, `"shutdown: ..."`        | [`ExitReason::Shutdown`]    | yes     |
+//! | `"killed"`, a task dropped by tokio    | [`ExitReason::Killed`]      | no      |
+//! | any other reason (`"finished"`)        | [`ExitReason::Stopped`]     | no      |
+//! | a panic, an error from a handler       | [`ExitReason::Failed`]      | no      |
+//!
+//! An actor that wants to end without being restarted as a transient child stops
+//! with no reason (`myself.stop(None)`), with `"normal"`, or with a reason that
+//! starts with `"shutdown: "`, as an OTP process exits with `{shutdown, Info}`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,9 +40,11 @@ const TASK_CANCELLED: &str = "actor_task_cancelled";
 
 /// Why a child stopped.
 ///
-/// OTP's vocabulary: `Normal` and `Shutdown` (and a graceful stop with another
-/// reason) are *normal* exits, after which a [`Restart::Transient`](crate::Restart)
-/// child is not restarted; `Killed` and `Failed` are *abnormal*.
+/// OTP's vocabulary: `Normal` and `Shutdown` are *normal* exits, after which a
+/// [`Restart::Transient`](crate::Restart) child is not restarted; `Stopped`,
+/// `Killed` and `Failed` are *abnormal*, as any exit reason other than `normal`,
+/// `shutdown` and `{shutdown, _}` is in OTP. The [module docs](self) give the
+/// whole mapping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExitReason {
@@ -33,7 +53,8 @@ pub enum ExitReason {
     /// The child was shut down (reason `"shutdown"` or `"shutdown: ..."`), by its
     /// supervisor or on its own.
     Shutdown,
-    /// The child stopped gracefully with a reason of its own. A normal exit.
+    /// The child stopped gracefully with a reason of its own (not `normal` nor
+    /// `shutdown`). An abnormal exit, as in OTP: a transient child is restarted.
     Stopped(Arc<str>),
     /// The child was killed: untrappably from outside, or after its shutdown
     /// timeout ran out. An abnormal exit.
@@ -43,25 +64,25 @@ pub enum ExitReason {
 }
 
 impl ExitReason {
-    /// True for `Normal`, `Shutdown` and `Stopped`: exits a transient child is not restarted after.
+    /// True for `Normal` and `Shutdown`: exits a transient child is not restarted after.
     pub fn is_normal(&self) -> bool {
-        matches!(self, Self::Normal | Self::Shutdown | Self::Stopped(_))
+        matches!(self, Self::Normal | Self::Shutdown)
     }
 
-    /// True for `Killed` and `Failed`.
+    /// True for `Stopped`, `Killed` and `Failed`.
     pub fn is_abnormal(&self) -> bool {
         !self.is_normal()
     }
 
     /// The reason as OTP's trace vocabulary names it: `normal`, `shutdown`,
-    /// `killed`, or `boom` for a failure. A graceful stop with a reason of its own
-    /// is `normal`.
+    /// `killed`, or `boom` for a failure or a stop with a reason of its own (OTP
+    /// prints that reason; the conformance scenarios name every abnormal one `boom`).
     pub fn otp_name(&self) -> &'static str {
         match self {
-            Self::Normal | Self::Stopped(_) => "normal",
+            Self::Normal => "normal",
             Self::Shutdown => "shutdown",
             Self::Killed => KILLED,
-            Self::Failed(_) => "boom",
+            Self::Stopped(_) | Self::Failed(_) => "boom",
         }
     }
 
@@ -189,7 +210,13 @@ mod tests {
             ExitReason::Shutdown
         );
         assert_eq!(ExitReason::from_stop_reason(Some("killed")), ExitReason::Killed);
-        assert!(ExitReason::from_stop_reason(Some("finished")).is_normal());
+        assert_eq!(
+            ExitReason::from_stop_reason(Some("finished")),
+            ExitReason::Stopped("finished".into())
+        );
+        assert!(ExitReason::from_stop_reason(Some("finished")).is_abnormal());
+        assert!(ExitReason::from_stop_reason(Some("shutdownish")).is_abnormal());
+        assert!(ExitReason::from_stop_reason(Some("normal")).is_normal());
         assert!(ExitReason::failed("boom".into()).is_abnormal());
         assert_eq!(ExitReason::failed("boom".into()).otp_name(), "boom");
     }
