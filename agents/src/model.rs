@@ -123,7 +123,6 @@ use std::time::Instant;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use tracing::Instrument;
-use warden_chaos::Faults;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicMessages, DEFAULT_MAX_TOKENS};
 pub use config::{ApiKey, ModelConfig, Provider};
@@ -139,8 +138,7 @@ pub use types::{
     ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,
 };
 
-/// The model handle agents hold: a provider with a retry policy, an optional fallback and an
-/// optional fault plan. Cloning is cheap (an `Arc`); clones share everything.
+/// The model handle agents hold: a provider with a retry policy and an optional fallback. Cloning is cheap (an `Arc`); clones share everything.
 ///
 /// It implements [`ChatModel`] itself, so it can stand wherever a provider is expected.
 #[derive(Clone)]
@@ -153,8 +151,6 @@ struct Inner {
     provider: Arc<dyn ChatModel>,
     retry: RetryPolicy,
     fallback: Option<Model>,
-    faults: Faults,
-    fault_point: Arc<str>,
     repair_rounds: u32,
     budget: Option<RetryBudget>,
 }
@@ -203,7 +199,6 @@ impl fmt::Debug for Model {
             .field("provider", &self.inner.provider)
             .field("retry", &self.inner.retry)
             .field("fallback", &self.inner.fallback)
-            .field("faults", &self.inner.faults.is_active())
             .field("repair_rounds", &self.inner.repair_rounds)
             .field("budget", &self.inner.budget)
             .finish()
@@ -211,22 +206,19 @@ impl fmt::Debug for Model {
 }
 
 impl Model {
-    /// A model over `provider`, with the default [`RetryPolicy`], no fallback, no faults and
-    /// one structured-output repair round.
+    /// A model over `provider`, with the default [`RetryPolicy`], no fallback and one
+    /// structured-output repair round.
     pub fn new(provider: impl ChatModel) -> Self {
         Self::from_arc(Arc::new(provider))
     }
 
     /// Like [`new`](Self::new), for a provider already in an `Arc`.
     pub fn from_arc(provider: Arc<dyn ChatModel>) -> Self {
-        let fault_point = Arc::from(format!("model/{}", provider.model_name()));
         Self {
             inner: Arc::new(Inner {
                 provider,
                 retry: RetryPolicy::default(),
                 fallback: None,
-                faults: Faults::none(),
-                fault_point,
                 repair_rounds: 1,
                 budget: None,
             }),
@@ -253,10 +245,41 @@ impl Model {
         self.map(|i| i.fallback = Some(fallback))
     }
 
-    /// The same model consulting `faults` at the point `model/<model name>` before every
-    /// attempt; an injected failure is a transient [`ModelError::Injected`] (and so retried).
-    pub fn with_faults(self, faults: Faults) -> Self {
-        self.map(|i| i.faults = faults)
+    /// The same model with its provider wrapped by `wrap`: every attempt (each retry, not each
+    /// call) goes through the wrapper, under the same retry policy, deadline and fallback. A
+    /// wrapper fails an attempt with [`ModelError::transient`] (retried) or
+    /// [`ModelError::permanent`]. Middleware of yours (metrics, recording, a test double) and
+    /// `warden-chaos`'s fault injection plug in here; the fallback keeps its own provider.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use futures::future::BoxFuture;
+    /// use warden_agents::model::{ChatModel, ChatRequest, ChatResponse, EventStream, Model, ModelError, OpenAiChat};
+    ///
+    /// /// Counts the attempts that reach the provider.
+    /// #[derive(Debug)]
+    /// struct Counted(Arc<dyn ChatModel>, Arc<std::sync::atomic::AtomicU64>);
+    ///
+    /// impl ChatModel for Counted {
+    ///     fn model_name(&self) -> &str { self.0.model_name() }
+    ///     fn provider_name(&self) -> &'static str { self.0.provider_name() }
+    ///     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
+    ///         self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ///         self.0.chat(req)
+    ///     }
+    ///     fn stream<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, ModelError>> {
+    ///         self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ///         self.0.stream(req)
+    ///     }
+    /// }
+    ///
+    /// let attempts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    /// let model = Model::new(OpenAiChat::new("http://127.0.0.1:9/v1", "m"))
+    ///     .wrap_provider(|provider| Arc::new(Counted(provider, attempts.clone())));
+    /// assert_eq!(model.name(), "m");
+    /// ```
+    pub fn wrap_provider(self, wrap: impl FnOnce(Arc<dyn ChatModel>) -> Arc<dyn ChatModel>) -> Self {
+        self.map(|i| i.provider = wrap(i.provider.clone()))
     }
 
     /// The same model drawing its retries from `budget`, shared with every model given a clone
@@ -360,13 +383,7 @@ impl Model {
     {
         let mut retry = 0;
         loop {
-            let once = async {
-                match self.inner.faults.inject(&self.inner.fault_point).await {
-                    Ok(()) => op(&*self.inner.provider).await,
-                    Err(fault) => Err(ModelError::Injected(fault)),
-                }
-            };
-            let result = tokio::time::timeout_at(call.deadline, once)
+            let result = tokio::time::timeout_at(call.deadline, op(&*self.inner.provider))
                 .await
                 .unwrap_or_else(|_| Err(call.exceeded()));
             let budget = call.budget.as_ref();

@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::json;
 use support::{Capture, Wire, fast_retry};
 use warden_agents::model::{ChatRequest, Message, Model, ModelError, OpenAiChat, RetryPolicy};
-use warden_chaos::{FaultAction, Faults};
 use warden_fake_provider::{FakeProvider, Fault, Reply};
 
 fn hi() -> ChatRequest {
@@ -197,21 +196,6 @@ async fn a_200_that_is_not_the_providers_format_is_malformed() {
             );
         }
     }
-}
-
-#[tokio::test]
-async fn injected_faults_are_retried_like_provider_failures() {
-    let fake = FakeProvider::start().await;
-    let faults = Faults::builder(7).build();
-    let model = Wire::OpenAi.model(&fake).with_faults(faults.clone());
-    faults.arm(&format!("model/{}", model.name()), FaultAction::Fail);
-    assert_eq!(model.chat(&hi()).await.unwrap().text(), "ok");
-    assert_eq!(faults.log().len(), 1, "one injected failure");
-    assert_eq!(
-        fake.request_count(),
-        1,
-        "the injected attempt never reached the provider"
-    );
 }
 
 #[tokio::test]

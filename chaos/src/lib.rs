@@ -11,8 +11,9 @@
 //!   and every action is logged and returned in a [`ChaosReport`].
 //! * [`Faults`] is a seeded fault plan consulted at named points: fail, delay
 //!   or panic a fraction of the calls. [`Faulty`] wraps any actor so that its
-//!   messages consult it; the tools and model layers consult it at
-//!   `tool/<name>` and `model/<name>`.
+//!   messages consult it; [`FaultLayer`] in a tool stack consults it at
+//!   `tool/<name>`, and [`faulty_model`] at `model/<name>`. The tools and
+//!   agents crates know nothing of chaos: both plug in as their middleware.
 //! * [`ChaosWatch`] records what the tree did: every supervisor event, and
 //!   every escalation that reached the root handler.
 //! * [`Invariants`] checks, after the chaos, that the tree is back to its
@@ -77,14 +78,18 @@ mod faults;
 mod faulty;
 mod filter;
 mod invariants;
+mod model;
 mod monkey;
+mod tool;
 mod watch;
 
 pub use faults::{FaultAction, FaultRecord, FaultRule, Faults, FaultsBuilder, InjectedFault};
 pub use faulty::Faulty;
 pub use filter::{FilterError, PathFilter};
 pub use invariants::{Baseline, InvariantReport, Invariants, Violation, live_tasks};
+pub use model::{FaultyModel, faulty_model};
 pub use monkey::{
     ActionOutcome, ActionRecord, CHAOS_STOP_REASON, ChaosAction, ChaosHandle, ChaosMonkey, ChaosReport, Schedule,
 };
+pub use tool::{FaultLayer, FaultService};
 pub use watch::{ChaosWatch, EscalationRecord};

@@ -6,23 +6,8 @@
 //! those events and their reason strings; everything else matches on
 //! [`ExitReason`].
 //!
-//! # Normal and abnormal exits
-//!
-//! The mapping follows OTP's: only `normal`, `shutdown` and `{shutdown, _}` are
-//! normal exits, and every other reason is abnormal. It is the one place that
-//! decides whether a [`Restart::Transient`](crate::Restart) child is restarted.
-//!
-//! | ractor stop reason                     | [`ExitReason`]              | normal? |
-//! |----------------------------------------|-----------------------------|---------|
-//! | none, `"normal"`                       | [`ExitReason::Normal`]      | yes     |
-//! | `"shutdown"`, `"shutdown: ..."`        | [`ExitReason::Shutdown`]    | yes     |
-//! | `"killed"`, a task dropped by tokio    | [`ExitReason::Killed`]      | no      |
-//! | any other reason (`"finished"`)        | [`ExitReason::Stopped`]     | no      |
-//! | a panic, an error from a handler       | [`ExitReason::Failed`]      | no      |
-//!
-//! An actor that wants to end without being restarted as a transient child stops
-//! with no reason (`myself.stop(None)`), with `"normal"`, or with a reason that
-//! starts with `"shutdown: "`, as an OTP process exits with `{shutdown, Info}`.
+//! Whether an exit is normal (OTP's mapping) is decided in one place:
+//! [`ExitReason`]'s docs give the table.
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,11 +25,24 @@ const TASK_CANCELLED: &str = "actor_task_cancelled";
 
 /// Why a child stopped.
 ///
-/// OTP's vocabulary: `Normal` and `Shutdown` are *normal* exits, after which a
-/// [`Restart::Transient`](crate::Restart) child is not restarted; `Stopped`,
-/// `Killed` and `Failed` are *abnormal*, as any exit reason other than `normal`,
-/// `shutdown` and `{shutdown, _}` is in OTP. The [module docs](self) give the
-/// whole mapping.
+/// # Normal and abnormal exits
+///
+/// The mapping follows OTP's: only `normal`, `shutdown` and `{shutdown, _}` are
+/// normal exits, after which a [`Restart::Transient`](crate::Restart) child is
+/// not restarted; every other reason is abnormal. This is the one place that
+/// decides it ([`is_normal`](Self::is_normal)).
+///
+/// | ractor stop reason                     | [`ExitReason`]              | normal? |
+/// |----------------------------------------|-----------------------------|---------|
+/// | none, `"normal"`                       | [`ExitReason::Normal`]      | yes     |
+/// | `"shutdown"`, `"shutdown: ..."`        | [`ExitReason::Shutdown`]    | yes     |
+/// | `"killed"`, a task dropped by tokio    | [`ExitReason::Killed`]      | no      |
+/// | any other reason (`"finished"`)        | [`ExitReason::Stopped`]     | no      |
+/// | a panic, an error from a handler       | [`ExitReason::Failed`]      | no      |
+///
+/// An actor that wants to end without being restarted as a transient child stops
+/// with no reason (`myself.stop(None)`), with `"normal"`, or with a reason that
+/// starts with `"shutdown: "`, as an OTP process exits with `{shutdown, Info}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExitReason {

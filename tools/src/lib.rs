@@ -98,8 +98,8 @@
 //! breaker; the breaker comes before the queue so an open circuit fails at
 //! once, and before retry so a retried call counts once; the limit comes
 //! before retry so retries keep their slot rather than multiply the load;
-//! the timeout is per attempt; panics are caught and faults injected at the
-//! tool. The [`stack`](ToolStack) docs say more, and a test pins the order.
+//! the timeout is per attempt; panics are caught at the tool and in your
+//! middleware (`warden-chaos` injects faults as such a middleware). The [`stack`](ToolStack) docs say more, and a test pins the order.
 //! Build your own order with [`ToolStack::builder`]; [`ToolStack::layers`]
 //! and its `Display` show it.
 //!

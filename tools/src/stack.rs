@@ -10,7 +10,6 @@ use futures::future::{BoxFuture, FutureExt};
 use serde_json::Value;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
-use warden_chaos::Faults;
 use warden_supervisor::Escalator;
 
 use crate::approval::{ApprovalLayer, ApprovalPolicy};
@@ -131,8 +130,9 @@ impl Step {
 /// * **retry** outside timeout: each attempt gets its own timeout.
 /// * **timeout** just outside your middleware and the tool, so it cancels
 ///   the tool's future.
-/// * the **tool** innermost, with panic catching and fault injection
-///   ([`ToolStackBuilder::faults`]) just before it runs.
+/// * the **tool** innermost, with panic catching. A panic in your
+///   middleware is caught too: every panic below the executor is a
+///   [`ToolError::Panicked`], seen by the layers above it.
 ///
 /// Whatever the order, a tool's declared permissions and approval are
 /// checked: a stack without those layers gets them outermost for the tools
@@ -185,7 +185,6 @@ impl Step {
 #[derive(Clone)]
 pub struct ToolStack {
     steps: Arc<[Step]>,
-    faults: Faults,
     listeners: Arc<[Listener]>,
 }
 
@@ -218,7 +217,6 @@ impl fmt::Debug for ToolStack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ToolStack")
             .field("layers", &self.layers())
-            .field("faults", &self.faults.is_active())
             .finish_non_exhaustive()
     }
 }
@@ -256,7 +254,6 @@ impl ToolStack {
     pub fn builder() -> ToolStackBuilder {
         ToolStackBuilder {
             steps: Vec::new(),
-            faults: Faults::none(),
             listeners: Vec::new(),
         }
     }
@@ -301,7 +298,7 @@ impl ToolStack {
     /// stack that names the layers decides where they go.
     pub fn build(&self, tool: Arc<dyn DynTool>, escalator: Option<&Escalator>) -> BuiltStack {
         let mut breaker = None;
-        let mut service = ToolService::new(ToolFnService::new(tool.clone(), self.faults.clone()));
+        let mut service = ToolService::new(ToolFnService::new(tool.clone()));
         for step in self.steps.iter().rev() {
             service = match step {
                 Step::Permission => match permission_layer(tool.as_ref()) {
@@ -328,7 +325,7 @@ impl ToolStack {
                     ToolService::new(layer.layer(service))
                 }
                 Step::Timeout(after) => ToolService::new(TimeoutLayer::new(*after).layer(service)),
-                Step::Middleware { make, .. } => make(service),
+                Step::Middleware { make, .. } => ToolService::new(CatchPanicService(make(service))),
             };
         }
         // Declared requirements the stack does not check are checked outermost.
@@ -400,7 +397,6 @@ pub fn classify(result: &Result<Value, ToolError>) -> Outcome {
 #[derive(Clone)]
 pub struct ToolStackBuilder {
     steps: Vec<Step>,
-    faults: Faults,
     listeners: Vec<Listener>,
 }
 
@@ -491,14 +487,6 @@ impl ToolStackBuilder {
         })
     }
 
-    /// Consults `faults` at point `tool/<name>` just before the tool runs:
-    /// an injected failure is a retryable [`ToolError::Failed`] (counted by
-    /// the breaker), an injected panic a [`ToolError::Panicked`].
-    pub fn faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
-    }
-
     /// Calls `listener` on every state change of every breaker this stack
     /// builds (each is named after its tool), besides the `tracing` event and
     /// the escalation on opening.
@@ -511,24 +499,20 @@ impl ToolStackBuilder {
     pub fn build(self) -> ToolStack {
         ToolStack {
             steps: self.steps.into(),
-            faults: self.faults,
             listeners: self.listeners.into(),
         }
     }
 }
 
-/// The innermost service: fault injection, the tool, and panic catching.
+/// The innermost service: the tool, with panic catching.
 #[derive(Clone)]
 struct ToolFnService {
     tool: Arc<dyn DynTool>,
-    faults: Faults,
-    point: Arc<str>,
 }
 
 impl ToolFnService {
-    fn new(tool: Arc<dyn DynTool>, faults: Faults) -> Self {
-        let point = Arc::from(format!("tool/{}", tool.name()));
-        Self { tool, faults, point }
+    fn new(tool: Arc<dyn DynTool>) -> Self {
+        Self { tool }
     }
 }
 
@@ -543,15 +527,33 @@ impl Service<ToolCall> for ToolFnService {
 
     fn call(&mut self, call: ToolCall) -> Self::Future {
         let tool = self.tool.clone();
-        let faults = self.faults.clone();
-        let point = self.point.clone();
-        let fut = async move {
-            if faults.is_active() {
-                faults.inject(&point).await.map_err(ToolError::retryable)?;
+        catch_panic(async move { tool.call_json(call.args).await }).boxed()
+    }
+}
+
+/// A middleware of the user's, whose panics (in `call` or in its future)
+/// become [`ToolError::Panicked`] instead of unwinding through the layers
+/// above it.
+#[derive(Clone)]
+struct CatchPanicService(ToolService);
+
+impl Service<ToolCall> for CatchPanicService {
+    type Response = Value;
+    type Error = ToolError;
+    type Future = BoxFuture<'static, Result<Value, ToolError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ToolError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: ToolCall) -> Self::Future {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.0.call(call))) {
+            Ok(fut) => catch_panic(fut).boxed(),
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                async move { Err(ToolError::Panicked { message }) }.boxed()
             }
-            tool.call_json(call.args).await
-        };
-        catch_panic(fut).boxed()
+        }
     }
 }
 

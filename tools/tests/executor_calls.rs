@@ -1,5 +1,6 @@
 //! Executors under a supervisor with tools of our own: overload, permissions,
-//! approval, panics, a killed executor, fault injection, unknown tools.
+//! approval, panics, a killed executor, unknown tools. (Fault injection is
+//! warden-chaos's, tested there.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
-use warden_chaos::{FaultAction, Faults};
 use warden_supervisor::{Escalation, Strategy, Supervisor, SupervisorEvent};
 use warden_tools::{
     ApprovalDecision, ApprovalPolicy, ApprovalRequest, Caller, PermissionSet, ToolCall, ToolClient, ToolError,
@@ -233,26 +233,6 @@ async fn a_killed_executor_fails_calls_in_flight_and_is_restarted() {
     gate.add_permits(1);
     assert_eq!(client.call(call("slow"), DEADLINE).await.unwrap(), "done");
     assert_ne!(client.actor().unwrap().get_id(), first.get_id());
-    root.stop().await;
-}
-
-#[tokio::test]
-async fn injected_faults_are_retryable_failures_counted_by_the_breaker() {
-    let faults = Faults::builder(1).build();
-    faults.arm("tool/flaky", FaultAction::Fail);
-    let count = Arc::new(AtomicUsize::new(0));
-    let stack = ToolStack::builder()
-        .circuit_breaker(Default::default())
-        .faults(faults.clone())
-        .build();
-    let (client, root, ..) = supervised(Toolkit::new().tool(counted("flaky", count.clone())), stack).await;
-    let err = client.call(call("flaky"), DEADLINE).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
-    assert_eq!(count.load(Ordering::SeqCst), 0);
-    assert_eq!(client.call(call("flaky"), DEADLINE).await.unwrap(), "done");
-    let metrics = client.breakers().await.unwrap()["flaky"].metrics();
-    assert_eq!((metrics.failed_calls, metrics.buffered_calls), (1, 2));
-    assert_eq!(faults.log().len(), 1);
     root.stop().await;
 }
 

@@ -101,9 +101,18 @@ pub enum ModelError {
     /// Permanent.
     #[error("model configuration: {0}")]
     Config(#[from] ConfigError),
-    /// A fault injected by a [`warden_chaos::Faults`] plan. Transient.
-    #[error("injected fault")]
-    Injected(#[source] warden_chaos::InjectedFault),
+    /// A failure raised by code of yours wrapped around the provider (see
+    /// [`Model::wrap_provider`](super::Model::wrap_provider)): a middleware, a test double, a
+    /// fault injected by `warden-chaos`. Transient or permanent as its maker said
+    /// ([`transient`](Self::transient), [`permanent`](Self::permanent)).
+    #[error("model call failed")]
+    Failed {
+        /// Whether retrying the same request may succeed.
+        transient: bool,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The answer was larger than its limit (see [`ResponsePart`]); reading stopped there, so a
     /// provider (or a proxy in front of it) cannot make the client buffer without bound.
     /// Permanent (the same request would get the same answer), but a fallback model is tried.
@@ -186,17 +195,32 @@ impl ModelError {
             Self::BadRequest { should_retry, .. } | Self::Authentication { should_retry, .. } => {
                 should_retry.unwrap_or(false)
             }
-            Self::Timeout
-            | Self::Connection(_)
-            | Self::StreamInterrupted { .. }
-            | Self::Injected(_)
-            | Self::DeadlineExceeded { .. } => true,
+            Self::Failed { transient, .. } => *transient,
+            Self::Timeout | Self::Connection(_) | Self::StreamInterrupted { .. } | Self::DeadlineExceeded { .. } => {
+                true
+            }
             Self::QuotaExceeded
             | Self::MalformedResponse { .. }
             | Self::StructuredOutputInvalid { .. }
             | Self::Config(_)
             | Self::ResponseTooLarge { .. }
             | Self::Redirected { .. } => false,
+        }
+    }
+
+    /// A transient failure of code wrapped around the provider: retried like a 503.
+    pub fn transient(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Failed {
+            transient: true,
+            source: source.into(),
+        }
+    }
+
+    /// A permanent failure of code wrapped around the provider: not retried.
+    pub fn permanent(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Failed {
+            transient: false,
+            source: source.into(),
         }
     }
 
@@ -229,7 +253,7 @@ impl ModelError {
 
     /// Whether a fallback model should be tried after this error (with retries exhausted):
     /// failures of the provider (rate limits, overload, server errors, timeouts, connection
-    /// errors, interrupted streams, injected faults), quota exhaustion, and answers that are
+    /// errors, interrupted streams, transient failures of a wrapper), quota exhaustion, and answers that are
     /// not the provider's (garbage such as a proxy's HTML page, or one too large); not errors
     /// in the request or the configuration, nor a passed call deadline (no time is left).
     ///
@@ -244,10 +268,9 @@ impl ModelError {
             | Self::Timeout
             | Self::Connection(_)
             | Self::StreamInterrupted { .. }
-            | Self::Injected(_)
             | Self::MalformedResponse { .. }
             | Self::ResponseTooLarge { .. } => true,
-            Self::BadRequest { .. } | Self::Authentication { .. } => self.is_transient(),
+            Self::BadRequest { .. } | Self::Authentication { .. } | Self::Failed { .. } => self.is_transient(),
             Self::StructuredOutputInvalid { .. }
             | Self::Config(_)
             | Self::DeadlineExceeded { .. }
@@ -270,7 +293,7 @@ impl ModelError {
             Self::MalformedResponse { .. } => "malformed_response",
             Self::StructuredOutputInvalid { .. } => "structured_output_invalid",
             Self::Config(_) => "config",
-            Self::Injected(_) => "injected",
+            Self::Failed { .. } => "failed",
             Self::ResponseTooLarge { .. } => "response_too_large",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Redirected { .. } => "redirected",
