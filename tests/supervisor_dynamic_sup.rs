@@ -278,6 +278,45 @@ async fn shutdown_stops_every_child_at_once_under_one_timer() {
     assert_eq!(log.lines().last().unwrap(), "stopped dyn");
 }
 
+/// SEMANTICS 32: a child that crashes while its supervisor stops it is
+/// reported with its own reason, not `shutdown`, and is not restarted.
+#[tokio::test(start_paused = true)]
+async fn a_child_that_crashes_as_it_is_being_stopped_is_reported_with_its_own_reason() {
+    let (control, log) = (Control::new(), EventLog::new());
+    control.fail_on_stop("b");
+    let sup = probes(&log, &control).spawn().await.unwrap();
+    sup.start_child("a".into()).await.unwrap();
+    sup.start_child("b".into()).await.unwrap();
+
+    sup.stop().await;
+
+    let mut downs: Vec<String> = log.lines().into_iter().filter(|l| l.starts_with("down")).collect();
+    downs.sort();
+    assert_eq!(downs, ["down 0 shutdown", "down 1 boom"]);
+    assert_eq!(log.lines().last().unwrap(), "stopped dyn");
+    assert_eq!(control.starts("b"), 1, "nothing is restarted during a shutdown");
+}
+
+/// While it stops, the supervisor still answers introspection and refuses
+/// new children with `NoProc`.
+#[tokio::test(start_paused = true)]
+async fn while_stopping_it_answers_introspection_and_refuses_new_children() {
+    let (control, log) = (Control::new(), EventLog::new());
+    control.slow_stop("a", Duration::from_secs(1));
+    let sup = probes(&log, &control).spawn().await.unwrap();
+    sup.start_child("a".into()).await.unwrap();
+
+    // Its first poll sends the stop, ahead of whatever is asked after it.
+    let mut stop = Box::pin(sup.stop());
+    assert!(futures::poll!(&mut stop).is_pending());
+    assert!(matches!(sup.start_child("b".into()).await, Err(ChildError::NoProc(_))));
+    assert_eq!(counts(&sup).await[1], 1, "the slow child is still stopping");
+    assert_eq!(ids(&sup).await, ["0"]);
+    stop.await;
+    assert_eq!(control.starts("b"), 0);
+    assert_eq!(log.lines().last().unwrap(), "stopped dyn");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_brutal_kill_shutdown_kills_every_child_at_once() {
     let (control, log) = (Control::new(), EventLog::new());

@@ -22,7 +22,7 @@ use crate::spec::{ChildKind, ChildSpec};
 
 pub(crate) use actor::SupervisorActor;
 use actor::{Args, StartFailure};
-pub(crate) use state::last_words;
+pub(crate) use state::{ask_to_stop, last_words};
 
 /// Which children are restarted when one of them must be (OTP's strategies).
 ///

@@ -2,10 +2,18 @@
 //! shape of OTP's `simple_one_for_one` clauses of `supervisor.erl`: an exit
 //! goes `on_exit` (one arm per restart type) → `restart` (the shared intensity
 //! first); a restart whose start fails is queued again as `TryAgain`.
+//!
+//! Its own shutdown (OTP's `terminate_dynamic_children`) is driven by events:
+//! every child is asked at once, the supervisor goes back to its mailbox, and
+//! each child's exit is read from its supervision event, so a child that
+//! crashes as it is being stopped is reported with its own reason (SEMANTICS
+//! 32); one shared timer kills the stragglers, and after the kill grace the
+//! ones still running are abandoned.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use ractor::actor::messages::BoxedState;
@@ -22,7 +30,7 @@ use crate::intensity::{RestartLog, Verdict};
 use crate::introspection::{ChildCounts, ChildInfo, ChildState};
 use crate::path::ChildPath;
 use crate::spec::{ChildKind, Restart, Shutdown};
-use crate::supervisor::SupervisorMsg;
+use crate::supervisor::{DEFAULT_KILL_GRACE, SupervisorMsg, ask_to_stop};
 use crate::uplink::Uplink;
 
 /// What the supervisor does after handling something.
@@ -67,6 +75,7 @@ impl Actor for DynamicActor {
             children: HashMap::new(),
             restarting: BTreeMap::new(),
             next_number: 0,
+            stopping: None,
         })
     }
 
@@ -153,6 +162,17 @@ pub(crate) struct DynamicState {
     /// Children between a failed restart and the next attempt, by number.
     restarting: BTreeMap<u64, Pending>,
     next_number: u64,
+    /// Set while this supervisor stops its children before it exits.
+    stopping: Option<Stopping>,
+}
+
+/// The supervisor's own parallel shutdown in progress.
+struct Stopping {
+    /// Bumped with every timer set, so that a stale timer is ignored.
+    timer: u32,
+    /// Whether the children still running were killed (the timer is then the
+    /// kill grace).
+    killed: bool,
 }
 
 /// What a dynamic supervisor that exited had to pass on to its parent.
@@ -179,8 +199,8 @@ impl DynamicState {
     // ---- messages --------------------------------------------------------------
 
     async fn handle(&mut self, msg: SupervisorMsg) -> Next {
-        if self.uplink.is_giving_up() {
-            return self.handle_while_giving_up(msg);
+        if self.uplink.is_giving_up() || self.stopping.is_some() {
+            return self.handle_while_ending(msg);
         }
         match msg {
             SupervisorMsg::Dynamic(DynamicRequest::StartChild(args, reply)) => {
@@ -200,8 +220,7 @@ impl DynamicState {
                 answer(reply, (Err(ChildError::SimpleOneForOne), Flushed::default()))
             }
             SupervisorMsg::DroppedEvents(reply) => answer(reply, self.uplink.dropped_events()),
-            // The parallel shutdown runs in `post_stop`, once the actor is told to exit.
-            SupervisorMsg::Terminate => return Next::Exit,
+            SupervisorMsg::Terminate => return self.begin_stopping(),
             SupervisorMsg::ShutdownTimer { .. } => {}
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
@@ -217,9 +236,11 @@ impl DynamicState {
         Next::Continue
     }
 
-    /// After a give-up: children are stopped; escalations already queued are
-    /// still dispatched (and kept for the parent); everything else is refused.
-    fn handle_while_giving_up(&mut self, msg: SupervisorMsg) -> Next {
+    /// After a give-up (children are stopped) or while stopping: escalations
+    /// already queued are still dispatched (and, after a give-up, kept for the
+    /// parent), the shutdown's timers run, introspection is answered, and every
+    /// change is refused.
+    fn handle_while_ending(&mut self, msg: SupervisorMsg) -> Next {
         let gone = || {
             ChildError::NoProc(NoProc {
                 supervisor: self.uplink.path().clone(),
@@ -234,7 +255,9 @@ impl DynamicState {
                 answer(reply, (Err(gone()), Flushed::default()))
             }
             SupervisorMsg::DroppedEvents(reply) => answer(reply, self.uplink.dropped_events()),
-            SupervisorMsg::Terminate | SupervisorMsg::ShutdownTimer { .. } => {}
+            // A give-up exits by itself; a shutdown is already under way.
+            SupervisorMsg::Terminate => {}
+            SupervisorMsg::ShutdownTimer { timer } => return self.on_shutdown_timer(timer),
             SupervisorMsg::WhichChildren(reply) => answer(reply, self.which_children()),
             SupervisorMsg::CountChildren(reply) => answer(reply, self.count_children()),
             SupervisorMsg::TryAgain { .. } | SupervisorMsg::Resume { .. } => {}
@@ -262,6 +285,10 @@ impl DynamicState {
             for escalation in crate::supervisor::last_words(state) {
                 self.uplink.dispatch(escalation);
             }
+        }
+        if self.stopping.is_some() {
+            // Nothing is restarted during the shutdown; the last exit ends it.
+            return self.exit_when_all_ended();
         }
         match (self.config.restart, reason.is_normal(), child.args) {
             (Restart::Temporary, _, _) | (Restart::Transient, true, _) | (_, _, None) => Next::Continue,
@@ -315,6 +342,84 @@ impl DynamicState {
             return Next::Exit;
         }
         Next::Continue
+    }
+
+    // ---- the supervisor's own shutdown ---------------------------------------------
+
+    /// OTP's `terminate_dynamic_children`: asks every child at once (or kills
+    /// them all, under `BrutalKill`) and returns to wait for their exits under
+    /// one shared timer.
+    fn begin_stopping(&mut self) -> Next {
+        self.restarting.clear();
+        let how = self.config.shutdown;
+        for child in self.children.values() {
+            match how {
+                Shutdown::BrutalKill => child.cell.kill(),
+                Shutdown::Timeout(_) | Shutdown::Infinity => ask_to_stop(&child.cell, self.config.kind),
+            }
+        }
+        self.stopping = Some(Stopping {
+            timer: 0,
+            killed: how == Shutdown::BrutalKill,
+        });
+        match how {
+            Shutdown::BrutalKill => self.set_shutdown_timer(DEFAULT_KILL_GRACE),
+            Shutdown::Timeout(timeout) => self.set_shutdown_timer(timeout),
+            Shutdown::Infinity => {}
+        }
+        self.exit_when_all_ended()
+    }
+
+    fn exit_when_all_ended(&self) -> Next {
+        if self.children.is_empty() {
+            Next::Exit
+        } else {
+            Next::Continue
+        }
+    }
+
+    fn set_shutdown_timer(&mut self, after: Duration) {
+        let Some(stopping) = self.stopping.as_mut() else {
+            return;
+        };
+        stopping.timer = stopping.timer.wrapping_add(1);
+        let timer = stopping.timer;
+        self.myself
+            .send_after(after, move || SupervisorMsg::ShutdownTimer { timer });
+    }
+
+    /// The shared timer ran out: kill the children still running; if they were
+    /// killed already and have still not ended, their tasks are stuck in code
+    /// that does not yield: record them as killed and go on without them.
+    fn on_shutdown_timer(&mut self, timer: u32) -> Next {
+        let Some(stopping) = self.stopping.as_mut() else {
+            return Next::Continue;
+        };
+        if stopping.timer != timer {
+            return Next::Continue;
+        }
+        if !stopping.killed {
+            stopping.killed = true;
+            self.children.values().for_each(|c| c.cell.kill());
+            self.set_shutdown_timer(DEFAULT_KILL_GRACE);
+            return Next::Continue;
+        }
+        let mut abandoned: Vec<Child> = self.children.drain().map(|(_, c)| c).collect();
+        abandoned.sort_unstable_by_key(|c| c.number);
+        for child in abandoned {
+            let path = self.child_path(child.number);
+            self.uplink.emit(SupervisorEvent::ChildAbandoned {
+                path: path.clone(),
+                kind: self.config.kind,
+                grace: DEFAULT_KILL_GRACE,
+            });
+            self.uplink.emit(SupervisorEvent::ChildExited {
+                path,
+                kind: self.config.kind,
+                reason: ExitReason::Killed,
+            });
+        }
+        Next::Exit
     }
 
     // ---- children --------------------------------------------------------------

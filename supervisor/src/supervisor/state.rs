@@ -965,7 +965,7 @@ fn answer<T>(reply: RpcReplyPort<T>, value: T) {
 
 /// Asks a child to stop with reason `shutdown`: a child supervisor by message,
 /// so that it stops its own children step by step (reading their exits).
-fn ask_to_stop(cell: &ActorCell, kind: ChildKind) {
+pub(crate) fn ask_to_stop(cell: &ActorCell, kind: ChildKind) {
     if kind == ChildKind::Supervisor {
         let supervisor: ActorRef<SupervisorMsg> = cell.clone().into();
         if supervisor.send_message(SupervisorMsg::Terminate).is_ok() {
