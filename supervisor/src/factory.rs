@@ -17,6 +17,7 @@ use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use crate::escalation::Escalator;
 use crate::event::EventSink;
 use crate::exit::Failure;
+use crate::panic_report::panic_message;
 use crate::path::ChildPath;
 
 /// A boxed, sendable future, as [`ChildFactory::start`] returns.
@@ -61,21 +62,11 @@ pub(crate) async fn guarded(
 ) -> Result<ActorCell, StartError> {
     let fut = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
         Ok(fut) => fut,
-        Err(panic) => return Err(StartError::Panicked(panic_message(panic))),
+        Err(panic) => return Err(StartError::Panicked(panic_message(panic.as_ref()))),
     };
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(result) => result,
-        Err(panic) => Err(StartError::Panicked(panic_message(panic))),
-    }
-}
-
-pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> Arc<str> {
-    match panic.downcast::<String>() {
-        Ok(s) => Arc::from(s.as_str()),
-        Err(p) => match p.downcast::<&'static str>() {
-            Ok(s) => Arc::from(*s),
-            Err(_) => Arc::from("a panic with a payload that is not text"),
-        },
+        Err(panic) => Err(StartError::Panicked(panic_message(panic.as_ref()))),
     }
 }
 

@@ -23,8 +23,9 @@
 //! warden_supervisor::panic_report::install();
 //! ```
 
-use std::sync::OnceLock;
+use std::any::Any;
 use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// How often the reporter thread writes what has queued up.
@@ -74,12 +75,7 @@ pub fn install() {
             }
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("<unnamed>");
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any>".to_string());
+            let message = panic_message(info.payload()).to_string();
             let location = info
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
@@ -92,6 +88,27 @@ pub fn install() {
         }));
         tx
     });
+}
+
+/// The text a panic was raised with: the message of `panic!("...")` (a
+/// `&'static str` or a `String` payload), or a placeholder for any other
+/// payload. Every crate of Warden that catches a panic (a child's start, a
+/// tool, an agent's turn) reads the payload with this.
+///
+/// ```
+/// use warden_supervisor::panic_report::panic_message;
+///
+/// let payload = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
+/// assert_eq!(&*panic_message(payload.as_ref()), "boom 7");
+/// ```
+pub fn panic_message(payload: &(dyn Any + Send)) -> Arc<str> {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        Arc::from(s.as_str())
+    } else if let Some(s) = payload.downcast_ref::<&'static str>() {
+        Arc::from(*s)
+    } else {
+        Arc::from("a panic with a payload that is not text")
+    }
 }
 
 fn report(r: &Report) {

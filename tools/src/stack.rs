@@ -11,6 +11,7 @@ use serde_json::Value;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
 use warden_supervisor::Escalator;
+use warden_supervisor::panic_report::panic_message;
 
 use crate::approval::{ApprovalLayer, ApprovalPolicy};
 use crate::call::ToolCall;
@@ -567,15 +568,5 @@ where
         Err(panic) => Err(ToolError::Panicked {
             message: panic_message(panic.as_ref()),
         }),
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> Arc<str> {
-    if let Some(s) = panic.downcast_ref::<String>() {
-        Arc::from(s.as_str())
-    } else if let Some(s) = panic.downcast_ref::<&'static str>() {
-        Arc::from(*s)
-    } else {
-        Arc::from("a panic with a payload that is not text")
     }
 }

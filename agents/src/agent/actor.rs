@@ -481,11 +481,7 @@ impl TurnDone {
 
 /// A turn error for a panic.
 fn panicked(panic: &(dyn std::any::Any + Send)) -> TurnError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_owned());
+    let message = warden_supervisor::panic_report::panic_message(panic);
     TurnError::other(format!("turn panicked: {message}"))
 }
 
