@@ -22,12 +22,43 @@ pub use warden_tools as tools;
 
 #[doc(no_inline)]
 pub use ractor;
+#[doc(no_inline)]
+pub use warden_tools::{schemars, serde};
 
 /// The names most programs need: `use warden::prelude::*;`.
+///
+/// A tool needs nothing else, not even serde or schemars in your
+/// `Cargo.toml`: the derives are here, and the two attributes point them at
+/// Warden's copies.
+///
+/// ```
+/// use warden::prelude::*;
+///
+/// #[derive(Deserialize, JsonSchema)]
+/// #[serde(crate = "warden::serde")]
+/// #[schemars(crate = "warden::schemars")]
+/// struct Weather {
+///     /// The city to look up.
+///     city: String,
+/// }
+///
+/// let toolkit = Toolkit::new().tool(tool_fn("weather", "Today's weather in a city.", |args: Weather| async move {
+///     Ok::<_, ToolError>(format!("sunny in {}", args.city))
+/// }));
+/// let tools = ToolExecutor::new(toolkit, ToolStack::recommended().build());
+/// # let _ = tools;
+/// ```
 pub mod prelude {
+    pub use warden_agents::{
+        Agent, AgentError, AgentMessage, AgentRef, Debate, EvaluatorOptimizer, FanOut, Hub, Model, ModelConfig,
+        ModelError, Orchestrator, Pipeline, ReAct, Reply, Router, Team,
+    };
     pub use warden_supervisor::{
         Backoff, ChildError, ChildKind, ChildSpec, Disposition, Escalation, EscalationKind, Escalator, ExitReason,
         Restart, Shutdown, StartContext, StartError, Strategy, Supervisor, SupervisorEvent,
     };
     pub use warden_supervisor::{RequestError, request};
+    pub use warden_tools::schemars::JsonSchema;
+    pub use warden_tools::serde::{Deserialize, Serialize};
+    pub use warden_tools::{Tool, ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 }

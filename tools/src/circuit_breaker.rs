@@ -50,7 +50,7 @@
 //! # Outcomes
 //!
 //! The breaker does not look at errors: the caller classifies each finished
-//! call as an [`Outcome`]: a success, a failure, or *ignored* (neither), for
+//! call as an [`CallOutcome`]: a success, a failure, or *ignored* (neither), for
 //! errors that say nothing about the tool's health, such as a permission
 //! denial or a bad argument from the model. A cancelled call is ignored too.
 //! A tool that panics is a failed call: the executor catches the panic and
@@ -100,7 +100,7 @@
 //! ```
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 //! use warden_tools::circuit_breaker::{
-//!     CallNotPermitted, CircuitBreakerConfig, CircuitBreakerLayer, Outcome, SharedCircuitBreaker,
+//!     CallNotPermitted, CircuitBreakerConfig, CircuitBreakerLayer, CallOutcome, SharedCircuitBreaker,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -114,8 +114,8 @@
 //! });
 //! let mut service = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::new(breaker.clone()).classifier(|r: &Result<u32, BoxError>| match r {
-//!         Ok(_) => Outcome::Success,
-//!         Err(_) => Outcome::Failure,
+//!         Ok(_) => CallOutcome::Success,
+//!         Err(_) => CallOutcome::Failure,
 //!     }))
 //!     .service_fn(|n: u32| async move { if n > 0 { Ok(n) } else { Err(BoxError::from("zero")) } });
 //!
@@ -134,7 +134,7 @@
 //!   not recorded (resilience4j records some of them into the new state's
 //!   window). So a slow call from before an opening can neither count as a
 //!   half-open trial nor re-open a breaker that has closed since.
-//! * **Errors are classified by the caller** ([`Outcome`]) instead of
+//! * **Errors are classified by the caller** ([`CallOutcome`]) instead of
 //!   exception lists (`recordExceptions`, `ignoreExceptions`).
 //! * **No scheduler.** Time-driven changes happen on the next call attempt or
 //!   [`CircuitBreaker::refresh`]; call `refresh` on a timer to get
@@ -164,10 +164,32 @@ mod window;
 
 pub use self::breaker::{CircuitBreaker, Metrics, Permit};
 pub use self::config::{
-    CircuitBreakerConfig, CircuitBreakerConfigBuilder, ConfigError, MAX_WINDOW_SIZE, SlidingWindow,
+    BreakerConfigError, CircuitBreakerConfig, CircuitBreakerConfigBuilder, MAX_WINDOW_SIZE, SlidingWindow,
 };
 pub use self::error::CallNotPermitted;
 pub use self::layer::CircuitBreakerLayer;
 pub use self::service::{CircuitBreakerService, Classify, ErrorIsFailure};
-pub use self::shared::{CallGuard, Outcome, SharedCircuitBreaker};
+pub use self::shared::{CallGuard, CallOutcome, SharedCircuitBreaker};
 pub use self::transition::{CircuitOpened, CircuitState, StateTransition, TRACING_TARGET};
+
+use serde_json::Value;
+
+use crate::ToolError;
+
+/// How the executor's breaker counts a finished call: the tool's failures,
+/// timeouts, panics and rate limits (a 429 from the service) count against
+/// it; rejections that say nothing about the tool's health (arguments,
+/// permissions, approval, overload, an open breaker) are ignored.
+pub fn classify_tool_call(result: &Result<Value, ToolError>) -> CallOutcome {
+    match result {
+        Ok(_) => CallOutcome::Success,
+        Err(
+            ToolError::Failed { .. }
+            | ToolError::Timeout { .. }
+            | ToolError::Panicked { .. }
+            | ToolError::RateLimited { .. }
+            | ToolError::ExecutorDown,
+        ) => CallOutcome::Failure,
+        Err(_) => CallOutcome::Ignored,
+    }
+}

@@ -155,6 +155,14 @@
 
 pub use warden_supervisor as supervisor;
 
+/// The JSON Schema derive a tool's argument type needs (`#[derive(JsonSchema)]`),
+/// re-exported so that a program needs no dependency of its own: with only
+/// `warden`, write `#[schemars(crate = "warden::schemars")]` on the type.
+pub use schemars;
+/// serde, whose `Deserialize` a tool's argument type derives, re-exported for
+/// the same reason: `#[serde(crate = "warden::serde")]`.
+pub use serde;
+
 pub mod circuit_breaker;
 
 mod approval;
@@ -180,7 +188,7 @@ pub use http::{HttpError, HttpMethod, HttpRequestArgs, HttpRequestTool, HttpRequ
 pub use permission::{AUDIT_TARGET, Permission, PermissionLayer, PermissionService, PermissionSet};
 pub use rate_limit::{RateLimit, RateLimitLayer, RateLimitService};
 pub use retry::{RetryLayer, RetryPolicy, RetryService};
-pub use stack::{BuiltStack, LayerKind, ToolService, ToolStack, ToolStackBuilder, classify};
+pub use stack::{BuiltStack, LayerKind, ToolService, ToolStack, ToolStackBuilder};
 pub use timeout::{TimeoutLayer, TimeoutService};
 pub use tool::{DynTool, FnTool, Tool, ToolSchema, into_dyn, tool_fn, validate};
 pub use toolkit::{GroupBuilder, Toolkit};

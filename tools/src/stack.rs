@@ -16,7 +16,7 @@ use warden_supervisor::panic_report::panic_message;
 use crate::approval::{ApprovalLayer, ApprovalPolicy};
 use crate::call::ToolCall;
 use crate::circuit_breaker::{
-    CircuitBreakerConfig, CircuitBreakerLayer, Outcome, SharedCircuitBreaker, StateTransition,
+    CircuitBreakerConfig, CircuitBreakerLayer, SharedCircuitBreaker, StateTransition, classify_tool_call,
 };
 use crate::concurrency::ConcurrencyLimitLayer;
 use crate::error::ToolError;
@@ -313,7 +313,7 @@ impl ToolStack {
                 Step::RateLimit(rate) => ToolService::new(RateLimitLayer::new(*rate).layer(service)),
                 Step::CircuitBreaker(config) => {
                     let shared = self.breaker(tool.name(), config.clone(), escalator);
-                    let layer = CircuitBreakerLayer::new(shared.clone()).classifier(classify);
+                    let layer = CircuitBreakerLayer::new(shared.clone()).classifier(classify_tool_call);
                     breaker.get_or_insert(shared);
                     ToolService::new(layer.layer(service))
                 }
@@ -373,24 +373,6 @@ fn approval_layer(tool: &dyn DynTool, escalator: Option<&Escalator>) -> Option<A
     match tool.approval() {
         ApprovalPolicy::Required { deadline } => Some(ApprovalLayer::new(escalator.cloned(), deadline)),
         ApprovalPolicy::None => None,
-    }
-}
-
-/// How the executor's breaker counts a finished call: the tool's failures,
-/// timeouts, panics and rate limits (a 429 from the service) count against
-/// it; rejections that say nothing about the tool's health (arguments,
-/// permissions, approval, overload, an open breaker) are ignored.
-pub fn classify(result: &Result<Value, ToolError>) -> Outcome {
-    match result {
-        Ok(_) => Outcome::Success,
-        Err(
-            ToolError::Failed { .. }
-            | ToolError::Timeout { .. }
-            | ToolError::Panicked { .. }
-            | ToolError::RateLimited { .. }
-            | ToolError::ExecutorDown,
-        ) => Outcome::Failure,
-        Err(_) => Outcome::Ignored,
     }
 }
 

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use warden_tools::circuit_breaker::{
-    CallNotPermitted, CircuitBreaker, CircuitBreakerConfig, CircuitState, ConfigError, MAX_WINDOW_SIZE, SlidingWindow,
+    BreakerConfigError, CallNotPermitted, CircuitBreaker, CircuitBreakerConfig, CircuitState, MAX_WINDOW_SIZE,
+    SlidingWindow,
 };
 
 #[test]
@@ -26,11 +27,11 @@ fn thresholds_must_be_in_zero_to_hundred() {
     for bad in [0.0, -1.0, 100.5, f32::NAN, f32::INFINITY] {
         assert!(matches!(
             b().failure_rate_threshold(bad).build(),
-            Err(ConfigError::FailureRateThreshold(_))
+            Err(BreakerConfigError::FailureRateThreshold(_))
         ));
         assert!(matches!(
             b().slow_call_rate_threshold(bad).build(),
-            Err(ConfigError::SlowCallRateThreshold(_))
+            Err(BreakerConfigError::SlowCallRateThreshold(_))
         ));
     }
     for good in [0.01, 50.0, 100.0] {
@@ -48,33 +49,33 @@ fn sizes_and_counts_must_be_positive_and_bounded() {
     let b = CircuitBreakerConfig::builder;
     assert_eq!(
         b().sliding_window(SlidingWindow::CountBased(0)).build(),
-        Err(ConfigError::WindowSize(0))
+        Err(BreakerConfigError::WindowSize(0))
     );
     assert_eq!(
         b().sliding_window(SlidingWindow::TimeBased(0)).build(),
-        Err(ConfigError::WindowSize(0))
+        Err(BreakerConfigError::WindowSize(0))
     );
     assert_eq!(
         b().sliding_window(SlidingWindow::CountBased(MAX_WINDOW_SIZE + 1))
             .build(),
-        Err(ConfigError::WindowSize(MAX_WINDOW_SIZE + 1))
+        Err(BreakerConfigError::WindowSize(MAX_WINDOW_SIZE + 1))
     );
     assert!(b().sliding_window(SlidingWindow::TimeBased(1)).build().is_ok());
     assert_eq!(
         b().minimum_number_of_calls(0).build(),
-        Err(ConfigError::MinimumNumberOfCalls)
+        Err(BreakerConfigError::MinimumNumberOfCalls)
     );
     assert_eq!(
         b().permitted_number_of_calls_in_half_open_state(0).build(),
-        Err(ConfigError::PermittedCallsInHalfOpen(0))
+        Err(BreakerConfigError::PermittedCallsInHalfOpen(0))
     );
 }
 
 #[test]
 fn errors_display_lowercase_without_period() {
     let errors = [
-        ConfigError::FailureRateThreshold(0.0).to_string(),
-        ConfigError::WindowSize(0).to_string(),
+        BreakerConfigError::FailureRateThreshold(0.0).to_string(),
+        BreakerConfigError::WindowSize(0).to_string(),
         CallNotPermitted::new(CircuitState::Open, Some(Duration::from_secs(3))).to_string(),
         CallNotPermitted::new(CircuitState::HalfOpen, None).to_string(),
         CallNotPermitted::new(CircuitState::ForcedOpen, None).to_string(),

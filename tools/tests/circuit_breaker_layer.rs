@@ -7,8 +7,8 @@ use tokio::time::advance;
 use tower::BoxError;
 use tower_test::mock::{self, Handle, Spawn};
 use warden_tools::circuit_breaker::{
-    CallNotPermitted, CircuitBreakerConfig, CircuitBreakerLayer, CircuitBreakerService, CircuitState, ErrorIsFailure,
-    Outcome, SharedCircuitBreaker, SlidingWindow,
+    CallNotPermitted, CallOutcome, CircuitBreakerConfig, CircuitBreakerLayer, CircuitBreakerService, CircuitState,
+    ErrorIsFailure, SharedCircuitBreaker, SlidingWindow,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -162,9 +162,9 @@ async fn classifier_can_ignore_errors() {
     let breaker = breaker();
     // Permission denials (here: "denied") are not the tool's fault.
     let classify = |r: &Result<&'static str, BoxError>| match r {
-        Ok(_) => Outcome::Success,
-        Err(e) if e.to_string() == "denied" => Outcome::Ignored,
-        Err(_) => Outcome::Failure,
+        Ok(_) => CallOutcome::Success,
+        Err(e) if e.to_string() == "denied" => CallOutcome::Ignored,
+        Err(_) => CallOutcome::Failure,
     };
     let (mut service, mut handle) = mock::spawn_layer(CircuitBreakerLayer::new(breaker.clone()).classifier(classify));
     for _ in 0..10 {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, advance};
 use warden_tools::circuit_breaker::{
-    CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitOpened, CircuitState, Outcome,
+    CallOutcome, CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitOpened, CircuitState,
     SharedCircuitBreaker, SlidingWindow,
 };
 
@@ -274,7 +274,7 @@ async fn shared_breaker_tells_listeners_once_per_transition() {
     }
     let started = Instant::now();
     for _ in 0..2 {
-        shared.try_call().unwrap().record(Outcome::Failure);
+        shared.try_call().unwrap().record(CallOutcome::Failure);
     }
     assert!(shared.try_call().is_err());
     advance(WAIT).await;

@@ -34,7 +34,7 @@ impl SlidingWindow {
 /// fail the same way until the value is changed.
 #[derive(Debug, Clone, Copy, PartialEq, Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum BreakerConfigError {
     /// The failure-rate threshold is not in `(0, 100]` (permanent).
     #[error("failure rate threshold must be in (0, 100], got {0}")]
     FailureRateThreshold(f32),
@@ -214,24 +214,26 @@ impl CircuitBreakerConfigBuilder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first setting out of range.
-    pub fn build(self) -> Result<CircuitBreakerConfig, ConfigError> {
+    /// A [`BreakerConfigError`] naming the first setting out of range.
+    pub fn build(self) -> Result<CircuitBreakerConfig, BreakerConfigError> {
         let c = self.config;
         if !(c.failure_rate_threshold > 0.0 && c.failure_rate_threshold <= 100.0) {
-            return Err(ConfigError::FailureRateThreshold(c.failure_rate_threshold));
+            return Err(BreakerConfigError::FailureRateThreshold(c.failure_rate_threshold));
         }
         if !(c.slow_call_rate_threshold > 0.0 && c.slow_call_rate_threshold <= 100.0) {
-            return Err(ConfigError::SlowCallRateThreshold(c.slow_call_rate_threshold));
+            return Err(BreakerConfigError::SlowCallRateThreshold(c.slow_call_rate_threshold));
         }
         let size = c.sliding_window.size();
         if size == 0 || size > MAX_WINDOW_SIZE {
-            return Err(ConfigError::WindowSize(size));
+            return Err(BreakerConfigError::WindowSize(size));
         }
         if c.minimum_number_of_calls == 0 {
-            return Err(ConfigError::MinimumNumberOfCalls);
+            return Err(BreakerConfigError::MinimumNumberOfCalls);
         }
         if c.permitted_calls_in_half_open == 0 || c.permitted_calls_in_half_open > MAX_WINDOW_SIZE {
-            return Err(ConfigError::PermittedCallsInHalfOpen(c.permitted_calls_in_half_open));
+            return Err(BreakerConfigError::PermittedCallsInHalfOpen(
+                c.permitted_calls_in_half_open,
+            ));
         }
         Ok(c)
     }

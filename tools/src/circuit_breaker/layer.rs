@@ -29,7 +29,7 @@ impl CircuitBreakerLayer {
 impl<C> CircuitBreakerLayer<C> {
     /// Classifies results with `classifier` (a
     /// [`Classify`](super::Classify), e.g. a closure
-    /// `Fn(&Result<Res, E>) -> Outcome`).
+    /// `Fn(&Result<Res, E>) -> CallOutcome`).
     pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
         CircuitBreakerLayer {
             breaker: self.breaker,

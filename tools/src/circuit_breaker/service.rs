@@ -7,20 +7,20 @@ use tower::Service;
 
 use super::error::CallNotPermitted;
 use super::future::ResponseFuture;
-use super::shared::{CallGuard, Outcome, SharedCircuitBreaker};
+use super::shared::{CallGuard, CallOutcome, SharedCircuitBreaker};
 
 /// Decides how a finished call counts. Implemented by every
-/// `Fn(&Result<Res, E>) -> Outcome`.
+/// `Fn(&Result<Res, E>) -> CallOutcome`.
 pub trait Classify<Res, E> {
     /// How `result` counts.
-    fn classify(&self, result: &Result<Res, E>) -> Outcome;
+    fn classify(&self, result: &Result<Res, E>) -> CallOutcome;
 }
 
 impl<F, Res, E> Classify<Res, E> for F
 where
-    F: Fn(&Result<Res, E>) -> Outcome,
+    F: Fn(&Result<Res, E>) -> CallOutcome,
 {
-    fn classify(&self, result: &Result<Res, E>) -> Outcome {
+    fn classify(&self, result: &Result<Res, E>) -> CallOutcome {
         self(result)
     }
 }
@@ -30,10 +30,10 @@ where
 pub struct ErrorIsFailure;
 
 impl<Res, E> Classify<Res, E> for ErrorIsFailure {
-    fn classify(&self, result: &Result<Res, E>) -> Outcome {
+    fn classify(&self, result: &Result<Res, E>) -> CallOutcome {
         match result {
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Failure,
+            Ok(_) => CallOutcome::Success,
+            Err(_) => CallOutcome::Failure,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::transition::{CircuitState, StateTransition};
 /// How a finished call counts (resilience4j's `recordExceptions` /
 /// `ignoreExceptions`, decided by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum CallOutcome {
     /// Counts as a successful call (slow if it took too long).
     Success,
     /// Counts as a failed call (slow if it took too long).
@@ -173,11 +173,11 @@ impl SharedCircuitBreaker {
 
     /// Records `outcome` for `permit`.
     #[inline]
-    pub fn record(&self, permit: Permit, outcome: Outcome, elapsed: Duration) {
+    pub fn record(&self, permit: Permit, outcome: CallOutcome, elapsed: Duration) {
         match outcome {
-            Outcome::Success => self.on_success(permit, elapsed),
-            Outcome::Failure => self.on_error(permit, elapsed),
-            Outcome::Ignored => self.on_ignored(permit),
+            CallOutcome::Success => self.on_success(permit, elapsed),
+            CallOutcome::Failure => self.on_error(permit, elapsed),
+            CallOutcome::Ignored => self.on_ignored(permit),
         }
     }
 
@@ -213,7 +213,7 @@ impl SharedCircuitBreaker {
 /// # Cancellation
 ///
 /// Dropping the guard without recording hands the permit back as
-/// [`Outcome::Ignored`], so a cancelled half-open trial frees its slot.
+/// [`CallOutcome::Ignored`], so a cancelled half-open trial frees its slot.
 #[derive(Debug)]
 #[must_use = "record the call's outcome, or drop the guard to ignore it"]
 pub struct CallGuard {
@@ -236,7 +236,7 @@ impl CallGuard {
 
     /// Records the call as `outcome`, with its measured duration.
     #[inline]
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(mut self, outcome: CallOutcome) {
         if let Some(permit) = self.permit.take() {
             self.breaker.record(permit, outcome, self.started.elapsed());
         }
@@ -244,17 +244,17 @@ impl CallGuard {
 
     /// Records a successful call.
     pub fn success(self) {
-        self.record(Outcome::Success);
+        self.record(CallOutcome::Success);
     }
 
     /// Records a failed call.
     pub fn failure(self) {
-        self.record(Outcome::Failure);
+        self.record(CallOutcome::Failure);
     }
 
     /// Records a call that counts as neither.
     pub fn ignored(self) {
-        self.record(Outcome::Ignored);
+        self.record(CallOutcome::Ignored);
     }
 }
 
