@@ -24,6 +24,9 @@
 //! tree not back to its shape, an actor leaked, a restart unexplained, memory
 //! after more than 10% above before.
 
+#[path = "support/report.rs"]
+mod report;
+
 #[path = "../tests/support/ledger.rs"]
 mod ledger;
 
@@ -145,7 +148,11 @@ fn mib(bytes: i64) -> String {
 }
 
 #[tokio::main]
-async fn main() -> Result<ExitCode> {
+async fn main() -> ExitCode {
+    report::exit_code(run().await)
+}
+
+async fn run() -> Result<ExitCode> {
     let args = parse_args()?;
     println!(
         "chaos soak: {} workers, {} kills/s ({:?}), {:?}, seed {}, {} tasks/s of {:?} each",

@@ -31,6 +31,9 @@
 //!   child-management calls name supervisors (alive or not: `noproc` is part
 //!   of what is tested).
 
+#[path = "support/report.rs"]
+mod report;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -375,7 +378,11 @@ fn scenario(seed: u64) -> String {
     g.out
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    report::exit_code(run().map(|()| std::process::ExitCode::SUCCESS))
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [seed] => print!("{}", scenario(seed.parse().context("SEED")?)),

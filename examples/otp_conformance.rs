@@ -4,6 +4,9 @@
 //!
 //!     cargo run -q --release --example otp_conformance -- FILE.scn
 
+#[path = "support/report.rs"]
+mod report;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -467,7 +470,11 @@ fn parse(text: &str) -> Result<(Tree, Vec<String>)> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    report::exit_code(run().await.map(|()| std::process::ExitCode::SUCCESS))
+}
+
+async fn run() -> Result<()> {
     let path = std::env::args().nth(1).context("usage: otp_conformance FILE.scn")?;
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let (tree, actions) = parse(&text)?;

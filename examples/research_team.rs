@@ -24,6 +24,9 @@
 //!    archive); the orchestrator sees it go down and re-plans again.
 //! 5. The replacement workers and the third worker answer; the synthesizer writes the answer.
 
+#[path = "support/report.rs"]
+mod report;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -477,7 +480,11 @@ async fn finish(
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    report::exit_code(demo().await.map(|()| std::process::ExitCode::SUCCESS))
+}
+
+async fn demo() -> Result<()> {
     let llm = Llm::from_env()?;
     let demo = run(llm).await?;
     let kills = demo.chaos.as_ref().map_or(0, |c| c.count(ChaosAction::Kill));

@@ -4,6 +4,9 @@
 //!
 //!     cargo run --release --example supervision_tour
 
+#[path = "support/report.rs"]
+mod report;
+
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -146,7 +149,11 @@ async fn find_supervisor(root: &Supervisor, path: &str) -> Result<Supervisor> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    report::exit_code(run().await.map(|()| std::process::ExitCode::SUCCESS))
+}
+
+async fn run() -> Result<()> {
     println!("Warden supervision tour\n");
 
     let (event_tx, mut events) = mpsc::unbounded_channel();

@@ -60,11 +60,13 @@ impl Double {
         self.calls.lock().unwrap().push(Instant::now());
         match self.behaviour {
             Behaviour::Unavailable => Err(ModelError::Server {
+                message: String::new(),
                 status: 503,
                 retry_after: None,
                 should_retry: None,
             }),
             Behaviour::RateLimited(wait) => Err(ModelError::RateLimited {
+                message: String::new(),
                 retry_after: Some(wait),
                 should_retry: None,
             }),

@@ -266,3 +266,61 @@ async fn tool_arguments_sent_as_an_object_are_kept() {
     let calls: Vec<_> = answer.tool_uses().collect();
     assert_eq!(calls, [("call_2", "add", &json!({"a": 3}))]);
 }
+
+/// Every provider error says what the server said, 5xx included (llama-cpp-python answers a
+/// `json_schema` response format with a 500 that explains itself), with anything that looks
+/// like a key removed and long bodies cut.
+#[tokio::test]
+async fn provider_errors_keep_the_servers_message_without_keys() {
+    let fake = FakeProvider::start().await;
+    let model = Wire::OpenAi.model(&fake).with_retry(RetryPolicy::none());
+    let json = |status: u16, message: &str| Fault::Http {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: json!({"error": {"message": message, "type": "server_error"}}).to_string(),
+    };
+
+    fake.push(json(
+        500,
+        "response_format.type must be one of 'text' or 'json_object', got 'json_schema'",
+    ));
+    let e = model.chat(&hi()).await.unwrap_err();
+    assert!(matches!(e, ModelError::Server { status: 500, .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "provider error: http 500: response_format.type must be one of 'text' or 'json_object', got 'json_schema'"
+    );
+
+    fake.push(json(
+        401,
+        "Incorrect API key provided: sk-proj-abcd****************wxyz. Find yours at ...",
+    ));
+    let e = model.chat(&hi()).await.unwrap_err();
+    assert!(matches!(e, ModelError::Authentication { status: 401, .. }), "{e:?}");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("authentication failed: http 401: Incorrect API key provided: [redacted]"),
+        "{shown}"
+    );
+    assert!(!shown.contains("sk-") && !shown.contains("wxyz"), "{shown}");
+
+    fake.push(Fault::Http {
+        status: 502,
+        headers: vec![("content-type".into(), "text/html".into())],
+        body: format!(
+            "<html><body><h1>502 Bad Gateway</h1>{}</body></html>",
+            "x ".repeat(2_000)
+        ),
+    });
+    let e = model.chat(&hi()).await.unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("provider error: http 502: <html><body><h1>502 Bad Gateway</h1>"),
+        "{shown}"
+    );
+    assert!(shown.len() < 600, "long bodies are cut: {} bytes", shown.len());
+
+    fake.push(Fault::Status(429));
+    let e = model.chat(&hi()).await.unwrap_err();
+    assert!(matches!(e, ModelError::RateLimited { .. }), "{e:?}");
+}

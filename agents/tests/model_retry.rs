@@ -83,7 +83,8 @@ async fn each_status_is_a_typed_error() {
                 e,
                 ModelError::RateLimited {
                     retry_after: None,
-                    should_retry: None
+                    should_retry: None,
+                    ..
                 }
             ),
             "{e:?}"

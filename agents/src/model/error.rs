@@ -14,8 +14,12 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum ModelError {
     /// HTTP 429: too many requests or tokens per minute. Transient.
-    #[error("rate limited by the provider")]
+    #[error("rate limited by the provider{}", said(message))]
     RateLimited {
+        /// What the provider said (its error message, or the start of a body that is not
+        /// JSON), truncated to 500 characters, with anything that looks like a key removed;
+        /// empty if it said nothing.
+        message: String,
         /// How long the provider asked to wait (`retry-after-ms` / `retry-after`).
         retry_after: Option<Duration>,
         /// The provider's `x-should-retry` header, if sent.
@@ -27,18 +31,26 @@ pub enum ModelError {
     #[error("quota or spend limit exceeded")]
     QuotaExceeded,
     /// HTTP 529 or an in-stream `overloaded_error`: the provider is overloaded. Transient.
-    #[error("provider overloaded")]
+    #[error("provider overloaded{}", said(message))]
     Overloaded {
+        /// What the provider said (its error message, or the start of a body that is not
+        /// JSON), truncated to 500 characters, with anything that looks like a key removed;
+        /// empty if it said nothing.
+        message: String,
         /// How long the provider asked to wait.
         retry_after: Option<Duration>,
         /// The provider's `x-should-retry` header, if sent.
         should_retry: Option<bool>,
     },
     /// HTTP 5xx (other than 529), or 408/409, which providers ask clients to retry. Transient.
-    #[error("provider error: http {status}")]
+    #[error("provider error: http {status}{}", said(message))]
     Server {
         /// The HTTP status.
         status: u16,
+        /// What the provider said (its error message, or the start of a body that is not
+        /// JSON), truncated to 500 characters, with anything that looks like a key removed;
+        /// empty if it said nothing.
+        message: String,
         /// How long the provider asked to wait.
         retry_after: Option<Duration>,
         /// The provider's `x-should-retry` header, if sent.
@@ -46,7 +58,7 @@ pub enum ModelError {
     },
     /// Any other 4xx: the request is wrong (bad schema, unknown model, context too long...).
     /// Permanent, unless the provider sent `x-should-retry: true`.
-    #[error("request rejected: http {status}: {message}")]
+    #[error("request rejected: http {status}{}", said(message))]
     BadRequest {
         /// The HTTP status.
         status: u16,
@@ -57,10 +69,14 @@ pub enum ModelError {
     },
     /// HTTP 401/403: the key is missing, wrong or lacks permission. Permanent, unless the
     /// provider sent `x-should-retry: true`.
-    #[error("authentication failed: http {status}")]
+    #[error("authentication failed: http {status}{}", said(message))]
     Authentication {
         /// The HTTP status.
         status: u16,
+        /// What the provider said (its error message, or the start of a body that is not
+        /// JSON), truncated to 500 characters, with anything that looks like a key removed;
+        /// empty if it said nothing.
+        message: String,
         /// The provider's `x-should-retry` header, if sent.
         should_retry: Option<bool>,
     },
@@ -298,6 +314,15 @@ impl ModelError {
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Redirected { .. } => "redirected",
         }
+    }
+}
+
+/// `": <message>"`, or nothing when the provider said nothing.
+fn said(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
     }
 }
 

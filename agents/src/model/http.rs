@@ -63,6 +63,34 @@ pub(crate) fn should_retry(headers: &HeaderMap) -> Option<bool> {
 
 const MAX_MESSAGE: usize = 500;
 
+/// A provider's message as kept in an error: words that look like a key (`sk-...`, or a long
+/// run of key characters, as a 401 may echo a masked key) removed, whitespace collapsed, and
+/// truncated to [`MAX_MESSAGE`] bytes.
+fn explain(message: &str) -> String {
+    let words: Vec<&str> = message
+        .split_whitespace()
+        .map(|w| if looks_like_a_key(w) { "[redacted]" } else { w })
+        .collect();
+    truncate(words.join(" "))
+}
+
+fn looks_like_a_key(word: &str) -> bool {
+    let core = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '*');
+    let keyish = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*' | '.');
+    ["sk-", "sk_", "sk-ant-", "key-", "Bearer"]
+        .iter()
+        .any(|p| core.starts_with(p) && core.len() > p.len() + 3)
+        || (core.len() >= 32 && core.chars().all(keyish) && core.chars().any(|c| c.is_ascii_digit()))
+}
+
+/// What an error body says: its JSON error message, else the body as text.
+fn message_of(json: &Value, message: String, body: &[u8]) -> String {
+    if !message.is_empty() || !json.is_null() {
+        return explain(&message);
+    }
+    explain(&String::from_utf8_lossy(&body[..body.len().min(4 * MAX_MESSAGE)]))
+}
+
 fn truncate(mut s: String) -> String {
     if s.len() > MAX_MESSAGE {
         let mut cut = MAX_MESSAGE;
@@ -119,37 +147,48 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> ModelEr
     let should_retry = should_retry(headers);
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let (kinds, message) = error_fields(&json);
+    let quota = is_quota(&kinds, &message);
+    let message = message_of(&json, message, body);
     let overloaded = kinds.iter().any(|k| k == "overloaded_error");
     match status {
-        401 | 403 => ModelError::Authentication { status, should_retry },
+        401 | 403 => ModelError::Authentication {
+            status,
+            message,
+            should_retry,
+        },
         402 => ModelError::QuotaExceeded,
-        429 if is_quota(&kinds, &message) => ModelError::QuotaExceeded,
+        429 if quota => ModelError::QuotaExceeded,
         429 => ModelError::RateLimited {
+            message,
             retry_after,
             should_retry,
         },
         529 => ModelError::Overloaded {
+            message,
             retry_after,
             should_retry,
         },
         s if s >= 500 && overloaded => ModelError::Overloaded {
+            message,
             retry_after,
             should_retry,
         },
         408 | 409 => ModelError::Server {
             status,
+            message,
             retry_after,
             should_retry,
         },
         s if s >= 500 => ModelError::Server {
             status,
+            message,
             retry_after,
             should_retry,
         },
-        _ if is_quota(&kinds, &message) => ModelError::QuotaExceeded,
+        _ if quota => ModelError::QuotaExceeded,
         _ => ModelError::BadRequest {
             status,
-            message: truncate(message),
+            message,
             should_retry,
         },
     }
@@ -160,27 +199,32 @@ pub(crate) fn classify_stream_error(body: &Value) -> ModelError {
     let (kinds, message) = error_fields(body);
     let has = |k: &str| kinds.iter().any(|x| x == k);
     if is_quota(&kinds, &message) {
-        ModelError::QuotaExceeded
-    } else if has("overloaded_error") {
+        return ModelError::QuotaExceeded;
+    }
+    let message = explain(&message);
+    if has("overloaded_error") {
         ModelError::Overloaded {
+            message,
             retry_after: None,
             should_retry: None,
         }
     } else if has("rate_limit_error") || has("rate_limit_exceeded") {
         ModelError::RateLimited {
+            message,
             retry_after: None,
             should_retry: None,
         }
     } else if has("api_error") || has("server_error") {
         ModelError::Server {
             status: 500,
+            message,
             retry_after: None,
             should_retry: None,
         }
     } else {
         ModelError::BadRequest {
             status: 400,
-            message: truncate(message),
+            message,
             should_retry: None,
         }
     }

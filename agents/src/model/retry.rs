@@ -267,6 +267,7 @@ mod tests {
 
     fn rate_limited(after: Option<Duration>) -> ModelError {
         ModelError::RateLimited {
+            message: String::new(),
             retry_after: after,
             should_retry: None,
         }
@@ -277,6 +278,7 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(p.delay_for(&ModelError::QuotaExceeded, 0), None);
         let auth = ModelError::Authentication {
+            message: String::new(),
             status: 401,
             should_retry: None,
         };
