@@ -73,7 +73,8 @@ use warden_tools::{Caller, Permission, PermissionSet, ToolCall, ToolClient, Tool
 use crate::agent::{AgentEventKind, Behaviour, Outcome, TurnContext, TurnError, TurnOutput};
 use crate::message::AgentMessage;
 use crate::model::{
-    ChatRequest, ContentBlock, Message, Model, ResponseFormat, Role, ToolSpec, Usage, json_text, schema_name,
+    ChatRequest, ContentBlock, Message, Model, ResponseFormat, Role, ToolChoice, ToolSpec, Usage, json_text,
+    schema_name,
 };
 
 /// The name of the tool a ReAct agent offers its model to ask a human (see
@@ -109,6 +110,7 @@ pub struct ReAct {
     human: Option<Duration>,
     temperature: Option<f32>,
     max_tokens: Option<u32>,
+    tool_choice: Option<ToolChoice>,
 }
 
 impl fmt::Debug for ReAct {
@@ -121,6 +123,7 @@ impl fmt::Debug for ReAct {
             .field("max_tool_failures", &self.max_tool_failures)
             .field("structured", &self.structured.as_ref().map(|s| &s.format.name))
             .field("human", &self.human)
+            .field("tool_choice", &self.tool_choice)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +149,7 @@ impl ReAct {
             human: None,
             temperature: None,
             max_tokens: None,
+            tool_choice: None,
         })
     }
 }
@@ -168,6 +172,20 @@ impl ReActBuilder {
     /// checks it; the caller's name is the agent's path, or its name).
     pub fn permission(mut self, permission: impl Into<Permission>) -> Self {
         self.0.permissions.insert(permission);
+        self
+    }
+
+    /// Whether and which tool the model must call, sent in each provider's form (OpenAI's
+    /// `"auto"`, `"none"`, `"required"` or a named function; Anthropic's `auto`, `none`, `any`
+    /// or a named tool). Without it, the provider's default (the model decides).
+    ///
+    /// [`ToolChoice::Auto`] and [`ToolChoice::None`] hold for every model call of a turn.
+    /// [`ToolChoice::Required`] and [`ToolChoice::Tool`] force the turn's **first** call
+    /// only; the calls after it are `Auto`, so that the model can answer with what its tools
+    /// returned and the turn can end (forcing every call would loop to
+    /// [`max_iterations`](Self::max_iterations)).
+    pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.0.tool_choice = Some(choice);
         self
     }
 
@@ -270,7 +288,16 @@ impl ReAct {
         specs
     }
 
-    fn request(&self, cx: &TurnContext, tools: &[ToolSpec]) -> ChatRequest {
+    /// The tool choice of the turn's `iteration`-th model call (see
+    /// [`ReActBuilder::tool_choice`]).
+    fn tool_choice_at(&self, iteration: u32) -> Option<ToolChoice> {
+        match &self.tool_choice {
+            Some(ToolChoice::Required | ToolChoice::Tool(_)) if iteration > 1 => Some(ToolChoice::Auto),
+            other => other.clone(),
+        }
+    }
+
+    fn request(&self, cx: &TurnContext, tools: &[ToolSpec], iteration: u32) -> ChatRequest {
         let mut messages = Vec::with_capacity(cx.memory().len() + 1);
         if let Some(system) = &self.system {
             messages.push(Message::system(system.clone()));
@@ -280,6 +307,7 @@ impl ReAct {
         request.temperature = self.temperature;
         request.max_tokens = self.max_tokens;
         request.response_format = self.structured.as_ref().map(|s| s.format.clone());
+        request.tool_choice = self.tool_choice_at(iteration);
         request
     }
 
@@ -414,7 +442,7 @@ impl ReAct {
             for text in cx.take_human_input() {
                 cx.memory_mut().push(Message::user(text));
             }
-            let request = self.request(cx, &self.tool_specs());
+            let request = self.request(cx, &self.tool_specs(), iteration);
             cx.emit(AgentEventKind::ModelCalled { iteration });
             let response = self.model.chat(&request).await?;
             // Provider-supplied counts: saturate rather than overflow.

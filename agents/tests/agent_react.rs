@@ -382,3 +382,66 @@ async fn token_counts_the_provider_claims_saturate_instead_of_overflowing() {
     );
     greedy.actor().unwrap().stop(None);
 }
+
+/// `tool_choice` reaches each provider in its own form: a forced choice on the turn's first
+/// model call, `auto` after it (so the turn can end); `auto` and `none` on every call.
+#[tokio::test]
+async fn tool_choice_is_sent_in_each_providers_form() {
+    use warden_agents::model::{AnthropicMessages, Model, OpenAiChat, RetryPolicy, ToolChoice};
+
+    let cases = [
+        (
+            ToolChoice::Tool("weather".into()),
+            [
+                json!({"type": "function", "function": {"name": "weather"}}),
+                json!("auto"),
+            ],
+            [json!({"type": "tool", "name": "weather"}), json!({"type": "auto"})],
+        ),
+        (
+            ToolChoice::Required,
+            [json!("required"), json!("auto")],
+            [json!({"type": "any"}), json!({"type": "auto"})],
+        ),
+        (
+            ToolChoice::Auto,
+            [json!("auto"), json!("auto")],
+            [json!({"type": "auto"}), json!({"type": "auto"})],
+        ),
+    ];
+    for (choice, openai, anthropic) in cases {
+        for (anthropic_wire, expected) in [(false, openai), (true, anthropic)] {
+            let toolkit = Toolkit::new().tool(tool_fn("weather", "Weather in a city.", |a: CityArgs| async move {
+                Ok::<_, ToolError>(format!("sunny in {}", a.city))
+            }));
+            let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
+            let fake = FakeProvider::start().await;
+            fake.push(Reply::ToolCalls(vec![ToolCall::new(
+                "weather",
+                json!({"city": "Paris"}),
+            )]));
+            fake.push(Reply::text("Sunny."));
+            let model = if anthropic_wire {
+                Model::new(AnthropicMessages::new(fake.base_url_anthropic(), "claude-test"))
+            } else {
+                Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))
+            }
+            .with_retry(RetryPolicy::none());
+            let agent = Agent::new(
+                "forecaster",
+                ReAct::builder(model)
+                    .tools(toolkit, executor.client())
+                    .tool_choice(choice.clone())
+                    .build(),
+            );
+            let forecaster = agent.handle();
+            let (root, _escalations) = root(vec![executor.child_spec("tools"), agent.child_spec()]).await;
+
+            let reply = forecaster.ask(AgentMessage::user("Weather?"), DEADLINE).await.unwrap();
+            assert_eq!((reply.outcome, reply.iterations), (Outcome::Completed, 2), "{choice:?}");
+            let sent: Vec<Value> = fake.requests().iter().map(|r| r.body["tool_choice"].clone()).collect();
+            assert_eq!(sent, expected, "{choice:?}, anthropic: {anthropic_wire}");
+            root.stop().await;
+        }
+    }
+}
