@@ -103,7 +103,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorId, ActorRef};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use warden_supervisor::{ChildPath, ChildSpec, StartContext, request};
 
@@ -188,6 +188,21 @@ impl Agent {
     /// (default 1024; at least 1).
     pub fn observer_queue(mut self, capacity: usize) -> Self {
         self.observer_queue = capacity.max(1);
+        self
+    }
+
+    /// At most `capacity` tasks in the agent's hands, queued or running (default
+    /// [`DEFAULT_QUEUE_CAPACITY`]; at least 1). Past it, [`AgentRef::tell`] and
+    /// [`AgentRef::try_ask`] fail at once with [`AgentError::Overloaded`], handing the task
+    /// back, and [`AgentRef::ask`] waits for room within its deadline. Control messages
+    /// (interrupt, human input, status, stop) are never refused. The bound holds across
+    /// restarts and is shared by every handle of the agent.
+    pub fn queue_capacity(self, capacity: usize) -> Self {
+        self.handle
+            .inner
+            .load
+            .capacity
+            .store(capacity.max(1), Ordering::Relaxed);
         self
     }
 
@@ -295,23 +310,62 @@ struct Incarnation {
 struct RefInner {
     name: Arc<str>,
     slot: watch::Sender<Incarnation>,
-    load: Arc<AtomicUsize>,
+    load: Arc<Load>,
 }
 
-/// Counts a task from when a handle sends it until the agent is done with it (answered,
-/// or dropped with a dead agent).
-pub(crate) struct LoadGuard(Arc<AtomicUsize>);
+/// How many tasks an agent holds (queued or running) unless told otherwise
+/// ([`Agent::queue_capacity`]).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 
-impl LoadGuard {
-    fn new(load: &Arc<AtomicUsize>) -> Self {
-        load.fetch_add(1, Ordering::Relaxed);
-        Self(load.clone())
+/// An agent's tasks in its hands (queued or running), against its queue's capacity.
+struct Load {
+    count: AtomicUsize,
+    capacity: AtomicUsize,
+    /// Notified whenever a task leaves, for asks waiting for room.
+    room: Notify,
+}
+
+impl Load {
+    /// Takes a place in the queue, if there is one.
+    fn try_reserve(self: &Arc<Self>) -> Option<LoadGuard> {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < capacity).then_some(n + 1))
+            .ok()
+            .map(|_| LoadGuard(self.clone()))
+    }
+
+    /// Takes a place whatever the capacity: for control messages, which are never refused.
+    fn reserve_anyway(self: &Arc<Self>) -> LoadGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        LoadGuard(self.clone())
+    }
+
+    /// Takes a place in the queue, waiting for one until `until`.
+    async fn reserve_by(self: &Arc<Self>, until: Instant) -> Option<LoadGuard> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before the check, so a task leaving in between is not missed.
+            room.as_mut().enable();
+            if let Some(guard) = self.try_reserve() {
+                return Some(guard);
+            }
+            if tokio::time::timeout_at(until, room).await.is_err() {
+                return None;
+            }
+        }
     }
 }
 
+/// Counts a task from when a handle sends it until the agent is done with it (answered,
+/// or dropped with a dead agent), and frees its place in the queue then.
+pub(crate) struct LoadGuard(Arc<Load>);
+
 impl Drop for LoadGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.room.notify_waiters();
     }
 }
 
@@ -339,7 +393,11 @@ impl AgentRef {
             inner: Arc::new(RefInner {
                 name,
                 slot: watch::Sender::new(Incarnation::default()),
-                load: Arc::new(AtomicUsize::new(0)),
+                load: Arc::new(Load {
+                    count: AtomicUsize::new(0),
+                    capacity: AtomicUsize::new(DEFAULT_QUEUE_CAPACITY),
+                    room: Notify::new(),
+                }),
             }),
         }
     }
@@ -369,8 +427,19 @@ impl AgentRef {
         });
     }
 
-    fn load_guard(&self) -> LoadGuard {
-        LoadGuard::new(&self.inner.load)
+    /// A place for a task that a control message starts (a human's input to an idle
+    /// agent): counted, never refused.
+    pub(crate) fn control_load(&self) -> LoadGuard {
+        self.inner.load.reserve_anyway()
+    }
+
+    /// The refusal of `task`, handed back, when the queue is full.
+    fn overloaded(&self, task: AgentMessage) -> AgentError {
+        AgentError::Overloaded {
+            agent: self.inner.name.clone(),
+            capacity: self.queue_capacity(),
+            task: Box::new(task),
+        }
     }
 
     fn current(&self) -> Result<ActorRef<AgentMsg>, AgentError> {
@@ -383,7 +452,7 @@ impl AgentRef {
     }
 
     /// Sends a task to the running incarnation, addressed to this agent if it names nobody.
-    fn send_task(&self, mut task: AgentMessage, asker: Option<Asker>) -> Result<(), AgentError> {
+    fn send_task(&self, mut task: AgentMessage, load: LoadGuard, asker: Option<Asker>) -> Result<(), AgentError> {
         let (actor, events) = {
             let slot = self.inner.slot.borrow();
             let not_delivered = || AgentError::NotDelivered(self.inner.name.clone());
@@ -397,7 +466,7 @@ impl AgentRef {
         if task.recipient == Address::Unspecified {
             task.recipient = self.address();
         }
-        let pending = Pending::new(task, self.load_guard(), asker, events);
+        let pending = Pending::new(task, load, asker, events);
         actor.send_message(AgentMsg::Task(Box::new(pending))).map_err(|e| {
             if let ractor::MessagingErr::SendErr(AgentMsg::Task(pending)) = e {
                 (*pending).withdraw();
@@ -450,7 +519,13 @@ impl AgentRef {
     /// Tasks sent through handles and not finished yet (queued or in flight): the measure
     /// [`RoutePolicy::LeastBusy`](crate::team::RoutePolicy::LeastBusy) routes by.
     pub fn load(&self) -> usize {
-        self.inner.load.load(Ordering::Relaxed)
+        self.inner.load.count.load(Ordering::Relaxed)
+    }
+
+    /// How many tasks the agent holds at most, queued or running (see
+    /// [`Agent::queue_capacity`]).
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.load.capacity.load(Ordering::Relaxed)
     }
 
     /// Waits until an incarnation newer than `generation` has started (for example after a
@@ -486,8 +561,13 @@ impl AgentRef {
     /// agent skips the task if it has not started it, and cuts its turn short if it has (see
     /// the [module docs](self)).
     ///
+    /// When the agent's queue is full, the ask waits for room within the same deadline
+    /// ([`try_ask`](Self::try_ask) fails at once instead).
+    ///
     /// # Errors
     ///
+    /// [`AgentError::Overloaded`] if the queue had no room before the deadline (the task
+    /// is handed back; it did nothing);
     /// [`AgentError::NotDelivered`] if no incarnation is running (it did nothing);
     /// [`AgentError::NotStarted`] if it died before starting the task (it did nothing);
     /// [`AgentError::AgentDown`] if it died while working on it (it may have acted);
@@ -499,12 +579,40 @@ impl AgentRef {
     /// Dropping the future abandons the ask: the agent skips the task, or cuts its turn
     /// short, as at the deadline.
     pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
-        // A deadline too far to represent is no deadline: about thirty years.
-        let until = Instant::now()
-            .checked_add(deadline)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(30 * 365 * 86_400));
+        let until = deadline_from_now(deadline);
+        let Some(load) = self.inner.load.reserve_by(until).await else {
+            return Err(self.overloaded(task));
+        };
+        self.ask_reserved(task, load, until, deadline).await
+    }
+
+    /// Like [`ask`](Self::ask), but fails at once with [`AgentError::Overloaded`] (the task
+    /// handed back) when the agent's queue is full, instead of waiting for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask).
+    ///
+    /// # Cancellation
+    ///
+    /// As [`ask`](Self::ask).
+    pub async fn try_ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
+        let until = deadline_from_now(deadline);
+        let Some(load) = self.inner.load.try_reserve() else {
+            return Err(self.overloaded(task));
+        };
+        self.ask_reserved(task, load, until, deadline).await
+    }
+
+    async fn ask_reserved(
+        &self,
+        task: AgentMessage,
+        load: LoadGuard,
+        until: Instant,
+        deadline: Duration,
+    ) -> Result<Reply, AgentError> {
         let (asker, side) = Asker::new(self.inner.name.clone(), until);
-        self.send_task(task, Some(asker))?;
+        self.send_task(task, load, Some(asker))?;
         match tokio::time::timeout_at(until, side.answer).await {
             Ok(Ok(answer)) => answer,
             // Every path answers; a port dropped silently still means the agent went down.
@@ -518,9 +626,14 @@ impl AgentRef {
     ///
     /// # Errors
     ///
+    /// [`AgentError::Overloaded`] at once when the agent's queue is full, with the task
+    /// handed back (nothing is dropped silently);
     /// [`AgentError::NotDelivered`] if no incarnation is running.
     pub fn tell(&self, task: AgentMessage) -> Result<(), AgentError> {
-        self.send_task(task, None)
+        let Some(load) = self.inner.load.try_reserve() else {
+            return Err(self.overloaded(task));
+        };
+        self.send_task(task, load, None)
     }
 
     /// Interrupts the turn in flight, if any (see the [module docs](self)); answers whether
@@ -569,4 +682,12 @@ impl AgentRef {
             .await
             .map_err(|e| AgentError::from_request(&self.inner.name, e))
     }
+}
+
+/// The instant `deadline` from now; a deadline too far to represent is no deadline (about
+/// thirty years).
+fn deadline_from_now(deadline: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(deadline)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }

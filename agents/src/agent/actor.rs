@@ -614,7 +614,7 @@ impl Actor for AgentActor {
                     let task = AgentMessage::user(text)
                         .from(Address::external("human"))
                         .to(Address::Name(self.0.name.to_string()));
-                    let pending = Pending::new(task, self.0.handle.load_guard(), None, state.events.clone());
+                    let pending = Pending::new(task, self.0.handle.control_load(), None, state.events.clone());
                     self.start_turn(&myself, state, pending);
                 }
             },

@@ -6,7 +6,7 @@ use std::time::Duration;
 use warden_supervisor::{EscalationError, RequestError};
 use warden_tools::ToolError;
 
-use crate::message::Address;
+use crate::message::{Address, AgentMessage};
 use crate::model::ModelError;
 
 /// Why an [`ask`](super::AgentRef::ask) (or a `tell`, or a control call) got no reply.
@@ -26,6 +26,18 @@ pub enum AgentError {
     /// Transient: its supervisor restarts it.
     #[error("agent {0} stopped before starting the task; it had no effect")]
     NotStarted(Arc<str>),
+    /// The agent's queue was full ([`Agent::queue_capacity`](super::Agent::queue_capacity)):
+    /// the task was not sent and is handed back. Transient: try again later, elsewhere, or
+    /// shed it.
+    #[error("agent {agent} is overloaded: its queue of {capacity} tasks is full")]
+    Overloaded {
+        /// The agent.
+        agent: Arc<str>,
+        /// Its queue's capacity.
+        capacity: usize,
+        /// The task, handed back.
+        task: Box<AgentMessage>,
+    },
     /// No answer within the deadline. The agent may still do the work.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -54,14 +66,22 @@ impl AgentError {
     pub fn was_not_delivered(&self) -> bool {
         matches!(
             self,
-            Self::NotDelivered(_) | Self::NotStarted(_) | Self::NoSuchAddress(_) | Self::NoRoute(_)
+            Self::NotDelivered(_)
+                | Self::NotStarted(_)
+                | Self::NoSuchAddress(_)
+                | Self::NoRoute(_)
+                | Self::Overloaded { .. }
         )
     }
 
     /// Whether trying again (on the restarted agent, or later) may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::NotDelivered(_) | Self::NotStarted(_) | Self::AgentDown(_) | Self::Timeout(_) => true,
+            Self::NotDelivered(_)
+            | Self::NotStarted(_)
+            | Self::AgentDown(_)
+            | Self::Timeout(_)
+            | Self::Overloaded { .. } => true,
             Self::Turn(e) => e.is_transient(),
             Self::NoSuchAddress(_) | Self::NoRoute(_) => false,
         }
