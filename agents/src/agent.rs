@@ -103,9 +103,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorId, ActorRef};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use warden_supervisor::{ChildPath, ChildSpec, StartContext, request};
+use warden_supervisor::{ChildPath, ChildSpec, Incarnations, StartContext, request};
 
 pub use behaviour::{AgentTrouble, Behaviour, HumanAnswer, HumanQuestion, Outcome, Reply, TurnContext, TurnOutput};
 pub use error::{AgentError, TurnError};
@@ -298,18 +298,18 @@ pub struct AgentStatus {
     pub memory_messages: usize,
 }
 
-#[derive(Clone, Default)]
+/// One running agent actor, as its handles reach it.
+#[derive(Clone)]
 struct Incarnation {
-    generation: u64,
-    actor: Option<ActorRef<AgentMsg>>,
+    actor: ActorRef<AgentMsg>,
     path: Option<ChildPath>,
-    /// The running incarnation's events, for tasks dropped before they reach its state.
-    events: Option<EventSink>,
+    /// Its events, for tasks dropped before they reach its state.
+    events: EventSink,
 }
 
 struct RefInner {
     name: Arc<str>,
-    slot: watch::Sender<Incarnation>,
+    incarnations: Incarnations<Incarnation>,
     load: Arc<Load>,
 }
 
@@ -378,11 +378,10 @@ pub struct AgentRef {
 
 impl fmt::Debug for AgentRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let slot = self.inner.slot.borrow();
         f.debug_struct("AgentRef")
             .field("name", &self.inner.name)
-            .field("generation", &slot.generation)
-            .field("path", &slot.path)
+            .field("generation", &self.generation())
+            .field("path", &self.path())
             .finish()
     }
 }
@@ -392,7 +391,7 @@ impl AgentRef {
         Self {
             inner: Arc::new(RefInner {
                 name,
-                slot: watch::Sender::new(Incarnation::default()),
+                incarnations: Incarnations::new(),
                 load: Arc::new(Load {
                     count: AtomicUsize::new(0),
                     capacity: AtomicUsize::new(DEFAULT_QUEUE_CAPACITY),
@@ -404,27 +403,12 @@ impl AgentRef {
 
     /// Publishes a new incarnation; returns its generation.
     fn publish(&self, actor: ActorRef<AgentMsg>, path: Option<ChildPath>, events: EventSink) -> u64 {
-        let mut generation = 0;
-        self.inner.slot.send_modify(|slot| {
-            slot.generation += 1;
-            slot.actor = Some(actor);
-            slot.path = path;
-            slot.events = Some(events);
-            generation = slot.generation;
-        });
-        generation
+        self.inner.incarnations.started(Incarnation { actor, path, events })
     }
 
     /// Withdraws `actor` if it is still the published incarnation.
     fn withdraw(&self, actor: ActorId) {
-        self.inner.slot.send_if_modified(|slot| {
-            let ours = slot.actor.as_ref().is_some_and(|a| a.get_id() == actor);
-            if ours {
-                slot.actor = None;
-                slot.events = None;
-            }
-            ours
-        });
+        self.inner.incarnations.ended(|i| i.actor.get_id() == actor);
     }
 
     /// A place for a task that a control message starts (a human's input to an idle
@@ -444,25 +428,18 @@ impl AgentRef {
 
     fn current(&self) -> Result<ActorRef<AgentMsg>, AgentError> {
         self.inner
-            .slot
-            .borrow()
-            .actor
-            .clone()
+            .incarnations
+            .with_current(|i| i.map(|i| i.actor.clone()))
             .ok_or_else(|| AgentError::NotDelivered(self.inner.name.clone()))
     }
 
     /// Sends a task to the running incarnation, addressed to this agent if it names nobody.
     fn send_task(&self, mut task: AgentMessage, load: LoadGuard, asker: Option<Asker>) -> Result<(), AgentError> {
-        let (actor, events) = {
-            let slot = self.inner.slot.borrow();
-            let not_delivered = || AgentError::NotDelivered(self.inner.name.clone());
-            let actor = slot.actor.clone().ok_or_else(not_delivered)?;
-            let events = slot
-                .events
-                .clone()
-                .unwrap_or_else(|| EventSink::none(self.inner.name.clone()));
-            (actor, events)
-        };
+        let (actor, events) = self
+            .inner
+            .incarnations
+            .with_current(|i| i.map(|i| (i.actor.clone(), i.events.clone())))
+            .ok_or_else(|| AgentError::NotDelivered(self.inner.name.clone()))?;
         if task.recipient == Address::Unspecified {
             task.recipient = self.address();
         }
@@ -493,27 +470,24 @@ impl AgentRef {
     /// The path of the running incarnation in its tree (none when spawned alone or before
     /// the first start).
     pub fn path(&self) -> Option<ChildPath> {
-        self.inner.slot.borrow().path.clone()
+        self.inner.incarnations.latest().and_then(|i| i.path)
     }
 
     /// How many times the agent has started (0: never).
     pub fn generation(&self) -> u64 {
-        self.inner.slot.borrow().generation
+        self.inner.incarnations.generation()
     }
 
     /// The running incarnation's actor, to monitor (or kill, in a test).
     pub fn actor(&self) -> Option<ActorCell> {
-        self.inner.slot.borrow().actor.as_ref().map(|a| a.get_cell())
+        self.inner.incarnations.with_current(|i| i.map(|i| i.actor.get_cell()))
     }
 
     /// Whether an incarnation is running.
     pub fn is_running(&self) -> bool {
         self.inner
-            .slot
-            .borrow()
-            .actor
-            .as_ref()
-            .is_some_and(|a| a.get_status() <= ractor::ActorStatus::Upgrading)
+            .incarnations
+            .with_current(|i| i.is_some_and(|i| i.actor.get_status() <= ractor::ActorStatus::Upgrading))
     }
 
     /// Tasks sent through handles and not finished yet (queued or in flight): the measure
@@ -539,16 +513,11 @@ impl AgentRef {
     ///
     /// Dropping the future is harmless.
     pub async fn wait_started(&self, generation: u64, deadline: Duration) -> Result<u64, AgentError> {
-        let mut rx = self.inner.slot.subscribe();
-        match tokio::time::timeout(
-            deadline,
-            rx.wait_for(|s| s.generation > generation && s.actor.is_some()),
-        )
-        .await
-        {
-            Ok(Ok(slot)) => Ok(slot.generation),
-            Ok(Err(_)) | Err(_) => Err(AgentError::Timeout(deadline)),
-        }
+        self.inner
+            .incarnations
+            .wait_started(generation, deadline)
+            .await
+            .ok_or(AgentError::Timeout(deadline))
     }
 
     /// Sends `task` and waits for the answer, at most `deadline`. A task whose recipient is

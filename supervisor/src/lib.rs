@@ -121,6 +121,7 @@ pub mod escalation;
 pub mod event;
 mod exit;
 mod factory;
+mod incarnation;
 mod intensity;
 mod introspection;
 pub mod panic_report;
@@ -140,6 +141,7 @@ pub use escalation::{
 pub use event::{DEFAULT_OBSERVER_CAPACITY, OBSERVER_FLUSH_GRACE, Observer, SupervisorEvent};
 pub use exit::{ExitReason, Failure};
 pub use factory::{BoxFuture, ChildFactory, StartContext, StartError};
+pub use incarnation::Incarnations;
 pub use intensity::Intensity;
 pub use introspection::{ChildCounts, ChildInfo, ChildState, NodeSnapshot, NodeState, TreeSnapshot};
 pub use path::ChildPath;

@@ -68,7 +68,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Future;
@@ -77,7 +77,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
-use warden_supervisor::{ChildSpec, Escalator, RequestError, StartContext, request};
+use warden_supervisor::{ChildSpec, Escalator, Incarnations, RequestError, StartContext, request};
 
 use crate::call::ToolCall;
 use crate::circuit_breaker::SharedCircuitBreaker;
@@ -112,7 +112,8 @@ impl fmt::Debug for ExecutorMsg {
     }
 }
 
-type Slot = Arc<RwLock<Option<ActorRef<ExecutorMsg>>>>;
+/// The executor's running actor, followed across restarts.
+type Slot = Arc<Incarnations<ActorRef<ExecutorMsg>>>;
 
 /// How many calls an executor runs at once unless told otherwise.
 const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
@@ -167,7 +168,7 @@ impl ToolExecutor {
         Self {
             toolkit: toolkit.into(),
             stack,
-            slot: Arc::new(RwLock::new(None)),
+            slot: Arc::new(Incarnations::new()),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
@@ -237,7 +238,7 @@ impl Actor for ToolExecutor {
             }
             services.insert(name, built.service);
         }
-        *self.slot.write().unwrap_or_else(PoisonError::into_inner) = Some(myself);
+        self.slot.started(myself);
         Ok(ExecutorState {
             services,
             breakers,
@@ -301,10 +302,7 @@ impl Actor for ToolExecutor {
         state: &mut ExecutorState,
     ) -> Result<(), ActorProcessingErr> {
         state.tasks.abort_all();
-        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
-        if slot.as_ref().is_some_and(|r| r.get_id() == myself.get_id()) {
-            *slot = None;
-        }
+        self.slot.ended(|r| r.get_id() == myself.get_id());
         Ok(())
     }
 }
@@ -375,7 +373,7 @@ impl fmt::Debug for ToolClient {
 impl ToolClient {
     /// The executor's actor running now, if any.
     pub fn actor(&self) -> Option<ActorRef<ExecutorMsg>> {
-        self.slot.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.slot.current()
     }
 
     /// Runs `call` and waits for its result, at most `deadline`; the
