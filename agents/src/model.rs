@@ -132,7 +132,7 @@ pub use provider::{ChatModel, EventStream, HttpSettings, redacted_url};
 pub use retry::{RetryBudget, RetryPolicy};
 pub use stream::{StreamAssembler, StreamEvent, collect};
 pub use structured::Structured;
-pub(crate) use structured::{json_text, schema_name};
+pub(crate) use structured::{Repairs, json_text, schema_name};
 pub use types::{
     ChatRequest, ChatResponse, ContentBlock, INTERRUPTED_TOOL_RESULT, Message, ResponseFormat, Role, StopReason,
     ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,

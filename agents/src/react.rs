@@ -73,7 +73,7 @@ use warden_tools::{Caller, Permission, PermissionSet, ToolCall, ToolClient, Tool
 use crate::agent::{AgentEventKind, Behaviour, Outcome, TurnContext, TurnError, TurnOutput};
 use crate::message::AgentMessage;
 use crate::model::{
-    ChatRequest, ContentBlock, Message, Model, ResponseFormat, Role, ToolChoice, ToolSpec, Usage, json_text,
+    ChatRequest, ContentBlock, Message, Model, Repairs, ResponseFormat, Role, ToolChoice, ToolSpec, Usage, json_text,
     schema_name,
 };
 
@@ -436,7 +436,7 @@ impl ReAct {
         }
         let mut usage = Usage::default();
         let mut failures: HashMap<String, u32> = HashMap::new();
-        let mut repairs = 0;
+        let mut repairs = Repairs::new(self.structured.as_ref().map_or(0, |spec| spec.repairs));
         let mut last_text = String::new();
         for iteration in 1..=self.max_iterations {
             for text in cx.take_human_input() {
@@ -463,14 +463,13 @@ impl ReAct {
                             .and_then(|v| (spec.check)(&v).map(|()| v));
                         match parsed {
                             Ok(value) => Some(value),
-                            Err(error) if repairs < spec.repairs => {
-                                repairs += 1;
-                                cx.memory_mut().push(Message::user(format!(
-                                    "That answer is not valid: {error}. Reply again with only the JSON value, matching the schema exactly."
-                                )));
-                                continue;
-                            }
-                            Err(error) => return Err(TurnError::StructuredOutputInvalid(error)),
+                            Err(error) => match repairs.ask_again(&error, Repairs::JSON_AGAIN) {
+                                Some(again) => {
+                                    cx.memory_mut().push(again);
+                                    continue;
+                                }
+                                None => return Err(TurnError::StructuredOutputInvalid(error)),
+                            },
                         }
                     }
                 };

@@ -46,6 +46,42 @@ pub(crate) fn json_text(text: &str) -> &str {
     rest.strip_suffix("```").unwrap_or(rest).trim()
 }
 
+/// The repair rounds of one structured answer: how many an invalid answer may still get,
+/// and what the model is told then. The one policy for `chat_structured`, the ReAct agent's
+/// structured replies and the router's decisions.
+pub(crate) struct Repairs {
+    used: u32,
+    limit: u32,
+}
+
+impl Repairs {
+    /// At most `limit` repair rounds.
+    pub(crate) fn new(limit: u32) -> Self {
+        Self { used: 0, limit }
+    }
+
+    /// After an invalid answer (`problem` says why): the message that asks the model to
+    /// `instruction` (such as [`Repairs::JSON_AGAIN`]), or `None` when the rounds are used
+    /// up.
+    pub(crate) fn ask_again(&mut self, problem: &str, instruction: &str) -> Option<Message> {
+        if self.used >= self.limit {
+            return None;
+        }
+        self.used += 1;
+        Some(Message::user(format!(
+            "That answer is not valid: {problem}. {instruction}"
+        )))
+    }
+
+    /// What the model is asked to do when a JSON answer did not match its schema.
+    pub(crate) const JSON_AGAIN: &str = "Reply again with only the JSON value, matching the schema exactly.";
+
+    /// Repair rounds used so far.
+    pub(crate) fn used(&self) -> u32 {
+        self.used
+    }
+}
+
 impl Model {
     /// Asks for an answer matching `T`'s JSON Schema and parses it into `T`.
     ///
@@ -77,7 +113,7 @@ impl Model {
         };
         let mut request: Cow<'_, ChatRequest> = Cow::Borrowed(req);
         request.to_mut().response_format = Some(format);
-        let mut repairs = 0;
+        let mut repairs = Repairs::new(self.inner.repair_rounds);
         loop {
             let response = self.chat(&request).await?;
             let text = response.text();
@@ -86,23 +122,20 @@ impl Model {
                     return Ok(Structured {
                         value,
                         response,
-                        repairs,
+                        repairs: repairs.used(),
                     });
                 }
-                Err(source) if repairs >= self.inner.repair_rounds => {
-                    return Err(ModelError::StructuredOutputInvalid {
-                        attempts: repairs + 1,
-                        source,
-                    });
-                }
-                Err(error) => {
-                    tracing::debug!(model = %self.name(), %error, "structured answer invalid, asking for a repair");
+                Err(source) => {
+                    let Some(again) = repairs.ask_again(&source.to_string(), Repairs::JSON_AGAIN) else {
+                        return Err(ModelError::StructuredOutputInvalid {
+                            attempts: repairs.used() + 1,
+                            source,
+                        });
+                    };
+                    tracing::debug!(model = %self.name(), error = %source, "structured answer invalid, asking for a repair");
                     let messages = &mut request.to_mut().messages;
                     messages.push(Message::assistant(text));
-                    messages.push(Message::user(format!(
-                        "That answer is not valid: {error}. Reply again with only the JSON value, matching the schema exactly."
-                    )));
-                    repairs += 1;
+                    messages.push(again);
                 }
             }
         }

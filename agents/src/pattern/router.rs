@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::agent::{Agent, AgentError, AgentRef, Behaviour, Outcome, Reply, TurnContext, TurnError, TurnOutput};
 use crate::message::{Address, AgentMessage};
 use crate::model::{
-    ChatRequest, ContentBlock, Message, Model, ResponseFormat, Role, ToolChoice, ToolSpec, Usage, json_text,
+    ChatRequest, ContentBlock, Message, Model, Repairs, ResponseFormat, Role, ToolChoice, ToolSpec, Usage, json_text,
 };
 use crate::registry::Target;
 
@@ -520,6 +520,12 @@ impl RouteDecider {
             },
         ];
         let mut usage = Usage::default();
+        // One repair round; the invalid answer is not kept, so no tool call is left open.
+        let mut repairs = Repairs::new(1);
+        let instruction = match self.by {
+            RouteBy::StructuredOutput => "Answer again with only the JSON, naming one of the routes.",
+            RouteBy::ToolCall => "Call exactly one of the route_to_<route> tools.",
+        };
         for iteration in 1..=2 {
             let response = self.model.chat(&self.request(messages.clone())).await?;
             // Provider-supplied counts: saturate rather than overflow.
@@ -539,24 +545,21 @@ impl RouteDecider {
                     output.structured = Some(structured);
                     return Ok(output);
                 }
-                Err(problem) if iteration == 1 => {
-                    // One repair round; the answer is not kept, so no tool call is left open.
-                    let (name, repair) = match self.by {
-                        RouteBy::StructuredOutput => {
-                            ("JSON", "Answer again with only the JSON, naming one of the routes.")
-                        }
-                        RouteBy::ToolCall => ("tool call", "Call exactly one of the route_to_<route> tools."),
+                Err(problem) => {
+                    let Some(again) = repairs.ask_again(&problem, instruction) else {
+                        return Err(TurnError::StructuredOutputInvalid(problem));
+                    };
+                    let shown = match self.by {
+                        RouteBy::StructuredOutput => "(no JSON)",
+                        RouteBy::ToolCall => "(no tool call)",
                     };
                     messages.push(Message::assistant(if text.is_empty() {
-                        format!("(no {name})")
+                        shown.to_owned()
                     } else {
                         text
                     }));
-                    messages.push(Message::user(format!(
-                        "That is not a routing decision: {problem}. {repair}"
-                    )));
+                    messages.push(again);
                 }
-                Err(problem) => return Err(TurnError::StructuredOutputInvalid(problem)),
             }
         }
         Err(TurnError::StructuredOutputInvalid("no routing decision".into()))
