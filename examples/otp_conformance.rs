@@ -4,6 +4,9 @@
 //!
 //!     cargo run -q --release --example otp_conformance -- FILE.scn
 
+#[path = "support/otp_names.rs"]
+mod otp_names;
+
 #[path = "support/report.rs"]
 mod report;
 
@@ -13,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use otp_names::OtpName;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use warden::supervisor::{

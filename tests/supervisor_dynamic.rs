@@ -9,6 +9,7 @@ mod probe;
 
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, ProbeMsg, cell, child, ping, probe, refusing, tell};
 use warden::supervisor::{
     Backoff, ChildCounts, ChildError, ChildKind, ChildState, NoProc, Restart, StartError, Strategy, Supervisor,

@@ -10,6 +10,7 @@ mod probe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, ProbeMsg, ping, start_probe, tell};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;

@@ -16,6 +16,7 @@ mod log_capture;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, ProbeMsg, cell, child, ping, probe, sub_of, tell};
 use tokio::sync::mpsc;
 use warden::supervisor::{

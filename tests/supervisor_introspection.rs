@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, ProbeMsg, cell, probe, refusing, sub_of, tell};
 use warden::supervisor::{Backoff, ChildKind, NodeState, Restart, Supervisor, SupervisorEvent, TreeSnapshot};
 

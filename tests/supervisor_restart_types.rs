@@ -10,6 +10,7 @@ mod probe;
 
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, ProbeMsg, cell as actor, child as info, probe, tell};
 use ractor::ActorCell;
 use warden::supervisor::{ChildCounts, ChildError, ExitReason, Restart, Supervisor};

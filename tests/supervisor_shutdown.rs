@@ -13,6 +13,7 @@ mod probe;
 
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, cell, probe};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;

@@ -11,6 +11,7 @@ mod probe;
 
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, ProbeMsg, cell as actor, probe, probe_with_panicking_factory, refusing, tell};
 use warden::supervisor::{ChildCounts, ChildError, ChildSpec, SpawnError, SpecError, StartError, Supervisor};
 

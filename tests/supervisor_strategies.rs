@@ -13,6 +13,7 @@ mod probe;
 
 use std::time::Duration;
 
+use probe::OtpName;
 use probe::{Control, EventLog, ProbeMsg, cell as actor, ping, probe, tell};
 use ractor::ActorId;
 use warden::supervisor::{ChildCounts, ChildState, Restart, Strategy, Supervisor};

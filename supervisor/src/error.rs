@@ -94,27 +94,6 @@ impl From<CallError> for ChildError {
     }
 }
 
-impl ChildError {
-    /// OTP's name for the answer: `already_started`, `already_present`,
-    /// `running`, `restarting`, `not_found`, `boom` (a failed start),
-    /// `noproc`, `simple_one_for_one`, or `timeout` (from a call with a deadline).
-    pub fn otp_name(&self) -> &'static str {
-        match self {
-            Self::AlreadyStarted(_) => "already_started",
-            Self::AlreadyPresent => "already_present",
-            Self::Running => "running",
-            Self::Restarting => "restarting",
-            Self::NotFound => "not_found",
-            Self::StartFailed(_) => "boom",
-            Self::InvalidSpec(_) => "invalid_spec",
-            Self::NoProc(_) => "noproc",
-            Self::SimpleOneForOne => "simple_one_for_one",
-            Self::WrongArguments { .. } => "wrong_arguments",
-            Self::Timeout(_) => "timeout",
-        }
-    }
-}
-
 /// A supervisor or child spec that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

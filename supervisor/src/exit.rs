@@ -72,18 +72,6 @@ impl ExitReason {
         !self.is_normal()
     }
 
-    /// The reason as OTP's trace vocabulary names it: `normal`, `shutdown`,
-    /// `killed`, or `boom` for a failure or a stop with a reason of its own (OTP
-    /// prints that reason; the conformance scenarios name every abnormal one `boom`).
-    pub fn otp_name(&self) -> &'static str {
-        match self {
-            Self::Normal => "normal",
-            Self::Shutdown => "shutdown",
-            Self::Killed => KILLED,
-            Self::Stopped(_) | Self::Failed(_) => "boom",
-        }
-    }
-
     /// Reads a ractor stop reason. This and the translation of supervision events are the
     /// only places that compare reason strings.
     pub fn from_stop_reason(reason: Option<&str>) -> Self {
@@ -216,6 +204,5 @@ mod tests {
         assert!(ExitReason::from_stop_reason(Some("shutdownish")).is_abnormal());
         assert!(ExitReason::from_stop_reason(Some("normal")).is_normal());
         assert!(ExitReason::failed("boom".into()).is_abnormal());
-        assert_eq!(ExitReason::failed("boom".into()).otp_name(), "boom");
     }
 }

@@ -36,15 +36,6 @@ impl ChildState {
             _ => None,
         }
     }
-
-    /// OTP's name for the state: `running`, `undefined` or `restarting`.
-    pub fn otp_name(&self) -> &'static str {
-        match self {
-            Self::Running(_) => "running",
-            Self::NotRunning => "undefined",
-            Self::Restarting => "restarting",
-        }
-    }
 }
 
 /// One child of a supervisor, as [`Supervisor::which_children`] reports it.

@@ -5,10 +5,14 @@
 //! Include it with `#[path = "support/probe.rs"] mod probe;`.
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../examples/support/otp_names.rs"]
+mod otp_names;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use otp_names::OtpName;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::Notify;
