@@ -135,7 +135,7 @@ pub use structured::Structured;
 pub(crate) use structured::{Repairs, json_text, schema_name};
 pub use types::{
     ChatRequest, ChatResponse, ContentBlock, INTERRUPTED_TOOL_RESULT, Message, ResponseFormat, Role, StopReason,
-    ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,
+    StructuredMode, StructuredOutput, ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,
 };
 
 /// The model handle agents hold: a provider with a retry policy and an optional fallback. Cloning is cheap (an `Arc`); clones share everything.
@@ -153,6 +153,9 @@ struct Inner {
     fallback: Option<Model>,
     repair_rounds: u32,
     budget: Option<RetryBudget>,
+    structured: StructuredOutput,
+    /// With [`StructuredOutput::Auto`]: the mode that works so far, shared by clones.
+    learned: Arc<std::sync::Mutex<StructuredMode>>,
 }
 
 /// What one call shares with its fallback: the deadline and the retry budget.
@@ -221,6 +224,8 @@ impl Model {
                 fallback: None,
                 repair_rounds: 1,
                 budget: None,
+                structured: StructuredOutput::Auto,
+                learned: Arc::new(std::sync::Mutex::new(StructuredMode::default())),
             }),
         }
     }
@@ -336,8 +341,83 @@ impl Model {
         self.chat_within(&closed(req), &Call::start(self)).await
     }
 
+    /// How structured answers are asked for (default [`StructuredOutput::Auto`]).
+    pub fn with_structured_output(self, structured: StructuredOutput) -> Self {
+        self.map(|i| i.structured = structured)
+    }
+
+    /// The structured-output mode this model's next call uses.
+    pub fn structured_mode(&self) -> StructuredMode {
+        match self.inner.structured {
+            StructuredOutput::Fixed(mode) => mode,
+            StructuredOutput::Auto => *self
+                .inner
+                .learned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        }
+    }
+
+    /// `req` asking for its structured answer in `mode`.
+    fn in_mode<'r>(req: &'r ChatRequest, mode: StructuredMode) -> Cow<'r, ChatRequest> {
+        match &req.response_format {
+            Some(format) if format.mode != mode => {
+                let mut req = req.clone();
+                if let Some(format) = req.response_format.as_mut() {
+                    format.mode = mode;
+                }
+                Cow::Owned(req)
+            }
+            _ => Cow::Borrowed(req),
+        }
+    }
+
+    /// Whether `e` is a server refusing the way `req` asked for a structured answer.
+    fn refuses_mode(req: &ChatRequest, e: &ModelError) -> bool {
+        let Some(format) = &req.response_format else {
+            return false;
+        };
+        let message = match e {
+            ModelError::BadRequest { status, message, .. } | ModelError::Server { status, message, .. }
+                if matches!(status, 400 | 422 | 500) =>
+            {
+                message.to_ascii_lowercase()
+            }
+            _ => return false,
+        };
+        match format.mode {
+            StructuredMode::JsonSchema => message.contains("json_schema") || message.contains("response_format"),
+            StructuredMode::JsonObject => message.contains("json_object") || message.contains("response_format"),
+            StructuredMode::Prompt => false,
+        }
+    }
+
     async fn chat_within(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
-        match (self.chat_with_retries(req, call).await, &self.inner.fallback) {
+        let mode = self.structured_mode();
+        let first = Self::in_mode(req, mode);
+        let result = match self.chat_with_retries(&first, call).await {
+            Err(e) if self.inner.structured == StructuredOutput::Auto && Self::refuses_mode(&first, &e) => {
+                match mode.next() {
+                    Some(next) => {
+                        tracing::info!(model = %self.name(), refused = ?mode, next = ?next, error = %e, "server refused a structured-output mode; trying the next");
+                        {
+                            let mut learned = self
+                                .inner
+                                .learned
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if *learned == mode {
+                                *learned = next;
+                            }
+                        }
+                        self.chat_with_retries(&Self::in_mode(req, next), call).await
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
+        match (result, &self.inner.fallback) {
             (Err(e), Some(fallback)) if e.warrants_fallback() => {
                 tracing::warn!(model = %self.name(), fallback = %fallback.name(), error = %e, "model failed, trying fallback");
                 Box::pin(fallback.chat_within(req, call)).await

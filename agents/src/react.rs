@@ -218,10 +218,7 @@ impl ReActBuilder {
                 .map_err(|e| e.to_string())
         });
         self.0.structured = Some(StructuredSpec {
-            format: ResponseFormat {
-                name: schema_name(&T::schema_name()),
-                schema: schemars::schema_for!(T).to_value(),
-            },
+            format: ResponseFormat::new(schema_name(&T::schema_name()), schemars::schema_for!(T).to_value()),
             check,
             repairs: 1,
         });

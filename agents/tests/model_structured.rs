@@ -176,3 +176,99 @@ async fn a_malformed_provider_response_is_not_structured_output_invalid() {
         assert_eq!(fake.request_count(), 1);
     }
 }
+
+/// llama-cpp-python's answer to a `json_schema` response format.
+fn refuses_json_schema() -> Fault {
+    Fault::Http {
+        status: 500,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: json!({"error": {"message": "response_format.type must be 'text' or 'json_object', not 'json_schema'", "type": "server_error"}}).to_string(),
+    }
+}
+
+#[tokio::test]
+async fn auto_falls_back_from_json_schema_to_json_object_once_and_remembers() {
+    use warden_agents::model::{RetryPolicy, StructuredMode};
+
+    let fake = FakeProvider::start().await;
+    let model = Wire::OpenAi.model(&fake).with_retry(RetryPolicy::none());
+    let clone = model.clone();
+    assert_eq!(model.structured_mode(), StructuredMode::JsonSchema);
+    fake.push(refuses_json_schema());
+    fake.push(Reply::json(lyon()));
+
+    let city = model.chat_structured::<City>(&ask()).await.unwrap();
+    assert_eq!(city.value.name, "Lyon");
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].body["response_format"]["type"], "json_schema");
+    assert_eq!(sent[1].body["response_format"], json!({"type": "json_object"}));
+    // The schema moved into the system prompt, after the caller's own.
+    let system = sent[1].body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("Answer in JSON.") && system.contains("\"population\""),
+        "{system}"
+    );
+
+    // Remembered, by every clone: the next call asks for json_object at once.
+    assert_eq!(clone.structured_mode(), StructuredMode::JsonObject);
+    fake.push(Reply::json(lyon()));
+    clone.chat_structured::<City>(&ask()).await.unwrap();
+    assert_eq!(fake.requests()[2].body["response_format"]["type"], "json_object");
+}
+
+#[tokio::test]
+async fn a_fixed_mode_is_kept_and_a_refusal_is_an_error_that_says_why() {
+    use warden_agents::model::{RetryPolicy, StructuredMode, StructuredOutput};
+
+    let fake = FakeProvider::start().await;
+    let prompt_only = Wire::OpenAi
+        .model(&fake)
+        .with_retry(RetryPolicy::none())
+        .with_structured_output(StructuredOutput::Fixed(StructuredMode::Prompt));
+    fake.push(Reply::json(lyon()));
+    prompt_only.chat_structured::<City>(&ask()).await.unwrap();
+    let sent = &fake.requests()[0];
+    assert!(sent.body.get("response_format").is_none(), "{}", sent.body);
+    assert!(
+        sent.body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("JSON Schema")
+    );
+
+    let strict = Wire::OpenAi
+        .model(&fake)
+        .with_retry(RetryPolicy::none())
+        .with_structured_output(StructuredOutput::Fixed(StructuredMode::JsonSchema));
+    fake.push(refuses_json_schema());
+    let e = strict.chat_structured::<City>(&ask()).await.unwrap_err();
+    assert!(e.to_string().contains("json_schema"), "{e}");
+    assert_eq!(fake.requests().len(), 2, "a fixed mode is not changed");
+}
+
+#[test]
+fn the_mode_is_a_setting_of_the_model_config() {
+    use warden_agents::model::{ModelConfig, StructuredMode, StructuredOutput};
+
+    let config = ModelConfig::from_toml_str(
+        "provider = \"openai-compatible\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:8080/v1\"\nstructured_output = \"json_object\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.structured_output,
+        StructuredOutput::Fixed(StructuredMode::JsonObject)
+    );
+    let model = config.build_with_env(|_| None).unwrap();
+    assert_eq!(model.structured_mode(), StructuredMode::JsonObject);
+
+    let wrong = ModelConfig::from_toml_str("provider = \"openai\"\nmodel = \"m\"\nstructured_output = \"xml\"\n");
+    let error = wrong.unwrap_err();
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        chain.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    assert!(chain.contains("unknown structured output mode `xml`"), "{chain}");
+}

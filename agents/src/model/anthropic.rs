@@ -169,10 +169,7 @@ pub(crate) fn request_body(http: &HttpSettings, req: &ChatRequest, stream: bool)
         blocks.sort_by_key(|b| b["type"] != "tool_result");
     }
     if let Some(format) = &req.response_format {
-        system.push(format!(
-            "Answer with a single JSON value and nothing else (no prose, no code fence). It must match this JSON Schema:\n{}",
-            format.schema
-        ));
+        system.push(super::structured::schema_instruction(&format.schema));
     }
     let messages: Vec<Value> = messages
         .into_iter()

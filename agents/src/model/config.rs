@@ -14,6 +14,7 @@ use super::error::{ConfigError, ModelError};
 use super::openai::OpenAiChat;
 use super::provider::{ChatModel, HttpSettings, check_base_url, redacted_url};
 use super::retry::RetryPolicy;
+use super::types::StructuredOutput;
 
 /// An API key. `Debug` prints `ApiKey(<redacted>)`, and there is no `Display`, so a key does not
 /// end up in logs by accident.
@@ -201,6 +202,11 @@ pub struct ModelConfig {
     /// false: such a URL is a [`ConfigError::PlainHttp`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_plain_http: bool,
+    /// How structured answers are asked for: `"auto"` (the default: `json_schema`, falling
+    /// back to `json_object` and then to the prompt when a server refuses), or always one of
+    /// `"json_schema"`, `"json_object"`, `"prompt"`.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub structured_output: StructuredOutput,
     /// When to retry.
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -227,6 +233,7 @@ impl fmt::Debug for ModelConfig {
             .field("stream_timeout_secs", &self.stream_timeout_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("allow_plain_http", &self.allow_plain_http)
+            .field("structured_output", &self.structured_output)
             .field("retry", &self.retry)
             .field("fallback", &self.fallback)
             .finish()
@@ -248,6 +255,7 @@ impl ModelConfig {
             stream_timeout_secs: None,
             max_body_bytes: None,
             allow_plain_http: false,
+            structured_output: StructuredOutput::Auto,
             retry: RetryPolicy::default(),
             fallback: None,
             api_key: None,
@@ -410,7 +418,9 @@ impl ModelConfig {
     /// loopback without `allow_plain_http`.
     pub fn build_with_env(&self, var: impl Fn(&str) -> Option<String> + Copy) -> Result<Model, ModelError> {
         let provider = self.provider_with_env(var)?;
-        let mut model = Model::from_arc(provider).with_retry(self.retry);
+        let mut model = Model::from_arc(provider)
+            .with_retry(self.retry)
+            .with_structured_output(self.structured_output);
         if let Some(fallback) = &self.fallback {
             model = model.with_fallback(fallback.build_with_env(var)?);
         }
@@ -467,4 +477,8 @@ impl ModelConfig {
             Arc::new(OpenAiChat::new("", "").with_settings(settings))
         })
     }
+}
+
+fn is_auto(setting: &StructuredOutput) -> bool {
+    *setting == StructuredOutput::Auto
 }

@@ -14,7 +14,9 @@ use super::error::ModelError;
 use super::http::{self, Decoder, SseEvent};
 use super::provider::{ChatModel, EventStream, HttpSettings};
 use super::stream::{StreamEvent, parse_arguments};
-use super::types::{ChatRequest, ChatResponse, ContentBlock, Message, Role, StopReason, ToolChoice, Usage};
+use super::types::{
+    ChatRequest, ChatResponse, ContentBlock, Message, Role, StopReason, StructuredMode, ToolChoice, Usage,
+};
 
 /// A chat model behind an OpenAI-compatible `/chat/completions` endpoint.
 ///
@@ -223,7 +225,26 @@ pub(crate) fn request_body(http: &HttpSettings, req: &ChatRequest, stream: bool)
         body["max_tokens"] = json!(m);
     }
     if let Some(format) = &req.response_format {
-        body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": format.name, "schema": format.schema, "strict": false}});
+        match format.mode {
+            StructuredMode::JsonSchema => {
+                body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": format.name, "schema": format.schema, "strict": false}});
+            }
+            StructuredMode::JsonObject | StructuredMode::Prompt => {
+                if format.mode == StructuredMode::JsonObject {
+                    body["response_format"] = json!({"type": "json_object"});
+                }
+                let instruction = super::structured::schema_instruction(&format.schema);
+                if let Some(messages) = body["messages"].as_array_mut() {
+                    match messages.first_mut() {
+                        Some(first) if first["role"] == "system" && first["content"].is_string() => {
+                            let content = format!("{}\n\n{instruction}", first["content"].as_str().unwrap_or_default());
+                            first["content"] = json!(content);
+                        }
+                        _ => messages.insert(0, json!({"role": "system", "content": instruction})),
+                    }
+                }
+            }
+        }
     }
     if stream {
         body["stream"] = json!(true);

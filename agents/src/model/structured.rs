@@ -36,6 +36,14 @@ pub(crate) fn schema_name(raw: &str) -> String {
     if name.is_empty() { "answer".to_owned() } else { name }
 }
 
+/// The system-prompt instruction that asks for `schema` when the server is not asked to
+/// enforce it (Anthropic, and the `json_object` and `prompt` modes).
+pub(crate) fn schema_instruction(schema: &serde_json::Value) -> String {
+    format!(
+        "Answer with a single JSON value and nothing else (no prose, no code fence). It must match this JSON Schema:\n{schema}"
+    )
+}
+
 /// The JSON inside the answer: the text, without a Markdown code fence if there is one.
 pub(crate) fn json_text(text: &str) -> &str {
     let trimmed = text.trim();
@@ -85,8 +93,12 @@ impl Repairs {
 impl Model {
     /// Asks for an answer matching `T`'s JSON Schema and parses it into `T`.
     ///
-    /// The schema is sent as OpenAI's `response_format: json_schema` (the Anthropic provider
-    /// puts it in the system prompt). If the answer does not parse as `T`, the model is shown
+    /// How the schema is asked for is the model's [`StructuredOutput`](super::StructuredOutput)
+    /// setting: by default OpenAI's `response_format: json_schema`, and when a server refuses
+    /// it (llama.cpp's and llama-cpp-python's servers may), `json_object` with the schema in
+    /// the system prompt, then the system prompt alone (see [`StructuredMode`](super::StructuredMode)).
+    /// The Anthropic provider always puts the schema in the system prompt. Whatever the mode,
+    /// the answer is parsed as `T`; if it does not parse, the model is shown
     /// its answer and the parse error and asked again, up to the model's
     /// [repair rounds](Model::with_repair_rounds) (default 1).
     ///
@@ -107,10 +119,7 @@ impl Model {
         T: DeserializeOwned + JsonSchema,
     {
         let schema = schemars::schema_for!(T);
-        let format = ResponseFormat {
-            name: schema_name(&T::schema_name()),
-            schema: schema.to_value(),
-        };
+        let format = ResponseFormat::new(schema_name(&T::schema_name()), schema.to_value());
         let mut request: Cow<'_, ChatRequest> = Cow::Borrowed(req);
         request.to_mut().response_format = Some(format);
         let mut repairs = Repairs::new(self.inner.repair_rounds);

@@ -214,6 +214,97 @@ pub struct ResponseFormat {
     pub name: String,
     /// The JSON Schema.
     pub schema: Value,
+    /// How the schema is asked for. A [`Model`](super::Model) sets it from its
+    /// [`StructuredOutput`] setting before each call; a provider called directly sends what
+    /// it says.
+    #[serde(default)]
+    pub mode: StructuredMode,
+}
+
+impl ResponseFormat {
+    /// A format asking for `schema`, named `name`, in the default mode (OpenAI's strict
+    /// `json_schema`, which a model with [`StructuredOutput::Auto`] falls back from).
+    pub fn new(name: impl Into<String>, schema: Value) -> Self {
+        Self {
+            name: name.into(),
+            schema,
+            mode: StructuredMode::default(),
+        }
+    }
+}
+
+/// How a structured answer is asked for on the wire. Servers differ: OpenAI takes all of
+/// them; llama.cpp's server and llama-cpp-python refuse `json_schema` in some versions but
+/// take `json_object`; some servers take neither. Every answer is checked against the schema
+/// whatever the mode, and repaired if it does not match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StructuredMode {
+    /// OpenAI's `response_format: {"type": "json_schema", ...}`: the server constrains the
+    /// answer to the schema.
+    #[default]
+    JsonSchema,
+    /// `response_format: {"type": "json_object"}` (any JSON), with the schema in the system
+    /// prompt.
+    JsonObject,
+    /// No response format: the schema in the system prompt, and the check and repair rounds.
+    Prompt,
+}
+
+impl StructuredMode {
+    /// The mode to try after this one is refused by a server, if any.
+    pub fn next(self) -> Option<Self> {
+        match self {
+            Self::JsonSchema => Some(Self::JsonObject),
+            Self::JsonObject => Some(Self::Prompt),
+            Self::Prompt => None,
+        }
+    }
+}
+
+/// A model's setting for structured answers ([`Model::with_structured_output`](super::Model::with_structured_output),
+/// `structured_output` in a [`ModelConfig`](super::ModelConfig): `"auto"`, `"json_schema"`,
+/// `"json_object"` or `"prompt"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum StructuredOutput {
+    /// Start with [`StructuredMode::JsonSchema`]; when a server refuses a mode (a 400, 422
+    /// or 500 whose message names `response_format` or `json_schema`), the call is tried
+    /// once more with the next mode, and the model (all its clones) remembers the mode that
+    /// works for its later calls.
+    #[default]
+    Auto,
+    /// Always this mode.
+    Fixed(StructuredMode),
+}
+
+impl From<StructuredOutput> for String {
+    fn from(setting: StructuredOutput) -> Self {
+        match setting {
+            StructuredOutput::Auto => "auto",
+            StructuredOutput::Fixed(StructuredMode::JsonSchema) => "json_schema",
+            StructuredOutput::Fixed(StructuredMode::JsonObject) => "json_object",
+            StructuredOutput::Fixed(StructuredMode::Prompt) => "prompt",
+        }
+        .to_owned()
+    }
+}
+
+impl TryFrom<String> for StructuredOutput {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "auto" => Ok(Self::Auto),
+            "json_schema" => Ok(Self::Fixed(StructuredMode::JsonSchema)),
+            "json_object" => Ok(Self::Fixed(StructuredMode::JsonObject)),
+            "prompt" => Ok(Self::Fixed(StructuredMode::Prompt)),
+            other => Err(format!(
+                "unknown structured output mode `{other}` (expected auto, json_schema, json_object or prompt)"
+            )),
+        }
+    }
 }
 
 /// One chat call: the conversation, the tools and the sampling settings.

@@ -446,9 +446,9 @@ impl RouteDecider {
         let mut request = ChatRequest::new(messages);
         match self.by {
             RouteBy::StructuredOutput => {
-                request.response_format = Some(ResponseFormat {
-                    name: "route_choice".into(),
-                    schema: json!({
+                request.response_format = Some(ResponseFormat::new(
+                    "route_choice",
+                    json!({
                         "type": "object",
                         "properties": {
                             "route": {"type": "string", "enum": names},
@@ -457,7 +457,7 @@ impl RouteDecider {
                         "required": ["route", "reason"],
                         "additionalProperties": false,
                     }),
-                });
+                ));
             }
             RouteBy::ToolCall => {
                 let tools = self
