@@ -202,7 +202,11 @@ async fn auto_falls_back_from_json_schema_to_json_object_once_and_remembers() {
     let sent = fake.requests();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].body["response_format"]["type"], "json_schema");
-    assert_eq!(sent[1].body["response_format"], json!({"type": "json_object"}));
+    assert_eq!(sent[1].body["response_format"]["type"], "json_object");
+    assert_eq!(
+        sent[1].body["response_format"]["schema"]["required"],
+        json!(["name", "population", "landmarks"])
+    );
     // The schema moved into the system prompt, after the caller's own.
     let system = sent[1].body["messages"][0]["content"].as_str().unwrap();
     assert!(

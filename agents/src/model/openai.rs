@@ -231,7 +231,9 @@ pub(crate) fn request_body(http: &HttpSettings, req: &ChatRequest, stream: bool)
             }
             StructuredMode::JsonObject | StructuredMode::Prompt => {
                 if format.mode == StructuredMode::JsonObject {
-                    body["response_format"] = json!({"type": "json_object"});
+                    // llama.cpp's server and llama-cpp-python constrain a json_object answer to
+                    // a `schema` given beside it; other servers read the system prompt.
+                    body["response_format"] = json!({"type": "json_object", "schema": format.schema});
                 }
                 let instruction = super::structured::schema_instruction(&format.schema);
                 if let Some(messages) = body["messages"].as_array_mut() {

@@ -245,8 +245,9 @@ pub enum StructuredMode {
     /// answer to the schema.
     #[default]
     JsonSchema,
-    /// `response_format: {"type": "json_object"}` (any JSON), with the schema in the system
-    /// prompt.
+    /// `response_format: {"type": "json_object", "schema": ...}` (llama.cpp's server and
+    /// llama-cpp-python constrain the answer to that schema; others give any JSON), with the
+    /// schema in the system prompt too.
     JsonObject,
     /// No response format: the schema in the system prompt, and the check and repair rounds.
     Prompt,
