@@ -29,6 +29,19 @@
 //!
 //! # Calling it, streaming, structured output
 //!
+//! # Servers tested
+//!
+//! OpenAI's and Anthropic's wire formats against the fake provider (every test), and a real
+//! OpenAI-compatible server in CI: llama-cpp-python 0.3.36 (`--chat_format
+//! chatml-function-calling`) with SmolLM2-135M-Instruct (`tests/real_model/run.sh`): plain and
+//! streamed chat, structured output (the server refuses `json_schema`; [`StructuredOutput::Auto`]
+//! falls back to `json_object`, which it constrains to the schema), a forced tool call, a
+//! supervised ReAct agent with a tool, and the research_team demo. What it taught: an
+//! assistant message that carries tool calls is sent with `""` content, not `null` (the
+//! server refuses `null`). Servers that answer tool calls without ids or with arguments as
+//! objects are handled (tested against the fake provider). vLLM, Ollama and LM Studio were
+//! not run here.
+//!
 //! The example below runs against the fake provider (the `warden-fake-provider` crate), which is also how
 //! to test your own agents: it speaks both wire formats on 127.0.0.1, plays a script of replies
 //! and faults, and records every request.

@@ -174,7 +174,9 @@ fn assistant_message(message: &Message) -> Value {
             _ => None,
         })
         .collect();
-    let mut m = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
+    // Text, even when empty beside tool calls: OpenAI takes `""` or `null` there, but
+    // llama-cpp-python's server refuses a `null` content (a 500 naming `content`).
+    let mut m = json!({"role": "assistant", "content": text});
     if !calls.is_empty() {
         m["tool_calls"] = Value::Array(calls);
     }
