@@ -114,7 +114,6 @@
 //! logged. Observers run in a task of their own, fed through a bounded
 //! channel, so a slow one stalls nothing (see [`event`]). A child killed from outside is restarted like any failed child.
 
-mod backoff;
 mod dynamic;
 mod error;
 pub mod escalation;
@@ -131,7 +130,6 @@ mod spec;
 mod supervisor;
 mod uplink;
 
-pub use backoff::Backoff;
 pub use dynamic::{DynamicSupervisor, DynamicSupervisorBuilder};
 pub use error::{CallError, CallTimeout, ChildError, NoProc, SpawnError, SpecError};
 pub use escalation::{
@@ -148,6 +146,7 @@ pub use path::ChildPath;
 pub use request::{RequestError, request};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
 pub use supervisor::{AutoShutdown, DEFAULT_KILL_GRACE, Strategy, Supervisor, SupervisorBuilder};
+pub use warden_resilience::Backoff;
 
 #[doc(no_inline)]
 pub use ractor;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backoff::Backoff;
 use crate::factory::{ChildFactory, DynFactory};
+use warden_resilience::Backoff;
 
 /// When a child that stopped is restarted (OTP's `restart` key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use warden_supervisor::EscalationError;
 
-use crate::circuit_breaker::CallNotPermitted;
 use crate::permission::PermissionSet;
+use warden_resilience::circuit_breaker::CallNotPermitted;
+use warden_resilience::{Overloaded, Throttled, TimedOut, Transient};
 
 /// A boxed error a tool returns as the cause of [`ToolError::Failed`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -241,6 +242,61 @@ impl From<CallNotPermitted> for ToolError {
     }
 }
 
+impl From<TimedOut> for ToolError {
+    fn from(timed_out: TimedOut) -> Self {
+        Self::Timeout { after: timed_out.after }
+    }
+}
+
+impl From<Overloaded> for ToolError {
+    fn from(_: Overloaded) -> Self {
+        Self::Overloaded
+    }
+}
+
+impl From<Throttled> for ToolError {
+    fn from(throttled: Throttled) -> Self {
+        Self::RateLimited {
+            retry_after: Some(throttled.retry_after),
+        }
+    }
+}
+
+/// What the resilience layers read of a tool error.
+impl Transient for ToolError {
+    /// [`is_retryable`](ToolError::is_retryable): a retryable failure, a timeout, a rate
+    /// limit. (An open breaker, an overload or an approval timeout are transient too, see
+    /// [`ToolError::is_transient`], but come from layers outside the retries: retrying them
+    /// inside would only wait on the layer that refused.)
+    fn is_transient(&self) -> bool {
+        self.is_retryable()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        ToolError::retry_after(self)
+    }
+
+    /// A rate limit (the service refused the call) and a failure the tool marked retryable
+    /// (the tool vouches for it); a timed-out call may have acted.
+    fn retry_is_safe(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Failed { retryable: true, .. })
+    }
+
+    /// The tool's failures, timeouts, panics and rate limits (a 429 from the service) count
+    /// against its breaker; rejections that say nothing about the tool's health (arguments,
+    /// permissions, approval, overload, an open breaker, an unknown tool) do not.
+    fn counts_as_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Failed { .. }
+                | Self::Timeout { .. }
+                | Self::Panicked { .. }
+                | Self::RateLimited { .. }
+                | Self::ExecutorDown
+        )
+    }
+}
+
 /// What a tool call returns: the tool's output as JSON, or why it failed.
 pub type ToolResult = Result<serde_json::Value, ToolError>;
 
@@ -280,7 +336,7 @@ mod tests {
         assert!(!ToolError::permanent("x").is_transient());
         assert!(ToolError::Overloaded.is_transient() && !ToolError::Overloaded.is_retryable());
         let open = ToolError::from(CallNotPermitted::new(
-            crate::circuit_breaker::CircuitState::Open,
+            warden_resilience::circuit_breaker::CircuitState::Open,
             Some(Duration::from_secs(3)),
         ));
         assert!(!open.is_retryable() && open.is_transient());

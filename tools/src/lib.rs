@@ -163,35 +163,34 @@ pub use schemars;
 /// the same reason: `#[serde(crate = "warden::serde")]`.
 pub use serde;
 
-pub mod circuit_breaker;
-
 mod approval;
 mod call;
-mod concurrency;
 mod error;
 mod executor;
 mod http;
 mod permission;
-mod rate_limit;
-mod retry;
 mod stack;
-mod timeout;
 mod tool;
 mod toolkit;
 
 pub use approval::{ApprovalDecision, ApprovalLayer, ApprovalPolicy, ApprovalRequest, ApprovalService};
 pub use call::{CallId, Caller, ToolCall};
-pub use concurrency::{ConcurrencyLimitLayer, ConcurrencyLimitService};
 pub use error::{BoxError, ToolError, ToolResult, to_model_content};
 pub use executor::{ExecutorMsg, ExecutorState, ToolClient, ToolExecutor};
 pub use http::{HttpError, HttpMethod, HttpRequestArgs, HttpRequestTool, HttpRequestToolBuilder, HttpResponse};
 pub use permission::{AUDIT_TARGET, Permission, PermissionLayer, PermissionService, PermissionSet};
-pub use rate_limit::{RateLimit, RateLimitLayer, RateLimitService};
-pub use retry::{RetryLayer, RetryPolicy, RetryService};
 pub use stack::{BuiltStack, LayerKind, ToolService, ToolStack, ToolStackBuilder};
-pub use timeout::{TimeoutLayer, TimeoutService};
 pub use tool::{DynTool, FnTool, Tool, ToolSchema, into_dyn, tool_fn, validate};
 pub use toolkit::{GroupBuilder, Toolkit};
+/// Resilience layers for any service: retry, backoff, timeout, limits, circuit breaker.
+pub use warden_resilience as resilience;
+/// The circuit breaker the stacks use ([`warden_resilience::circuit_breaker`]).
+pub use warden_resilience::circuit_breaker;
+/// The resilience layers a [`ToolStack`] is built from, shared with models.
+pub use warden_resilience::{
+    Backoff, ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimit, RateLimitLayer, RateLimitService, RateLimiter,
+    RetryBudget, RetryLayer, RetryPolicy, RetryService, TimeoutLayer, TimeoutService, Transient,
+};
 
 #[doc(no_inline)]
 pub use tower;

@@ -15,16 +15,13 @@ use warden_supervisor::panic_report::panic_message;
 
 use crate::approval::{ApprovalLayer, ApprovalPolicy};
 use crate::call::ToolCall;
-use crate::circuit_breaker::{
-    CircuitBreakerConfig, CircuitBreakerLayer, SharedCircuitBreaker, StateTransition, classify_tool_call,
-};
-use crate::concurrency::ConcurrencyLimitLayer;
 use crate::error::ToolError;
 use crate::permission::PermissionLayer;
-use crate::rate_limit::{RateLimit, RateLimitLayer};
-use crate::retry::{RetryLayer, RetryPolicy};
-use crate::timeout::TimeoutLayer;
 use crate::tool::DynTool;
+use warden_resilience::circuit_breaker::{
+    ByTransient, CircuitBreakerConfig, CircuitBreakerLayer, SharedCircuitBreaker, StateTransition,
+};
+use warden_resilience::{ConcurrencyLimitLayer, RateLimit, RateLimitLayer, RetryLayer, RetryPolicy, TimeoutLayer};
 
 /// A built stack around one tool: a cloneable, type-erased
 /// `tower::Service<ToolCall, Response = serde_json::Value, Error = ToolError>`.
@@ -313,7 +310,7 @@ impl ToolStack {
                 Step::RateLimit(rate) => ToolService::new(RateLimitLayer::new(*rate).layer(service)),
                 Step::CircuitBreaker(config) => {
                     let shared = self.breaker(tool.name(), config.clone(), escalator);
-                    let layer = CircuitBreakerLayer::new(shared.clone()).classifier(classify_tool_call);
+                    let layer = CircuitBreakerLayer::new(shared.clone()).classifier(ByTransient);
                     breaker.get_or_insert(shared);
                     ToolService::new(layer.layer(service))
                 }
@@ -322,7 +319,8 @@ impl ToolStack {
                 }
                 Step::Retry(policy) => {
                     let tool = tool.clone();
-                    let layer = RetryLayer::new(*policy).idempotent_if(move |call| tool.is_idempotent(&call.args));
+                    let layer =
+                        RetryLayer::new(*policy).idempotent_if(move |call: &ToolCall| tool.is_idempotent(&call.args));
                     ToolService::new(layer.layer(service))
                 }
                 Step::Timeout(after) => ToolService::new(TimeoutLayer::new(*after).layer(service)),

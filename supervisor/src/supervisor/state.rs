@@ -24,7 +24,6 @@ use tokio::time::{Instant, Sleep};
 
 use super::actor::Args;
 use super::{AutoShutdown, Strategy, SupervisorMsg, validate_child};
-use crate::backoff::Backoff;
 use crate::error::ChildError;
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
 use crate::event::{EventSink, Flushed, SupervisorEvent};
@@ -34,6 +33,7 @@ use crate::intensity::{RestartLog, Verdict};
 use crate::introspection::{ChildCounts, ChildInfo, ChildState};
 use crate::path::ChildPath;
 use crate::spec::{ChildKind, ChildSpec, Restart, Shutdown};
+use warden_resilience::Backoff;
 
 /// How many recent restart-causing exits a give-up report carries.
 const RECENT_FAILURES: usize = 16;

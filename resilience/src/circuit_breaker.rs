@@ -1,4 +1,5 @@
-//! A circuit breaker: stop calling a tool that keeps failing, and try it again later.
+//! A circuit breaker: stop calling a service (a tool, a model) that keeps failing, and try it
+//! again later.
 //!
 //! A tool behind a flaky API can fail for minutes. Calling it again and again
 //! wastes the model's turns and the API's patience. A circuit breaker watches
@@ -49,10 +50,12 @@
 //!
 //! # Outcomes
 //!
-//! The breaker does not look at errors: the caller classifies each finished
-//! call as an [`CallOutcome`]: a success, a failure, or *ignored* (neither), for
+//! The breaker does not look at errors: a classifier ([`Classify`]) sorts each
+//! finished call into a [`CallOutcome`]: a success, a failure, or *ignored* (neither), for
 //! errors that say nothing about the tool's health, such as a permission
 //! denial or a bad argument from the model. A cancelled call is ignored too.
+//! [`ByTransient`] asks the error ([`Transient::counts_as_failure`](crate::Transient::counts_as_failure));
+//! tool stacks and models use it.
 //! A tool that panics is a failed call: the executor catches the panic and
 //! turns it into an error before it reaches the breaker.
 //!
@@ -66,7 +69,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use warden_tools::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig, CircuitState, SlidingWindow};
+//! use warden_resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig, CircuitState, SlidingWindow};
 //!
 //! let config = CircuitBreakerConfig::builder()
 //!     .sliding_window(SlidingWindow::CountBased(10))
@@ -99,7 +102,7 @@
 //!
 //! ```
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-//! use warden_tools::circuit_breaker::{
+//! use warden_resilience::circuit_breaker::{
 //!     CallNotPermitted, CircuitBreakerConfig, CircuitBreakerLayer, CallOutcome, SharedCircuitBreaker,
 //! };
 //!
@@ -168,28 +171,6 @@ pub use self::config::{
 };
 pub use self::error::CallNotPermitted;
 pub use self::layer::CircuitBreakerLayer;
-pub use self::service::{CircuitBreakerService, Classify, ErrorIsFailure};
+pub use self::service::{ByTransient, CircuitBreakerService, Classify, ErrorIsFailure};
 pub use self::shared::{CallGuard, CallOutcome, SharedCircuitBreaker};
 pub use self::transition::{CircuitOpened, CircuitState, StateTransition, TRACING_TARGET};
-
-use serde_json::Value;
-
-use crate::ToolError;
-
-/// How the executor's breaker counts a finished call: the tool's failures,
-/// timeouts, panics and rate limits (a 429 from the service) count against
-/// it; rejections that say nothing about the tool's health (arguments,
-/// permissions, approval, overload, an open breaker) are ignored.
-pub fn classify_tool_call(result: &Result<Value, ToolError>) -> CallOutcome {
-    match result {
-        Ok(_) => CallOutcome::Success,
-        Err(
-            ToolError::Failed { .. }
-            | ToolError::Timeout { .. }
-            | ToolError::Panicked { .. }
-            | ToolError::RateLimited { .. }
-            | ToolError::ExecutorDown,
-        ) => CallOutcome::Failure,
-        Err(_) => CallOutcome::Ignored,
-    }
-}

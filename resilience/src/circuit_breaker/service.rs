@@ -38,6 +38,21 @@ impl<Res, E> Classify<Res, E> for ErrorIsFailure {
     }
 }
 
+/// Asks the error: `Ok` is a success, an error a failure when it
+/// [`counts_as_failure`](crate::Transient::counts_as_failure), else ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ByTransient;
+
+impl<Res, E: crate::Transient> Classify<Res, E> for ByTransient {
+    fn classify(&self, result: &Result<Res, E>) -> CallOutcome {
+        match result {
+            Ok(_) => CallOutcome::Success,
+            Err(e) if e.counts_as_failure() => CallOutcome::Failure,
+            Err(_) => CallOutcome::Ignored,
+        }
+    }
+}
+
 /// What `poll_ready` decided for the next `call`.
 enum Ready {
     /// Nothing decided yet.

@@ -1,22 +1,25 @@
-//! Optional restart backoff, Akka-style: exponential with jitter.
+//! [`Backoff`]: the one exponential backoff of Warden, for restarts and for retries.
 //!
-//! The n-th consecutive restart of a child waits
-//! `min(max, min * 2^n) * (1 + U[0, random_factor])`; for 3 s and 30 s that is
-//! 3, 6, 12, 24, 30, 30 s before jitter. The count goes back to zero once the
-//! child has run for `reset_after` (by default halfway between `min` and `max`)
-//! without failing.
+//! Wait number *n* (0-based) is `min(max, min * multiplier^n)` before jitter; for 3 s and
+//! 30 s doubling that is 3, 6, 12, 24, 30, 30 s. Jitter spreads callers that failed together
+//! so that they do not come back together, in one of two ways ([`Jitter`]): Akka's, which adds
+//! up to a fraction of the wait (a restart never comes early), or AWS's "full jitter", which
+//! draws the wait uniformly in `[0, wait]` (retries of many clients spread the most).
+//!
+//! A supervisor delays a child's restarts by one ([`warden_supervisor::ChildSpec::backoff`],
+//! which also uses [`Backoff::reset_after`]); a [`RetryPolicy`](crate::RetryPolicy) waits by
+//! one between attempts.
 //!
 //! Every configuration is accepted and none can panic: durations near
 //! [`Duration::MAX`] saturate instead of overflowing.
 
 use std::time::Duration;
 
-/// An exponential restart backoff for one child. Off unless set with
-/// [`ChildSpec::backoff`](crate::ChildSpec::backoff).
+/// An exponential backoff with jitter (see the [module docs](self)).
 ///
 /// ```
 /// use std::time::Duration;
-/// use warden_supervisor::Backoff;
+/// use warden_resilience::Backoff;
 ///
 /// let b = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5))
 ///     .random_factor(0.2);
@@ -28,10 +31,24 @@ use std::time::Duration;
 pub struct Backoff {
     min: Duration,
     max: Duration,
-    random_factor: f64,
+    multiplier: f64,
+    jitter: Jitter,
     reset_after: Duration,
 }
 
+/// How a [`Backoff`] spreads its waits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Jitter {
+    /// None: the waits are exact (for tests and benchmarks).
+    None,
+    /// Adds up to this fraction of the wait (in `0.0..=1.0`), Akka's `randomFactor`: never
+    /// shorter than the wait, so a restart never comes early.
+    Add(f64),
+    /// Draws the wait uniformly in `[0, wait]`, AWS's "full jitter": the most spread, for
+    /// retries of many clients that failed together.
+    Full,
+}
 impl Backoff {
     /// Delays from `min` doubling up to `max`, with no jitter. A `max` below
     /// `min` is taken as `min`.
@@ -40,7 +57,8 @@ impl Backoff {
         Self {
             min,
             max,
-            random_factor: 0.0,
+            multiplier: 2.0,
+            jitter: Jitter::None,
             // Halfway between, written so that it cannot overflow: `max >= min`.
             reset_after: min + (max - min) / 2,
         }
@@ -49,45 +67,94 @@ impl Backoff {
     /// Adds up to `factor` times the delay at random (clamped to `0.0..=1.0`),
     /// so that siblings do not restart in lockstep.
     pub fn random_factor(mut self, factor: f64) -> Self {
-        self.random_factor = if factor.is_finite() {
-            factor.clamp(0.0, 1.0)
+        self.jitter = if factor.is_finite() && factor > 0.0 {
+            Jitter::Add(factor.min(1.0))
         } else {
-            0.0
+            Jitter::None
         };
         self
     }
 
-    /// How long a child must run without failing for the count to reset.
+    /// Draws each wait uniformly in `[0, wait]` ([`Jitter::Full`]).
+    pub fn full_jitter(mut self) -> Self {
+        self.jitter = Jitter::Full;
+        self
+    }
+
+    /// Exact waits ([`Jitter::None`]).
+    pub fn no_jitter(mut self) -> Self {
+        self.jitter = Jitter::None;
+        self
+    }
+
+    /// How much each wait grows over the previous one (2.0 by default; below 1, or not a
+    /// number, counts as 1: a constant wait).
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = if multiplier.is_finite() {
+            multiplier.max(1.0)
+        } else {
+            1.0
+        };
+        self
+    }
+
+    /// The first wait.
+    pub fn min(&self) -> Duration {
+        self.min
+    }
+
+    /// The longest wait, before jitter.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// How much each wait grows over the previous one.
+    pub fn growth(&self) -> f64 {
+        self.multiplier
+    }
+
+    /// The jitter.
+    pub fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
+    /// How long a supervised child must run without failing for its restart count to go
+    /// back to zero (by default halfway between `min` and `max`). Retries do not use it.
     pub fn reset_after(mut self, after: Duration) -> Self {
         self.reset_after = after;
         self
     }
 
-    /// The delay before restart number `attempt` (0-based), before jitter.
+    /// The wait number `attempt` (0-based), before jitter.
     pub fn delay_without_jitter(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
-        self.min.saturating_mul(factor).min(self.max)
+        if self.multiplier == 2.0 {
+            let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+            return self.min.saturating_mul(factor).min(self.max);
+        }
+        let secs = self.min.as_secs_f64() * self.multiplier.powi(attempt.min(1023) as i32);
+        Duration::try_from_secs_f64(secs).map_or(self.max, |d| d.min(self.max))
     }
 
-    /// The delay before restart number `attempt`, with jitter, saturating at
-    /// [`Duration::MAX`].
-    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+    /// The wait number `attempt` (0-based), with jitter, saturating at [`Duration::MAX`].
+    pub fn delay(&self, attempt: u32) -> Duration {
         self.jittered(self.delay_without_jitter(attempt), fastrand::f64())
     }
 
-    /// `base` stretched by `unit` (in `0.0..1.0`) of the random factor.
+    /// `base` with the jitter drawn as `unit` (in `0.0..1.0`).
     fn jittered(&self, base: Duration, unit: f64) -> Duration {
-        if self.random_factor == 0.0 {
-            return base;
+        match self.jitter {
+            Jitter::None => base,
+            // `Duration::mul_f64` panics when the product does not fit.
+            Jitter::Add(factor) => base.saturating_add(
+                Duration::try_from_secs_f64(base.as_secs_f64() * unit * factor).unwrap_or(Duration::MAX),
+            ),
+            Jitter::Full => Duration::try_from_secs_f64(base.as_secs_f64() * unit).map_or(base, |d| d.min(base)),
         }
-        // `Duration::mul_f64` panics when the product does not fit.
-        let jitter =
-            Duration::try_from_secs_f64(base.as_secs_f64() * unit * self.random_factor).unwrap_or(Duration::MAX);
-        base.saturating_add(jitter)
     }
 
-    /// See [`Backoff::reset_after`].
-    pub(crate) fn reset_period(&self) -> Duration {
+    /// How long a run without failure resets a supervised child's restart count; see
+    /// [`Backoff::reset_after`].
+    pub fn reset_period(&self) -> Duration {
         self.reset_after
     }
 }
@@ -131,7 +198,9 @@ mod tests {
                             assert!(base >= min, "{min:?} {max:?} {attempt}");
                             for unit in [0.0, 0.5, 1.0 - f64::EPSILON] {
                                 assert!(b.jittered(base, unit) >= base);
+                                assert!(b.full_jitter().jittered(base, unit) <= base);
                             }
+                            b.multiplier(factor).delay(attempt);
                             b.delay(attempt);
                         }
                     }

@@ -1,13 +1,12 @@
-//! A concurrency limit with a bounded queue: past it, [`ToolError::Overloaded`]
-//! at once.
+//! A concurrency limit with a bounded queue: past it, [`Overloaded`] at once.
 //!
 //! Ours, not `tower::limit::ConcurrencyLimit`: tower's makes every caller
 //! past the limit wait in `poll_ready`, and the waiters are unbounded, so a
 //! burst of calls to a slow tool grows memory and latency without bound.
 //! Here at most `max_in_flight` calls run, at most `queue` more wait for a
 //! slot (first come, first served: a fair tokio semaphore), and any call
-//! beyond that fails at once with `Overloaded`: backpressure the caller can
-//! see and act on.
+//! beyond that fails at once with the service's error made `From<`[`Overloaded`]`>`:
+//! backpressure the caller can see and act on.
 //!
 //! All clones of a [`ConcurrencyLimitService`] share one limit.
 //!
@@ -21,18 +20,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use futures::future::{BoxFuture, FutureExt};
-use serde_json::Value;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::call::ToolCall;
-use crate::error::ToolError;
+use crate::error::Overloaded;
 
 #[derive(Debug)]
 struct Limit {
     slots: Arc<Semaphore>,
     queued: AtomicUsize,
+    max_in_flight: usize,
     queue: usize,
+}
+
+impl Limit {
+    fn overloaded(&self) -> Overloaded {
+        Overloaded {
+            in_flight: self.max_in_flight,
+            queued: self.queue,
+        }
+    }
 }
 
 /// Runs at most `max_in_flight` calls, queues at most `queue`, refuses the
@@ -70,6 +77,7 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
             limit: Arc::new(Limit {
                 slots: Arc::new(Semaphore::new(self.max_in_flight)),
                 queued: AtomicUsize::new(0),
+                max_in_flight: self.max_in_flight,
                 queue: self.queue,
             }),
         }
@@ -85,21 +93,24 @@ impl Drop for Queued<'_> {
     }
 }
 
-impl<S> Service<ToolCall> for ConcurrencyLimitService<S>
+impl<S, Req> Service<Req> for ConcurrencyLimitService<S>
 where
-    S: Service<ToolCall, Response = Value, Error = ToolError> + Clone + Send + 'static,
+    S: Service<Req> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: From<Overloaded> + Send + 'static,
+    Req: Send + 'static,
 {
-    type Response = Value;
-    type Error = ToolError;
-    type Future = BoxFuture<'static, Result<Value, ToolError>>;
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ToolError>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         // Always ready: past the limit a call fails at once, it never waits here.
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, call: ToolCall) -> Self::Future {
+    fn call(&mut self, call: Req) -> Self::Future {
         let inner = self.inner.clone();
         if let Ok(permit) = self.limit.slots.clone().try_acquire_owned() {
             return async move {
@@ -112,7 +123,7 @@ where
         // No free slot: join the queue if it has room.
         if self.limit.queued.fetch_add(1, Ordering::AcqRel) >= self.limit.queue {
             self.limit.queued.fetch_sub(1, Ordering::AcqRel);
-            return futures::future::ready(Err(ToolError::Overloaded)).boxed();
+            return futures::future::ready(Err(self.limit.overloaded().into())).boxed();
         }
         let limit = self.limit.clone();
         async move {
@@ -121,7 +132,7 @@ where
                 match limit.slots.clone().acquire_owned().await {
                     Ok(permit) => permit,
                     // The semaphore is never closed.
-                    Err(_) => return Err(ToolError::Overloaded),
+                    Err(_) => return Err(limit.overloaded().into()),
                 }
             };
             let result = inner.oneshot(call).await;

@@ -9,7 +9,7 @@ use tokio::time::advance;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
-use warden_tools::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig, SlidingWindow, TRACING_TARGET};
+use warden_resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig, SlidingWindow, TRACING_TARGET};
 
 type Fields = BTreeMap<String, String>;
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::{Instant, advance};
-use warden_tools::circuit_breaker::{
+use warden_resilience::circuit_breaker::{
     CallOutcome, CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitOpened, CircuitState,
     SharedCircuitBreaker, SlidingWindow,
 };
@@ -30,7 +30,7 @@ fn open(b: &mut CircuitBreaker) {
 }
 
 /// An open breaker whose wait is over, turned half-open by its first trial (returned).
-async fn half_open(b: &mut CircuitBreaker) -> warden_tools::circuit_breaker::Permit {
+async fn half_open(b: &mut CircuitBreaker) -> warden_resilience::circuit_breaker::Permit {
     open(b);
     advance(WAIT).await;
     let p = b.try_acquire().unwrap();
@@ -179,7 +179,7 @@ async fn results_from_an_older_state_are_dropped() {
 }
 
 /// Opens, turns half-open, takes a trial permit, then closes via `reset`, returning the stale permit.
-async fn late_trial_permit_from_new_half_open(b: &mut CircuitBreaker) -> warden_tools::circuit_breaker::Permit {
+async fn late_trial_permit_from_new_half_open(b: &mut CircuitBreaker) -> warden_resilience::circuit_breaker::Permit {
     let p = half_open(b).await;
     let t = b.reset().expect("half-open -> closed");
     assert_eq!(t.to, CircuitState::Closed);
@@ -323,7 +323,7 @@ fn shared_types_are_send_and_sync() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<SharedCircuitBreaker>();
     is_send_sync::<CircuitBreaker>();
-    is_send_sync::<warden_tools::circuit_breaker::CallGuard>();
-    is_send_sync::<warden_tools::circuit_breaker::CallNotPermitted>();
+    is_send_sync::<warden_resilience::circuit_breaker::CallGuard>();
+    is_send_sync::<warden_resilience::circuit_breaker::CallNotPermitted>();
     is_send_sync::<CircuitOpened>();
 }

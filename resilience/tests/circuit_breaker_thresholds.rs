@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tokio::time::advance;
-use warden_tools::circuit_breaker::{
+use warden_resilience::circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitState, SlidingWindow, StateTransition,
 };
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use warden_tools::circuit_breaker::{
+use warden_resilience::circuit_breaker::{
     BreakerConfigError, CallNotPermitted, CircuitBreaker, CircuitBreakerConfig, CircuitState, MAX_WINDOW_SIZE,
     SlidingWindow,
 };

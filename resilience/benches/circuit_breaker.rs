@@ -1,6 +1,6 @@
 //! The circuit breaker's decision: goal under 100 ns.
 //!
-//! `cargo bench -p warden-tools --bench circuit_breaker`
+//! `cargo bench -p warden-resilience --bench circuit_breaker`
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::{BoxError, Layer, Service};
-use warden_tools::circuit_breaker::{
+use warden_resilience::circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, CircuitBreakerLayer, CircuitState, SharedCircuitBreaker, SlidingWindow,
 };
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::advance;
 use tower::BoxError;
 use tower_test::mock::{self, Handle, Spawn};
-use warden_tools::circuit_breaker::{
+use warden_resilience::circuit_breaker::{
     CallNotPermitted, CallOutcome, CircuitBreakerConfig, CircuitBreakerLayer, CircuitBreakerService, CircuitState,
     ErrorIsFailure, SharedCircuitBreaker, SlidingWindow,
 };
