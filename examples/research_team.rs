@@ -190,8 +190,7 @@ impl Script {
     }
 
     fn model(fake: &FakeProvider) -> Model {
-        Model::new(OpenAiChat::new(fake.base_url_openai(), "scripted"))
-            .with_retry(RetryPolicy::default().with_max_retries(0))
+        Model::new(OpenAiChat::new(fake.base_url_openai(), "scripted")).with_retry(RetryPolicy::new(1))
     }
 }
 

@@ -7,6 +7,8 @@
 //!
 //! * [`supervisor`]: OTP supervision trees on [`ractor`], and [`request`](supervisor::request()),
 //!   which answers exactly once even when the worker dies.
+//! * [`resilience`]: retry, backoff, timeout, limits and the circuit breaker, as tower
+//!   layers for any service; tool stacks and models are built from them.
 //! * [`chaos`]: a seeded chaos monkey, fault injection and invariant checks.
 //! * [`tools`]: tools and their executors: breakers, timeouts, retries, limits, permissions.
 //! * [`agents`]: agents, models and patterns.
@@ -15,6 +17,8 @@
 pub use warden_agents as agents;
 #[doc(inline)]
 pub use warden_chaos as chaos;
+#[doc(inline)]
+pub use warden_resilience as resilience;
 #[doc(inline)]
 pub use warden_supervisor as supervisor;
 #[doc(inline)]
@@ -53,6 +57,7 @@ pub mod prelude {
         Agent, AgentError, AgentMessage, AgentRef, Debate, EvaluatorOptimizer, FanOut, Hub, Model, ModelConfig,
         ModelError, Orchestrator, Pipeline, ReAct, Reply, Router, Team,
     };
+    pub use warden_resilience::{RateLimit, RateLimiter, RetryPolicy};
     pub use warden_supervisor::{
         Backoff, ChildError, ChildKind, ChildSpec, Disposition, Escalation, EscalationKind, Escalator, ExitReason,
         Restart, Shutdown, StartContext, StartError, Strategy, Supervisor, SupervisorEvent,

@@ -22,7 +22,7 @@
 //! let from_file = ModelConfig::from_file("model.toml")?.build()?;
 //! let from_env = ModelConfig::from_env()?.build()?; // WARDEN_MODEL_PROVIDER, WARDEN_MODEL, ...
 //! let in_code = Model::new(OpenAiChat::new("http://localhost:11434/v1", "qwen2.5:7b"))
-//!     .with_retry(RetryPolicy::default().with_max_retries(3))
+//!     .with_retry(RetryPolicy::new(4))
 //!     .with_fallback(from_env.clone());
 //! # Ok(()) }
 //! ```
@@ -56,7 +56,7 @@
 //! # async fn main() -> Result<(), model::ModelError> {
 //! let fake = FakeProvider::start().await;
 //! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))
-//!     .with_retry(RetryPolicy::default().with_base_delay(std::time::Duration::from_millis(1)));
+//!     .with_retry(RetryPolicy::default().backoff(std::time::Duration::from_millis(1), std::time::Duration::from_millis(4)));
 //!
 //! // A whole answer; the 503 is retried.
 //! fake.push(Fault::Status(503));
@@ -97,7 +97,7 @@
 //! # Limits
 //!
 //! Nothing a provider sends can make a call hold memory or time without bound: a whole call,
-//! retries and fallback included, ends at [`RetryPolicy::total_timeout`]; bodies, error
+//! retries and fallback included, ends at [`Model::call_timeout`]; bodies, error
 //! bodies, stream events and whole streams are read up to the limits of [`HttpSettings`]
 //! ([`ModelError::ResponseTooLarge`]); a stream ends when no event carrying data came for its
 //! idle timeout (comments and pings do not count) and at its total time limit. A
@@ -123,26 +123,30 @@ mod error;
 mod http;
 mod openai;
 mod provider;
-mod retry;
 mod stream;
 mod structured;
 mod types;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use tracing::Instrument;
+use warden_resilience::circuit_breaker::{ByTransient, CircuitBreakerLayer, SharedCircuitBreaker};
+use warden_resilience::tower::{Service, ServiceBuilder, ServiceExt};
+use warden_resilience::{ConcurrencyLimitLayer, ConcurrencyLimiter, RateLimitLayer, RateLimiter, RetryLayer};
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicMessages, DEFAULT_MAX_TOKENS};
 pub use config::{ApiKey, ModelConfig, Provider};
 pub use error::{ConfigError, Deadline, ModelError, ResponsePart};
 pub use openai::OpenAiChat;
 pub use provider::{ChatModel, EventStream, HttpSettings, redacted_url};
-pub use retry::{RetryBudget, RetryPolicy};
 pub use stream::{StreamAssembler, StreamEvent, collect};
 pub use structured::Structured;
 pub(crate) use structured::{Repairs, json_text, schema_name};
@@ -150,6 +154,7 @@ pub use types::{
     ChatRequest, ChatResponse, ContentBlock, INTERRUPTED_TOOL_RESULT, Message, ResponseFormat, Role, StopReason,
     StructuredMode, StructuredOutput, ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,
 };
+pub use warden_resilience::{RetryBudget, RetryPolicy};
 
 /// The model handle agents hold: a provider with a retry policy and an optional fallback. Cloning is cheap (an `Arc`); clones share everything.
 ///
@@ -163,9 +168,13 @@ pub struct Model {
 struct Inner {
     provider: Arc<dyn ChatModel>,
     retry: RetryPolicy,
+    call_timeout: Duration,
     fallback: Option<Model>,
     repair_rounds: u32,
     budget: Option<RetryBudget>,
+    breaker: Option<SharedCircuitBreaker>,
+    concurrency: Option<ConcurrencyLimiter>,
+    rate: Option<(RateLimiter, Duration)>,
     structured: StructuredOutput,
     /// With [`StructuredOutput::Auto`]: the mode that works so far, shared by clones.
     learned: Arc<std::sync::Mutex<StructuredMode>>,
@@ -179,9 +188,9 @@ struct Call {
 }
 
 impl Call {
-    /// A call to `model` starting now, under its retry policy's total timeout and its budget.
+    /// A call to `model` starting now, under its call timeout and its budget.
     fn start(model: &Model) -> Self {
-        let limit = model.inner.retry.total_timeout;
+        let limit = model.inner.call_timeout;
         let now = tokio::time::Instant::now();
         Self {
             // A deadline too far to represent is no deadline (about 30 years away).
@@ -198,30 +207,130 @@ impl Call {
         }
     }
 
-    /// Whether a wait of `delay` from now would end past the deadline.
-    fn leaves_no_time_for(&self, delay: std::time::Duration) -> bool {
-        tokio::time::Instant::now()
-            .checked_add(delay)
-            .is_none_or(|end| end >= self.deadline)
+    /// The time left until the deadline.
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// Runs `fut` within the call's deadline.
+    async fn within<T>(&self, fut: impl Future<Output = Result<T, ModelError>>) -> Result<T, ModelError> {
+        tokio::time::timeout_at(self.deadline, fut)
+            .await
+            .unwrap_or_else(|_| Err(self.exceeded()))
+    }
+}
+
+/// One request as the resilience layers see it: cheap to clone for each attempt, with the
+/// count of attempts made for the call's span.
+#[derive(Clone)]
+struct Attempt {
+    req: Arc<ChatRequest>,
+    attempts: Arc<AtomicU32>,
+}
+
+/// Whole answers ([`ChatModel::chat`]).
+struct Whole;
+/// Streams ([`ChatModel::stream`]).
+struct Streamed;
+
+/// The innermost service: one attempt at the provider. A rate limit it meets anyway (a 429
+/// with a `Retry-After`) holds the model's client-side limiter, if any, until then.
+struct ProviderCall<Op> {
+    provider: Arc<dyn ChatModel>,
+    limiter: Option<RateLimiter>,
+    op: PhantomData<fn() -> Op>,
+}
+
+impl<Op> Clone for ProviderCall<Op> {
+    fn clone(&self) -> Self {
+        Self {
+            provider: self.provider.clone(),
+            limiter: self.limiter.clone(),
+            op: PhantomData,
+        }
+    }
+}
+
+impl<Op> ProviderCall<Op> {
+    fn observe<T>(limiter: Option<&RateLimiter>, result: &Result<T, ModelError>) {
+        if let (
+            Some(limiter),
+            Err(ModelError::RateLimited {
+                retry_after: Some(wait),
+                ..
+            }),
+        ) = (limiter, result)
+        {
+            limiter.exhaust_for(*wait);
+        }
+    }
+}
+
+/// What one attempt asks of the provider.
+trait Operation: 'static {
+    /// What the provider answers.
+    type Output: Send + 'static;
+    /// Asks it.
+    fn run<'a>(provider: &'a dyn ChatModel, req: &'a ChatRequest) -> BoxFuture<'a, Result<Self::Output, ModelError>>;
+}
+
+impl Operation for Whole {
+    type Output = ChatResponse;
+    fn run<'a>(provider: &'a dyn ChatModel, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
+        provider.chat(req)
+    }
+}
+
+impl Operation for Streamed {
+    type Output = EventStream;
+    fn run<'a>(provider: &'a dyn ChatModel, req: &'a ChatRequest) -> BoxFuture<'a, Result<EventStream, ModelError>> {
+        provider.stream(req)
+    }
+}
+
+impl<Op: Operation> Service<Attempt> for ProviderCall<Op> {
+    type Response = Op::Output;
+    type Error = ModelError;
+    type Future = BoxFuture<'static, Result<Op::Output, ModelError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ModelError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, attempt: Attempt) -> Self::Future {
+        let (provider, limiter) = (self.provider.clone(), self.limiter.clone());
+        Box::pin(async move {
+            attempt.attempts.fetch_add(1, Ordering::Relaxed);
+            let result = Op::run(&*provider, &attempt.req).await;
+            Self::observe(limiter.as_ref(), &result);
+            result
+        })
     }
 }
 
 /// Stands for "no deadline": far enough never to come, near enough to add to an `Instant`.
-const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 impl fmt::Debug for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Model")
             .field("provider", &self.inner.provider)
             .field("retry", &self.inner.retry)
+            .field("call_timeout", &self.inner.call_timeout)
             .field("fallback", &self.inner.fallback)
             .field("repair_rounds", &self.inner.repair_rounds)
             .field("budget", &self.inner.budget)
+            .field("breaker", &self.inner.breaker)
+            .field("concurrency", &self.inner.concurrency)
+            .field("rate", &self.inner.rate)
             .finish()
     }
 }
 
 impl Model {
+    /// The default [`call_timeout`](Self::call_timeout): 10 minutes.
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+
     /// A model over `provider`, with the default [`RetryPolicy`], no fallback and one
     /// structured-output repair round.
     pub fn new(provider: impl ChatModel) -> Self {
@@ -234,9 +343,13 @@ impl Model {
             inner: Arc::new(Inner {
                 provider,
                 retry: RetryPolicy::default(),
+                call_timeout: Self::DEFAULT_CALL_TIMEOUT,
                 fallback: None,
                 repair_rounds: 1,
                 budget: None,
+                breaker: None,
+                concurrency: None,
+                rate: None,
                 structured: StructuredOutput::Auto,
                 learned: Arc::new(std::sync::Mutex::new(StructuredMode::default())),
             }),
@@ -249,16 +362,78 @@ impl Model {
         Self { inner: Arc::new(inner) }
     }
 
-    /// The same model with this retry policy.
+    /// The same model with this retry policy (the one [`RetryPolicy`] of tools and every
+    /// service: see [`warden_resilience`]). Every model request is idempotent, so every
+    /// transient error is retried; no retry's wait ends past the call's deadline.
     pub fn with_retry(self, retry: RetryPolicy) -> Self {
         self.map(|i| i.retry = retry)
+    }
+
+    /// The same model with this deadline for a whole call, across its attempts, the waits
+    /// between them and the fallback (default [`DEFAULT_CALL_TIMEOUT`](Self::DEFAULT_CALL_TIMEOUT)):
+    /// then the call fails with [`ModelError::DeadlineExceeded`].
+    pub fn with_call_timeout(self, timeout: Duration) -> Self {
+        self.map(|i| i.call_timeout = timeout)
+    }
+
+    /// The deadline of a whole call.
+    pub fn call_timeout(&self) -> Duration {
+        self.inner.call_timeout
+    }
+
+    /// The same model behind `breaker` (shared with whoever holds a clone of it): when too
+    /// many calls fail (the provider's failures, see [`ModelError`]'s
+    /// [`Transient`](warden_resilience::Transient) impl), calls fail at once with
+    /// [`ModelError::CircuitOpen`], without a request, and the fallback (if any) answers,
+    /// until the breaker lets trial calls through. It counts one outcome per call, after the
+    /// retries. The same breaker as a tool stack's
+    /// ([`warden_resilience::circuit_breaker`]).
+    pub fn with_circuit_breaker(self, breaker: SharedCircuitBreaker) -> Self {
+        self.map(|i| i.breaker = Some(breaker))
+    }
+
+    /// The same model sending at most the limiter's rate of requests (every attempt takes a
+    /// permit), shared by every model and agent given a clone of `limiter`: one key's
+    /// requests per minute held on the client side. A request waits up to `max_wait` for its
+    /// permit, in the order requests came, else fails with [`ModelError::Throttled`]
+    /// (retried like a 429, within the call's deadline). A 429 with a `Retry-After` that
+    /// comes anyway holds the limiter until then, so that callers wait instead of storming
+    /// the provider.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use warden_agents::model::{Model, OpenAiChat};
+    /// use warden_resilience::{RateLimit, RateLimiter};
+    ///
+    /// // One key, 600 requests a minute, for every agent that uses a clone of this model.
+    /// let limiter = RateLimiter::new(RateLimit::new(600, Duration::from_secs(60)));
+    /// let model = Model::new(OpenAiChat::new("http://127.0.0.1:9/v1", "m"))
+    ///     .with_rate_limit(limiter, Duration::from_secs(30));
+    /// # let _ = model;
+    /// ```
+    pub fn with_rate_limit(self, limiter: RateLimiter, max_wait: Duration) -> Self {
+        self.map(|i| i.rate = Some((limiter, max_wait)))
+    }
+
+    /// The same model with at most `limiter`'s calls in flight at once (shared with whoever
+    /// holds a clone), the next ones waiting in its bounded queue; past it a call fails at
+    /// once with [`ModelError::ConcurrencyLimited`]. A call holds its slot across its
+    /// retries.
+    pub fn with_concurrency_limit(self, limiter: ConcurrencyLimiter) -> Self {
+        self.map(|i| i.concurrency = Some(limiter))
+    }
+
+    /// The circuit breaker, if the model has one.
+    pub fn circuit_breaker(&self) -> Option<&SharedCircuitBreaker> {
+        self.inner.breaker.as_ref()
     }
 
     /// The same model with a fallback, tried once this model's retries are used up on a
     /// transient error, on [`ModelError::QuotaExceeded`], or on an answer that is not the
     /// provider's (see [`ModelError::warrants_fallback`]). The fallback keeps its own retry
-    /// policy, but runs within this model's call deadline
-    /// ([`RetryPolicy::total_timeout`]) and spends this model's [`RetryBudget`] if it has one.
+    /// policy and layers, but runs within this model's call deadline
+    /// ([`with_call_timeout`](Self::with_call_timeout)) and spends this model's
+    /// [`RetryBudget`] if it has one.
     pub fn with_fallback(self, fallback: Model) -> Self {
         self.map(|i| i.fallback = Some(fallback))
     }
@@ -334,10 +509,11 @@ impl Model {
 
     /// Sends `req` and returns the whole answer.
     ///
-    /// Dangling tool calls are closed first ([`close_dangling_tool_calls`]); transient failures
-    /// are retried per the [`RetryPolicy`] (and the [`RetryBudget`], if any); then the fallback,
-    /// if any, is tried. The whole call ends at the policy's
-    /// [`total_timeout`](RetryPolicy::total_timeout) with [`ModelError::DeadlineExceeded`]. Each call is a
+    /// Dangling tool calls are closed first ([`close_dangling_tool_calls`]). The request then
+    /// goes through the model's layers, outermost first: circuit breaker, concurrency limit,
+    /// retry (by the [`RetryPolicy`] and the [`RetryBudget`], if any), rate limit, provider;
+    /// then the fallback, if any, is tried. The whole call ends at the
+    /// [`call_timeout`](Self::call_timeout) with [`ModelError::DeadlineExceeded`]. Each call is a
     /// `model.chat` tracing span (at level INFO) with the fields `model`, `provider`,
     /// `attempts`, `latency_ms`, `input_tokens`, `output_tokens` and `outcome` (`"ok"` or the
     /// error's [`kind`](ModelError::kind)); a fallback has its own span.
@@ -351,7 +527,8 @@ impl Model {
     /// Dropping the future cancels the HTTP request in flight (or the backoff wait); nothing
     /// else needs cleaning up. The provider may still have billed a request it had started.
     pub async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        self.chat_within(&closed(req), &Call::start(self)).await
+        let call = Call::start(self);
+        call.within(self.chat_within(&closed(req), &call)).await
     }
 
     /// How structured answers are asked for (default [`StructuredOutput::Auto`]).
@@ -455,7 +632,8 @@ impl Model {
     ///
     /// Dropping the future or the stream closes the connection.
     pub async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ModelError> {
-        self.stream_within(&closed(req), &Call::start(self)).await
+        let call = Call::start(self);
+        call.within(self.stream_within(&closed(req), &call)).await
     }
 
     async fn stream_within(&self, req: &ChatRequest, call: &Call) -> Result<EventStream, ModelError> {
@@ -468,53 +646,45 @@ impl Model {
         }
     }
 
-    /// Runs `op` until it succeeds, the retry policy or the budget gives up, or the call's
-    /// deadline passes; returns the last result and the number of attempts.
-    async fn attempt<'r, T, F>(&'r self, call: &Call, op: F) -> (Result<T, ModelError>, u32)
-    where
-        F: Fn(&'r dyn ChatModel) -> BoxFuture<'r, Result<T, ModelError>>,
-    {
-        let mut retry = 0;
-        loop {
-            let result = tokio::time::timeout_at(call.deadline, op(&*self.inner.provider))
-                .await
-                .unwrap_or_else(|_| Err(call.exceeded()));
-            let budget = call.budget.as_ref();
-            let delay = match &result {
-                Ok(_) => {
-                    if let Some(budget) = budget {
-                        budget.record_success();
-                    }
-                    None
-                }
-                Err(ModelError::DeadlineExceeded { .. }) => None,
-                Err(e) => {
-                    if let Some(budget) = budget.filter(|_| e.is_transient()) {
-                        budget.record_failure();
-                    }
-                    let delay = self.inner.retry.delay_for(e, retry);
-                    match delay {
-                        Some(_) if budget.is_some_and(|b| !b.allows_retry()) => {
-                            tracing::debug!(model = %self.name(), error = %e, "retry budget exhausted, not retrying");
-                            None
-                        }
-                        Some(d) if call.leaves_no_time_for(d) => {
-                            tracing::debug!(model = %self.name(), error = %e, "no time left before the call deadline, not retrying");
-                            None
-                        }
-                        other => other,
-                    }
-                }
-            };
-            match (result, delay) {
-                (Err(e), Some(delay)) => {
-                    tracing::debug!(model = %self.name(), error = %e, retry, delay_ms = delay.as_millis() as u64, "retrying model call");
-                    tokio::time::sleep(delay).await;
-                    retry += 1;
-                }
-                (result, _) => return (result, retry + 1),
-            }
+    /// Sends `req` through the model's layers to `provider_call`; returns the result and the
+    /// number of attempts that reached the provider.
+    async fn attempt<Op: Operation>(&self, call: &Call, req: &ChatRequest) -> (Result<Op::Output, ModelError>, u32) {
+        let inner = &self.inner;
+        let policy = inner
+            .retry
+            .max_elapsed(inner.retry.elapsed_limit().min(call.remaining()));
+        let mut retry = RetryLayer::new(policy).idempotent_if(|_: &Attempt| true);
+        if let Some(budget) = &call.budget {
+            retry = retry.budget(budget.clone());
         }
+        let provider = ProviderCall::<Op> {
+            provider: inner.provider.clone(),
+            limiter: inner.rate.as_ref().map(|(limiter, _)| limiter.clone()),
+            op: PhantomData,
+        };
+        let service = ServiceBuilder::new()
+            .option_layer(
+                inner
+                    .breaker
+                    .clone()
+                    .map(|breaker| CircuitBreakerLayer::new(breaker).classifier(ByTransient)),
+            )
+            .option_layer(inner.concurrency.clone().map(ConcurrencyLimitLayer::shared))
+            .layer(retry)
+            .option_layer(
+                inner
+                    .rate
+                    .clone()
+                    .map(|(limiter, wait)| RateLimitLayer::shared(limiter).max_wait(wait)),
+            )
+            .service(provider);
+        let attempts = Arc::new(AtomicU32::new(0));
+        let attempt = Attempt {
+            req: Arc::new(req.clone()),
+            attempts: attempts.clone(),
+        };
+        let result = service.oneshot(attempt).await;
+        (result, attempts.load(Ordering::Relaxed))
     }
 
     async fn chat_with_retries(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
@@ -529,7 +699,7 @@ impl Model {
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
-        let (result, attempts) = self.attempt(call, |p| p.chat(req)).instrument(span.clone()).await;
+        let (result, attempts) = self.attempt::<Whole>(call, req).instrument(span.clone()).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         span.record("attempts", attempts);
         span.record("latency_ms", latency_ms);
@@ -567,7 +737,7 @@ impl Model {
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
-        let (opened, attempts) = self.attempt(call, |p| p.stream(req)).instrument(span.clone()).await;
+        let (opened, attempts) = self.attempt::<Streamed>(call, req).instrument(span.clone()).await;
         span.record("attempts", attempts);
         let stream = match opened {
             Ok(stream) => stream,

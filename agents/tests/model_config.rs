@@ -83,8 +83,8 @@ async fn a_toml_file_builds_an_openai_format_model_that_sends_a_bearer_key() {
             idle_timeout_secs = 30
 
             [retry]
-            max_retries = 1
-            base_delay_ms = 1
+            max_attempts = 2
+            initial_backoff_ms = 1
             "#,
             fake.base_url_openai()
         ),
@@ -93,7 +93,7 @@ async fn a_toml_file_builds_an_openai_format_model_that_sends_a_bearer_key() {
     assert_eq!(config.provider, Provider::OpenAiCompatible);
     let model = config.build_with_env(env).unwrap();
     assert_eq!(model.name(), "qwen2.5:7b");
-    assert_eq!(model.retry_policy().max_retries, 1);
+    assert_eq!(model.retry_policy().max_attempts(), 2);
     let settings = format!("{:?}", model.provider());
     assert!(
         settings.contains("request_timeout: 120s") && settings.contains("idle_timeout: 30s"),

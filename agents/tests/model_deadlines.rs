@@ -97,13 +97,11 @@ fn model(double: &Arc<Double>, retry: RetryPolicy) -> Model {
     Model::from_arc(double.clone()).with_retry(retry)
 }
 
-/// Many retries with backoffs of 1 s to 8 s, and this total timeout.
-fn persistent(total: Duration) -> RetryPolicy {
-    RetryPolicy::default()
-        .with_max_retries(1000)
-        .with_base_delay(Duration::from_secs(1))
-        .with_max_delay(Duration::from_secs(8))
-        .with_total_timeout(total)
+/// Many retries with backoffs of 1 s to 8 s, bounded only by the model's call timeout.
+fn persistent() -> RetryPolicy {
+    RetryPolicy::new(1001)
+        .backoff(Duration::from_secs(1), Duration::from_secs(8))
+        .max_elapsed(Duration::MAX)
 }
 
 /// Longer than any call below may take (on the paused clock): a call still running then fails
@@ -125,7 +123,9 @@ async fn a_call_ends_at_its_total_deadline_across_retries_and_the_fallback() {
     let primary = Double::new(Behaviour::Unavailable);
     let fallback = Double::new(Behaviour::Stall);
     let total = Duration::from_secs(60);
-    let model = model(&primary, persistent(total)).with_fallback(model(&fallback, RetryPolicy::default()));
+    let model = model(&primary, persistent())
+        .with_call_timeout(total)
+        .with_fallback(model(&fallback, RetryPolicy::default()));
     let started = Instant::now();
     let e = within_bound(model.chat(&hi())).await.unwrap_err();
     assert!(is_call_deadline(&e, total), "{e:?}");
@@ -149,7 +149,7 @@ async fn a_call_ends_at_its_total_deadline_across_retries_and_the_fallback() {
 async fn an_attempt_that_never_answers_ends_at_the_deadline() {
     let stalled = Double::new(Behaviour::Stall);
     let total = Duration::from_secs(30);
-    let model = model(&stalled, persistent(total));
+    let model = model(&stalled, persistent()).with_call_timeout(total);
     let started = Instant::now();
     let e = within_bound(model.chat(&hi())).await.unwrap_err();
     assert!(is_call_deadline(&e, total), "{e:?}");
@@ -163,16 +163,17 @@ async fn the_default_deadline_bounds_a_call() {
     let model = model(&stalled, RetryPolicy::default());
     let started = Instant::now();
     let e = within_bound(model.chat(&hi())).await.unwrap_err();
-    assert!(is_call_deadline(&e, RetryPolicy::DEFAULT_TOTAL_TIMEOUT), "{e:?}");
-    assert_eq!(started.elapsed(), RetryPolicy::DEFAULT_TOTAL_TIMEOUT);
+    assert!(is_call_deadline(&e, Model::DEFAULT_CALL_TIMEOUT), "{e:?}");
+    assert_eq!(started.elapsed(), Model::DEFAULT_CALL_TIMEOUT);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_retry_whose_wait_would_end_past_the_deadline_is_not_made() {
     let limited = Double::new(Behaviour::RateLimited(Duration::from_secs(20)));
-    let policy = persistent(Duration::from_secs(30)).with_retry_after_jitter(0.0);
+    let policy = persistent().retry_after_jitter(0.0);
     let started = Instant::now();
-    let e = within_bound(model(&limited, policy).chat(&hi())).await.unwrap_err();
+    let model = model(&limited, policy).with_call_timeout(Duration::from_secs(30));
+    let e = within_bound(model.chat(&hi())).await.unwrap_err();
     assert!(
         matches!(e, ModelError::RateLimited { .. }),
         "the provider's answer, at once: {e:?}"
@@ -185,7 +186,7 @@ async fn a_retry_whose_wait_would_end_past_the_deadline_is_not_made() {
 async fn retry_after_waits_get_jitter_above_the_providers_floor() {
     let floor = Duration::from_secs(2);
     let limited = Double::new(Behaviour::RateLimited(floor));
-    let policy = RetryPolicy::default().with_max_retries(30);
+    let policy = RetryPolicy::new(31);
     within_bound(model(&limited, policy).chat(&hi())).await.unwrap_err();
     let calls = limited.calls();
     assert_eq!(calls.len(), 31);
@@ -204,7 +205,7 @@ async fn retry_after_waits_get_jitter_above_the_providers_floor() {
 async fn a_retry_budget_bounds_retries_across_calls_and_the_fallback() {
     let primary = Double::new(Behaviour::Unavailable);
     let fallback = Double::new(Behaviour::Unavailable);
-    let policy = RetryPolicy::default().with_max_retries(3);
+    let policy = RetryPolicy::new(4);
     let budget = RetryBudget::new(10, 0.1);
     let model = model(&primary, policy)
         .with_fallback(model(&fallback, policy))

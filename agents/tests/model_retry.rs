@@ -60,10 +60,10 @@ fn retry_after(value: impl Into<String>) -> Fault {
 /// checks the jitter).
 fn patient(wire: Wire, fake: &FakeProvider) -> Model {
     wire.model(fake).with_retry(
-        RetryPolicy::default()
-            .with_max_retries(5)
-            .with_base_delay(Duration::from_secs(60))
-            .with_retry_after_jitter(0.0),
+        RetryPolicy::new(6)
+            .backoff(Duration::from_secs(60), Duration::from_secs(60))
+            .jitter(false)
+            .retry_after_jitter(0.0),
     )
 }
 
@@ -234,7 +234,7 @@ async fn a_retry_after_longer_than_the_cap_ends_the_retries() {
         fake.push(retry_after("30"));
         let model = wire
             .model(&fake)
-            .with_retry(fast_retry(3).with_max_retry_after(Duration::from_secs(10)));
+            .with_retry(fast_retry(3).max_retry_after(Duration::from_secs(10)));
         let e = model.chat(&hi()).await.unwrap_err();
         assert!(
             matches!(e, ModelError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(30)),
@@ -319,10 +319,7 @@ async fn backoff_is_exponential_with_jitter_and_bounded() {
     let (capture, _guard) = Capture::install();
     let fake = FakeProvider::start().await;
     fake.set_default_reply(Fault::Status(500));
-    let policy = RetryPolicy::default()
-        .with_max_retries(5)
-        .with_base_delay(Duration::from_millis(4))
-        .with_max_delay(Duration::from_millis(16));
+    let policy = RetryPolicy::new(6).backoff(Duration::from_millis(4), Duration::from_millis(16));
     let e = Wire::Anthropic
         .model(&fake)
         .with_retry(policy)

@@ -40,7 +40,7 @@ async fn a_chat_is_a_span_with_model_latency_tokens_and_outcome() {
         assert_eq!(f["output_tokens"], answer.usage.output_tokens.to_string());
         assert!(answer.usage.input_tokens > 0 && answer.usage.output_tokens > 0);
         // The retry was logged inside the call's span.
-        let retries = capture.events("retrying model call");
+        let retries = capture.events("retrying");
         assert_eq!(retries.len(), 1);
         assert_eq!(retries[0].span.as_deref(), Some("model.chat"));
         // The error as shown keeps what the server said.

@@ -89,10 +89,7 @@ fn hi() -> ChatRequest {
 }
 
 fn fast_retry(max_retries: u32) -> RetryPolicy {
-    RetryPolicy::default()
-        .with_max_retries(max_retries)
-        .with_base_delay(Duration::from_millis(1))
-        .with_max_delay(Duration::from_millis(4))
+    RetryPolicy::new(max_retries + 1).backoff(Duration::from_millis(1), Duration::from_millis(4))
 }
 
 #[tokio::test]

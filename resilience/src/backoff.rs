@@ -6,7 +6,7 @@
 //! up to a fraction of the wait (a restart never comes early), or AWS's "full jitter", which
 //! draws the wait uniformly in `[0, wait]` (retries of many clients spread the most).
 //!
-//! A supervisor delays a child's restarts by one ([`warden_supervisor::ChildSpec::backoff`],
+//! A supervisor delays a child's restarts by one (`warden_supervisor::ChildSpec::backoff`,
 //! which also uses [`Backoff::reset_after`]); a [`RetryPolicy`](crate::RetryPolicy) waits by
 //! one between attempts.
 //!
@@ -15,7 +15,8 @@
 
 use std::time::Duration;
 
-/// An exponential backoff with jitter (see the [module docs](self)).
+/// An exponential backoff with jitter: wait *n* is `min(max, min * multiplier^n)`, spread by
+/// its [`Jitter`].
 ///
 /// ```
 /// use std::time::Duration;

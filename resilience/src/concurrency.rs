@@ -50,21 +50,62 @@ pub struct ConcurrencyLimitService<S> {
     limit: Arc<Limit>,
 }
 
-/// Wraps a service in a [`ConcurrencyLimitService`]. Services made by one
-/// layer share nothing; clones of one service share its limit.
-#[derive(Clone, Copy, Debug)]
+/// Wraps a service in a [`ConcurrencyLimitService`]. Services made by a layer
+/// from [`new`](Self::new) share nothing (clones of one service share its
+/// limit); a layer from [`shared`](Self::shared) gives every service it makes
+/// the same limit.
+#[derive(Clone, Debug)]
 pub struct ConcurrencyLimitLayer {
     max_in_flight: usize,
     queue: usize,
+    shared: Option<ConcurrencyLimiter>,
 }
 
 impl ConcurrencyLimitLayer {
-    /// At most `max_in_flight` calls at once (at least 1), `queue` waiting.
+    /// At most `max_in_flight` calls at once (at least 1), `queue` waiting, per service made.
     pub fn new(max_in_flight: usize, queue: usize) -> Self {
         Self {
             max_in_flight: max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
             queue,
+            shared: None,
         }
+    }
+
+    /// Every service made shares `limiter` (and whoever else holds a clone of it).
+    pub fn shared(limiter: ConcurrencyLimiter) -> Self {
+        Self {
+            max_in_flight: limiter.0.max_in_flight,
+            queue: limiter.0.queue,
+            shared: Some(limiter),
+        }
+    }
+}
+
+/// A concurrency limit that several services share: at most `max_in_flight` of their calls
+/// at once, `queue` more waiting. Cheap to clone; clones share the limit.
+#[derive(Clone, Debug)]
+pub struct ConcurrencyLimiter(Arc<Limit>);
+
+impl ConcurrencyLimiter {
+    /// At most `max_in_flight` calls at once (at least 1), `queue` more waiting.
+    pub fn new(max_in_flight: usize, queue: usize) -> Self {
+        let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        Self(Arc::new(Limit {
+            slots: Arc::new(Semaphore::new(max_in_flight)),
+            queued: AtomicUsize::new(0),
+            max_in_flight,
+            queue,
+        }))
+    }
+
+    /// Calls running now.
+    pub fn in_flight(&self) -> usize {
+        self.0.max_in_flight - self.0.slots.available_permits()
+    }
+
+    /// Calls waiting for a slot now.
+    pub fn queued(&self) -> usize {
+        self.0.queued.load(Ordering::Acquire)
     }
 }
 
@@ -72,14 +113,13 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
     type Service = ConcurrencyLimitService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        let limiter = self
+            .shared
+            .clone()
+            .unwrap_or_else(|| ConcurrencyLimiter::new(self.max_in_flight, self.queue));
         ConcurrencyLimitService {
             inner,
-            limit: Arc::new(Limit {
-                slots: Arc::new(Semaphore::new(self.max_in_flight)),
-                queued: AtomicUsize::new(0),
-                max_in_flight: self.max_in_flight,
-                queue: self.queue,
-            }),
+            limit: limiter.0,
         }
     }
 }

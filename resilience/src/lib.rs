@@ -61,7 +61,7 @@ mod retry;
 mod timeout;
 
 pub use backoff::{Backoff, Jitter};
-pub use concurrency::{ConcurrencyLimitLayer, ConcurrencyLimitService};
+pub use concurrency::{ConcurrencyLimitLayer, ConcurrencyLimitService, ConcurrencyLimiter};
 pub use error::{Overloaded, Throttled, TimedOut, Transient};
 pub use rate_limit::{RateLimit, RateLimitLayer, RateLimitService, RateLimiter};
 pub use retry::{RetryBudget, RetryLayer, RetryPolicy, RetryService};

@@ -24,8 +24,9 @@
 //! The wait before retry *n* is the policy's [`Backoff`] delay *n − 1* (exponential, with full
 //! jitter by default: a uniform draw in `[0, wait]`, as AWS's "Exponential Backoff And
 //! Jitter" recommends, so callers that failed together do not retry together). When the
-//! error carries a `retry_after` (a 429's `Retry-After`), the wait is at least that, plus up
-//! to [`RetryPolicy::retry_after_jitter`] of it, never less. The last error is returned as is.
+//! error carries a `retry_after` (a 429's `Retry-After`), the service knows best: the wait is
+//! that instead, plus up to [`RetryPolicy::retry_after_jitter`] of it, never less (as the
+//! providers' own clients do). The last error is returned as is.
 //!
 //! # Cancellation
 //!
@@ -215,11 +216,10 @@ impl RetryPolicy {
         if attempt >= self.max_attempts || !error.is_transient() {
             return None;
         }
-        let backoff = self.backoff.delay(attempt.saturating_sub(1));
         match error.retry_after() {
             Some(after) if after > self.max_retry_after => None,
-            Some(after) => Some(backoff.max(self.retry_after_wait(after))),
-            None => Some(backoff),
+            Some(after) => Some(self.retry_after_wait(after)),
+            None => Some(self.backoff.delay(attempt.saturating_sub(1))),
         }
     }
 
@@ -545,7 +545,7 @@ where
                     return Err(error);
                 }
                 attempt += 1;
-                tracing::debug!(attempt, ?wait, error = %error, "retrying");
+                tracing::debug!(attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), error = %error, "retrying");
                 tokio::time::sleep(wait).await;
             }
         }

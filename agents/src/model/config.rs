@@ -9,11 +9,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Model;
+use super::RetryPolicy;
 use super::anthropic::AnthropicMessages;
 use super::error::{ConfigError, ModelError};
 use super::openai::OpenAiChat;
 use super::provider::{ChatModel, HttpSettings, check_base_url, redacted_url};
-use super::retry::RetryPolicy;
 use super::types::StructuredOutput;
 
 /// An API key. `Debug` prints `ApiKey(<redacted>)`, and there is no `Display`, so a key does not
@@ -154,10 +154,13 @@ impl FromStr for Provider {
 /// # stream_timeout_secs = 900                 # a whole stream, at most
 /// # allow_plain_http = false                  # http:// only to the loopback unless true
 ///
-/// [retry]
-/// max_retries = 3
-/// base_delay_ms = 500
-/// # total_timeout_ms = 600000                 # a whole call, retries and fallback included
+/// # call_timeout_secs = 600                   # a whole call, retries and fallback included
+///
+/// [retry]                                     # the one RetryPolicy of tools and models
+/// max_attempts = 4
+/// initial_backoff_ms = 500
+/// # max_backoff_ms = 8000
+/// # max_elapsed_ms = 120000
 ///
 /// [fallback]
 /// provider = "openai"
@@ -207,6 +210,10 @@ pub struct ModelConfig {
     /// `"json_schema"`, `"json_object"`, `"prompt"`.
     #[serde(default, skip_serializing_if = "is_auto")]
     pub structured_output: StructuredOutput,
+    /// Seconds a whole call may take, retries and fallback included (default 600, see
+    /// [`Model::with_call_timeout`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_secs: Option<u64>,
     /// When to retry.
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -234,6 +241,7 @@ impl fmt::Debug for ModelConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("allow_plain_http", &self.allow_plain_http)
             .field("structured_output", &self.structured_output)
+            .field("call_timeout_secs", &self.call_timeout_secs)
             .field("retry", &self.retry)
             .field("fallback", &self.fallback)
             .finish()
@@ -256,6 +264,7 @@ impl ModelConfig {
             max_body_bytes: None,
             allow_plain_http: false,
             structured_output: StructuredOutput::Auto,
+            call_timeout_secs: None,
             retry: RetryPolicy::default(),
             fallback: None,
             api_key: None,
@@ -421,6 +430,9 @@ impl ModelConfig {
         let mut model = Model::from_arc(provider)
             .with_retry(self.retry)
             .with_structured_output(self.structured_output);
+        if let Some(secs) = self.call_timeout_secs {
+            model = model.with_call_timeout(Duration::from_secs(secs));
+        }
         if let Some(fallback) = &self.fallback {
             model = model.with_fallback(fallback.build_with_env(var)?);
         }

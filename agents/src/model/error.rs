@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use warden_resilience::circuit_breaker::CallNotPermitted;
+use warden_resilience::{Overloaded, Throttled, Transient};
+
 /// Why a model call failed.
 ///
 /// Each kind says whether it is **transient** (the same request may succeed later, so the
@@ -148,6 +151,31 @@ pub enum ModelError {
         /// Its length.
         limit: Duration,
     },
+    /// The model's circuit breaker ([`Model::with_circuit_breaker`](super::Model::with_circuit_breaker))
+    /// is open: the provider kept failing, so calls fail at once, without a request, until
+    /// `retry_after`. Transient; a fallback model is tried.
+    #[error("the model's circuit breaker is open{}", match retry_after { Some(d) => format!(", retry after {d:?}"), None => String::new() })]
+    CircuitOpen {
+        /// How long until the breaker lets a trial call through.
+        retry_after: Option<Duration>,
+    },
+    /// The model's client-side rate limit ([`Model::with_rate_limit`](super::Model::with_rate_limit))
+    /// has no permit for this request within the wait the model allows. No request was sent.
+    /// Transient; a fallback model is tried.
+    #[error("client-side rate limit reached, next permit in {retry_after:?}")]
+    Throttled {
+        /// When the limiter would have a permit.
+        retry_after: Duration,
+    },
+    /// The model's concurrency limit ([`Model::with_concurrency_limit`](super::Model::with_concurrency_limit))
+    /// is full, its queue too. No request was sent. Transient; a fallback model is tried.
+    #[error("too many model calls: {in_flight} in flight and {queued} waiting, the most allowed")]
+    ConcurrencyLimited {
+        /// Calls allowed at once.
+        in_flight: usize,
+        /// Calls allowed to wait.
+        queued: usize,
+    },
     /// The provider answered with a redirect (3xx), which model clients do not follow: it could
     /// take the key to another host. Permanent: fix the base URL.
     #[error("provider answered with a redirect (http {status}), which is not followed")]
@@ -185,7 +213,7 @@ impl std::fmt::Display for ResponsePart {
 #[non_exhaustive]
 pub enum Deadline {
     /// The whole model call, across its attempts, the waits between them and the fallback
-    /// ([`RetryPolicy::total_timeout`](super::RetryPolicy::total_timeout)).
+    /// ([`Model::with_call_timeout`](super::Model::with_call_timeout)).
     Call,
     /// A whole stream, from the request to its end marker
     /// ([`HttpSettings::with_stream_timeout`](super::HttpSettings::with_stream_timeout)).
@@ -212,9 +240,13 @@ impl ModelError {
                 should_retry.unwrap_or(false)
             }
             Self::Failed { transient, .. } => *transient,
-            Self::Timeout | Self::Connection(_) | Self::StreamInterrupted { .. } | Self::DeadlineExceeded { .. } => {
-                true
-            }
+            Self::Timeout
+            | Self::Connection(_)
+            | Self::StreamInterrupted { .. }
+            | Self::DeadlineExceeded { .. }
+            | Self::CircuitOpen { .. }
+            | Self::Throttled { .. }
+            | Self::ConcurrencyLimited { .. } => true,
             Self::QuotaExceeded
             | Self::MalformedResponse { .. }
             | Self::StructuredOutputInvalid { .. }
@@ -250,7 +282,9 @@ impl ModelError {
         match self {
             Self::RateLimited { retry_after, .. }
             | Self::Overloaded { retry_after, .. }
-            | Self::Server { retry_after, .. } => *retry_after,
+            | Self::Server { retry_after, .. }
+            | Self::CircuitOpen { retry_after } => *retry_after,
+            Self::Throttled { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -285,7 +319,10 @@ impl ModelError {
             | Self::Connection(_)
             | Self::StreamInterrupted { .. }
             | Self::MalformedResponse { .. }
-            | Self::ResponseTooLarge { .. } => true,
+            | Self::ResponseTooLarge { .. }
+            | Self::CircuitOpen { .. }
+            | Self::Throttled { .. }
+            | Self::ConcurrencyLimited { .. } => true,
             Self::BadRequest { .. } | Self::Authentication { .. } | Self::Failed { .. } => self.is_transient(),
             Self::StructuredOutputInvalid { .. }
             | Self::Config(_)
@@ -313,6 +350,67 @@ impl ModelError {
             Self::ResponseTooLarge { .. } => "response_too_large",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Redirected { .. } => "redirected",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::Throttled { .. } => "throttled",
+            Self::ConcurrencyLimited { .. } => "concurrency_limited",
+        }
+    }
+}
+
+/// What the resilience layers ([`warden_resilience`]) read of a model error.
+impl Transient for ModelError {
+    /// [`ModelError::is_transient`], except a passed deadline: the call's time is up.
+    fn is_transient(&self) -> bool {
+        ModelError::is_transient(self) && !matches!(self, Self::DeadlineExceeded { .. })
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        ModelError::retry_after(self)
+    }
+
+    /// A model request has no side effect to repeat (besides its cost).
+    fn retry_is_safe(&self) -> bool {
+        true
+    }
+
+    /// The provider's failures count against the model's breaker; errors in the request or
+    /// the configuration, a passed deadline, and refusals by the model's own limits do not.
+    fn counts_as_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::Overloaded { .. }
+                | Self::Server { .. }
+                | Self::Timeout
+                | Self::Connection(_)
+                | Self::StreamInterrupted { .. }
+                | Self::MalformedResponse { .. }
+                | Self::ResponseTooLarge { .. }
+        ) || matches!(self, Self::Failed { transient: true, .. })
+    }
+}
+
+impl From<CallNotPermitted> for ModelError {
+    fn from(rejected: CallNotPermitted) -> Self {
+        Self::CircuitOpen {
+            retry_after: rejected.retry_after,
+        }
+    }
+}
+
+impl From<Throttled> for ModelError {
+    fn from(throttled: Throttled) -> Self {
+        Self::Throttled {
+            retry_after: throttled.retry_after,
+        }
+    }
+}
+
+impl From<Overloaded> for ModelError {
+    fn from(refused: Overloaded) -> Self {
+        Self::ConcurrencyLimited {
+            in_flight: refused.in_flight,
+            queued: refused.queued,
         }
     }
 }

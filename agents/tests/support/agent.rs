@@ -18,8 +18,7 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A model on `fake` that does not retry (faults fail at once).
 pub(crate) fn model(fake: &FakeProvider) -> Model {
-    Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))
-        .with_retry(RetryPolicy::default().with_max_retries(0))
+    Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test")).with_retry(RetryPolicy::new(1))
 }
 
 /// Records an agent's events; tests wait on them.

@@ -83,10 +83,7 @@ impl Wire {
 
 /// `max_retries` retries with 1 ms to 4 ms backoffs.
 pub fn fast_retry(max_retries: u32) -> RetryPolicy {
-    RetryPolicy::default()
-        .with_max_retries(max_retries)
-        .with_base_delay(Duration::from_millis(1))
-        .with_max_delay(Duration::from_millis(4))
+    RetryPolicy::new(max_retries + 1).backoff(Duration::from_millis(1), Duration::from_millis(4))
 }
 
 /// A base URL on 127.0.0.1 where nothing listens (a port bound, then released).
@@ -207,11 +204,11 @@ impl Capture {
             .collect()
     }
 
-    /// The `delay_ms` of every "retrying model call" event, in order.
+    /// The `wait_ms` of every "retrying" event, in order.
     pub fn retry_delays_ms(&self) -> Vec<u64> {
-        self.events("retrying model call")
+        self.events("retrying")
             .iter()
-            .map(|e| e.fields["delay_ms"].parse().unwrap())
+            .map(|e| e.fields["wait_ms"].parse().unwrap())
             .collect()
     }
 
