@@ -93,9 +93,12 @@
 //! [`Timeout`]: AgentError::Timeout
 
 mod actor;
-mod behaviour;
+mod directory;
 mod error;
 mod event;
+mod human;
+mod reply;
+mod turn;
 
 use std::fmt;
 use std::sync::Arc;
@@ -107,13 +110,15 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use warden_supervisor::{ChildPath, ChildSpec, Incarnations, StartContext, request};
 
-pub use behaviour::{AgentTrouble, Behaviour, HumanAnswer, HumanQuestion, Outcome, Reply, TurnContext, TurnOutput};
-pub use error::{AgentError, TurnError};
-pub use event::{AgentEvent, AgentEventKind, AgentObserver, DropReason};
+pub use directory::{Directory, RegistryError};
+pub use error::{AgentError, AgentTrouble, TurnError, TurnFailure};
+pub use event::{AgentEvent, AgentEventKind, AgentObserver, DropReason, TurnEnd};
+pub use human::{HumanAnswer, HumanQuestion};
+pub use reply::Reply;
+pub use turn::{Behaviour, Outcome, TurnContext, TurnOutput};
 
 use crate::memory::MemoryLimit;
 use crate::message::{Address, AgentMessage};
-use crate::registry::Registry;
 use actor::{AgentActor, AgentMsg, Asker, Pending, StartArgs};
 use event::{DEFAULT_OBSERVER_QUEUE, EventSink};
 
@@ -131,7 +136,7 @@ pub struct Agent {
     observer: Option<AgentObserver>,
     observer_queue: usize,
     turn_deadline: Option<Duration>,
-    registry: Option<Registry>,
+    directory: Option<Arc<dyn Directory>>,
     handle: AgentRef,
 }
 
@@ -161,7 +166,7 @@ impl Agent {
             observer: None,
             observer_queue: DEFAULT_OBSERVER_QUEUE,
             turn_deadline: None,
-            registry: None,
+            directory: None,
         }
     }
 
@@ -214,11 +219,13 @@ impl Agent {
         self
     }
 
-    /// Registers the agent in `registry` by name when it starts (and by path, under a
-    /// supervisor), and withdraws it when it stops. A start fails if the name belongs to a
-    /// team or to another agent that is running.
-    pub fn registry(mut self, registry: &Registry) -> Self {
-        self.registry = Some(registry.clone());
+    /// Enters the agent in `directory` when it starts (by name, and by path under a
+    /// supervisor), and withdraws it when it stops; its turns reach other agents through it
+    /// ([`TurnContext::directory`]). A start fails if the name is taken
+    /// ([`Directory::enter`]). For this crate's [`Registry`](crate::Registry), write
+    /// [`registry`](Self::registry).
+    pub fn directory(mut self, directory: impl Directory) -> Self {
+        self.directory = Some(Arc::new(directory));
         self
     }
 

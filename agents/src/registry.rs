@@ -36,9 +36,11 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use warden_supervisor::ChildPath;
 
-use crate::agent::{AgentError, AgentRef, Reply};
+pub use crate::agent::RegistryError;
+use crate::agent::{Agent, AgentError, AgentRef, Directory, Reply};
 use crate::message::{Address, AgentMessage};
 use crate::team::Team;
 
@@ -108,15 +110,6 @@ impl Target {
             Self::Team(t) => t.tell(task),
         }
     }
-}
-
-/// A name already belongs to another agent or team.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RegistryError {
-    /// The name is taken.
-    #[error("name {0:?} is already registered")]
-    NameTaken(String),
 }
 
 #[derive(Default)]
@@ -211,7 +204,7 @@ impl Registry {
     }
 
     /// Removes `agent`'s own entries: its name, if it still names this agent, and its paths.
-    pub(crate) fn withdraw_agent(&self, agent: &AgentRef) {
+    fn withdraw_agent(&self, agent: &AgentRef) {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         if matches!(inner.names.get(agent.name()), Some(Target::Agent(a)) if a.same_agent(agent)) {
             inner.names.remove(agent.name());
@@ -219,11 +212,7 @@ impl Registry {
         inner.paths.retain(|_, a| !a.same_agent(agent));
     }
 
-    pub(crate) fn register_agent(&self, agent: &AgentRef) -> Result<(), RegistryError> {
-        self.register(agent.clone())
-    }
-
-    pub(crate) fn register_path(&self, path: ChildPath, agent: &AgentRef) {
+    fn register_path(&self, path: ChildPath, agent: &AgentRef) {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         inner.maybe_sweep();
         inner.paths.insert(path, agent.clone());
@@ -312,5 +301,42 @@ impl Registry {
     pub fn tell(&self, to: &Address, task: AgentMessage) -> Result<(), AgentError> {
         let target = self.lookup(to).ok_or_else(|| AgentError::NoSuchAddress(to.clone()))?;
         target.tell(task.to(to.clone()))
+    }
+}
+
+impl Directory for Registry {
+    fn enter(&self, agent: &AgentRef, path: Option<&ChildPath>) -> Result<(), RegistryError> {
+        self.register(agent.clone())?;
+        if let Some(path) = path {
+            self.register_path(path.clone(), agent);
+        }
+        Ok(())
+    }
+
+    fn withdraw(&self, agent: &AgentRef) {
+        self.withdraw_agent(agent);
+    }
+
+    fn ask<'a>(
+        &'a self,
+        to: &'a Address,
+        task: AgentMessage,
+        deadline: Duration,
+    ) -> BoxFuture<'a, Result<Reply, AgentError>> {
+        Box::pin(Registry::ask(self, to, task, deadline))
+    }
+
+    fn tell(&self, to: &Address, task: AgentMessage) -> Result<(), AgentError> {
+        Registry::tell(self, to, task)
+    }
+}
+
+impl Agent {
+    /// Enters the agent in `registry` by name when it starts (and by path, under a
+    /// supervisor), and withdraws it when it stops ([`Agent::directory`] with this crate's
+    /// [`Registry`]). A start fails if the name belongs to a team or to another agent that is
+    /// running.
+    pub fn registry(self, registry: &Registry) -> Self {
+        self.directory(registry.clone())
     }
 }

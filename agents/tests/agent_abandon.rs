@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use warden_agents::agent::{Activity, Agent, AgentError, AgentEventKind, DropReason, TurnError};
+use warden_agents::agent::{Activity, Agent, AgentError, AgentEventKind, DropReason, TurnEnd, TurnError, TurnFailure};
 use warden_agents::message::AgentMessage;
 
 use support::{DEADLINE, recorder, root, scripted, spawn_ask};
@@ -73,7 +73,7 @@ async fn a_turn_whose_asker_gives_up_is_cut_short() {
         matches!(
             ended,
             AgentEventKind::TurnEnded {
-                outcome: "abandoned",
+                end: TurnEnd::Abandoned(_),
                 ..
             }
         ),
@@ -119,7 +119,7 @@ async fn a_turn_deadline_bounds_tells_and_asks_alike() {
         matches!(
             ended,
             AgentEventKind::TurnEnded {
-                outcome: "deadline_exceeded",
+                end: TurnEnd::Failed(TurnFailure::DeadlineExceeded),
                 ..
             }
         ),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use warden_agents::agent::{Activity, Agent, AgentError, AgentEventKind, Outcome};
+use warden_agents::agent::{Activity, Agent, AgentError, AgentEventKind, Outcome, TurnEnd};
 use warden_agents::message::{Address, AgentMessage};
 use warden_agents::model::Role;
 use warden_agents::react::ReAct;
@@ -53,7 +53,7 @@ async fn ask_answers_the_asker_and_tell_runs_the_task() {
         ended,
         AgentEventKind::TurnEnded {
             task: told.id,
-            outcome: "completed"
+            end: TurnEnd::Finished(Outcome::Completed)
         }
     );
     // The second turn remembered the first exchange.
@@ -144,7 +144,7 @@ async fn an_agent_not_running_is_not_delivered_and_a_slow_one_times_out() {
         matches!(
             ended,
             AgentEventKind::TurnEnded {
-                outcome: "abandoned",
+                end: TurnEnd::Abandoned(_),
                 ..
             }
         ),

@@ -16,7 +16,7 @@ use support::{DEADLINE, root, scripted};
 
 /// Whether `answer` is the typed failure of a turn that panicked.
 fn is_panicked_turn(answer: &Result<warden_agents::agent::Reply, AgentError>) -> bool {
-    matches!(answer, Err(AgentError::Turn(TurnError::Other(m))) if m.starts_with("turn panicked"))
+    matches!(answer, Err(AgentError::Turn(TurnError::Panicked { .. })))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

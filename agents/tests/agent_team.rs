@@ -161,13 +161,10 @@ impl Behaviour for Relay {
         task: &'a AgentMessage,
     ) -> BoxFuture<'a, Result<TurnOutput, TurnError>> {
         Box::pin(async move {
-            let registry = cx.registry().ok_or_else(|| TurnError::other("no registry"))?;
+            let registry = cx.directory().ok_or_else(|| TurnError::other("no directory"))?;
             let to = Address::Path(ChildPath::root("root").join(&task.text()));
             let forwarded = AgentMessage::user("relayed").from(cx.address());
-            let reply = registry
-                .ask(&to, forwarded, DEADLINE)
-                .await
-                .map_err(|e| TurnError::other(e.to_string()))?;
+            let reply = registry.ask(&to, forwarded, DEADLINE).await.map_err(TurnError::other)?;
             assert_eq!(reply.message.recipient, cx.address());
             Ok(TurnOutput::new(Outcome::Completed, reply.message.content))
         })

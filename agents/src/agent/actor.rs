@@ -34,9 +34,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use warden_supervisor::{ChildPath, Escalator};
 
-use super::behaviour::{AgentTrouble, Behaviour, Outcome, Reply, TurnContext, TurnOutput};
-use super::error::{AgentError, TurnError};
-use super::event::{AgentEventKind, DropReason, EventSink};
+use super::error::{AgentError, AgentTrouble, TurnError};
+use super::event::{AgentEventKind, DropReason, EventSink, TurnEnd};
+use super::reply::Reply;
+use super::turn::{Behaviour, Outcome, TurnContext, TurnOutput};
 use super::{Activity, Agent, AgentRef, AgentStatus, LoadGuard};
 use crate::memory::Memory;
 use crate::message::{Address, AgentMessage};
@@ -338,7 +339,7 @@ impl AgentActor {
             name: self.0.name.clone(),
             path: state.path.clone(),
             escalator: state.escalator.clone(),
-            registry: self.0.registry.clone(),
+            directory: self.0.directory.clone(),
             events: state.events.clone(),
             human: human_rx,
             myself: myself.clone(),
@@ -409,12 +410,12 @@ impl AgentActor {
         let answer = match done.result {
             Ok(output) => {
                 state.failures = 0;
-                let outcome = if done.abandoned {
-                    "abandoned"
+                let end = if done.abandoned {
+                    TurnEnd::Abandoned(output.outcome)
                 } else {
-                    output.outcome.as_str()
+                    TurnEnd::Finished(output.outcome)
                 };
-                state.events.emit(AgentEventKind::TurnEnded { task: task.id, outcome });
+                state.events.emit(AgentEventKind::TurnEnded { task: task.id, end });
                 Ok(Reply {
                     message: task.reply_with(me, output.content),
                     outcome: output.outcome,
@@ -427,7 +428,7 @@ impl AgentActor {
                 state.failures += 1;
                 state.events.emit(AgentEventKind::TurnEnded {
                     task: task.id,
-                    outcome: error.kind(),
+                    end: TurnEnd::Failed(error.failure()),
                 });
                 tracing::warn!(agent = %self.0.name, failures = state.failures, %error, "turn failed");
                 self.maybe_escalate(state, &current.task, &error);
@@ -481,8 +482,9 @@ impl TurnDone {
 
 /// A turn error for a panic.
 fn panicked(panic: &(dyn std::any::Any + Send)) -> TurnError {
-    let message = warden_supervisor::panic_report::panic_message(panic);
-    TurnError::other(format!("turn panicked: {message}"))
+    TurnError::Panicked {
+        message: warden_supervisor::panic_report::panic_message(panic),
+    }
 }
 
 /// Runs one turn, cutting it short on an interrupt, when its asker stops waiting, or at its
@@ -560,11 +562,8 @@ impl Actor for AgentActor {
     /// Registers the agent and publishes this incarnation to its handles. Fails when the
     /// registry has another running agent or a team of the same name.
     async fn pre_start(&self, myself: ActorRef<AgentMsg>, args: StartArgs) -> Result<AgentState, ActorProcessingErr> {
-        if let Some(registry) = &self.0.registry {
-            registry.register_agent(&self.0.handle)?;
-            if let Some(path) = &args.path {
-                registry.register_path(path.clone(), &self.0.handle);
-            }
+        if let Some(directory) = &self.0.directory {
+            directory.enter(&self.0.handle, args.path.as_ref())?;
         }
         let events = EventSink::start(self.0.name.clone(), self.0.observer.clone(), self.0.observer_queue);
         let actor = myself.get_id();
@@ -638,8 +637,8 @@ impl Actor for AgentActor {
     /// aborts the turn and answers every asker.
     async fn post_stop(&self, _myself: ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
         state.tasks.abort_all();
-        if let Some(registry) = &self.0.registry {
-            registry.withdraw_agent(&self.0.handle);
+        if let Some(directory) = &self.0.directory {
+            directory.withdraw(&self.0.handle);
         }
         Ok(())
     }

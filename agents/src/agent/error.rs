@@ -1,9 +1,10 @@
-//! What goes wrong when asking an agent ([`AgentError`]) and inside a turn ([`TurnError`]).
+//! What goes wrong when asking an agent ([`AgentError`]), inside a turn ([`TurnError`]), and
+//! what an agent that keeps failing escalates ([`AgentTrouble`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use warden_supervisor::{EscalationError, RequestError};
+use warden_supervisor::{ChildPath, EscalationError, RequestError};
 use warden_tools::ToolError;
 
 use crate::message::{Address, AgentMessage};
@@ -121,15 +122,31 @@ pub enum TurnError {
     /// Escalating failed (the supervisor is gone).
     #[error("escalation failed: {0}")]
     Escalation(EscalationError),
-    /// A behaviour's own failure.
+    /// The turn panicked (the agent caught it and lives on).
+    #[error("turn panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: Arc<str>,
+    },
+    /// A behaviour's own failure, with its error as the source (downcast it to read it).
     #[error("{0}")]
-    Other(Arc<str>),
+    Other(Arc<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl TurnError {
-    /// A behaviour's own failure, from a message.
-    pub fn other(message: impl Into<Arc<str>>) -> Self {
-        Self::Other(message.into())
+    /// A behaviour's own failure: any error (kept as the source), or a message.
+    ///
+    /// ```
+    /// use warden_agents::TurnError;
+    ///
+    /// let e = TurnError::other(std::io::Error::other("disk full"));
+    /// assert_eq!(e.to_string(), "disk full");
+    /// let TurnError::Other(source) = &e else { unreachable!() };
+    /// assert!(source.downcast_ref::<std::io::Error>().is_some());
+    /// assert_eq!(TurnError::other("no directory").kind(), "other");
+    /// ```
+    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Other(Arc::from(error.into()))
     }
 
     /// Whether the same task may succeed later.
@@ -138,21 +155,73 @@ impl TurnError {
             Self::Model(e) => e.is_transient(),
             Self::ToolFailing { last_error, .. } => last_error.is_transient(),
             Self::HumanTimeout(_) | Self::DeadlineExceeded(_) => true,
-            Self::StructuredOutputInvalid(_) | Self::EmptyTask | Self::Escalation(_) | Self::Other(_) => false,
+            Self::StructuredOutputInvalid(_)
+            | Self::EmptyTask
+            | Self::Escalation(_)
+            | Self::Panicked { .. }
+            | Self::Other(_) => false,
+        }
+    }
+
+    /// Which kind of failure this is, without its details.
+    pub fn failure(&self) -> TurnFailure {
+        match self {
+            Self::Model(_) => TurnFailure::Model,
+            Self::ToolFailing { .. } => TurnFailure::ToolFailing,
+            Self::DeadlineExceeded(_) => TurnFailure::DeadlineExceeded,
+            Self::HumanTimeout(_) => TurnFailure::HumanTimeout,
+            Self::StructuredOutputInvalid(_) => TurnFailure::StructuredOutputInvalid,
+            Self::EmptyTask => TurnFailure::EmptyTask,
+            Self::Escalation(_) => TurnFailure::Escalation,
+            Self::Panicked { .. } => TurnFailure::Panicked,
+            Self::Other(_) => TurnFailure::Other,
         }
     }
 
     /// A short, stable name of the kind (`"model"`, `"tool_failing"`...).
     pub fn kind(&self) -> &'static str {
+        self.failure().as_str()
+    }
+}
+
+/// The kind of a [`TurnError`], one per variant, without the details: what an
+/// [`AgentEventKind::TurnEnded`](super::AgentEventKind::TurnEnded) reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TurnFailure {
+    /// [`TurnError::Model`].
+    Model,
+    /// [`TurnError::ToolFailing`].
+    ToolFailing,
+    /// [`TurnError::DeadlineExceeded`].
+    DeadlineExceeded,
+    /// [`TurnError::HumanTimeout`].
+    HumanTimeout,
+    /// [`TurnError::StructuredOutputInvalid`].
+    StructuredOutputInvalid,
+    /// [`TurnError::EmptyTask`].
+    EmptyTask,
+    /// [`TurnError::Escalation`].
+    Escalation,
+    /// [`TurnError::Panicked`].
+    Panicked,
+    /// [`TurnError::Other`].
+    Other,
+}
+
+impl TurnFailure {
+    /// A short, stable name (`"model"`, `"tool_failing"`...), for logs and metrics.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Model(_) => "model",
-            Self::ToolFailing { .. } => "tool_failing",
-            Self::DeadlineExceeded(_) => "deadline_exceeded",
-            Self::HumanTimeout(_) => "human_timeout",
-            Self::StructuredOutputInvalid(_) => "structured_output_invalid",
+            Self::Model => "model",
+            Self::ToolFailing => "tool_failing",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::HumanTimeout => "human_timeout",
+            Self::StructuredOutputInvalid => "structured_output_invalid",
             Self::EmptyTask => "empty_task",
-            Self::Escalation(_) => "escalation",
-            Self::Other(_) => "other",
+            Self::Escalation => "escalation",
+            Self::Panicked => "panicked",
+            Self::Other => "other",
         }
     }
 }
@@ -161,4 +230,20 @@ impl From<ModelError> for TurnError {
     fn from(e: ModelError) -> Self {
         Self::Model(Arc::new(e))
     }
+}
+
+/// What an agent escalates when it keeps failing, so an orchestrator above can re-plan.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AgentTrouble {
+    /// The agent.
+    pub agent: Arc<str>,
+    /// Its path in the tree.
+    pub path: Option<ChildPath>,
+    /// The task it was working on when it gave up.
+    pub task: AgentMessage,
+    /// The last failure.
+    pub error: TurnError,
+    /// Failed turns in a row.
+    pub consecutive_failures: u32,
 }

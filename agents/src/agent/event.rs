@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
+use super::error::TurnFailure;
+use super::turn::Outcome;
 use crate::message::MessageId;
 
 /// A callback that sees every [`AgentEvent`] of an agent. It runs on a task of its own,
@@ -92,9 +94,8 @@ pub enum AgentEventKind {
     TurnEnded {
         /// The task's id.
         task: MessageId,
-        /// `completed`, `interrupted`, `max_iterations`, `abandoned` (its asker stopped
-        /// waiting), or the error kind.
-        outcome: &'static str,
+        /// How.
+        end: TurnEnd,
     },
     /// A task was dropped without a turn: it never started, so it had no effect.
     TaskDropped {
@@ -120,6 +121,30 @@ pub enum AgentEventKind {
 
 /// Where one incarnation of an agent sends its events: a bounded queue to the task that
 /// runs the observer. Cheap to clone; does nothing without an observer.
+/// How a turn ended, in an [`AgentEventKind::TurnEnded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TurnEnd {
+    /// It finished with this outcome, and its answer went to the asker (if any).
+    Finished(Outcome),
+    /// It finished after its asker had stopped waiting: the answer went nowhere.
+    Abandoned(Outcome),
+    /// It failed.
+    Failed(TurnFailure),
+}
+
+impl TurnEnd {
+    /// `completed`, `interrupted`, `max_iterations`, `abandoned`, or the failure's kind, for
+    /// logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Finished(outcome) => outcome.as_str(),
+            Self::Abandoned(_) => "abandoned",
+            Self::Failed(failure) => failure.as_str(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct EventSink {
     agent: Arc<str>,

@@ -484,14 +484,14 @@ impl RouteDecider {
     }
 
     /// The decision in an answer, or what is wrong with it.
-    fn read(&self, text: &str, calls: &[(String, Value)]) -> Result<RouteChoice, String> {
+    fn read(&self, text: &str, calls: &[(String, Value)]) -> Result<RouteChoice, Unreadable> {
         match self.by {
             RouteBy::StructuredOutput => {
-                let choice: RouteChoice = serde_json::from_str(json_text(text)).map_err(|e| e.to_string())?;
+                let choice: RouteChoice = serde_json::from_str(json_text(text)).map_err(Unreadable::NotJson)?;
                 if self.known(choice.route.trim()) {
                     Ok(choice)
                 } else {
-                    Err(format!("{:?} is not one of the routes", choice.route))
+                    Err(Unreadable::UnknownRoute(choice.route))
                 }
             }
             RouteBy::ToolCall => {
@@ -502,7 +502,7 @@ impl RouteDecider {
                         reason: input.get("reason").and_then(Value::as_str).map(str::to_owned),
                     })
                 });
-                chosen.ok_or_else(|| "no route tool was called".to_owned())
+                chosen.ok_or(Unreadable::NoRouteCall)
             }
         }
     }
@@ -538,7 +538,7 @@ impl RouteDecider {
             let text = response.text();
             match self.read(&text, &calls) {
                 Ok(choice) => {
-                    let structured = serde_json::to_value(&choice).map_err(|e| TurnError::other(e.to_string()))?;
+                    let structured = serde_json::to_value(&choice).map_err(TurnError::other)?;
                     let mut output = TurnOutput::new(Outcome::Completed, vec![ContentBlock::text(choice.route)]);
                     output.iterations = iteration;
                     output.usage = usage;
@@ -546,6 +546,7 @@ impl RouteDecider {
                     return Ok(output);
                 }
                 Err(problem) => {
+                    let problem = problem.to_string();
                     let Some(again) = repairs.ask_again(&problem, instruction) else {
                         return Err(TurnError::StructuredOutputInvalid(problem));
                     };
@@ -564,6 +565,20 @@ impl RouteDecider {
         }
         Err(TurnError::StructuredOutputInvalid("no routing decision".into()))
     }
+}
+
+/// Why a decider's answer holds no routing decision; shown to the model in the repair round.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    /// The answer is not the JSON asked for.
+    #[error("{0}")]
+    NotJson(serde_json::Error),
+    /// It names no route.
+    #[error("{0:?} is not one of the routes")]
+    UnknownRoute(String),
+    /// No `route_to_<route>` tool was called.
+    #[error("no route tool was called")]
+    NoRouteCall,
 }
 
 impl Behaviour for RouteDecider {
