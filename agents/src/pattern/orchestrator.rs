@@ -6,278 +6,30 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use warden_supervisor::{
-    ChildError, ChildPath, ChildSpec, Disposition, Escalation, GiveUp, NoProc, Restart, Strategy, Supervisor,
-};
-use warden_tools::circuit_breaker::CircuitOpened;
+use warden_supervisor::{Escalation, NoProc, Restart, Strategy, Supervisor};
 
-use crate::agent::{Agent, AgentError, AgentRef, AgentTrouble, Outcome, Reply};
+use crate::agent::{AgentError, AgentRef, Outcome, Reply};
 use crate::message::{Address, AgentMessage};
 use crate::model::json_text;
 
-/// The planner's answer: the subtasks to start.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Plan {
-    /// The subtasks, each for one worker.
-    pub subtasks: Vec<Subtask>,
-}
+mod plan;
+mod report;
+mod worker;
 
-/// One subtask of a [`Plan`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Subtask {
-    /// A short id, unique in the run (made unique if it is not).
-    #[serde(default)]
-    pub id: String,
-    /// What the worker must do.
-    pub task: String,
-}
-
-/// What the orchestrator asks a worker factory for: a worker for one subtask.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct WorkerRequest {
-    /// The worker's id, `w<n>`: its supervisor's child id under the workers supervisor.
-    pub worker: Arc<str>,
-    /// The how-manieth worker of this orchestrator it is, from 1.
-    pub number: u64,
-    /// The subtask it will be asked.
-    pub subtask: Subtask,
-}
-
-/// What a worker factory returns: the worker's agent and what runs beside it (its tool
-/// executor...), all started under the worker's own supervisor, companions first.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct WorkerSpec {
-    /// The agent asked the subtask. Its name is its child id (unique among its companions).
-    pub agent: Agent,
-    /// Children started before the agent, in order.
-    pub companions: Vec<ChildSpec>,
-}
-
-impl WorkerSpec {
-    /// A worker that is just `agent`.
-    pub fn new(agent: Agent) -> Self {
-        Self {
-            agent,
-            companions: Vec::new(),
-        }
-    }
-
-    /// The same worker with a companion (started before the agent, after earlier ones).
-    pub fn with(mut self, companion: ChildSpec) -> Self {
-        self.companions.push(companion);
-        self
-    }
-}
+pub use plan::{Plan, Subtask};
+use plan::{first_prompt, replan_prompt, synthesis_prompt};
+pub use report::{OrchestratorError, OrchestratorEvent, OrchestratorRun, SubtaskResult};
+pub use worker::{FailureReason, WorkerConcern, WorkerEscalation, WorkerFailure, WorkerRequest, WorkerSpec};
+use worker::{Routes, dispatch, lock, worker_of};
 
 type Factory = Arc<dyn Fn(&WorkerRequest) -> WorkerSpec + Send + Sync>;
 type Observer = Arc<dyn Fn(&OrchestratorEvent) + Send + Sync>;
-
-/// What a worker's subtree escalated.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum WorkerConcern {
-    /// A tool's circuit breaker opened.
-    CircuitOpened(CircuitOpened),
-    /// The agent kept failing.
-    AgentTrouble(Box<AgentTrouble>),
-    /// A supervisor in the worker's subtree gave up.
-    GaveUp(GiveUp),
-}
-
-impl fmt::Display for WorkerConcern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::CircuitOpened(c) => write!(f, "the circuit breaker of tool {} opened", c.breaker),
-            Self::AgentTrouble(t) => write!(
-                f,
-                "agent {} failed {} turns in a row: {}",
-                t.agent, t.consecutive_failures, t.error
-            ),
-            Self::GaveUp(g) => write!(f, "supervisor {} gave up", g.supervisor),
-        }
-    }
-}
-
-impl WorkerConcern {
-    fn of(escalation: &Escalation) -> Option<Self> {
-        if let Some(opened) = escalation.concern::<CircuitOpened>() {
-            Some(Self::CircuitOpened(opened.clone()))
-        } else if let Some(trouble) = escalation.concern::<AgentTrouble>() {
-            Some(Self::AgentTrouble(Box::new(trouble.clone())))
-        } else {
-            escalation.give_up().map(|g| Self::GaveUp(g.clone()))
-        }
-    }
-}
-
-/// An escalation that reached the orchestrator from a worker's subtree.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct WorkerEscalation {
-    /// The worker.
-    pub worker: Arc<str>,
-    /// Its subtask's id.
-    pub subtask: String,
-    /// Who raised it (the tool executor, the agent, a supervisor).
-    pub origin: ChildPath,
-    /// What it is about.
-    pub concern: WorkerConcern,
-}
-
-/// Why a worker failed.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum FailureReason {
-    /// Its ask failed: it went down (killed, crashed), timed out, or its turn failed.
-    Ask(AgentError),
-    /// It finished without completing its subtask.
-    Incomplete(Outcome),
-    /// Its subtree escalated while it worked; it was stopped.
-    Escalated(WorkerConcern),
-    /// It could not be started.
-    StartFailed(String),
-    /// The run had started as many workers as it may.
-    OutOfWorkers,
-}
-
-impl fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ask(e) => write!(f, "{e}"),
-            Self::Incomplete(outcome) => write!(f, "it ended {} without an answer", outcome.as_str()),
-            Self::Escalated(concern) => write!(f, "escalated: {concern}"),
-            Self::StartFailed(e) => write!(f, "could not start: {e}"),
-            Self::OutOfWorkers => f.write_str("no worker left in the run's budget"),
-        }
-    }
-}
-
-/// A worker that failed, and why.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct WorkerFailure {
-    /// The worker (empty when none was started).
-    pub worker: Arc<str>,
-    /// Its subtask.
-    pub subtask: Subtask,
-    /// Why.
-    pub reason: FailureReason,
-}
-
-/// A subtask done.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct SubtaskResult {
-    /// The worker that did it.
-    pub worker: Arc<str>,
-    /// The subtask.
-    pub subtask: Subtask,
-    /// Its answer.
-    pub reply: Reply,
-}
-
-/// What an orchestrator reports as it runs (to an [`observer`](OrchestratorBuilder::observer)).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum OrchestratorEvent {
-    /// The planner's first plan.
-    Planned {
-        /// Its subtasks.
-        subtasks: Vec<Subtask>,
-    },
-    /// A worker started.
-    WorkerStarted {
-        /// Its id.
-        worker: Arc<str>,
-        /// Its subtask.
-        subtask: Subtask,
-        /// Its agent.
-        agent: AgentRef,
-    },
-    /// A worker completed its subtask.
-    WorkerDone {
-        /// Its id.
-        worker: Arc<str>,
-        /// Its subtask's id.
-        subtask: String,
-    },
-    /// An escalation from a worker's subtree reached the orchestrator.
-    Escalated(WorkerEscalation),
-    /// A worker failed and was stopped.
-    WorkerFailed(WorkerFailure),
-    /// The planner re-planned after a failure.
-    Replanned {
-        /// The worker whose failure it answered.
-        after: Arc<str>,
-        /// The subtasks it added.
-        subtasks: Vec<Subtask>,
-    },
-    /// The synthesizer is writing the answer.
-    Synthesizing {
-        /// How many subtasks are done.
-        results: usize,
-    },
-}
-
-/// A finished run.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct OrchestratorRun {
-    /// The synthesizer's answer.
-    pub answer: Reply,
-    /// The subtasks done, in the order they finished.
-    pub results: Vec<SubtaskResult>,
-    /// The workers that failed, in order.
-    pub failures: Vec<WorkerFailure>,
-    /// The escalations that reached the orchestrator, in order.
-    pub escalations: Vec<WorkerEscalation>,
-    /// How many times the planner re-planned.
-    pub replans: u32,
-    /// Re-plans that failed (the run went on without them).
-    pub replan_errors: Vec<OrchestratorError>,
-    /// How many workers were started.
-    pub workers_started: u32,
-}
-
-/// What went wrong with an orchestrator.
-#[derive(Clone, Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OrchestratorError {
-    /// The workers supervisor could not be started.
-    #[error("could not start the workers supervisor: {0}")]
-    Start(ChildError),
-    /// The supervisor to start it under is gone.
-    #[error(transparent)]
-    NoProc(#[from] NoProc),
-    /// The planner's ask failed.
-    #[error("planner failed: {0}")]
-    Planner(AgentError),
-    /// The planner's answer is not a [`Plan`].
-    #[error("the planner's answer is not a plan: {0}")]
-    InvalidPlan(String),
-    /// Every subtask failed: there is nothing to synthesize.
-    #[error("no subtask completed ({} failed)", .failures.len())]
-    NothingCompleted {
-        /// The failures.
-        failures: Vec<WorkerFailure>,
-    },
-    /// The synthesizer's ask failed, or it did not complete.
-    #[error("synthesizer failed: {0}")]
-    Synthesizer(AgentError),
-    /// The synthesizer finished without completing.
-    #[error("synthesizer ended {} without an answer", .0.as_str())]
-    NoAnswer(Outcome),
-}
 
 /// Builds an [`Orchestrator`].
 #[must_use = "a builder does nothing until started"]
@@ -387,37 +139,6 @@ impl OrchestratorBuilder {
                 next_worker: Mutex::new(0),
             }),
         })
-    }
-}
-
-/// Where escalations from each running worker go: that worker's run.
-type Routes = Arc<Mutex<HashMap<Arc<str>, mpsc::UnboundedSender<Escalation>>>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The worker (`workers/<worker>/...`) an escalation comes from.
-fn worker_of<'a>(workers: &ChildPath, origin: &'a ChildPath) -> Option<&'a str> {
-    let below = origin.as_str().strip_prefix(workers.as_str())?.strip_prefix('/')?;
-    below.split('/').next().filter(|w| !w.is_empty())
-}
-
-/// The workers supervisor's escalation handler: a worker's concerns go to its run, the
-/// rest up the tree.
-fn dispatch(routes: &Routes, workers: &ChildPath, escalation: Escalation) -> Disposition {
-    if escalation.expects_answer() || WorkerConcern::of(&escalation).is_none() {
-        return Disposition::Escalate(escalation);
-    }
-    let Some(worker) = worker_of(workers, escalation.origin()) else {
-        return Disposition::Escalate(escalation);
-    };
-    let Some(run) = lock(routes).get(worker).cloned() else {
-        return Disposition::Escalate(escalation);
-    };
-    match run.send(escalation) {
-        Ok(()) => Disposition::Handled,
-        Err(mpsc::error::SendError(escalation)) => Disposition::Escalate(escalation),
     }
 }
 
@@ -854,79 +575,5 @@ impl Orchestrator {
             replan_errors: run.replan_errors,
             workers_started: run.started,
         })
-    }
-}
-
-const PLAN_FORMAT: &str =
-    "Answer with JSON only: {\"subtasks\": [{\"id\": \"a-short-id\", \"task\": \"what the worker must do\"}]}.";
-
-fn first_prompt(question: &str) -> String {
-    format!(
-        "Question:\n{question}\n\nSplit the work into independent subtasks, one per worker; the workers run at the same time and do not see each other. {PLAN_FORMAT}"
-    )
-}
-
-fn replan_prompt(run: &Run, failure: &WorkerFailure) -> String {
-    let done: Vec<&str> = run.results.iter().map(|r| r.subtask.id.as_str()).collect();
-    let mut open: Vec<&str> = run.working.values().map(|w| w.subtask.id.as_str()).collect();
-    open.extend(run.pending.iter().map(|s| s.id.as_str()));
-    open.sort_unstable();
-    let list = |ids: &[&str]| {
-        if ids.is_empty() {
-            "none".to_owned()
-        } else {
-            ids.join(", ")
-        }
-    };
-    format!(
-        "Question:\n{}\n\nWorker {} failed on subtask {} ({}): {}.\nDone: {}.\nStill running or planned: {}.\n\nRe-plan: give only the subtasks to start now to make up for the failure (an empty list if none are needed; the failed worker's tools may still be failing). {PLAN_FORMAT}",
-        run.question,
-        failure.worker,
-        failure.subtask.id,
-        failure.subtask.task,
-        failure.reason,
-        list(&done),
-        list(&open),
-    )
-}
-
-fn synthesis_prompt(run: &Run) -> String {
-    let mut text = format!("Question:\n{}\n\nFindings of the workers:\n", run.question);
-    for result in &run.results {
-        text.push_str(&format!(
-            "\n[{}] {}\n{}\n",
-            result.subtask.id,
-            result.subtask.task,
-            result.reply.text()
-        ));
-    }
-    let done: HashSet<&str> = run.results.iter().map(|r| r.subtask.id.as_str()).collect();
-    let missing: Vec<&WorkerFailure> = run
-        .failures
-        .iter()
-        .filter(|f| !done.contains(f.subtask.id.as_str()))
-        .collect();
-    if !missing.is_empty() {
-        text.push_str("\nNot done:\n");
-        for failure in missing {
-            text.push_str(&format!("[{}] {}\n", failure.subtask.id, failure.reason));
-        }
-    }
-    text.push_str("\nAnswer the question from these findings.");
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escalations_are_attributed_to_the_worker_below_the_pool() {
-        let workers = ChildPath::root("root").join("workers");
-        let tools = workers.join("w3").join("tools");
-        assert_eq!(worker_of(&workers, &tools), Some("w3"));
-        assert_eq!(worker_of(&workers, &workers.join("w12")), Some("w12"));
-        assert_eq!(worker_of(&workers, &workers), None);
-        assert_eq!(worker_of(&workers, &ChildPath::root("root").join("workersx")), None);
     }
 }
