@@ -153,7 +153,7 @@ struct Inner {
 ///
 /// This is orchestrator-workers the OTP way. The orchestrator owns a *workers* supervisor,
 /// started as a child of a supervisor of yours ([`OrchestratorBuilder::start`]). For each
-/// subtask it asks your factory for a [`WorkerSpec`] (an [`Agent`] and its companions, such
+/// subtask it asks your factory for a [`WorkerSpec`] (an [`Agent`](crate::agent::Agent) and its companions, such
 /// as the [`ToolExecutor`](warden_tools::ToolExecutor) it calls) and starts them with
 /// [`Supervisor::start_child`] as a supervisor of their own, `workers/w<n>`:
 ///
@@ -173,8 +173,8 @@ struct Inner {
 ///   turn failed (its model or a tool kept failing);
 /// * it finishes without completing (interrupted, out of iterations, no text);
 /// * anything below it escalates to the workers supervisor while it works: its tool
-///   executor's breaker opened ([`CircuitOpened`]), its agent kept failing
-///   ([`AgentTrouble`]), or its own supervisor gave up ([`GiveUp`]). The orchestrator stops
+///   executor's breaker opened ([`CircuitOpened`](warden_tools::circuit_breaker::CircuitOpened)), its agent kept failing
+///   ([`AgentTrouble`](crate::agent::AgentTrouble)), or its own supervisor gave up ([`GiveUp`](warden_supervisor::GiveUp)). The orchestrator stops
 ///   that worker at once rather than wait for it.
 ///
 /// A failed worker is stopped and its subtree removed, and the planner is asked to re-plan:

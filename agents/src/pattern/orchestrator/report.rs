@@ -21,7 +21,7 @@ pub struct SubtaskResult {
     pub reply: Reply,
 }
 
-/// What an orchestrator reports as it runs (to an [`observer`](OrchestratorBuilder::observer)).
+/// What an orchestrator reports as it runs (to an [`observer`](super::OrchestratorBuilder::observer)).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum OrchestratorEvent {
@@ -97,7 +97,7 @@ pub enum OrchestratorError {
     /// The planner's ask failed.
     #[error("planner failed: {0}")]
     Planner(AgentError),
-    /// The planner's answer is not a [`Plan`].
+    /// The planner's answer is not a [`Plan`](super::Plan).
     #[error("the planner's answer is not a plan: {0}")]
     InvalidPlan(String),
     /// Every subtask failed: there is nothing to synthesize.
