@@ -58,7 +58,7 @@ use warden::agents::model::{Model, OpenAiChat};
 use warden::agents::pattern::FanOut;
 use warden::agents::react::ReAct;
 use warden::supervisor::{Strategy, Supervisor};
-use warden_fake_provider::{FakeProvider, Reply};
+use warden_fake_provider::{Answer, FakeProvider};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -261,7 +261,7 @@ fn main() {
                 .expect("server runtime");
             let fake = rt.block_on(FakeProvider::start());
             fake.set_latency(latency);
-            fake.set_default_reply(Reply::text("42"));
+            fake.set_default_reply(Answer::text("42"));
             server_rt = Some(rt);
             (Server::InProcess(fake), latency)
         }

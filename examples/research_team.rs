@@ -44,7 +44,7 @@ use warden::chaos::{ChaosAction, ChaosMonkey, ChaosReport, Schedule};
 use warden::supervisor::{Escalation, Strategy, Supervisor};
 use warden::tools::circuit_breaker::CircuitBreakerConfig;
 use warden::tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 /// The question the team answers.
 const QUESTION: &str = "What makes Erlang/OTP systems resilient, and how can LLM agent frameworks borrow it?";
@@ -133,20 +133,20 @@ impl Script {
     async fn start() -> Self {
         let planner = FakeProvider::start().await;
         planner.push_all([
-            Reply::json(json!({"subtasks": [
+            Answer::json(json!({"subtasks": [
                 {"id": "origins", "task": "Where did Erlang/OTP come from, and what problem was it built for? Check the archive."},
                 {"id": "mechanisms", "task": "How do OTP links, supervisors and restart strategies contain failures? Cite papers."},
                 {"id": "agents", "task": "How can an LLM agent framework apply these ideas to agents, tools and model calls?"},
             ]})),
-            Reply::json(json!({"subtasks": [
+            Answer::json(json!({"subtasks": [
                 {"id": "mechanisms-from-memory", "task": "Explain OTP links, supervisors, restart strategies and escalation from what you know; the paper search is down."},
             ]})),
-            Reply::json(json!({"subtasks": [
+            Answer::json(json!({"subtasks": [
                 {"id": "origins-retry", "task": "Where did Erlang/OTP come from? Answer from what you know; skip the archive."},
             ]})),
         ]);
         let synthesizer = FakeProvider::start().await;
-        synthesizer.push(Reply::text(
+        synthesizer.push(Answer::text(
             "Erlang/OTP was built at Ericsson for telephone switches that must never stop. It stays up by \
              isolating work in processes that share nothing, letting them crash, and having supervisors \
              restart them by a declared strategy (one-for-one, one-for-all, rest-for-one) within a \
@@ -160,25 +160,25 @@ impl Script {
             workers.push(FakeProvider::start().await);
         }
         // w1, the victim: asks its archive, which never answers, until the monkey strikes.
-        workers[0].push(Reply::tool_call("archive_lookup", json!({"query": "Erlang origins"})));
+        workers[0].push(Answer::tool_call("archive_lookup", json!({"query": "Erlang origins"})));
         workers[0].set_default_reply(Fault::Stall);
         // w2: its paper search fails twice and the breaker opens; it would go on waiting.
         workers[1].push_all([
-            Reply::tool_call("paper_search", json!({"query": "OTP supervision"})),
-            Reply::tool_call("paper_search", json!({"query": "Armstrong thesis"})),
+            Answer::tool_call("paper_search", json!({"query": "OTP supervision"})),
+            Answer::tool_call("paper_search", json!({"query": "Armstrong thesis"})),
         ]);
         workers[1].set_default_reply(Fault::Stall);
         // w3 takes a moment to think, as models do.
         workers[2].set_latency(Duration::from_millis(300));
-        workers[2].push(Reply::text(
+        workers[2].push(Answer::text(
             "Run each agent, tool executor and model call as a supervised actor; give every request a \
              deadline and a typed error; let breakers and escalations tell an orchestrator to re-plan.",
         ));
-        workers[3].push(Reply::text(
+        workers[3].push(Answer::text(
             "Processes are linked; a supervisor traps exits and restarts children by strategy within a \
              restart intensity, and gives up (escalates) when it is exceeded.",
         ));
-        workers[4].push(Reply::text(
+        workers[4].push(Answer::text(
             "Erlang came from Ericsson's lab in the late 1980s for fault-tolerant telephone switches; OTP \
              followed in 1996, open-sourced in 1998.",
         ));

@@ -34,12 +34,12 @@
 //! use warden_agents::message::AgentMessage;
 //! use warden_agents::model::{Model, OpenAiChat};
 //! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
+//! use warden_fake_provider::{FakeProvider, Answer};
 //! use warden_supervisor::{Strategy, Supervisor};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fake = FakeProvider::start().await;
-//! fake.push(Reply::text("Paris."));
+//! fake.push(Answer::text("Paris."));
 //! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
 //!
 //! let agent = Agent::new("geographer", ReAct::builder(model).system("Answer in one word.").build());

@@ -50,7 +50,7 @@
 //! use futures::StreamExt;
 //! use serde::Deserialize;
 //! use warden_agents::model::{self, ChatRequest, Message, Model, OpenAiChat, RetryPolicy, StreamEvent};
-//! use warden_fake_provider::{FakeProvider, Fault, Reply};
+//! use warden_fake_provider::{FakeProvider, Fault, Answer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), model::ModelError> {
@@ -60,14 +60,14 @@
 //!
 //! // A whole answer; the 503 is retried.
 //! fake.push(Fault::Status(503));
-//! fake.push(Reply::text("Hello!"));
+//! fake.push(Answer::text("Hello!"));
 //! let request = ChatRequest::new(vec![Message::system("Be brief."), Message::user("Hi")]);
 //! let answer = model.chat(&request).await?;
 //! assert_eq!(answer.text(), "Hello!");
 //! assert_eq!(fake.request_count(), 2);
 //!
 //! // A stream of deltas (or `model::collect` to fold them into a `ChatResponse`).
-//! fake.push(Reply::text("Streaming works."));
+//! fake.push(Answer::text("Streaming works."));
 //! let mut stream = model.stream(&request).await?;
 //! let mut text = String::new();
 //! while let Some(event) = stream.next().await {
@@ -80,7 +80,7 @@
 //! // Structured output: the schema comes from the type, the answer is parsed into it.
 //! #[derive(Deserialize, schemars::JsonSchema)]
 //! struct City { name: String, population: u64 }
-//! fake.push(Reply::json(serde_json::json!({"name": "Lyon", "population": 522_000})));
+//! fake.push(Answer::json(serde_json::json!({"name": "Lyon", "population": 522_000})));
 //! let city = model.chat_structured::<City>(&ChatRequest::new(vec![Message::user("Lyon?")])).await?;
 //! assert_eq!(city.value.name, "Lyon");
 //! # Ok(()) }

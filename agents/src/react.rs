@@ -26,15 +26,15 @@
 //! use warden_agents::message::AgentMessage;
 //! use warden_agents::model::{Model, OpenAiChat};
 //! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
+//! use warden_fake_provider::{FakeProvider, Answer};
 //! use warden_supervisor::{Strategy, Supervisor};
 //! use warden_tools::{tool_fn, ToolError, ToolExecutor, ToolStack, Toolkit};
 //! # #[derive(Deserialize, JsonSchema)] struct AddArgs { a: i64, b: i64 }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fake = FakeProvider::start().await;
-//! fake.push(Reply::tool_call("add", json!({"a": 2, "b": 3})));
-//! fake.push(Reply::text("2 + 3 = 5"));
+//! fake.push(Answer::tool_call("add", json!({"a": 2, "b": 3})));
+//! fake.push(Answer::text("2 + 3 = 5"));
 //!
 //! let toolkit = Toolkit::new().tool(tool_fn("add", "Adds.", |x: AddArgs| async move { Ok::<_, ToolError>(x.a + x.b) }));
 //! let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());

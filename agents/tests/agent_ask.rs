@@ -14,14 +14,14 @@ use warden_agents::agent::{Activity, Agent, AgentError, AgentEventKind, Outcome,
 use warden_agents::message::{Address, AgentMessage};
 use warden_agents::model::Role;
 use warden_agents::react::ReAct;
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 use support::{DEADLINE, model, recorder, root, spawn_ask};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ask_answers_the_asker_and_tell_runs_the_task() {
     let fake = FakeProvider::start().await;
-    fake.push(Reply::text("Bonjour."));
+    fake.push(Answer::text("Bonjour."));
     let (observer, mut events) = recorder();
     let agent = Agent::new("greeter", ReAct::builder(model(&fake)).system("Greet.").build()).observer(observer);
     let greeter = agent.handle();
@@ -110,7 +110,7 @@ async fn asks_to_a_killed_agent_end_once_down_or_not_started_and_the_restart_ans
     events
         .wait_for("worker", |k| *k == AgentEventKind::Started { generation: restarted })
         .await;
-    fake.set_default_reply(Reply::text("ok"));
+    fake.set_default_reply(Answer::text("ok"));
     let reply = worker.ask(AgentMessage::user("third"), DEADLINE).await.unwrap();
     assert_eq!(reply.text(), "ok");
     // A fresh incarnation starts with a fresh memory.
@@ -166,7 +166,7 @@ async fn an_agent_not_running_is_not_delivered_and_a_slow_one_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_agents_asked_at_once_answer_as_they_finish() {
     let fake = FakeProvider::start().await;
-    fake.set_default_reply(Reply::text("done"));
+    fake.set_default_reply(Answer::text("done"));
     let agents: Vec<Agent> = (0..5)
         .map(|i| Agent::new(format!("a{i}"), ReAct::builder(model(&fake)).build()))
         .collect();

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use warden_agents::agent::{Agent, AgentError, AgentEventKind, AgentTrouble, TurnError};
 use warden_agents::message::AgentMessage;
 use warden_agents::react::ReAct;
-use warden_fake_provider::{FakeProvider, Fault, Reply, ToolCall};
+use warden_fake_provider::{Answer, FakeProvider, Fault, ScriptedCall};
 use warden_supervisor::{Escalation, Strategy, Supervisor};
 use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 
@@ -81,7 +81,7 @@ async fn a_tool_that_keeps_failing_ends_the_turn_and_escalates() {
     }));
     let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
     let fake = FakeProvider::start().await;
-    fake.set_default_reply(Reply::ToolCalls(vec![ToolCall::new("flaky", json!({}))]));
+    fake.set_default_reply(Answer::ToolCalls(vec![ScriptedCall::new("flaky", json!({}))]));
     let agent = Agent::new(
         "loader",
         ReAct::builder(model(&fake))

@@ -13,14 +13,14 @@ use warden_agents::agent::{
 };
 use warden_agents::message::AgentMessage;
 use warden_agents::react::{ASK_HUMAN_TOOL, ReAct};
-use warden_fake_provider::{FakeProvider, Reply, ToolCall};
+use warden_fake_provider::{Answer, FakeProvider, ScriptedCall};
 use warden_supervisor::EscalationError;
 
 use support::{DEADLINE, model, next_escalation, recorder, root, spawn_ask};
 
-fn ask_human_reply(question: &str) -> Reply {
-    Reply::ToolCalls(vec![
-        ToolCall::new(ASK_HUMAN_TOOL, json!({"question": question})).with_id("h1"),
+fn ask_human_reply(question: &str) -> Answer {
+    Answer::ToolCalls(vec![
+        ScriptedCall::new(ASK_HUMAN_TOOL, json!({"question": question})).with_id("h1"),
     ])
 }
 
@@ -39,7 +39,7 @@ fn tool_result_of(fake: &FakeProvider, request: usize) -> String {
 async fn the_answer_comes_back_through_the_escalation() {
     let fake = FakeProvider::start().await;
     fake.push(ask_human_reply("Deploy to production?"));
-    fake.push(Reply::text("Deployed."));
+    fake.push(Answer::text("Deployed."));
     let agent = Agent::new("deployer", ReAct::builder(model(&fake)).human(DEADLINE).build());
     let deployer = agent.handle();
     let (root, mut escalations) = root(vec![agent.child_spec()]).await;
@@ -70,7 +70,7 @@ async fn the_answer_comes_back_through_the_escalation() {
 async fn the_answer_comes_straight_through_the_handle() {
     let fake = FakeProvider::start().await;
     fake.push(ask_human_reply("Which colour?"));
-    fake.push(Reply::text("Blue it is."));
+    fake.push(Answer::text("Blue it is."));
     let (observer, mut events) = recorder();
     let agent = Agent::new("painter", ReAct::builder(model(&fake)).human(DEADLINE).build()).observer(observer);
     // No supervisor: nobody to escalate to, the handle is the only way in.
@@ -115,7 +115,7 @@ async fn no_answer_by_the_deadline_is_a_typed_error_and_the_memory_stays_valid()
         Err(EscalationError::RequesterGone)
     );
 
-    fake.push(Reply::text("fine"));
+    fake.push(Answer::text("fine"));
     patient.ask(AgentMessage::user("next"), DEADLINE).await.unwrap();
     assert!(tool_result_of(&fake, 1).starts_with("error (human_timeout)"));
     root.stop().await;

@@ -11,7 +11,7 @@ use warden_agents::agent::{Activity, Agent, AgentEventKind, Outcome};
 use warden_agents::message::AgentMessage;
 use warden_agents::model::INTERRUPTED_TOOL_RESULT;
 use warden_agents::react::ReAct;
-use warden_fake_provider::{FakeProvider, Fault, Reply, ToolCall};
+use warden_fake_provider::{Answer, FakeProvider, Fault, ScriptedCall};
 use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 
 use support::{DEADLINE, model, recorder, root, spawn_ask};
@@ -56,7 +56,7 @@ async fn interrupting_a_model_call_answers_interrupted_and_the_agent_carries_on(
         AgentEventKind::Interrupted { closed_tool_calls: 0 }
     );
 
-    fake.set_default_reply(Reply::text("ok"));
+    fake.set_default_reply(Answer::text("ok"));
     let reply = thinker.ask(AgentMessage::user("simpler"), DEADLINE).await.unwrap();
     assert_eq!(reply.outcome, Outcome::Completed);
     assert_eq!(thinker.status().await.unwrap().activity, Activity::Idle);
@@ -67,11 +67,11 @@ async fn interrupting_a_model_call_answers_interrupted_and_the_agent_carries_on(
 async fn interrupting_tool_calls_closes_every_open_call() {
     let (toolkit, executor, mut started) = never_returning_tool("slow");
     let fake = FakeProvider::start().await;
-    fake.push(Reply::TextAndToolCalls(
+    fake.push(Answer::TextAndToolCalls(
         "Working on it.".into(),
         vec![
-            ToolCall::new("slow", json!({})).with_id("call_a"),
-            ToolCall::new("slow", json!({})).with_id("call_b"),
+            ScriptedCall::new("slow", json!({})).with_id("call_a"),
+            ScriptedCall::new("slow", json!({})).with_id("call_b"),
         ],
     ));
     let (observer, mut events) = recorder();
@@ -96,7 +96,7 @@ async fn interrupting_tool_calls_closes_every_open_call() {
     );
 
     // The next request carries a result for each call, saying it was interrupted.
-    fake.push(Reply::text("Understood."));
+    fake.push(Answer::text("Understood."));
     busy.ask(AgentMessage::user("never mind"), DEADLINE).await.unwrap();
     let requests = fake.requests();
     let results: Vec<(&str, &str)> = requests[1]
@@ -116,8 +116,8 @@ async fn interrupting_tool_calls_closes_every_open_call() {
 async fn an_interrupt_stops_only_the_turn_in_flight() {
     let (toolkit, executor, mut started) = never_returning_tool("block");
     let fake = FakeProvider::start().await;
-    fake.push(Reply::tool_call("block", json!({})));
-    fake.push(Reply::text("second done"));
+    fake.push(Answer::tool_call("block", json!({})));
+    fake.push(Answer::text("second done"));
     let agent = Agent::new(
         "queue",
         ReAct::builder(model(&fake)).tools(toolkit, executor.client()).build(),

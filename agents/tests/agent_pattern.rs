@@ -10,7 +10,7 @@ use warden_agents::message::{Address, AgentMessage};
 use warden_agents::pattern::{FanOut, Pipeline, StageFailure};
 use warden_agents::react::ReAct;
 use warden_agents::registry::Target;
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 use support::{DEADLINE, model, react_agents, root};
 
@@ -18,9 +18,9 @@ use support::{DEADLINE, model, react_agents, root};
 async fn a_pipeline_hands_each_answer_to_the_next_stage() {
     let fake = FakeProvider::start().await;
     fake.push_all([
-        Reply::text("draft"),
-        Reply::text("edited draft"),
-        Reply::text("final text"),
+        Answer::text("draft"),
+        Answer::text("edited draft"),
+        Answer::text("final text"),
     ]);
     let stages = react_agents(&fake, &["writer", "editor", "publisher"]);
     let (root, _escalations) = root(stages.iter().map(Agent::child_spec).collect()).await;
@@ -46,7 +46,7 @@ async fn a_pipeline_hands_each_answer_to_the_next_stage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_stage_stops_the_pipeline_with_what_was_done() {
     let fake = FakeProvider::start().await;
-    fake.push_all([Reply::text("draft"), Reply::Fault(Fault::Status(400))]);
+    fake.push_all([Answer::text("draft"), Answer::Fault(Fault::Status(400))]);
     let stages = react_agents(&fake, &["writer", "editor", "publisher"]);
     let (root, _escalations) = root(stages.iter().map(Agent::child_spec).collect()).await;
 
@@ -100,7 +100,7 @@ async fn fan_out_yields_answers_as_they_arrive() {
     assert!(answers.next().await.is_none());
 
     // One at a time: in input order.
-    slow_fake.set_default_reply(Reply::text("ok"));
+    slow_fake.set_default_reply(Answer::text("ok"));
     let indices: Vec<usize> = FanOut::new(DEADLINE)
         .max_in_flight(1)
         .run_same(targets, &AgentMessage::user("again"))

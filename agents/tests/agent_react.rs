@@ -16,7 +16,7 @@ use warden_agents::agent::{Agent, AgentError, Outcome, TurnError};
 use warden_agents::memory::MemoryLimit;
 use warden_agents::message::AgentMessage;
 use warden_agents::react::ReAct;
-use warden_fake_provider::{FakeProvider, Fault, Reply, ToolCall};
+use warden_fake_provider::{Answer, FakeProvider, Fault, ScriptedCall};
 use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 
 use support::{DEADLINE, model, root};
@@ -53,11 +53,11 @@ async fn tool_calls_run_in_parallel_through_the_executor_and_their_results_reach
     }));
     let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
     let fake = FakeProvider::start().await;
-    fake.push(Reply::ToolCalls(vec![
-        ToolCall::new("weather", json!({"city": "Paris"})).with_id("call_p"),
-        ToolCall::new("weather", json!({"city": "Rome"})).with_id("call_r"),
+    fake.push(Answer::ToolCalls(vec![
+        ScriptedCall::new("weather", json!({"city": "Paris"})).with_id("call_p"),
+        ScriptedCall::new("weather", json!({"city": "Rome"})).with_id("call_r"),
     ]));
-    fake.push(Reply::text("Sunny in both."));
+    fake.push(Answer::text("Sunny in both."));
     let agent = Agent::new(
         "forecaster",
         ReAct::builder(model(&fake))
@@ -116,8 +116,10 @@ async fn tools_are_called_with_the_agents_permissions() {
 
     for (agent, expected) in [(&untrusted, "error (permission_denied)"), (&trusted, "42")] {
         fake.clear_requests();
-        fake.push(Reply::ToolCalls(vec![ToolCall::new("secret", json!({})).with_id("c1")]));
-        fake.push(Reply::text("done"));
+        fake.push(Answer::ToolCalls(vec![
+            ScriptedCall::new("secret", json!({})).with_id("c1"),
+        ]));
+        fake.push(Answer::text("done"));
         let reply = agent
             .handle()
             .ask(AgentMessage::user("secret?"), DEADLINE)
@@ -137,9 +139,9 @@ async fn a_model_that_never_stops_calling_tools_ends_at_max_iterations() {
     }));
     let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
     let fake = FakeProvider::start().await;
-    fake.set_default_reply(Reply::TextAndToolCalls(
+    fake.set_default_reply(Answer::TextAndToolCalls(
         "Still thinking.".into(),
-        vec![ToolCall::new("noop", json!({}))],
+        vec![ScriptedCall::new("noop", json!({}))],
     ));
     let agent = Agent::new(
         "looper",
@@ -156,7 +158,7 @@ async fn a_model_that_never_stops_calling_tools_ends_at_max_iterations() {
     assert_eq!(reply.text(), "Still thinking.");
     assert_eq!(fake.request_count(), 3);
     // Every call was answered: the next turn's history is valid.
-    fake.set_default_reply(Reply::text("ok"));
+    fake.set_default_reply(Answer::text("ok"));
     let reply = agent.handle().ask(AgentMessage::user("stop"), DEADLINE).await.unwrap();
     assert_eq!(reply.outcome, Outcome::Completed);
     assert_eq!(tool_messages(fake.requests()[3].messages()).len(), 3);
@@ -179,8 +181,8 @@ async fn structured_output_is_checked_and_repaired_once() {
     let typist = agent.handle();
     let (root, _escalations) = root(vec![agent.child_spec()]).await;
 
-    fake.push(Reply::text("Lyon has about half a million people."));
-    fake.push(Reply::json(json!({"name": "Lyon", "population": 522000})));
+    fake.push(Answer::text("Lyon has about half a million people."));
+    fake.push(Answer::json(json!({"name": "Lyon", "population": 522000})));
     let reply = typist.ask(AgentMessage::user("Lyon?"), DEADLINE).await.unwrap();
     assert_eq!(reply.iterations, 2);
     assert_eq!(
@@ -198,8 +200,8 @@ async fn structured_output_is_checked_and_repaired_once() {
         .to_owned();
     assert!(repair.starts_with("That answer is not valid"), "{repair}");
 
-    fake.push(Reply::text("no"));
-    fake.push(Reply::json(json!({"name": "Lyon"})));
+    fake.push(Answer::text("no"));
+    fake.push(Answer::json(json!({"name": "Lyon"})));
     let err = typist.ask(AgentMessage::user("again"), DEADLINE).await.unwrap_err();
     assert!(
         matches!(err, AgentError::Turn(TurnError::StructuredOutputInvalid(_))),
@@ -286,10 +288,10 @@ async fn a_model_cannot_call_a_tool_its_agent_was_not_offered() {
             }));
     let executor = ToolExecutor::new(shared, ToolStack::recommended().build());
     let fake = FakeProvider::start().await;
-    fake.push(Reply::ToolCalls(vec![
-        ToolCall::new("delete_everything", json!({})).with_id("c1"),
+    fake.push(Answer::ToolCalls(vec![
+        ScriptedCall::new("delete_everything", json!({})).with_id("c1"),
     ]));
-    fake.push(Reply::text("done"));
+    fake.push(Answer::text("done"));
     let agent = Agent::new(
         "careful",
         ReAct::builder(model(&fake))
@@ -416,11 +418,11 @@ async fn tool_choice_is_sent_in_each_providers_form() {
             }));
             let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
             let fake = FakeProvider::start().await;
-            fake.push(Reply::ToolCalls(vec![ToolCall::new(
+            fake.push(Answer::ToolCalls(vec![ScriptedCall::new(
                 "weather",
                 json!({"city": "Paris"}),
             )]));
-            fake.push(Reply::text("Sunny."));
+            fake.push(Answer::text("Sunny."));
             let model = if anthropic_wire {
                 Model::new(AnthropicMessages::new(fake.base_url_anthropic(), "claude-test"))
             } else {

@@ -12,7 +12,7 @@ use warden_agents::message::{Address, AgentMessage};
 use warden_agents::react::ReAct;
 use warden_agents::registry::{Registry, RegistryError, Target};
 use warden_agents::team::{RoutePolicy, Team};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 use warden_supervisor::ChildPath;
 
 use support::{DEADLINE, model, react_agents, recorder, root};
@@ -174,7 +174,7 @@ impl Behaviour for Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_agent_reaches_another_by_name_or_path() {
     let fake = FakeProvider::start().await;
-    fake.push(Reply::text("from the expert"));
+    fake.push(Answer::text("from the expert"));
     let registry = Registry::new();
     let expert = Agent::new("expert", ReAct::builder(model(&fake)).build()).registry(&registry);
     let relay = Agent::new("relay", Relay).registry(&registry);

@@ -13,7 +13,7 @@ use support::{Capture, KEY};
 use warden_agents::model::{
     ANTHROPIC_VERSION, ApiKey, ChatRequest, ConfigError, Message, ModelConfig, ModelError, Provider,
 };
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 /// The variable the test configs name for their key.
 const KEY_VAR: &str = "WARDEN_TEST_MODEL_KEY";
@@ -100,7 +100,7 @@ async fn a_toml_file_builds_an_openai_format_model_that_sends_a_bearer_key() {
         "{settings}"
     );
 
-    fake.push(Reply::text("hello"));
+    fake.push(Answer::text("hello"));
     assert_eq!(model.chat(&hi()).await.unwrap().text(), "hello");
     let sent = &fake.requests()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
@@ -128,7 +128,7 @@ async fn a_yaml_file_builds_an_anthropic_model_that_sends_x_api_key() {
     for name in ["model.yaml", "model.yml"] {
         let file = TempConfig::new(name, &text);
         let model = ModelConfig::from_file(&file.0).unwrap().build_with_env(env).unwrap();
-        fake.push(Reply::text("bonjour"));
+        fake.push(Answer::text("bonjour"));
         assert_eq!(model.chat(&hi()).await.unwrap().text(), "bonjour");
     }
     for sent in fake.requests() {
@@ -171,7 +171,7 @@ async fn the_environment_names_provider_model_url_and_key_variable() {
         other => env(other),
     };
     let model = ModelConfig::from_env_with(vars).unwrap().build_with_env(env).unwrap();
-    fake.push(Reply::text("from env"));
+    fake.push(Answer::text("from env"));
     assert_eq!(model.chat(&hi()).await.unwrap().text(), "from env");
     assert_eq!(fake.requests()[0].header("x-api-key"), Some(KEY));
     assert_eq!(fake.requests()[0].body["model"], "claude-env");
@@ -187,7 +187,7 @@ async fn the_environment_names_provider_model_url_and_key_variable() {
     let config = ModelConfig::from_env_with(openai).unwrap();
     assert_eq!(config.provider, Provider::OpenAi);
     let model = config.build_with_env(openai).unwrap();
-    fake.push(Reply::text("openai env"));
+    fake.push(Answer::text("openai env"));
     assert_eq!(model.chat(&hi()).await.unwrap().text(), "openai env");
     let sent = &fake.requests()[1];
     assert_eq!(sent.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
@@ -199,7 +199,7 @@ async fn a_fallback_from_the_config_answers_when_the_quota_is_spent() {
     let primary = FakeProvider::start().await;
     let fallback = FakeProvider::start().await;
     primary.push(Fault::QuotaExceeded);
-    fallback.push(Reply::text("from the fallback"));
+    fallback.push(Answer::text("from the fallback"));
     let config = ModelConfig::from_toml_str(&format!(
         r#"
         provider = "openai-compatible"
@@ -338,7 +338,7 @@ async fn the_key_never_shows_in_debug_output_errors_or_traces() {
     fake.push(Fault::Status(503));
     fake.push(Fault::Status(503));
     fake.push(Fault::Status(503));
-    fake.push(Reply::text("fallback"));
+    fake.push(Answer::text("fallback"));
     assert_eq!(model.chat(&hi()).await.unwrap().text(), "fallback");
     let dead = ModelConfig::new(Provider::OpenAiCompatible, "m")
         .with_base_url(support::dead_url())

@@ -9,7 +9,7 @@ mod support;
 use serde_json::json;
 use support::{Wire, fast_retry};
 use warden_agents::model::{self, ChatRequest, ContentBlock, Message, Model, ModelError, Role};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
@@ -28,7 +28,7 @@ async fn pair() -> Pair {
     let fallback = FakeProvider::start().await;
     let backup = Wire::Anthropic.model(&fallback).with_retry(fast_retry(1));
     let model = Wire::OpenAi.model(&primary).with_fallback(backup);
-    fallback.set_default_reply(Reply::text("from the fallback"));
+    fallback.set_default_reply(Answer::text("from the fallback"));
     Pair {
         primary,
         fallback,

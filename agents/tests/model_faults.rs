@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::{Capture, Wire, fast_retry};
 use warden_agents::model::{ChatRequest, Message, Model, ModelError, OpenAiChat, RetryPolicy};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
@@ -79,7 +79,7 @@ async fn a_stall_holds_the_request_until_the_caller_gives_up() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
         fake.push(Fault::Stall);
-        fake.push(Reply::text("next"));
+        fake.push(Answer::text("next"));
         let model = wire.model(&fake);
         let stalled = tokio::spawn({
             let model = model.clone();
@@ -103,7 +103,7 @@ async fn a_rate_limit_without_retry_after_backs_off() {
             retry_after: None,
             retry_after_ms: None,
         });
-        fake.push(Reply::text("ok"));
+        fake.push(Answer::text("ok"));
         assert_eq!(wire.model(&fake).chat(&hi()).await.unwrap().text(), "ok");
         assert_eq!(fake.request_count(), 2);
     }
@@ -129,7 +129,7 @@ async fn a_whole_answer_cut_half_way_is_interrupted_and_retried() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
         fake.push(Fault::CutStream { after_chunks: 1 });
-        fake.push(Reply::text("complete"));
+        fake.push(Answer::text("complete"));
         assert_eq!(wire.model(&fake).chat(&hi()).await.unwrap().text(), "complete");
         assert_eq!(fake.request_count(), 2);
 

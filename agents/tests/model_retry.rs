@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 use support::{Capture, Wire, dead_url, fast_retry};
 use warden_agents::model::{ChatRequest, Message, Model, ModelError, OpenAiChat, RetryPolicy};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
@@ -33,7 +33,7 @@ async fn retryable_statuses_are_retried_in_both_formats() {
         for status in [408, 409, 429, 500, 502, 503, 504, 529] {
             let fake = FakeProvider::start().await;
             fake.push(Fault::Status(status));
-            fake.push(Reply::text("recovered"));
+            fake.push(Answer::text("recovered"));
             let answer = wire.model(&fake).chat(&hi()).await;
             let answer = answer.unwrap_or_else(|e| panic!("{wire:?} {status}: {e:?}"));
             assert_eq!(answer.text(), "recovered", "{wire:?} {status}");
@@ -202,7 +202,7 @@ async fn retry_after_ms_is_the_wait() {
         // Honoured on 5xx and 529 too, not only on 429.
         fake.push(http(503, &[("retry-after-ms", "5")], "{}"));
         fake.push(http(529, &[("retry-after-ms", "3")], "{}"));
-        fake.push(Reply::text("ok"));
+        fake.push(Answer::text("ok"));
         assert_eq!(patient(wire, &fake).chat(&hi()).await.unwrap().text(), "ok");
         assert_eq!(fake.request_count(), 4);
     }
@@ -220,7 +220,7 @@ async fn retry_after_seconds_is_the_wait() {
         let fake = FakeProvider::start().await;
         fake.push(retry_after("0"));
         fake.push(retry_after("0.015"));
-        fake.push(Reply::text("ok"));
+        fake.push(Answer::text("ok"));
         assert_eq!(patient(wire, &fake).chat(&hi()).await.unwrap().text(), "ok");
         assert_eq!(fake.request_count(), 3);
     }
@@ -264,7 +264,7 @@ async fn retry_after_as_an_http_date() {
         // A date in the past: retry at once.
         let earlier = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
         fake.push(retry_after(earlier));
-        fake.push(Reply::text("ok"));
+        fake.push(Answer::text("ok"));
         assert_eq!(patient(wire, &fake).chat(&hi()).await.unwrap().text(), "ok");
         assert_eq!(fake.request_count(), 3);
     }
@@ -278,7 +278,7 @@ async fn x_should_retry_true_forces_a_retry() {
         let body = r#"{"error": {"message": "try again", "type": "invalid_request_error"}}"#;
         fake.push(http(400, &[("x-should-retry", "true")], body));
         fake.push(http(401, &[("x-should-retry", "true")], body));
-        fake.push(Reply::text("ok"));
+        fake.push(Answer::text("ok"));
         let answer = wire.model(&fake).chat(&hi()).await.unwrap();
         assert_eq!(answer.text(), "ok");
         assert_eq!(
@@ -299,7 +299,7 @@ async fn x_should_retry_false_forbids_a_retry() {
                 &[("x-should-retry", "false"), ("retry-after-ms", "1")],
                 "{}",
             ));
-            fake.push(Reply::text("never asked for"));
+            fake.push(Answer::text("never asked for"));
             let e = wire
                 .model(&fake)
                 .with_retry(fast_retry(5))
@@ -341,7 +341,7 @@ async fn timeouts_are_retried() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
         fake.push(Fault::Stall);
-        fake.push(Reply::text("second time lucky"));
+        fake.push(Answer::text("second time lucky"));
         let settings = wire.settings(&fake).with_request_timeout(Duration::from_millis(300));
         let answer = wire.model_with(settings).chat(&hi()).await.unwrap();
         assert_eq!(answer.text(), "second time lucky");

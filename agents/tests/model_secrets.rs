@@ -10,7 +10,7 @@ use warden_agents::model::{
     AnthropicMessages, ApiKey, ChatModel, ChatRequest, ConfigError, HttpSettings, Message, Model, ModelConfig,
     ModelError, OpenAiChat, Provider, redacted_url,
 };
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
@@ -192,7 +192,7 @@ async fn captured_traces_show_neither_the_key_nor_the_secrets_of_the_base_url() 
         // Failures (logged with their errors), a fallback, a success and a stream.
         primary.push(Fault::Status(503));
         primary.push(Fault::Status(503));
-        fallback.push(Reply::text("from the fallback"));
+        fallback.push(Answer::text("from the fallback"));
         assert_eq!(model.chat(&hi()).await.unwrap().text(), "from the fallback");
         primary.push(Fault::Status(401));
         model.chat(&hi()).await.unwrap_err();

@@ -13,7 +13,7 @@ use support::{Wire, text_of};
 use warden_agents::model::{
     self, ChatRequest, ContentBlock, HttpSettings, Message, ModelError, ResponsePart, StopReason, StreamEvent,
 };
-use warden_fake_provider::{FakeProvider, Fault, Reply, ToolCall};
+use warden_fake_provider::{Answer, FakeProvider, Fault, ScriptedCall};
 
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
@@ -47,7 +47,7 @@ async fn text_arrives_in_deltas_with_usage_and_a_stop() {
         let fake = FakeProvider::start().await;
         fake.set_chunk_bytes(3);
         let text = "Streaming works, even for ünïcödé 🎉 text.";
-        fake.push(Reply::text(text));
+        fake.push(Answer::text(text));
         let (events, error) = drain(wire, &fake).await;
         assert!(error.is_none(), "{error:?}");
         assert_eq!(text_of(&events), text);
@@ -76,9 +76,9 @@ async fn text_arrives_in_deltas_with_usage_and_a_stop() {
 async fn a_streamed_answer_equals_the_whole_one() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        let reply = Reply::TextAndToolCalls(
+        let reply = Answer::TextAndToolCalls(
             "Let me look.".into(),
-            vec![ToolCall::new("search", json!({"q": "rust", "limit": 3})).with_id("call_a")],
+            vec![ScriptedCall::new("search", json!({"q": "rust", "limit": 3})).with_id("call_a")],
         );
         fake.push(reply.clone());
         fake.push(reply);
@@ -101,9 +101,9 @@ async fn tool_call_fragments_are_assembled_by_index() {
         fake.set_chunk_bytes(2);
         let weather = json!({"city": "Paris", "units": "metric", "days": [1, 2, 3]});
         let time = json!({"zone": "Europe/Rome", "format": {"hour": "2-digit"}});
-        fake.push(Reply::ToolCalls(vec![
-            ToolCall::new("weather", weather.clone()),
-            ToolCall::new("time", time.clone()),
+        fake.push(Answer::ToolCalls(vec![
+            ScriptedCall::new("weather", weather.clone()),
+            ScriptedCall::new("time", time.clone()),
         ]));
         let (events, error) = drain(wire, &fake).await;
         assert!(error.is_none(), "{error:?}");
@@ -251,7 +251,7 @@ async fn a_stream_cut_half_way_is_a_typed_error() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
         fake.push(Fault::CutStream { after_chunks: 4 });
-        fake.push(Reply::text("not asked for"));
+        fake.push(Answer::text("not asked for"));
         let (events, error) = drain(wire, &fake).await;
         assert!(
             matches!(error, Some(ModelError::StreamInterrupted { source: Some(_) })),
@@ -325,7 +325,7 @@ async fn opening_a_stream_is_retried() {
             retry_after: None,
             retry_after_ms: Some(1),
         });
-        fake.push(Reply::text("third time"));
+        fake.push(Answer::text("third time"));
         let (events, error) = drain(wire, &fake).await;
         assert!(error.is_none(), "{error:?}");
         assert_eq!(text_of(&events), "third time");

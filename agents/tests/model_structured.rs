@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use support::Wire;
 use warden_agents::model::{ChatRequest, Message, ModelError};
-use warden_fake_provider::{FakeProvider, Fault, RecordedRequest, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault, RecordedRequest};
 
 /// A city, as the model must describe it.
 #[derive(Debug, PartialEq, Deserialize, schemars::JsonSchema)]
@@ -53,7 +53,7 @@ fn schema_sent(wire: Wire, request: &RecordedRequest) -> String {
 async fn the_answer_comes_back_as_the_type() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        fake.push(Reply::json(lyon()));
+        fake.push(Answer::json(lyon()));
         let city = wire.model(&fake).chat_structured::<City>(&ask()).await.unwrap();
         assert_eq!(city.value.name, "Lyon");
         assert_eq!(city.value.population, 522_000);
@@ -72,7 +72,7 @@ async fn the_answer_comes_back_as_the_type() {
 async fn a_fenced_answer_is_accepted() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        fake.push(Reply::text(format!("```json\n{}\n```", lyon())));
+        fake.push(Answer::text(format!("```json\n{}\n```", lyon())));
         let city = wire.model(&fake).chat_structured::<City>(&ask()).await.unwrap();
         assert_eq!(city.value.name, "Lyon");
         assert_eq!(city.repairs, 0);
@@ -83,8 +83,8 @@ async fn a_fenced_answer_is_accepted() {
 async fn invalid_json_gets_a_repair_round() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        fake.push(Reply::text(r#"{"name": "Lyon", "population": "#));
-        fake.push(Reply::json(lyon()));
+        fake.push(Answer::text(r#"{"name": "Lyon", "population": "#));
+        fake.push(Answer::json(lyon()));
         let city = wire.model(&fake).chat_structured::<City>(&ask()).await.unwrap();
         assert_eq!(city.value.name, "Lyon");
         assert_eq!(city.repairs, 1);
@@ -108,8 +108,8 @@ async fn invalid_json_gets_a_repair_round() {
 async fn json_of_the_wrong_shape_is_repaired_too() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        fake.push(Reply::json(json!({"name": "Lyon", "population": "many"})));
-        fake.push(Reply::json(lyon()));
+        fake.push(Answer::json(json!({"name": "Lyon", "population": "many"})));
+        fake.push(Answer::json(lyon()));
         let city = wire.model(&fake).chat_structured::<City>(&ask()).await.unwrap();
         assert_eq!(city.repairs, 1);
         let history = support::history_text(&fake.requests()[1]);
@@ -121,7 +121,7 @@ async fn json_of_the_wrong_shape_is_repaired_too() {
 async fn repairs_are_bounded() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        fake.set_default_reply(Reply::text("Lyon is a city in France."));
+        fake.set_default_reply(Answer::text("Lyon is a city in France."));
         let model = wire.model(&fake).with_repair_rounds(2);
         let e = model.chat_structured::<City>(&ask()).await.unwrap_err();
         assert!(
@@ -132,7 +132,7 @@ async fn repairs_are_bounded() {
         assert_eq!(fake.request_count(), 3, "one answer and two repair rounds");
 
         let fake = FakeProvider::start().await;
-        fake.set_default_reply(Reply::text("no"));
+        fake.set_default_reply(Answer::text("no"));
         let e = wire
             .model(&fake)
             .with_repair_rounds(0)
@@ -152,9 +152,9 @@ async fn a_failed_call_is_not_a_repair_round() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
         fake.push(Fault::Status(503));
-        fake.push(Reply::text("not json"));
+        fake.push(Answer::text("not json"));
         fake.push(Fault::Status(500));
-        fake.push(Reply::json(lyon()));
+        fake.push(Answer::json(lyon()));
         let city = wire.model(&fake).chat_structured::<City>(&ask()).await.unwrap();
         assert_eq!(city.repairs, 1, "the 5xx were retried, not counted as repairs");
         assert_eq!(fake.request_count(), 4);
@@ -195,7 +195,7 @@ async fn auto_falls_back_from_json_schema_to_json_object_once_and_remembers() {
     let clone = model.clone();
     assert_eq!(model.structured_mode(), StructuredMode::JsonSchema);
     fake.push(refuses_json_schema());
-    fake.push(Reply::json(lyon()));
+    fake.push(Answer::json(lyon()));
 
     let city = model.chat_structured::<City>(&ask()).await.unwrap();
     assert_eq!(city.value.name, "Lyon");
@@ -216,7 +216,7 @@ async fn auto_falls_back_from_json_schema_to_json_object_once_and_remembers() {
 
     // Remembered, by every clone: the next call asks for json_object at once.
     assert_eq!(clone.structured_mode(), StructuredMode::JsonObject);
-    fake.push(Reply::json(lyon()));
+    fake.push(Answer::json(lyon()));
     clone.chat_structured::<City>(&ask()).await.unwrap();
     assert_eq!(fake.requests()[2].body["response_format"]["type"], "json_object");
 }
@@ -230,7 +230,7 @@ async fn a_fixed_mode_is_kept_and_a_refusal_is_an_error_that_says_why() {
         .model(&fake)
         .with_retry(RetryPolicy::none())
         .with_structured_output(StructuredOutput::Fixed(StructuredMode::Prompt));
-    fake.push(Reply::json(lyon()));
+    fake.push(Answer::json(lyon()));
     prompt_only.chat_structured::<City>(&ask()).await.unwrap();
     let sent = &fake.requests()[0];
     assert!(sent.body.get("response_format").is_none(), "{}", sent.body);

@@ -14,7 +14,7 @@ use warden_agents::model::{
     self, ChatRequest, ContentBlock, INTERRUPTED_TOOL_RESULT, Message, ModelError, Role, ToolSpec,
 };
 use warden_agents::tools::ToolError;
-use warden_fake_provider::{FakeProvider, Fault, RecordedRequest, Reply, ToolCall};
+use warden_fake_provider::{Answer, FakeProvider, Fault, RecordedRequest, ScriptedCall};
 
 fn call(id: &str, city: &str) -> ContentBlock {
     ContentBlock::ToolUse {
@@ -92,7 +92,7 @@ async fn the_provider_rejects_a_dangling_call_and_the_model_closes_it() {
         assert!(message.contains("call_b"), "{message}");
 
         // The model answers the dangling call with a synthetic error result first.
-        fake.push(Reply::text("Paris is sunny; Rome is unknown."));
+        fake.push(Answer::text("Paris is sunny; Rome is unknown."));
         let answer = wire.model(&fake).chat(&request).await.unwrap();
         assert_eq!(answer.text(), "Paris is sunny; Rome is unknown.");
         let sent = results_sent(wire, &fake.requests()[1]);
@@ -119,9 +119,9 @@ async fn a_turn_interrupted_before_any_result_is_closed_for_chat_and_stream() {
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
         let model = wire.model(&fake);
-        fake.push(Reply::text("Sorry, the lookup was interrupted."));
+        fake.push(Answer::text("Sorry, the lookup was interrupted."));
         model.chat(&request).await.unwrap();
-        fake.push(Reply::text("Sorry again."));
+        fake.push(Answer::text("Sorry again."));
         let streamed = model::collect(model.stream(&request).await.unwrap(), "m")
             .await
             .unwrap();
@@ -158,7 +158,7 @@ async fn failed_and_timed_out_tools_are_answered_with_error_results() {
     ]);
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        fake.push(Reply::text("Paris is 21 °C."));
+        fake.push(Answer::text("Paris is 21 °C."));
         wire.model(&fake).chat(&request).await.unwrap();
         let sent = results_sent(wire, &fake.requests()[0]);
         assert_eq!(sent[0], ("a".into(), r#"{"temp_c":21}"#.into(), false), "{wire:?}");
@@ -175,11 +175,11 @@ async fn a_tool_round_trip_echoes_the_providers_ids() {
         for stream in [false, true] {
             let fake = FakeProvider::start().await;
             let model = wire.model(&fake);
-            fake.push(Reply::ToolCalls(vec![
-                ToolCall::new("weather", json!({"city": "Paris"})),
-                ToolCall::new("weather", json!({"city": "Rome"})),
+            fake.push(Answer::ToolCalls(vec![
+                ScriptedCall::new("weather", json!({"city": "Paris"})),
+                ScriptedCall::new("weather", json!({"city": "Rome"})),
             ]));
-            fake.push(Reply::text("Both sunny."));
+            fake.push(Answer::text("Both sunny."));
             let mut request = ChatRequest::new(vec![Message::user("Paris and Rome?")]).with_tools(vec![weather_tool()]);
             let first = if stream {
                 model::collect(model.stream(&request).await.unwrap(), "m")
@@ -219,7 +219,7 @@ async fn results_behind_other_user_content_are_sent_where_providers_want_them() 
     ]);
     for wire in Wire::BOTH {
         let fake = FakeProvider::start().await;
-        fake.push(Reply::text("Sunny."));
+        fake.push(Answer::text("Sunny."));
         let answer = wire.model(&fake).chat(&request).await;
         assert_eq!(answer.unwrap_or_else(|e| panic!("{wire:?}: {e:?}")).text(), "Sunny.");
         let sent = &fake.requests()[0];
@@ -237,7 +237,7 @@ async fn invalid_arguments_go_back_with_an_error_result_and_are_accepted() {
         let fake = FakeProvider::start().await;
         let model = wire.model(&fake);
         fake.push(Fault::InvalidToolArguments { name: "weather".into() });
-        fake.push(Reply::text("Let me fix that."));
+        fake.push(Answer::text("Let me fix that."));
         let mut request = ChatRequest::new(vec![Message::user("Weather?")]).with_tools(vec![weather_tool()]);
         let first = model.chat(&request).await.unwrap();
         let (id, _, input) = first.tool_uses().next().unwrap();

@@ -7,7 +7,7 @@ mod support;
 use futures::StreamExt;
 use support::{Capture, MODEL, Wire};
 use warden_agents::model::{self, ChatRequest, Message};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
@@ -26,7 +26,7 @@ async fn a_chat_is_a_span_with_model_latency_tokens_and_outcome() {
         let (capture, _guard) = Capture::install();
         let fake = FakeProvider::start().await;
         fake.push(Fault::Status(503));
-        fake.push(Reply::text("a fine answer"));
+        fake.push(Answer::text("a fine answer"));
         let answer = wire.model(&fake).chat(&hi()).await.unwrap();
         let spans = capture.spans("model.chat");
         assert_eq!(spans.len(), 1, "{wire:?}");
@@ -84,7 +84,7 @@ async fn a_stream_span_gets_its_tokens_and_outcome_as_the_stream_ends() {
     for wire in Wire::BOTH {
         let (capture, _guard) = Capture::install();
         let fake = FakeProvider::start().await;
-        fake.push(Reply::text("streamed answer"));
+        fake.push(Answer::text("streamed answer"));
         fake.push(Fault::CutStream { after_chunks: 3 });
         let model = wire.model(&fake);
         let answer = model::collect(model.stream(&hi()).await.unwrap(), "m").await.unwrap();

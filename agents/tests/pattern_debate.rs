@@ -8,7 +8,7 @@ mod support;
 
 use warden_agents::agent::{Agent, AgentError, TurnError};
 use warden_agents::pattern::{Debate, DebateError};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 use pattern_support::task_text;
 use support::{DEADLINE, react_agents, root};
@@ -41,9 +41,9 @@ async fn the_debate_runs_its_rounds_and_the_moderator_concludes() {
     let p = panel().await;
     let (root, _escalations) = root(p.agents.iter().map(Agent::child_spec).collect()).await;
     for (i, llm) in p.llms[..3].iter().enumerate() {
-        llm.push_all((1..=3).map(|round| Reply::text(format!("argument {i}.{round}"))));
+        llm.push_all((1..=3).map(|round| Answer::text(format!("argument {i}.{round}"))));
     }
-    p.llms[3].push(Reply::text("Ben wins."));
+    p.llms[3].push(Answer::text("Ben wins."));
 
     let run = p.debate().rounds(3).run("Tabs or spaces?").await.unwrap();
     assert_eq!(run.conclusion.text(), "Ben wins.");
@@ -78,10 +78,10 @@ async fn the_debate_runs_its_rounds_and_the_moderator_concludes() {
 async fn a_failing_debater_misses_a_round_and_failures_are_typed() {
     let p = panel().await;
     let (root, _escalations) = root(p.agents.iter().map(Agent::child_spec).collect()).await;
-    p.llms[0].push_all([Reply::text("a1"), Reply::text("a2")]);
-    p.llms[1].push_all([Reply::Fault(Fault::Status(400)), Reply::text("b2")]);
-    p.llms[2].push_all([Reply::text("c1"), Reply::text("c2")]);
-    p.llms[3].push(Reply::text("A draw."));
+    p.llms[0].push_all([Answer::text("a1"), Answer::text("a2")]);
+    p.llms[1].push_all([Answer::Fault(Fault::Status(400)), Answer::text("b2")]);
+    p.llms[2].push_all([Answer::text("c1"), Answer::text("c2")]);
+    p.llms[3].push(Answer::text("A draw."));
 
     let run = p.debate().run("Tabs or spaces?").await.unwrap();
     assert_eq!(run.arguments(), 5);
@@ -94,7 +94,7 @@ async fn a_failing_debater_misses_a_round_and_failures_are_typed() {
 
     // The moderator failing is the debate's failure.
     for llm in &p.llms[..3] {
-        llm.set_default_reply(Reply::text("again"));
+        llm.set_default_reply(Answer::text("again"));
     }
     p.llms[3].push(Fault::Status(400));
     let err = p.debate().rounds(1).run("x").await.unwrap_err();

@@ -10,7 +10,7 @@ use serde_json::json;
 use warden_agents::agent::{Agent, AgentError, TurnError};
 use warden_agents::pattern::{Evaluation, EvaluatorError, EvaluatorOptimizer, Stopped};
 use warden_agents::react::ReAct;
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 use pattern_support::task_text;
 use support::{DEADLINE, model, root};
@@ -33,8 +33,8 @@ async fn pair() -> Pair {
     Pair { writer, critic, agents }
 }
 
-fn reject(feedback: &str) -> Reply {
-    Reply::json(json!({"accepted": false, "feedback": feedback}))
+fn reject(feedback: &str) -> Answer {
+    Answer::json(json!({"accepted": false, "feedback": feedback}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,10 +42,10 @@ async fn the_loop_stops_when_the_evaluator_accepts() {
     let p = pair().await;
     let (root, _escalations) = root(p.agents.iter().map(Agent::child_spec).collect()).await;
     p.writer
-        .push_all([Reply::text("v1"), Reply::text("v2"), Reply::text("v3")]);
+        .push_all([Answer::text("v1"), Answer::text("v2"), Answer::text("v3")]);
     p.critic.push_all([
         reject("too short"),
-        Reply::json(json!({"accepted": true, "feedback": "good"})),
+        Answer::json(json!({"accepted": true, "feedback": "good"})),
     ]);
 
     let run = EvaluatorOptimizer::new(p.agents[0].handle(), p.agents[1].handle())
@@ -103,8 +103,8 @@ async fn failures_are_typed_and_name_the_round() {
     let with_judge = EvaluatorOptimizer::new(p.agents[0].handle(), judge.handle()).deadline(DEADLINE);
 
     plain.push_all([
-        Reply::text("```json\n{\"accepted\": false, \"feedback\": \"more\"}\n```"),
-        Reply::text("Looks fine to me!"),
+        Answer::text("```json\n{\"accepted\": false, \"feedback\": \"more\"}\n```"),
+        Answer::text("Looks fine to me!"),
     ]);
     let err = with_judge.run("Describe OTP.").await.unwrap_err();
     assert!(

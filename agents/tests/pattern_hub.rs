@@ -9,7 +9,7 @@ mod support;
 use warden_agents::agent::{Agent, AgentError, TurnError};
 use warden_agents::message::Address;
 use warden_agents::pattern::{Hub, HubError, Turns};
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 use pattern_support::task_text;
 use support::{DEADLINE, react_agents, root};
@@ -18,10 +18,10 @@ use support::{DEADLINE, react_agents, root};
 async fn members_hear_each_others_replies_in_turn() {
     let fake = FakeProvider::start().await;
     fake.push_all([
-        Reply::text("A tram."),
-        Reply::text("Buses, cheaper."),
-        Reply::text("Fine, buses."),
-        Reply::text("Agreed."),
+        Answer::text("A tram."),
+        Answer::text("Buses, cheaper."),
+        Answer::text("Fine, buses."),
+        Answer::text("Agreed."),
     ]);
     let agents = react_agents(&fake, &["ana", "ben"]);
     let (root, _escalations) = root(agents.iter().map(Agent::child_spec).collect()).await;
@@ -78,7 +78,7 @@ async fn members_join_and_leave_at_run_time() {
     hub.join(agents[1].handle()).unwrap();
     assert_eq!(hub.join(agents[1].handle()), Err(HubError::AlreadyMember("ben".into())));
 
-    fake.push_all([Reply::text("one"), Reply::text("two")]);
+    fake.push_all([Answer::text("one"), Answer::text("two")]);
     hub.round("Speak.").await.unwrap();
 
     // Cy joins and first hears the whole conversation; Ana leaves and is asked nothing more.
@@ -86,7 +86,7 @@ async fn members_join_and_leave_at_run_time() {
     assert_eq!(hub.leave("ana").unwrap().name(), "ana");
     assert_eq!(hub.leave("ana").unwrap_err(), HubError::NotMember("ana".into()));
     fake.clear_requests();
-    fake.push_all([Reply::text("three"), Reply::text("four")]);
+    fake.push_all([Answer::text("three"), Answer::text("four")]);
     let round = hub.round("Speak.").await.unwrap();
     let speakers: Vec<&str> = round.turns.iter().map(|t| t.member.name()).collect();
     assert_eq!(speakers, ["ben", "cy"]);
@@ -101,7 +101,7 @@ async fn members_join_and_leave_at_run_time() {
     hub.join(agents[3].handle()).unwrap();
     hub.post(Address::external("host"), "Last words?");
     fake.clear_requests();
-    fake.push_all([Reply::text("five"), Reply::text("six"), Reply::text("seven")]);
+    fake.push_all([Answer::text("five"), Answer::text("six"), Answer::text("seven")]);
     hub.round("Speak.").await.unwrap();
     let requests = fake.requests();
     assert_eq!(
@@ -132,8 +132,8 @@ async fn concurrent_members_hear_the_others_next_round_and_a_failure_is_heard_ag
     for agent in &agents {
         hub.join(agent.handle()).unwrap();
     }
-    fakes[0].push(Reply::text("A1"));
-    fakes[1].push(Reply::text("B1"));
+    fakes[0].push(Answer::text("A1"));
+    fakes[1].push(Answer::text("B1"));
     fakes[2].push(Fault::Status(400));
 
     let first = hub.round("Open.").await.unwrap();
@@ -147,9 +147,9 @@ async fn concurrent_members_hear_the_others_next_round_and_a_failure_is_heard_ag
         assert_eq!(task_text(&fake.requests()[0]), "Open.");
     }
 
-    fakes[0].push(Reply::text("A2"));
-    fakes[1].push(Reply::text("B2"));
-    fakes[2].push(Reply::text("C2"));
+    fakes[0].push(Answer::text("A2"));
+    fakes[1].push(Answer::text("B2"));
+    fakes[2].push(Answer::text("C2"));
     let second = hub.round("Rebut.").await.unwrap();
     assert_eq!(second.spoken(), 3);
     assert_eq!(task_text(&fakes[0].requests()[1]), "ben: B1\n\nRebut.");

@@ -18,7 +18,7 @@ use warden_agents::pattern::{
     FailureReason, Orchestrator, OrchestratorError, OrchestratorEvent, Plan, WorkerConcern, WorkerRequest, WorkerSpec,
 };
 use warden_agents::react::ReAct;
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 use warden_supervisor::{Escalation, Supervisor};
 use warden_tools::circuit_breaker::CircuitBreakerConfig;
 use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
@@ -26,12 +26,12 @@ use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 use pattern_support::task_text;
 use support::{DEADLINE, model, root};
 
-fn plan(subtasks: &[(&str, &str)]) -> Reply {
+fn plan(subtasks: &[(&str, &str)]) -> Answer {
     let subtasks: Vec<Value> = subtasks
         .iter()
         .map(|(id, task)| json!({"id": id, "task": task}))
         .collect();
-    Reply::json(json!({ "subtasks": subtasks }))
+    Answer::json(json!({ "subtasks": subtasks }))
 }
 
 /// A planner, a synthesizer, and one fake provider per subtask id for the workers.
@@ -107,9 +107,9 @@ async fn workers_are_started_at_run_time_run_concurrently_and_their_results_gath
     s.planner_llm
         .push(plan(&[("a", "Part A"), ("b", "Part B"), ("c", "Part C")]));
     for (id, fake) in s.workers_llm.iter() {
-        fake.push(Reply::text(format!("finding {id}")));
+        fake.push(Answer::text(format!("finding {id}")));
     }
-    s.synth_llm.push(Reply::text("the answer"));
+    s.synth_llm.push(Answer::text("the answer"));
     assert!(s.orchestrator.workers().which_children().await.unwrap().is_empty());
 
     let run = s.orchestrator.run("Question?").await.unwrap();
@@ -154,9 +154,9 @@ async fn a_worker_killed_mid_task_is_replanned() {
         plan(&[("slow", "Slow part, again")]),
     ]);
     s.workers_llm["slow"].set_default_reply(Fault::Stall);
-    s.workers_llm["quick"].push(Reply::text("quick finding"));
-    s.workers_llm["slow-2"].push(Reply::text("slow finding"));
-    s.synth_llm.push(Reply::text("the answer"));
+    s.workers_llm["quick"].push(Answer::text("quick finding"));
+    s.workers_llm["slow-2"].push(Answer::text("slow finding"));
+    s.synth_llm.push(Answer::text("the answer"));
 
     let orchestrator = s.orchestrator.clone();
     let running = tokio::spawn(async move { orchestrator.run("Question?").await });
@@ -202,13 +202,13 @@ async fn a_tool_breaker_escalation_reaches_the_orchestrator_which_replans() {
     ]);
     let searcher = &s.workers_llm["search"];
     searcher.push_all([
-        Reply::tool_call("search", json!({})),
-        Reply::tool_call("search", json!({})),
+        Answer::tool_call("search", json!({})),
+        Answer::tool_call("search", json!({})),
     ]);
     // The worker would go on forever: only the orchestrator's reaction ends it.
     searcher.set_default_reply(Fault::Stall);
-    s.workers_llm["recall"].push(Reply::text("from memory"));
-    s.synth_llm.push(Reply::text("the answer"));
+    s.workers_llm["recall"].push(Answer::text("from memory"));
+    s.synth_llm.push(Answer::text("the answer"));
 
     let run = s.orchestrator.run("Question?").await.unwrap();
     assert_eq!(run.answer.text(), "the answer");
@@ -237,7 +237,7 @@ async fn a_failing_model_is_replanned_and_replans_are_bounded() {
     for fake in s.workers_llm.values() {
         fake.set_default_reply(Fault::Status(400));
     }
-    s.synth_llm.push(Reply::text("unused"));
+    s.synth_llm.push(Answer::text("unused"));
 
     // Both workers' models fail; one re-plan is allowed, so the second failure stays.
     let err = s.orchestrator.run("Question?").await.unwrap_err();
@@ -260,8 +260,8 @@ async fn a_failing_model_is_replanned_and_replans_are_bounded() {
     assert_eq!(s.synth_llm.request_count(), 0);
 
     // A plan that is not a plan is a typed error, not a panic.
-    s.planner_llm.push(Reply::text("I would rather not."));
-    s.planner_llm.push(Reply::text("Still no."));
+    s.planner_llm.push(Answer::text("I would rather not."));
+    s.planner_llm.push(Answer::text("Still no."));
     let err = s.orchestrator.run("Question?").await.unwrap_err();
     assert!(
         matches!(

@@ -11,7 +11,7 @@ use warden_agents::agent::{Agent, AgentError, TurnError};
 use warden_agents::message::AgentMessage;
 use warden_agents::pattern::{RouteBy, RouteChoice, Router, RouterBuilder, RouterError};
 use warden_agents::react::ReAct;
-use warden_fake_provider::{FakeProvider, Fault, Reply};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 use pattern_support::task_text;
 use support::{DEADLINE, model, react_agents, root};
@@ -28,8 +28,8 @@ impl Desk {
         let (billing_llm, support_llm) = (FakeProvider::start().await, FakeProvider::start().await);
         let mut handlers = react_agents(&billing_llm, &["billing"]);
         handlers.extend(react_agents(&support_llm, &["support"]));
-        billing_llm.set_default_reply(Reply::text("billing here"));
-        support_llm.set_default_reply(Reply::text("support here"));
+        billing_llm.set_default_reply(Answer::text("billing here"));
+        support_llm.set_default_reply(Answer::text("support here"));
         Self {
             billing_llm,
             support_llm,
@@ -55,7 +55,7 @@ async fn routes_by_structured_output() {
     children.push(decider.child_spec());
     let (root, _escalations) = root(children).await;
 
-    llm.push(Reply::json(json!({"route": "billing", "reason": "an invoice"})));
+    llm.push(Answer::json(json!({"route": "billing", "reason": "an invoice"})));
     let routed = router
         .ask(AgentMessage::user("Where is my invoice?"), DEADLINE)
         .await
@@ -83,8 +83,8 @@ async fn routes_by_structured_output() {
 
     // A route that does not exist gets one repair round.
     llm.push_all([
-        Reply::json(json!({"route": "sales", "reason": "?"})),
-        Reply::json(json!({"route": "support", "reason": "a question"})),
+        Answer::json(json!({"route": "sales", "reason": "?"})),
+        Answer::json(json!({"route": "support", "reason": "a question"})),
     ]);
     let routed = router.ask(AgentMessage::user("Hello?"), DEADLINE).await.unwrap();
     assert_eq!(
@@ -94,7 +94,7 @@ async fn routes_by_structured_output() {
     assert!(task_text(&llm.requests()[2]).contains("\"sales\" is not one of the routes"));
 
     // Wrong twice: no decision; a router with a fallback takes it instead.
-    let nonsense = || Reply::text("I am not sure.");
+    let nonsense = || Answer::text("I am not sure.");
     llm.push_all([nonsense(), nonsense()]);
     let err = router.ask(AgentMessage::user("Hm?"), DEADLINE).await.unwrap_err();
     assert!(matches!(err, RouterError::NoDecision(_)), "{err:?}");
@@ -117,7 +117,7 @@ async fn routes_by_tool_call() {
     children.push(decider.child_spec());
     let (root, _escalations) = root(children).await;
 
-    llm.push(Reply::tool_call(
+    llm.push(Answer::tool_call(
         "route_to_support",
         json!({"reason": "a login problem"}),
     ));
@@ -145,8 +145,8 @@ async fn routes_by_tool_call() {
 
     // A text answer instead of a call: one repair, then the decision.
     llm.push_all([
-        Reply::text("Billing, I think."),
-        Reply::tool_call("route_to_billing", json!({})),
+        Answer::text("Billing, I think."),
+        Answer::tool_call("route_to_billing", json!({})),
     ]);
     let routed = router.ask(AgentMessage::user("Refund?"), DEADLINE).await.unwrap();
     assert_eq!((&*routed.route, routed.reason.as_deref()), ("billing", None));
@@ -170,19 +170,19 @@ async fn bad_decisions_fall_back_or_are_typed_errors() {
     let (root, _escalations) = root(children).await;
 
     let with_fallback = desk.routes().fallback("support").build(structured.handle()).unwrap();
-    llm.push(Reply::json(json!({"route": "sales", "reason": "selling"})));
+    llm.push(Answer::json(json!({"route": "sales", "reason": "selling"})));
     let routed = with_fallback.ask(AgentMessage::user("Buy?"), DEADLINE).await.unwrap();
     assert!(routed.fell_back);
     assert_eq!((&*routed.route, routed.reason.as_deref()), ("support", Some("selling")));
 
     let strict = desk.routes().build(plain.handle()).unwrap();
-    plain_llm.push(Reply::text("```json\n{\"route\": \"sales\"}\n```"));
+    plain_llm.push(Answer::text("```json\n{\"route\": \"sales\"}\n```"));
     let err = strict.ask(AgentMessage::user("Buy?"), DEADLINE).await.unwrap_err();
     assert!(
         matches!(&err, RouterError::UnknownRoute { route } if route == "sales"),
         "{err:?}"
     );
-    plain_llm.push(Reply::text("Support, surely."));
+    plain_llm.push(Answer::text("Support, surely."));
     let err = strict.ask(AgentMessage::user("Help?"), DEADLINE).await.unwrap_err();
     assert!(matches!(err, RouterError::NoDecision(_)), "{err:?}");
     plain_llm.push(Fault::Status(400));
@@ -194,7 +194,7 @@ async fn bad_decisions_fall_back_or_are_typed_errors() {
 
     // The chosen route's failure names the route.
     desk.billing_llm.set_default_reply(Fault::Status(400));
-    plain_llm.push(Reply::text("{\"route\": \"billing\"}"));
+    plain_llm.push(Answer::text("{\"route\": \"billing\"}"));
     let err = strict.ask(AgentMessage::user("Invoice?"), DEADLINE).await.unwrap_err();
     assert!(
         matches!(&err, RouterError::Handler { route, .. } if &**route == "billing"),

@@ -4,11 +4,11 @@
 //! A test starts a [`FakeProvider`], points its model client at
 //! [`base_url_openai`](FakeProvider::base_url_openai) or
 //! [`base_url_anthropic`](FakeProvider::base_url_anthropic), scripts what the provider answers
-//! with [`Reply`] values, and afterwards asserts on what the client sent with
+//! with [`Answer`] values, and afterwards asserts on what the client sent with
 //! [`requests`](FakeProvider::requests) (or waits for them with
 //! [`wait_for_requests`](FakeProvider::wait_for_requests)).
 //!
-//! - **Scripted replies.** Each request takes the next [`Reply`] from the script; when the script
+//! - **Scripted replies.** Each request takes the next [`Answer`] from the script; when the script
 //!   is empty the [default reply](FakeProvider::set_default_reply) is used (text `"ok"` unless set).
 //! - **Both formats, whole or streamed.** `POST /v1/chat/completions` answers in the OpenAI format
 //!   (with `stream: true`: `data:` chunks, the usage chunk when `stream_options.include_usage`
@@ -31,13 +31,13 @@
 //! # Examples
 //!
 //! ```
-//! use warden_fake_provider::{FakeProvider, Fault, Reply};
+//! use warden_fake_provider::{FakeProvider, Fault, Answer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let fake = FakeProvider::start().await;
 //! fake.push(Fault::Status(503));
-//! fake.push(Reply::text("hello"));
+//! fake.push(Answer::text("hello"));
 //!
 //! // Point a client at `fake.base_url_openai()` ("http://127.0.0.1:<port>/v1") here.
 //!
@@ -51,5 +51,5 @@ mod script;
 mod server;
 mod wire;
 
-pub use script::{Fault, RecordedRequest, Reply, ToolCall};
+pub use script::{Answer, Fault, RecordedRequest, ScriptedCall};
 pub use server::FakeProvider;

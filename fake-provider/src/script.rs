@@ -1,4 +1,4 @@
-//! What the fake provider answers ([`Reply`], [`Fault`]) and what it records ([`RecordedRequest`]).
+//! What the fake provider answers ([`Answer`], [`Fault`]) and what it records ([`RecordedRequest`]).
 
 use std::fmt;
 
@@ -10,20 +10,20 @@ use serde_json::Value;
 /// (OpenAI chat completions or Anthropic Messages), streamed or whole, as the request asked.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
-pub enum Reply {
+pub enum Answer {
     /// An assistant text message that ends the turn.
     Text(String),
     /// One or more tool calls (stop reason "tool_calls" / "tool_use").
-    ToolCalls(Vec<ToolCall>),
+    ToolCalls(Vec<ScriptedCall>),
     /// A text message whose text is this JSON value (for structured output).
     Json(Value),
     /// Text first, then tool calls, in one assistant message.
-    TextAndToolCalls(String, Vec<ToolCall>),
+    TextAndToolCalls(String, Vec<ScriptedCall>),
     /// A fault instead of an answer.
     Fault(Fault),
 }
 
-impl Reply {
+impl Answer {
     /// A text reply.
     pub fn text(text: impl Into<String>) -> Self {
         Self::Text(text.into())
@@ -31,7 +31,7 @@ impl Reply {
 
     /// A reply with one tool call, its id chosen by the provider.
     pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {
-        Self::ToolCalls(vec![ToolCall::new(name, arguments)])
+        Self::ToolCalls(vec![ScriptedCall::new(name, arguments)])
     }
 
     /// A reply whose text is this JSON value.
@@ -45,15 +45,15 @@ impl Reply {
     }
 }
 
-impl From<Fault> for Reply {
+impl From<Fault> for Answer {
     fn from(fault: Fault) -> Self {
         Self::Fault(fault)
     }
 }
 
-/// A tool call in a scripted [`Reply`].
+/// A tool call in a scripted [`Answer`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct ToolCall {
+pub struct ScriptedCall {
     /// The call id; `None` lets the provider pick a unique one (`call_<n>` / `toolu_<n>`).
     pub id: Option<String>,
     /// The tool name.
@@ -63,7 +63,7 @@ pub struct ToolCall {
     pub arguments: Value,
 }
 
-impl ToolCall {
+impl ScriptedCall {
     /// A tool call with a provider-chosen id.
     pub fn new(name: impl Into<String>, arguments: Value) -> Self {
         Self {

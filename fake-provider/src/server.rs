@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::history;
-use crate::script::{RecordedRequest, Reply};
+use crate::script::{Answer, RecordedRequest};
 use crate::wire::{self, Ending, Format, Plan};
 
 /// A fake LLM provider listening on `127.0.0.1` (see the [crate docs](crate)).
@@ -40,7 +40,7 @@ impl fmt::Debug for FakeProvider {
 }
 
 struct Shared {
-    script: Mutex<VecDeque<Reply>>,
+    script: Mutex<VecDeque<Answer>>,
     settings: Mutex<Settings>,
     requests: Mutex<Vec<RecordedRequest>>,
     /// How many requests are recorded, for [`FakeProvider::wait_for_requests`].
@@ -51,7 +51,7 @@ struct Shared {
 
 #[derive(Clone)]
 struct Settings {
-    default_reply: Reply,
+    default_reply: Answer,
     latency: Duration,
     chunk_delay: Duration,
     chunk_bytes: usize,
@@ -87,7 +87,7 @@ impl FakeProvider {
         let shared = Arc::new(Shared {
             script: Mutex::new(VecDeque::new()),
             settings: Mutex::new(Settings {
-                default_reply: Reply::text("ok"),
+                default_reply: Answer::text("ok"),
                 latency: Duration::ZERO,
                 chunk_delay: Duration::ZERO,
                 chunk_bytes: 4,
@@ -133,12 +133,12 @@ impl FakeProvider {
     }
 
     /// Appends a reply to the script.
-    pub fn push(&self, reply: impl Into<Reply>) {
+    pub fn push(&self, reply: impl Into<Answer>) {
         lock(&self.shared.script).push_back(reply.into());
     }
 
     /// Appends several replies to the script, in order.
-    pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
+    pub fn push_all(&self, replies: impl IntoIterator<Item = Answer>) {
         lock(&self.shared.script).extend(replies);
     }
 
@@ -148,7 +148,7 @@ impl FakeProvider {
     }
 
     /// The reply used when the script is empty (initially the text `"ok"`).
-    pub fn set_default_reply(&self, reply: impl Into<Reply>) {
+    pub fn set_default_reply(&self, reply: impl Into<Answer>) {
         lock(&self.shared.settings).default_reply = reply.into();
     }
 

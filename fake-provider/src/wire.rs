@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::script::{Fault, Reply};
+use crate::script::{Answer, Fault};
 
 /// The text a faulty stream sends before it is cut, stalls or errors.
 pub(crate) const CUT_TEXT: &str = "The quick brown fox jumps over the lazy dog and keeps running far away.";
@@ -65,7 +65,7 @@ pub(crate) enum Plan {
     },
 }
 
-pub(crate) fn plan(reply: Reply, next_id: &mut dyn FnMut() -> u64, format: Format) -> Plan {
+pub(crate) fn plan(reply: Answer, next_id: &mut dyn FnMut() -> u64, format: Format) -> Plan {
     let mut id = |prefix: &str| format!("{prefix}{}", next_id());
     let call_prefix = match format {
         Format::OpenAi => "call_",
@@ -76,12 +76,12 @@ pub(crate) fn plan(reply: Reply, next_id: &mut dyn FnMut() -> u64, format: Forma
         tool_calls: Vec::new(),
     };
     match reply {
-        Reply::Text(text) => Plan::Answer(text_content(&text), Ending::Complete),
-        Reply::Json(value) => Plan::Answer(text_content(&value.to_string()), Ending::Complete),
-        Reply::ToolCalls(calls) | Reply::TextAndToolCalls(_, calls) if calls.is_empty() => {
+        Answer::Text(text) => Plan::Answer(text_content(&text), Ending::Complete),
+        Answer::Json(value) => Plan::Answer(text_content(&value.to_string()), Ending::Complete),
+        Answer::ToolCalls(calls) | Answer::TextAndToolCalls(_, calls) if calls.is_empty() => {
             Plan::Answer(text_content(""), Ending::Complete)
         }
-        Reply::ToolCalls(calls) => {
+        Answer::ToolCalls(calls) => {
             let tool_calls = calls
                 .iter()
                 .map(|c| {
@@ -94,7 +94,7 @@ pub(crate) fn plan(reply: Reply, next_id: &mut dyn FnMut() -> u64, format: Forma
                 .collect();
             Plan::Answer(Content { text: None, tool_calls }, Ending::Complete)
         }
-        Reply::TextAndToolCalls(text, calls) => {
+        Answer::TextAndToolCalls(text, calls) => {
             let tool_calls = calls
                 .iter()
                 .map(|c| {
@@ -113,7 +113,7 @@ pub(crate) fn plan(reply: Reply, next_id: &mut dyn FnMut() -> u64, format: Forma
                 Ending::Complete,
             )
         }
-        Reply::Fault(fault) => match fault {
+        Answer::Fault(fault) => match fault {
             Fault::RateLimited {
                 retry_after,
                 retry_after_ms,

@@ -72,7 +72,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Future;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -85,9 +85,8 @@ use crate::error::{ToolError, ToolResult};
 use crate::stack::{ToolService, ToolStack, catch_panic};
 use crate::toolkit::Toolkit;
 
-/// The executor's messages.
-#[non_exhaustive]
-pub enum ExecutorMsg {
+/// The executor's messages (its own: callers go through [`ToolClient`]).
+pub(crate) enum ExecutorMsg {
     /// Run a call and send its result to `reply`.
     Call {
         /// The call.
@@ -144,7 +143,7 @@ impl fmt::Debug for ToolExecutor {
 }
 
 /// The executor actor's state: a service per tool and the calls in flight.
-pub struct ExecutorState {
+pub(crate) struct ExecutorState {
     services: HashMap<Arc<str>, ToolService>,
     breakers: HashMap<Arc<str>, SharedCircuitBreaker>,
     /// The call tasks; dropped (so aborted) with the state when the actor
@@ -199,7 +198,9 @@ impl ToolExecutor {
             let executor = executor.clone();
             async move {
                 let escalator = ctx.escalator();
-                ctx.spawn(executor, Some(escalator)).await.map(Into::into)
+                ctx.spawn(ExecutorActor(executor), Some(escalator))
+                    .await
+                    .map(Into::into)
             }
         })
     }
@@ -211,12 +212,15 @@ impl ToolExecutor {
     ///
     /// ractor's spawn error.
     pub async fn spawn(&self) -> Result<(ToolClient, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
-        let (_actor, handle) = Actor::spawn(None, self.clone(), None).await?;
+        let (_actor, handle) = Actor::spawn(None, ExecutorActor(self.clone()), None).await?;
         Ok((self.client(), handle))
     }
 }
 
-impl Actor for ToolExecutor {
+/// The executor's actor, spawned from its recipe; the recipe's fields are its settings.
+pub(crate) struct ExecutorActor(ToolExecutor);
+
+impl Actor for ExecutorActor {
     type Msg = ExecutorMsg;
     type State = ExecutorState;
     type Arguments = Option<Escalator>;
@@ -230,15 +234,15 @@ impl Actor for ToolExecutor {
     ) -> Result<ExecutorState, ActorProcessingErr> {
         let mut services = HashMap::new();
         let mut breakers = HashMap::new();
-        for tool in self.toolkit.all() {
-            let built = self.stack.build(tool.clone(), escalator.as_ref());
+        for tool in self.0.toolkit.all() {
+            let built = self.0.stack.build(tool.clone(), escalator.as_ref());
             let name: Arc<str> = Arc::from(tool.name());
             if let Some(breaker) = built.breaker {
                 breakers.insert(name.clone(), breaker);
             }
             services.insert(name, built.service);
         }
-        self.slot.started(myself);
+        self.0.slot.started(myself);
         Ok(ExecutorState {
             services,
             breakers,
@@ -258,7 +262,7 @@ impl Actor for ToolExecutor {
         match msg {
             ExecutorMsg::Call { mut call, reply } => {
                 let service = match state.services.get(&call.tool) {
-                    Some(service) if call.caller.is_offered(&call.tool) && self.toolkit.is_enabled(&call.tool) => {
+                    Some(service) if call.caller.is_offered(&call.tool) && self.0.toolkit.is_enabled(&call.tool) => {
                         service.clone()
                     }
                     _ => {
@@ -266,7 +270,7 @@ impl Actor for ToolExecutor {
                         return Ok(());
                     }
                 };
-                if state.tasks.len() >= self.max_in_flight {
+                if state.tasks.len() >= self.0.max_in_flight {
                     let _ = reply.send(Err(ToolError::Overloaded));
                     return Ok(());
                 }
@@ -302,7 +306,7 @@ impl Actor for ToolExecutor {
         state: &mut ExecutorState,
     ) -> Result<(), ActorProcessingErr> {
         state.tasks.abort_all();
-        self.slot.ended(|r| r.get_id() == myself.get_id());
+        self.0.slot.ended(|r| r.get_id() == myself.get_id());
         Ok(())
     }
 }
@@ -371,9 +375,10 @@ impl fmt::Debug for ToolClient {
 }
 
 impl ToolClient {
-    /// The executor's actor running now, if any.
-    pub fn actor(&self) -> Option<ActorRef<ExecutorMsg>> {
-        self.slot.current()
+    /// The executor's actor running now, if any (to monitor, stop or kill it; calls go
+    /// through [`call`](Self::call)).
+    pub fn actor(&self) -> Option<ActorCell> {
+        self.slot.current().map(|actor| actor.get_cell())
     }
 
     /// Runs `call` and waits for its result, at most `deadline`; the
@@ -393,7 +398,7 @@ impl ToolClient {
     /// future is dropped at its next `.await` (or never started), so a
     /// caller that is interrupted or killed leaves no work behind.
     pub async fn call(&self, call: ToolCall, deadline: Duration) -> Result<Value, ToolError> {
-        let actor = self.actor().ok_or(ToolError::ExecutorDown)?;
+        let actor = self.slot.current().ok_or(ToolError::ExecutorDown)?;
         let (alive, watch) = watch::channel(());
         let call = call.within(deadline).watched_by(watch);
         let answer = request(&actor, |reply| ExecutorMsg::Call { call, reply }, deadline).await;
@@ -411,9 +416,98 @@ impl ToolClient {
     ///
     /// [`ToolError::ExecutorDown`] when no executor is running.
     pub async fn breakers(&self) -> Result<HashMap<Arc<str>, SharedCircuitBreaker>, ToolError> {
-        let actor = self.actor().ok_or(ToolError::ExecutorDown)?;
+        let actor = self.slot.current().ok_or(ToolError::ExecutorDown)?;
         request(&actor, ExecutorMsg::Breakers, Duration::from_secs(5))
             .await
             .map_err(|_| ToolError::ExecutorDown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Calls made straight to the actor (no [`ToolClient`], so no liveness signal): the reply
+    //! port is what tells the executor its caller is gone.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::tool_fn;
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Empty {}
+
+    /// Sends on drop: the tool's future was dropped before it finished.
+    struct Dropped(mpsc::UnboundedSender<()>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// An executor with one tool that never finishes; counts starts, reports drops.
+    async fn hanging() -> (ActorRef<ExecutorMsg>, Arc<AtomicUsize>, mpsc::UnboundedReceiver<()>) {
+        let started = Arc::new(AtomicUsize::new(0));
+        let (tx, dropped) = mpsc::unbounded_channel();
+        let tool = tool_fn("effect", "Never finishes.", {
+            let started = started.clone();
+            move |_: Empty| {
+                let (started, tx) = (started.clone(), tx.clone());
+                async move {
+                    let _guard = Dropped(tx);
+                    started.fetch_add(1, Ordering::SeqCst);
+                    std::future::pending::<()>().await;
+                    Ok::<_, ToolError>("never")
+                }
+            }
+        });
+        let executor = ToolExecutor::new(Toolkit::new().tool(tool), ToolStack::default());
+        let (actor, _handle) = Actor::spawn(None, ExecutorActor(executor), None).await.unwrap();
+        (actor, started, dropped)
+    }
+
+    fn effect_call(reply: RpcReplyPort<ToolResult>) -> ExecutorMsg {
+        ExecutorMsg::Call {
+            call: ToolCall::new("effect", json!({})),
+            reply,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raw_call_is_cancelled_when_its_reply_port_times_out() {
+        let (actor, _started, mut dropped) = hanging().await;
+        let answer = actor.call(effect_call, Some(Duration::from_millis(50))).await.unwrap();
+        assert!(matches!(answer, ractor::rpc::CallResult::Timeout));
+        dropped.recv().await.expect("the call was cancelled");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raw_call_without_a_timeout_is_cancelled_when_its_caller_is_dropped() {
+        let (actor, started, mut dropped) = hanging().await;
+        let caller = tokio::spawn(async move { actor.call(effect_call, None).await });
+        while started.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        caller.abort();
+        dropped.recv().await.expect("the call was cancelled");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_past_its_deadline_is_not_started() {
+        let (actor, started, _dropped) = hanging().await;
+        let call = ToolCall::new("effect", json!({})).within(Duration::from_millis(10));
+        tokio::time::advance(Duration::from_millis(20)).await;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        actor
+            .send_message(ExecutorMsg::Call {
+                call,
+                reply: reply.into(),
+            })
+            .unwrap();
+        assert!(matches!(answer.await.unwrap(), Err(ToolError::Timeout { .. })));
+        assert_eq!(started.load(Ordering::SeqCst), 0);
     }
 }

@@ -176,7 +176,7 @@ mod toolkit;
 pub use approval::{ApprovalDecision, ApprovalLayer, ApprovalPolicy, ApprovalRequest, ApprovalService};
 pub use call::{CallId, Caller, ToolCall};
 pub use error::{BoxError, ToolError, ToolResult, to_model_content};
-pub use executor::{ExecutorMsg, ExecutorState, ToolClient, ToolExecutor};
+pub use executor::{ToolClient, ToolExecutor};
 pub use http::{HttpError, HttpMethod, HttpRequestArgs, HttpRequestTool, HttpRequestToolBuilder, HttpResponse};
 pub use permission::{AUDIT_TARGET, Permission, PermissionLayer, PermissionService, PermissionSet};
 pub use stack::{BuiltStack, LayerKind, ToolService, ToolStack, ToolStackBuilder};

@@ -116,65 +116,6 @@ async fn a_call_is_cancelled_when_its_callers_deadline_passes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_raw_call_is_cancelled_when_its_reply_port_closes() {
-    let (mut effect, tool) = effect("effect");
-    let client = spawn(Toolkit::new().tool(tool)).await;
-    let actor = client.actor().unwrap();
-    // A ractor call (no ToolClient) that gives up after 50 ms: its reply port closes.
-    let answer = actor
-        .call(
-            |reply| warden_tools::ExecutorMsg::Call {
-                call: ToolCall::new("effect", json!({})),
-                reply,
-            },
-            Some(Duration::from_millis(50)),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(answer, ractor::rpc::CallResult::Timeout));
-    assert_cancelled(&mut effect).await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_raw_call_without_a_timeout_is_cancelled_when_its_caller_is_dropped() {
-    let (mut effect, tool) = effect("effect");
-    let client = spawn(Toolkit::new().tool(tool)).await;
-    let actor = client.actor().unwrap();
-    let caller = tokio::spawn(async move {
-        actor
-            .call(
-                |reply| warden_tools::ExecutorMsg::Call {
-                    call: ToolCall::new("effect", json!({})),
-                    reply,
-                },
-                None,
-            )
-            .await
-    });
-    wait_started(&effect, 1).await;
-    caller.abort();
-    assert_cancelled(&mut effect).await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_call_past_its_deadline_is_not_started() {
-    let (effect, tool) = effect("effect");
-    let client = spawn(Toolkit::new().tool(tool)).await;
-    let actor = client.actor().unwrap();
-    let call = ToolCall::new("effect", json!({})).within(Duration::from_millis(10));
-    tokio::time::advance(Duration::from_millis(20)).await;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    actor
-        .send_message(warden_tools::ExecutorMsg::Call {
-            call,
-            reply: reply.into(),
-        })
-        .unwrap();
-    assert!(matches!(answer.await.unwrap(), Err(ToolError::Timeout { .. })));
-    assert_eq!(effect.started.load(Ordering::SeqCst), 0);
-}
-
-#[tokio::test(start_paused = true)]
 async fn calls_in_flight_are_bounded() {
     let (effect, tool) = effect("effect");
     let (client, _handle) = ToolExecutor::new(tool, ToolStack::default())

@@ -69,13 +69,13 @@ impl DebateRun {
 /// use warden_agents::model::{Model, OpenAiChat};
 /// use warden_agents::pattern::Debate;
 /// use warden_agents::react::ReAct;
-/// use warden_fake_provider::{FakeProvider, Reply};
+/// use warden_fake_provider::{FakeProvider, Answer};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let fakes = [FakeProvider::start().await, FakeProvider::start().await, FakeProvider::start().await];
-/// fakes[0].push_all([Reply::text("Monoliths are simpler."), Reply::text("Still simpler.")]);
-/// fakes[1].push_all([Reply::text("Services scale apart."), Reply::text("Scale matters more.")]);
-/// fakes[2].push(Reply::text("Start with a monolith; split when scale demands it."));
+/// fakes[0].push_all([Answer::text("Monoliths are simpler."), Answer::text("Still simpler.")]);
+/// fakes[1].push_all([Answer::text("Services scale apart."), Answer::text("Scale matters more.")]);
+/// fakes[2].push(Answer::text("Start with a monolith; split when scale demands it."));
 /// let agent = |name: &str, fake: &FakeProvider| {
 ///     Agent::new(name, ReAct::builder(Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))).build())
 /// };

@@ -122,14 +122,14 @@ pub enum EvaluatorError {
 /// use warden_agents::model::{Model, OpenAiChat};
 /// use warden_agents::pattern::{Evaluation, EvaluatorOptimizer, Stopped};
 /// use warden_agents::react::ReAct;
-/// use warden_fake_provider::{FakeProvider, Reply};
+/// use warden_fake_provider::{FakeProvider, Answer};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (writer_llm, critic_llm) = (FakeProvider::start().await, FakeProvider::start().await);
-/// writer_llm.push_all([Reply::text("Supervisors restart."), Reply::text("Supervisors restart failed children.")]);
+/// writer_llm.push_all([Answer::text("Supervisors restart."), Answer::text("Supervisors restart failed children.")]);
 /// critic_llm.push_all([
-///     Reply::json(json!({"accepted": false, "feedback": "Say what they restart."})),
-///     Reply::json(json!({"accepted": true, "feedback": "Clear."})),
+///     Answer::json(json!({"accepted": false, "feedback": "Say what they restart."})),
+///     Answer::json(json!({"accepted": true, "feedback": "Clear."})),
 /// ]);
 /// let model = |fake: &FakeProvider| Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
 /// let (writer, _) = Agent::new("writer", ReAct::builder(model(&writer_llm)).build()).spawn().await?;

@@ -148,11 +148,11 @@ struct Inner {
 /// use warden_agents::model::{Model, OpenAiChat};
 /// use warden_agents::pattern::Hub;
 /// use warden_agents::react::ReAct;
-/// use warden_fake_provider::{FakeProvider, Reply};
+/// use warden_fake_provider::{FakeProvider, Answer};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let fake = FakeProvider::start().await;
-/// fake.push_all([Reply::text("I'd use a tram."), Reply::text("Buses are cheaper than trams.")]);
+/// fake.push_all([Answer::text("I'd use a tram."), Answer::text("Buses are cheaper than trams.")]);
 /// let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
 /// let (ana, _) = Agent::new("ana", ReAct::builder(model.clone()).build()).spawn().await?;
 /// let (ben, _) = Agent::new("ben", ReAct::builder(model).build()).spawn().await?;

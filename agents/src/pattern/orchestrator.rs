@@ -197,15 +197,15 @@ struct Inner {
 /// use warden_agents::model::{Model, OpenAiChat};
 /// use warden_agents::pattern::{Orchestrator, Plan, WorkerSpec};
 /// use warden_agents::react::ReAct;
-/// use warden_fake_provider::{FakeProvider, Reply};
+/// use warden_fake_provider::{FakeProvider, Answer};
 /// use warden_supervisor::Supervisor;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let fake = FakeProvider::start().await;
 /// fake.push_all([
-///     Reply::json(json!({"subtasks": [{"id": "origins", "task": "Where does OTP come from?"}]})),
-///     Reply::text("Ericsson, 1998."),
-///     Reply::text("OTP comes from Ericsson (1998)."),
+///     Answer::json(json!({"subtasks": [{"id": "origins", "task": "Where does OTP come from?"}]})),
+///     Answer::text("Ericsson, 1998."),
+///     Answer::text("OTP comes from Ericsson (1998)."),
 /// ]);
 /// let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
 /// let planner = Agent::new("planner", ReAct::builder(model.clone()).structured_output::<Plan>().build());

@@ -7,12 +7,12 @@
 //! use warden_agents::model::{Model, OpenAiChat};
 //! use warden_agents::pattern::Pipeline;
 //! use warden_agents::react::ReAct;
-//! use warden_fake_provider::{FakeProvider, Reply};
+//! use warden_fake_provider::{FakeProvider, Answer};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fake = FakeProvider::start().await;
-//! fake.push(Reply::text("a draft"));
-//! fake.push(Reply::text("a polished draft"));
+//! fake.push(Answer::text("a draft"));
+//! fake.push(Answer::text("a polished draft"));
 //! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
 //! let (writer, _) = Agent::new("writer", ReAct::builder(model.clone()).build()).spawn().await?;
 //! let (editor, _) = Agent::new("editor", ReAct::builder(model).build()).spawn().await?;

@@ -271,12 +271,12 @@ impl RouterBuilder {
 /// use warden_agents::model::{Model, OpenAiChat};
 /// use warden_agents::pattern::{RouteBy, Router};
 /// use warden_agents::react::ReAct;
-/// use warden_fake_provider::{FakeProvider, Reply};
+/// use warden_fake_provider::{FakeProvider, Answer};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let fake = FakeProvider::start().await;
-/// fake.push(Reply::tool_call("route_to_billing", json!({"reason": "an invoice question"})));
-/// fake.push(Reply::text("Your invoice is attached."));
+/// fake.push(Answer::tool_call("route_to_billing", json!({"reason": "an invoice question"})));
+/// fake.push(Answer::text("Your invoice is attached."));
 /// let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
 /// let (billing, _) = Agent::new("billing", ReAct::builder(model.clone()).build()).spawn().await?;
 /// let (support, _) = Agent::new("support", ReAct::builder(model.clone()).build()).spawn().await?;
