@@ -68,7 +68,7 @@ use futures::future::{BoxFuture, join_all};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use warden_tools::{Caller, Permission, PermissionSet, ToolCall, ToolClient, ToolError, Toolkit, to_model_content};
+use warden_tools::{Caller, Permission, PermissionSet, ToolCall, ToolClient, ToolError, Toolkit};
 
 use crate::agent::{AgentEventKind, Behaviour, Outcome, TurnContext, TurnError, TurnOutput};
 use crate::message::AgentMessage;
@@ -263,11 +263,7 @@ impl ReAct {
             .tools
             .iter()
             .flat_map(|t| t.toolkit.schemas())
-            .map(|s| ToolSpec {
-                name: s.name.to_string(),
-                description: s.description.to_string(),
-                parameters: s.parameters.clone(),
-            })
+            .map(ToolSpec::from)
             .collect();
         if self.human.is_some() {
             specs.push(ToolSpec {
@@ -318,11 +314,7 @@ impl ReAct {
             }
             _ => Err(ToolError::NotFound { tool: Arc::from(name) }),
         };
-        let content = to_model_content(&result);
-        let block = match &result {
-            Ok(_) => ContentBlock::tool_result(id, content),
-            Err(_) => ContentBlock::tool_error(id, content),
-        };
+        let block = ContentBlock::tool_outcome(id, &result);
         CallResult {
             tool: name.to_owned(),
             block,
