@@ -151,8 +151,8 @@ pub use stream::{StreamAssembler, StreamEvent, collect};
 pub use structured::Structured;
 pub(crate) use structured::{Repairs, json_text, schema_name};
 pub use types::{
-    ChatRequest, ChatResponse, ContentBlock, INTERRUPTED_TOOL_RESULT, Message, ResponseFormat, Role, StopReason,
-    StructuredMode, StructuredOutput, ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,
+    ChatRequest, ChatResponse, ContentBlock, INTERRUPTED_TOOL_RESULT, Message, RateLimitStatus, ResponseFormat, Role,
+    StopReason, StructuredMode, StructuredOutput, ToolChoice, ToolSpec, Usage, close_dangling_tool_calls,
 };
 pub use warden_resilience::{RetryBudget, RetryPolicy};
 
@@ -175,6 +175,7 @@ struct Inner {
     breaker: Option<SharedCircuitBreaker>,
     concurrency: Option<ConcurrencyLimiter>,
     rate: Option<(RateLimiter, Duration)>,
+    tokens: Option<(RateLimiter, Duration)>,
     structured: StructuredOutput,
     /// With [`StructuredOutput::Auto`]: the mode that works so far, shared by clones.
     learned: Arc<std::sync::Mutex<StructuredMode>>,
@@ -238,6 +239,7 @@ struct Streamed;
 struct ProviderCall<Op> {
     provider: Arc<dyn ChatModel>,
     limiter: Option<RateLimiter>,
+    tokens: Option<(RateLimiter, Duration)>,
     op: PhantomData<fn() -> Op>,
 }
 
@@ -246,22 +248,52 @@ impl<Op> Clone for ProviderCall<Op> {
         Self {
             provider: self.provider.clone(),
             limiter: self.limiter.clone(),
+            tokens: self.tokens.clone(),
             op: PhantomData,
         }
     }
 }
 
-impl<Op> ProviderCall<Op> {
-    fn observe<T>(limiter: Option<&RateLimiter>, result: &Result<T, ModelError>) {
-        if let (
-            Some(limiter),
+/// What a request costs against a tokens-per-minute limit, as providers count it: the
+/// prompt's estimate (a token per 4 bytes of its messages and tools as JSON) plus the
+/// `max_tokens` it asks for.
+fn estimated_tokens(req: &ChatRequest) -> u32 {
+    let bytes = serde_json::to_vec(&req.messages).map_or(0, |b| b.len())
+        + serde_json::to_vec(&req.tools).map_or(0, |b| b.len());
+    let prompt = u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX);
+    prompt.saturating_add(req.max_tokens.unwrap_or(0))
+}
+
+impl<Op: Operation> ProviderCall<Op> {
+    /// What an answer says of the provider's limits: a 429's `Retry-After`, or rate-limit
+    /// headers with nothing left, hold the limiters until the reset.
+    fn observe(&self, result: &Result<Op::Output, ModelError>) {
+        let (requests, tokens) = match result {
             Err(ModelError::RateLimited {
                 retry_after: Some(wait),
                 ..
-            }),
-        ) = (limiter, result)
-        {
-            limiter.exhaust_for(*wait);
+            }) => (Some(*wait), None),
+            Ok(output) => match Op::rate_limits(output) {
+                Some(status) => (
+                    status.requests_reset.filter(|_| status.requests_remaining == Some(0)),
+                    status.tokens_reset.filter(|_| status.tokens_remaining == Some(0)),
+                ),
+                None => (None, None),
+            },
+            Err(_) => (None, None),
+        };
+        match (&self.tokens, tokens) {
+            (Some((limiter, _)), Some(wait)) => limiter.exhaust_for(wait),
+            // Without a token limiter, no tokens left holds the requests.
+            (None, Some(wait)) => {
+                if let Some(limiter) = &self.limiter {
+                    limiter.exhaust_for(wait);
+                }
+            }
+            (_, None) => {}
+        }
+        if let (Some(limiter), Some(wait)) = (&self.limiter, requests) {
+            limiter.exhaust_for(wait);
         }
     }
 }
@@ -272,12 +304,20 @@ trait Operation: 'static {
     type Output: Send + 'static;
     /// Asks it.
     fn run<'a>(provider: &'a dyn ChatModel, req: &'a ChatRequest) -> BoxFuture<'a, Result<Self::Output, ModelError>>;
+    /// What the answer's rate-limit headers said.
+    fn rate_limits(_output: &Self::Output) -> Option<RateLimitStatus> {
+        None
+    }
 }
 
 impl Operation for Whole {
     type Output = ChatResponse;
     fn run<'a>(provider: &'a dyn ChatModel, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         provider.chat(req)
+    }
+
+    fn rate_limits(output: &ChatResponse) -> Option<RateLimitStatus> {
+        output.rate_limits
     }
 }
 
@@ -298,11 +338,17 @@ impl<Op: Operation> Service<Attempt> for ProviderCall<Op> {
     }
 
     fn call(&mut self, attempt: Attempt) -> Self::Future {
-        let (provider, limiter) = (self.provider.clone(), self.limiter.clone());
+        let this = self.clone();
         Box::pin(async move {
+            if let Some((tokens, max_wait)) = &this.tokens {
+                let wait = tokens.reserve(estimated_tokens(&attempt.req), *max_wait)?;
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
             attempt.attempts.fetch_add(1, Ordering::Relaxed);
-            let result = Op::run(&*provider, &attempt.req).await;
-            Self::observe(limiter.as_ref(), &result);
+            let result = Op::run(&*this.provider, &attempt.req).await;
+            this.observe(&result);
             result
         })
     }
@@ -323,6 +369,7 @@ impl fmt::Debug for Model {
             .field("breaker", &self.inner.breaker)
             .field("concurrency", &self.inner.concurrency)
             .field("rate", &self.inner.rate)
+            .field("tokens", &self.inner.tokens)
             .finish()
     }
 }
@@ -350,6 +397,7 @@ impl Model {
                 breaker: None,
                 concurrency: None,
                 rate: None,
+                tokens: None,
                 structured: StructuredOutput::Auto,
                 learned: Arc::new(std::sync::Mutex::new(StructuredMode::default())),
             }),
@@ -397,8 +445,9 @@ impl Model {
     /// requests per minute held on the client side. A request waits up to `max_wait` for its
     /// permit, in the order requests came, else fails with [`ModelError::Throttled`]
     /// (retried like a 429, within the call's deadline). A 429 with a `Retry-After` that
-    /// comes anyway holds the limiter until then, so that callers wait instead of storming
-    /// the provider.
+    /// comes anyway, or an answer whose rate-limit headers say nothing is left
+    /// ([`ChatResponse::rate_limits`]), holds the limiter until the reset, so that callers
+    /// wait instead of storming the provider.
     ///
     /// ```
     /// use std::time::Duration;
@@ -413,6 +462,17 @@ impl Model {
     /// ```
     pub fn with_rate_limit(self, limiter: RateLimiter, max_wait: Duration) -> Self {
         self.map(|i| i.rate = Some((limiter, max_wait)))
+    }
+
+    /// The same model spending at most the limiter's rate of *tokens* (a tokens-per-minute
+    /// limit: build it with `RateLimit::new(tokens_per_minute, Duration::from_secs(60))`),
+    /// shared by every model given a clone of `limiter`. Each attempt reserves what the
+    /// request costs as providers count it (the prompt's estimate, a token per 4 bytes, plus
+    /// its `max_tokens`), waiting up to `max_wait` in the order requests came, else failing
+    /// with [`ModelError::Throttled`]. Rate-limit headers saying no tokens are left hold it
+    /// until their reset.
+    pub fn with_token_rate_limit(self, limiter: RateLimiter, max_wait: Duration) -> Self {
+        self.map(|i| i.tokens = Some((limiter, max_wait)))
     }
 
     /// The same model with at most `limiter`'s calls in flight at once (shared with whoever
@@ -660,6 +720,7 @@ impl Model {
         let provider = ProviderCall::<Op> {
             provider: inner.provider.clone(),
             limiter: inner.rate.as_ref().map(|(limiter, _)| limiter.clone()),
+            tokens: inner.tokens.clone(),
             op: PhantomData,
         };
         let service = ServiceBuilder::new()

@@ -352,6 +352,7 @@ impl warden_agents::model::ChatModel for Greedy {
                 stop_reason,
                 usage,
                 model: "greedy".into(),
+                rate_limits: None,
             })
         })
     }

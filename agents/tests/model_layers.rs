@@ -68,6 +68,7 @@ impl Scripted {
                 stop_reason: StopReason::EndTurn,
                 usage: Usage::default(),
                 model: self.name.into(),
+                rate_limits: None,
             }),
             Step::Unavailable => Err(ModelError::Server {
                 status: 503,

@@ -47,9 +47,11 @@
 //! ```
 
 mod history;
+mod limits;
 mod script;
 mod server;
 mod wire;
 
+pub use limits::Limits;
 pub use script::{Answer, Fault, RecordedRequest, ScriptedCall};
 pub use server::FakeProvider;

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::history;
+use crate::limits::{Limiter, Limits};
 use crate::script::{Answer, RecordedRequest};
 use crate::wire::{self, Ending, Format, Plan};
 
@@ -47,6 +48,7 @@ struct Shared {
     recorded: watch::Sender<usize>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    limits: Limiter,
 }
 
 #[derive(Clone)]
@@ -97,6 +99,7 @@ impl FakeProvider {
             recorded: watch::Sender::new(0),
             next_id: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
+            limits: Limiter::default(),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
@@ -194,6 +197,30 @@ impl FakeProvider {
     /// How many requests were received so far.
     pub fn request_count(&self) -> usize {
         lock(&self.shared.requests).len()
+    }
+
+    /// Enforces `limits` from now on (replacing any before, with full budgets), as a real
+    /// provider does: every answer carries the provider's rate-limit headers (OpenAI's
+    /// `x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`), and a request past a limit is
+    /// answered 429 with `retry-after` and `retry-after-ms`, before the script is read.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use warden_fake_provider::{FakeProvider, Limits};
+    ///
+    /// let fake = FakeProvider::start().await;
+    /// fake.set_limits(Limits::none().requests_per_minute(600).tokens_per_minute(100_000));
+    /// assert_eq!(fake.rate_limited_count(), 0);
+    /// # }
+    /// ```
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.limits.set(limits);
+    }
+
+    /// How many requests were answered 429 because of the [`Limits`].
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.limits.refused()
     }
 
     /// Forgets the recorded requests.
@@ -300,6 +327,31 @@ async fn serve(
         let body = wire::invalid_request(format, &message);
         return json_response(StatusCode::BAD_REQUEST, &body, &[]);
     }
+    let cost = wire::tokens(body.len()).saturating_add(max_tokens(&json));
+    let mut admitted = match shared.limits.admit(format, cost) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            let (status, body) = wire::error_response(format, wire::ErrorKind::Status(429));
+            return json_response(status_code(status), &body, &refused.headers);
+        }
+    };
+    let limit_headers = std::mem::take(&mut admitted.headers);
+    let mut response = respond(&shared, format, &json, body.len(), &settings).await;
+    add_headers(&mut response, &limit_headers);
+    drop(admitted);
+    response
+}
+
+/// The `max_tokens` a request asks for (0 if none), which counts against a token limit.
+fn max_tokens(json: &Value) -> u64 {
+    ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .find_map(|k| json.get(k).and_then(Value::as_u64))
+        .unwrap_or(0)
+}
+
+/// The scripted answer to an admitted request.
+async fn respond(shared: &Arc<Shared>, format: Format, json: &Value, body_len: usize, settings: &Settings) -> Response {
     let reply = lock(&shared.script)
         .pop_front()
         .unwrap_or(settings.default_reply.clone());
@@ -317,7 +369,7 @@ async fn serve(
         .and_then(Value::as_bool)
         .unwrap_or(false)
         || format == Format::Anthropic;
-    let input_tokens = wire::tokens(body.len());
+    let input_tokens = wire::tokens(body_len);
     match plan {
         Plan::Error(kind, extra) => {
             let (status, body) = wire::error_response(format, kind);

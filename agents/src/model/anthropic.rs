@@ -100,8 +100,10 @@ impl ChatModel for AnthropicMessages {
     fn chat<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         Box::pin(async move {
             let body = request_body(&self.http, req, false);
-            let json = self.http.call_json(self.request(&body)?).await?;
-            parse_response(&json, &self.http.model)
+            let (json, limits) = self.http.call_json(self.request(&body)?).await?;
+            let mut answer = parse_response(&json, &self.http.model)?;
+            answer.rate_limits = limits;
+            Ok(answer)
         })
     }
 
@@ -276,6 +278,7 @@ pub(crate) fn parse_response(json: &Value, model: &str) -> Result<ChatResponse, 
         stop_reason,
         usage: json.get("usage").map(usage).unwrap_or_default(),
         model: json.get("model").and_then(Value::as_str).unwrap_or(model).to_owned(),
+        rate_limits: None,
     })
 }
 

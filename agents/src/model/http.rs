@@ -1,7 +1,7 @@
 //! What both HTTP providers share: error classification, `Retry-After` parsing, and an SSE reader.
 
 use std::collections::VecDeque;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::error::{Deadline, ModelError, ResponsePart};
 use super::stream::StreamEvent;
+use super::types::RateLimitStatus;
 
 /// Turns a transport error into a model error (without the URL, which may hold secrets).
 pub(crate) fn transport_error(e: reqwest::Error) -> ModelError {
@@ -228,6 +229,138 @@ pub(crate) fn classify_stream_error(body: &Value) -> ModelError {
             should_retry: None,
         }
     }
+}
+
+/// The longest reset a rate-limit header is believed for.
+const MAX_RESET: Duration = Duration::from_secs(15 * 60);
+
+/// What the provider's rate-limit headers say, if it sent any (see [`RateLimitStatus`]).
+pub(crate) fn rate_limits(headers: &HeaderMap, now: SystemTime) -> Option<RateLimitStatus> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let count = |name: &str| {
+        let value = text(name)?;
+        let parsed = value.parse::<u64>().ok();
+        if parsed.is_none() {
+            tracing::debug!(header = name, value, "ignoring a rate-limit header that is not a count");
+        }
+        parsed
+    };
+    let reset = |name: &str, parse: &dyn Fn(&str) -> Option<Duration>| {
+        let value = text(name)?;
+        let parsed = parse(value).filter(|d| *d <= MAX_RESET);
+        if parsed.is_none() {
+            tracing::debug!(
+                header = name,
+                value,
+                "ignoring a rate-limit reset that is unparsable or too far"
+            );
+        }
+        parsed
+    };
+    let until = |value: &str| rfc3339(value)?.duration_since(now).ok().or(Some(Duration::ZERO));
+    let least = |names: &[&str]| names.iter().filter_map(|n| count(n)).min();
+    let latest =
+        |names: &[&str], parse: &dyn Fn(&str) -> Option<Duration>| names.iter().filter_map(|n| reset(n, parse)).max();
+    let status = RateLimitStatus {
+        requests_remaining: least(&[
+            "x-ratelimit-remaining-requests",
+            "anthropic-ratelimit-requests-remaining",
+        ]),
+        requests_reset: latest(&["x-ratelimit-reset-requests"], &openai_duration)
+            .or_else(|| latest(&["anthropic-ratelimit-requests-reset"], &until)),
+        tokens_remaining: least(&[
+            "x-ratelimit-remaining-tokens",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-input-tokens-remaining",
+            "anthropic-ratelimit-output-tokens-remaining",
+        ]),
+        tokens_reset: latest(&["x-ratelimit-reset-tokens"], &openai_duration).or_else(|| {
+            latest(
+                &[
+                    "anthropic-ratelimit-tokens-reset",
+                    "anthropic-ratelimit-input-tokens-reset",
+                    "anthropic-ratelimit-output-tokens-reset",
+                ],
+                &until,
+            )
+        }),
+    };
+    (status != RateLimitStatus::default()).then_some(status)
+}
+
+/// OpenAI's reset durations: `20ms`, `1s`, `0.5s`, `6m0s`, `1h2m3.5s`.
+fn openai_duration(text: &str) -> Option<Duration> {
+    let mut total = 0.0_f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit..];
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// An RFC 3339 timestamp (`2026-12-03T23:20:00Z`, fractions and `+hh:mm` offsets allowed).
+fn rfc3339(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = text.get(from..from + len)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut at = 19;
+    if b.get(at) == Some(&b'.') {
+        at += 1;
+        while b.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+    }
+    let offset = match text.get(at..)? {
+        "Z" | "z" => 0,
+        zone if zone.len() == 6 && matches!(zone.as_bytes()[0], b'+' | b'-') && zone.as_bytes()[3] == b':' => {
+            let minutes = num(at + 1, 2)? * 60 + num(at + 4, 2)?;
+            if zone.starts_with('-') { -minutes } else { minutes }
+        }
+        _ => return None,
+    };
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60;
+    u64::try_from(secs).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
 }
 
 /// Sends a request and returns the response if its status is a success, else the classified
@@ -647,5 +780,91 @@ mod tests {
             panic!("expected bad request")
         };
         assert!(message.len() <= MAX_MESSAGE + '…'.len_utf8());
+    }
+}
+
+#[cfg(test)]
+mod rate_limit_tests {
+    use reqwest::header::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (n, v) in pairs {
+            map.insert(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn openai_headers() {
+        let status = rate_limits(
+            &headers(&[
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-requests", "1m2.5s"),
+                ("x-ratelimit-remaining-tokens", "1500"),
+                ("x-ratelimit-reset-tokens", "20ms"),
+            ]),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(status.requests_remaining, Some(0));
+        assert_eq!(status.requests_reset, Some(Duration::from_millis(62_500)));
+        assert_eq!(status.tokens_remaining, Some(1500));
+        assert_eq!(status.tokens_reset, Some(Duration::from_millis(20)));
+        assert_eq!(status.exhausted_for(), Some(Duration::from_millis(62_500)));
+    }
+
+    #[test]
+    fn anthropic_headers_take_the_least_tokens_and_resets_from_timestamps() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_340_000); // 2026-12-03T23:20:00Z
+        let status = rate_limits(
+            &headers(&[
+                ("anthropic-ratelimit-requests-remaining", "7"),
+                ("anthropic-ratelimit-requests-reset", "2026-12-03T23:20:02Z"),
+                ("anthropic-ratelimit-input-tokens-remaining", "0"),
+                ("anthropic-ratelimit-output-tokens-remaining", "900"),
+                ("anthropic-ratelimit-input-tokens-reset", "2026-12-04T00:20:03+01:00"),
+            ]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(status.requests_remaining, Some(7));
+        assert_eq!(status.requests_reset, Some(Duration::from_secs(2)));
+        assert_eq!(status.tokens_remaining, Some(0));
+        assert_eq!(status.tokens_reset, Some(Duration::from_secs(3)));
+        assert_eq!(status.exhausted_for(), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn bad_headers_are_ignored_never_trusted() {
+        for (name, value) in [
+            ("x-ratelimit-remaining-requests", "-1"),
+            ("x-ratelimit-remaining-requests", "lots"),
+            ("x-ratelimit-reset-requests", "5d"),
+            ("x-ratelimit-reset-requests", "99999999999999999999h"),
+            ("x-ratelimit-reset-requests", "2h"),
+            ("x-ratelimit-reset-requests", ""),
+            ("x-ratelimit-reset-requests", "s"),
+            ("anthropic-ratelimit-requests-reset", "tomorrow"),
+            ("anthropic-ratelimit-requests-reset", "2026-13-03T23:20:00Z"),
+            ("anthropic-ratelimit-requests-reset", "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(
+                rate_limits(&headers(&[(name, value)]), SystemTime::now()),
+                None,
+                "{name}: {value}"
+            );
+        }
+        // A reset in the past is now.
+        let past = rate_limits(
+            &headers(&[("anthropic-ratelimit-requests-reset", "2000-01-01T00:00:00Z")]),
+            SystemTime::now(),
+        );
+        assert_eq!(past.unwrap().requests_reset, Some(Duration::ZERO));
     }
 }

@@ -11,6 +11,7 @@ use super::config::ApiKey;
 use super::error::{ConfigError, ModelError};
 use super::http::{self, Decoder, SseReader, StreamTimeouts};
 use super::stream::StreamEvent;
+use super::types::RateLimitStatus;
 use super::types::{ChatRequest, ChatResponse};
 
 /// A boxed stream of [`StreamEvent`]s, as [`ChatModel::stream`] returns it.
@@ -323,11 +324,15 @@ impl HttpSettings {
 
     /// One whole-answer call: sends `request` and reads its JSON body, within the request
     /// timeout and the body limits.
-    pub(crate) async fn call_json(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, ModelError> {
+    pub(crate) async fn call_json(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(serde_json::Value, Option<RateLimitStatus>), ModelError> {
         self.check_base_url()?;
         let call = async {
             let response = http::send(request, self.max_error_body_bytes).await?;
-            http::read_json(response, self.max_body_bytes).await
+            let limits = http::rate_limits(response.headers(), std::time::SystemTime::now());
+            Ok((http::read_json(response, self.max_body_bytes).await?, limits))
         };
         tokio::time::timeout(self.request_timeout, call)
             .await

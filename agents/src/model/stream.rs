@@ -169,6 +169,7 @@ impl StreamAssembler {
             stop_reason,
             usage: self.usage,
             model: self.model,
+            rate_limits: None,
         }
     }
 }

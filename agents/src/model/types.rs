@@ -1,6 +1,7 @@
 //! The provider-neutral conversation: [`Message`], [`ContentBlock`], [`ChatRequest`], [`ChatResponse`].
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -499,6 +500,38 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// The model that answered, as the provider named it (the fallback's name if it answered).
     pub model: String,
+    /// What the provider's rate-limit headers said with this answer, if it sent any (whole
+    /// answers only). A model with a rate limiter holds it until the reset when one says
+    /// nothing is left ([`Model::with_rate_limit`](super::Model::with_rate_limit)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimitStatus>,
+}
+
+/// What a provider's rate-limit headers say: OpenAI's `x-ratelimit-remaining-requests`,
+/// `x-ratelimit-remaining-tokens`, `x-ratelimit-reset-requests`, `x-ratelimit-reset-tokens`;
+/// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{remaining,reset}`
+/// (the least of the token counts). A header that is missing, negative, unparsable, or names a
+/// reset more than 15 minutes away is left out (with a `debug` trace event), never trusted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RateLimitStatus {
+    /// Requests left in the current window.
+    pub requests_remaining: Option<u64>,
+    /// When the request window resets, from when the answer arrived.
+    pub requests_reset: Option<Duration>,
+    /// Tokens left in the current window.
+    pub tokens_remaining: Option<u64>,
+    /// When the token window resets, from when the answer arrived.
+    pub tokens_reset: Option<Duration>,
+}
+
+impl RateLimitStatus {
+    /// How long to send nothing more: the reset of a window with nothing left, if any.
+    pub fn exhausted_for(&self) -> Option<Duration> {
+        let requests = self.requests_reset.filter(|_| self.requests_remaining == Some(0));
+        let tokens = self.tokens_reset.filter(|_| self.tokens_remaining == Some(0));
+        requests.max(tokens)
+    }
 }
 
 impl ChatResponse {
