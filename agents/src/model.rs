@@ -118,6 +118,7 @@
 //! [`close_dangling_tool_calls`].
 
 mod anthropic;
+mod budget;
 mod config;
 mod error;
 mod http;
@@ -143,6 +144,7 @@ use warden_resilience::tower::{Service, ServiceBuilder, ServiceExt};
 use warden_resilience::{ConcurrencyLimitLayer, ConcurrencyLimiter, RateLimitLayer, RateLimiter, RetryLayer};
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicMessages, DEFAULT_MAX_TOKENS};
+pub use budget::{Budget, Price, Spend};
 pub use config::{ApiKey, ModelConfig, Provider};
 pub use error::{ConfigError, Deadline, ModelError, ResponsePart};
 pub use openai::OpenAiChat;
@@ -176,6 +178,8 @@ struct Inner {
     concurrency: Option<ConcurrencyLimiter>,
     rate: Option<(RateLimiter, Duration)>,
     tokens: Option<(RateLimiter, Duration)>,
+    spending: Option<Budget>,
+    price: Price,
     structured: StructuredOutput,
     /// With [`StructuredOutput::Auto`]: the mode that works so far, shared by clones.
     learned: Arc<std::sync::Mutex<StructuredMode>>,
@@ -370,6 +374,8 @@ impl fmt::Debug for Model {
             .field("concurrency", &self.inner.concurrency)
             .field("rate", &self.inner.rate)
             .field("tokens", &self.inner.tokens)
+            .field("spending", &self.inner.spending)
+            .field("price", &self.inner.price)
             .finish()
     }
 }
@@ -398,6 +404,8 @@ impl Model {
                 concurrency: None,
                 rate: None,
                 tokens: None,
+                spending: None,
+                price: Price::default(),
                 structured: StructuredOutput::Auto,
                 learned: Arc::new(std::sync::Mutex::new(StructuredMode::default())),
             }),
@@ -473,6 +481,43 @@ impl Model {
     /// until their reset.
     pub fn with_token_rate_limit(self, limiter: RateLimiter, max_wait: Duration) -> Self {
         self.map(|i| i.tokens = Some((limiter, max_wait)))
+    }
+
+    /// The same model spending `budget` (shared with whoever holds a clone: a run, a team, a
+    /// tenant): each call is checked before it is sent and fails with
+    /// [`ModelError::BudgetExceeded`] once the budget is spent; each answer's usage is added,
+    /// at the model's [`Price`] ([`with_price`](Self::with_price)). A fallback spends its own
+    /// budget, if it has one.
+    pub fn with_budget(self, budget: Budget) -> Self {
+        self.map(|i| i.spending = Some(budget))
+    }
+
+    /// The same model priced at `price` per million tokens, for its [`Budget`].
+    pub fn with_price(self, price: Price) -> Self {
+        self.map(|i| i.price = price)
+    }
+
+    /// The model's budget, if it has one.
+    pub fn budget(&self) -> Option<&Budget> {
+        self.inner.spending.as_ref()
+    }
+
+    /// Whether the budget, if any, allows another call.
+    fn check_budget(&self) -> Result<(), ModelError> {
+        match &self.inner.spending {
+            Some(budget) => budget.check().map_err(|spent| ModelError::BudgetExceeded {
+                budget: budget.name().to_owned(),
+                spent,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds `usage` to the budget, if any.
+    fn spend(&self, usage: Usage) {
+        if let Some(budget) = &self.inner.spending {
+            budget.record(usage, self.inner.price);
+        }
     }
 
     /// The same model with at most `limiter`'s calls in flight at once (shared with whoever
@@ -643,6 +688,7 @@ impl Model {
     }
 
     async fn chat_within(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
+        self.check_budget()?;
         let mode = self.structured_mode();
         let first = Self::in_mode(req, mode);
         let result = match self.chat_with_retries(&first, call).await {
@@ -697,6 +743,7 @@ impl Model {
     }
 
     async fn stream_within(&self, req: &ChatRequest, call: &Call) -> Result<EventStream, ModelError> {
+        self.check_budget()?;
         match (self.stream_with_retries(req, call).await, &self.inner.fallback) {
             (Err(e), Some(fallback)) if e.warrants_fallback() => {
                 tracing::warn!(model = %self.name(), fallback = %fallback.name(), error = %e, "model failed, trying fallback");
@@ -766,6 +813,7 @@ impl Model {
         span.record("latency_ms", latency_ms);
         match &result {
             Ok(r) => {
+                self.spend(r.usage);
                 span.record("input_tokens", r.usage.input_tokens);
                 span.record("output_tokens", r.usage.output_tokens);
                 span.record("outcome", "ok");
@@ -809,9 +857,11 @@ impl Model {
                 return Err(e);
             }
         };
+        let this = self.clone();
         let traced = stream.map(move |event| {
             match &event {
                 Ok(StreamEvent::Usage(u)) => {
+                    this.spend(*u);
                     if u.input_tokens > 0 {
                         span.record("input_tokens", u.input_tokens);
                     }

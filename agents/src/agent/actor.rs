@@ -445,7 +445,10 @@ impl AgentActor {
     /// After `escalate_after` failed turns in a row, raises an [`AgentTrouble`].
     fn maybe_escalate(&self, state: &mut AgentState, task: &AgentMessage, error: &TurnError) {
         let after = self.0.escalate_after;
-        if after == 0 || state.failures < after {
+        // A spent budget will not come back by trying again: it goes up at once.
+        let spent =
+            matches!(error, TurnError::Model(e) if matches!(**e, crate::model::ModelError::BudgetExceeded { .. }));
+        if after == 0 || (state.failures < after && !spent) {
             return;
         }
         let Some(escalator) = &state.escalator else {

@@ -214,6 +214,10 @@ pub struct ModelConfig {
     /// [`Model::with_call_timeout`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_timeout_secs: Option<u64>,
+    /// What the model costs per million tokens, for a [`Budget`](super::Budget)
+    /// (`[price]` with `input_per_million` and `output_per_million`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<super::Price>,
     /// When to retry.
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -242,6 +246,7 @@ impl fmt::Debug for ModelConfig {
             .field("allow_plain_http", &self.allow_plain_http)
             .field("structured_output", &self.structured_output)
             .field("call_timeout_secs", &self.call_timeout_secs)
+            .field("price", &self.price)
             .field("retry", &self.retry)
             .field("fallback", &self.fallback)
             .finish()
@@ -265,6 +270,7 @@ impl ModelConfig {
             allow_plain_http: false,
             structured_output: StructuredOutput::Auto,
             call_timeout_secs: None,
+            price: None,
             retry: RetryPolicy::default(),
             fallback: None,
             api_key: None,
@@ -432,6 +438,9 @@ impl ModelConfig {
             .with_structured_output(self.structured_output);
         if let Some(secs) = self.call_timeout_secs {
             model = model.with_call_timeout(Duration::from_secs(secs));
+        }
+        if let Some(price) = self.price {
+            model = model.with_price(price);
         }
         if let Some(fallback) = &self.fallback {
             model = model.with_fallback(fallback.build_with_env(var)?);

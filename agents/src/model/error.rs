@@ -176,6 +176,16 @@ pub enum ModelError {
         /// Calls allowed to wait.
         queued: usize,
     },
+    /// The model's [`Budget`](super::Budget) is spent: no request was sent. Permanent for
+    /// this budget (no retry, no fallback: the fallback would spend the same budget); an
+    /// agent whose turn fails with it escalates at once.
+    #[error("budget {budget:?} exceeded: spent {spent}")]
+    BudgetExceeded {
+        /// The budget's name.
+        budget: String,
+        /// What it had spent.
+        spent: super::Spend,
+    },
     /// The provider answered with a redirect (3xx), which model clients do not follow: it could
     /// take the key to another host. Permanent: fix the base URL.
     #[error("provider answered with a redirect (http {status}), which is not followed")]
@@ -252,7 +262,8 @@ impl ModelError {
             | Self::StructuredOutputInvalid { .. }
             | Self::Config(_)
             | Self::ResponseTooLarge { .. }
-            | Self::Redirected { .. } => false,
+            | Self::Redirected { .. }
+            | Self::BudgetExceeded { .. } => false,
         }
     }
 
@@ -327,7 +338,8 @@ impl ModelError {
             Self::StructuredOutputInvalid { .. }
             | Self::Config(_)
             | Self::DeadlineExceeded { .. }
-            | Self::Redirected { .. } => false,
+            | Self::Redirected { .. }
+            | Self::BudgetExceeded { .. } => false,
         }
     }
 
@@ -353,6 +365,7 @@ impl ModelError {
             Self::CircuitOpen { .. } => "circuit_open",
             Self::Throttled { .. } => "throttled",
             Self::ConcurrencyLimited { .. } => "concurrency_limited",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
         }
     }
 }
