@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use warden::agents::model::{
-    ChatRequest, HttpSettings, Message, Model, OpenAiChat, RetryPolicy, StreamEvent, ToolChoice, ToolSpec,
+    ChatRequest, HttpSettings, Message, Model, OpenAiChat, RetryPolicy, StreamEvent, StructuredMode, StructuredOutput,
+    ToolChoice, ToolSpec,
 };
 use warden::prelude::*;
 
@@ -78,6 +79,19 @@ async fn a_structured_answer_in_whatever_mode_the_server_takes() {
     let request = ChatRequest::new(vec![Message::user("What is the capital of France? Answer in JSON.")]);
     let answer = model.chat_structured::<Capital>(&request).await.unwrap();
     println!("mode {:?}: {:?}", model.structured_mode(), answer.value);
+}
+
+#[tokio::test]
+async fn a_structured_answer_as_a_forced_tool_call() {
+    let Some(model) = real_model("a_structured_answer_as_a_forced_tool_call") else {
+        return;
+    };
+    let model = model
+        .with_repair_rounds(2)
+        .with_structured_output(StructuredOutput::Fixed(StructuredMode::ToolCall));
+    let request = ChatRequest::new(vec![Message::user("What is the capital of France?")]);
+    let answer = model.chat_structured::<Capital>(&request).await.unwrap();
+    println!("tool_call mode: {:?}", answer.value);
 }
 
 #[tokio::test]

@@ -35,12 +35,18 @@
 //! OpenAI-compatible server in CI: llama-cpp-python 0.3.36 (`--chat_format
 //! chatml-function-calling`) with SmolLM2-135M-Instruct (`tests/real_model/run.sh`): plain and
 //! streamed chat, structured output (the server refuses `json_schema`; [`StructuredOutput::Auto`]
-//! falls back to `json_object`, which it constrains to the schema), a forced tool call, a
-//! supervised ReAct agent with a tool, and the research_team demo. What it taught: an
-//! assistant message that carries tool calls is sent with `""` content, not `null` (the
-//! server refuses `null`). Servers that answer tool calls without ids or with arguments as
-//! objects are handled (tested against the fake provider). vLLM, Ollama and LM Studio were
-//! not run here.
+//! falls back to `json_object`, which it constrains to the schema; [`StructuredMode::ToolCall`]
+//! works too), a forced tool call, a supervised ReAct agent with a tool, and the
+//! research_team demo. What it taught: an assistant message that carries tool calls is sent
+//! with `""` content, not `null` (the server refuses `null`).
+//!
+//! The ways other OpenAI-compatible servers differ are played by the fake provider's
+//! `Quirks` and handled, whole and streamed, with a ReAct agent running to its answer on each
+//! (`agents/tests/model_quirks.rs`): tool calls without ids (some llama.cpp builds and
+//! proxies), arguments as JSON objects (some Ollama and vLLM versions), the legacy
+//! `function_call` form, and streams without usage. Rate-limit headers of both formats are
+//! read ([`ChatResponse::rate_limits`]). vLLM, Ollama and LM Studio themselves were not run
+//! here.
 //!
 //! The example below runs against the fake provider (the `warden-fake-provider` crate), which is also how
 //! to test your own agents: it speaks both wire formats on 127.0.0.1, plays a script of replies
@@ -653,18 +659,55 @@ impl Model {
         }
     }
 
-    /// `req` asking for its structured answer in `mode`.
+    /// `req` asking for its structured answer in `mode`. In [`StructuredMode::ToolCall`] the
+    /// schema becomes a tool named after it, forced when it is the only tool.
     fn in_mode<'r>(req: &'r ChatRequest, mode: StructuredMode) -> Cow<'r, ChatRequest> {
-        match &req.response_format {
-            Some(format) if format.mode != mode => {
-                let mut req = req.clone();
-                if let Some(format) = req.response_format.as_mut() {
-                    format.mode = mode;
-                }
-                Cow::Owned(req)
-            }
-            _ => Cow::Borrowed(req),
+        let Some(format) = &req.response_format else {
+            return Cow::Borrowed(req);
+        };
+        if format.mode == mode && mode != StructuredMode::ToolCall {
+            return Cow::Borrowed(req);
         }
+        let mut req = req.clone();
+        if let Some(format) = req.response_format.as_mut() {
+            format.mode = mode;
+        }
+        if mode == StructuredMode::ToolCall {
+            let (name, schema) = (format.name.clone(), format.schema.clone());
+            if !req.tools.iter().any(|t| t.name == name) {
+                let alone = req.tools.is_empty();
+                req.tools.push(ToolSpec {
+                    name: name.clone(),
+                    description: "Give your final answer: call this with it, as its arguments.".into(),
+                    parameters: schema,
+                });
+                if alone {
+                    req.tool_choice = Some(ToolChoice::Tool(name));
+                }
+            }
+        }
+        Cow::Owned(req)
+    }
+
+    /// In [`StructuredMode::ToolCall`], the answer tool's arguments become the reply's text
+    /// (and the call leaves the reply, so no tool call is left to answer).
+    fn answer_from_tool(req: &ChatRequest, mut response: ChatResponse) -> ChatResponse {
+        let Some(format) = req
+            .response_format
+            .as_ref()
+            .filter(|f| f.mode == StructuredMode::ToolCall)
+        else {
+            return response;
+        };
+        let answer = response.content.iter().find_map(|block| match block {
+            ContentBlock::ToolUse { name, input, .. } if *name == format.name => Some(input.to_string()),
+            _ => None,
+        });
+        if let Some(answer) = answer {
+            response.content = vec![ContentBlock::text(answer)];
+            response.stop_reason = StopReason::EndTurn;
+        }
+        response
     }
 
     /// Whether `e` is a server refusing the way `req` asked for a structured answer.
@@ -683,35 +726,41 @@ impl Model {
         match format.mode {
             StructuredMode::JsonSchema => message.contains("json_schema") || message.contains("response_format"),
             StructuredMode::JsonObject => message.contains("json_object") || message.contains("response_format"),
+            StructuredMode::ToolCall => message.contains("tool"),
             StructuredMode::Prompt => false,
         }
     }
 
     async fn chat_within(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
         self.check_budget()?;
-        let mode = self.structured_mode();
-        let first = Self::in_mode(req, mode);
-        let result = match self.chat_with_retries(&first, call).await {
-            Err(e) if self.inner.structured == StructuredOutput::Auto && Self::refuses_mode(&first, &e) => {
-                match mode.next() {
-                    Some(next) => {
-                        tracing::info!(model = %self.name(), refused = ?mode, next = ?next, error = %e, "server refused a structured-output mode; trying the next");
-                        {
-                            let mut learned = self
-                                .inner
-                                .learned
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner);
-                            if *learned == mode {
-                                *learned = next;
-                            }
-                        }
-                        self.chat_with_retries(&Self::in_mode(req, next), call).await
-                    }
-                    None => Err(e),
+        let mut mode = self.structured_mode();
+        let result = loop {
+            let asked = Self::in_mode(req, mode);
+            let result = self
+                .chat_with_retries(&asked, call)
+                .await
+                .map(|r| Self::answer_from_tool(&asked, r));
+            let next = match &result {
+                Err(e) if self.inner.structured == StructuredOutput::Auto && Self::refuses_mode(&asked, e) => {
+                    mode.next()
                 }
+                _ => None,
+            };
+            // Each refused mode is tried once; the next one is remembered by every clone.
+            let (Some(next), Err(e)) = (next, &result) else {
+                break result;
+            };
+            tracing::info!(model = %self.name(), refused = ?mode, next = ?next, error = %e, "server refused a structured-output mode; trying the next");
+            let mut learned = self
+                .inner
+                .learned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *learned == mode {
+                *learned = next;
             }
-            other => other,
+            drop(learned);
+            mode = next;
         };
         match (result, &self.inner.fallback) {
             (Err(e), Some(fallback)) if e.warrants_fallback() => {

@@ -276,3 +276,58 @@ fn the_mode_is_a_setting_of_the_model_config() {
     }
     assert!(chain.contains("unknown structured output mode `xml`"), "{chain}");
 }
+
+#[tokio::test]
+async fn tool_call_mode_forces_a_tool_whose_arguments_are_the_answer_in_both_formats() {
+    use warden_agents::model::{RetryPolicy, StructuredMode, StructuredOutput};
+
+    for wire in Wire::BOTH {
+        let fake = FakeProvider::start().await;
+        let model = wire
+            .model(&fake)
+            .with_retry(RetryPolicy::none())
+            .with_structured_output(StructuredOutput::Fixed(StructuredMode::ToolCall));
+        fake.push(Answer::tool_call("City", lyon()));
+        let city = model.chat_structured::<City>(&ask()).await.unwrap();
+        assert_eq!(city.value.name, "Lyon", "{wire:?}");
+        assert_eq!(
+            city.response.tool_uses().count(),
+            0,
+            "the answer tool's call is the reply, not a call to answer"
+        );
+        let sent = &fake.requests()[0];
+        assert!(sent.body.get("response_format").is_none(), "{wire:?}: {}", sent.body);
+        let tools = sent.body["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 1);
+        let (name, parameters) = match wire {
+            Wire::OpenAi => (&tools[0]["function"]["name"], &tools[0]["function"]["parameters"]),
+            Wire::Anthropic => (&tools[0]["name"], &tools[0]["input_schema"]),
+        };
+        assert_eq!(name, "City");
+        assert_eq!(parameters["required"], json!(["name", "population", "landmarks"]));
+        let forced = match wire {
+            Wire::OpenAi => sent.body["tool_choice"]["function"]["name"].clone(),
+            Wire::Anthropic => sent.body["tool_choice"]["name"].clone(),
+        };
+        assert_eq!(forced, "City", "{wire:?}: {}", sent.body["tool_choice"]);
+    }
+}
+
+#[tokio::test]
+async fn auto_tries_a_forced_tool_call_when_json_object_is_refused_too() {
+    use warden_agents::model::{RetryPolicy, StructuredMode};
+
+    let fake = FakeProvider::start().await;
+    let model = Wire::OpenAi.model(&fake).with_retry(RetryPolicy::none());
+    fake.push(refuses_json_schema());
+    fake.push(Fault::Http {
+        status: 400,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: json!({"error": {"message": "response_format json_object is not supported", "type": "invalid_request_error"}}).to_string(),
+    });
+    fake.push(Answer::tool_call("City", lyon()));
+    let city = model.chat_structured::<City>(&ask()).await.unwrap();
+    assert_eq!(city.value.population, 522_000);
+    assert_eq!(model.structured_mode(), StructuredMode::ToolCall);
+    assert_eq!(fake.requests()[2].body["tools"][0]["function"]["name"], "City");
+}

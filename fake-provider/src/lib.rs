@@ -53,5 +53,5 @@ mod server;
 mod wire;
 
 pub use limits::Limits;
-pub use script::{Answer, Fault, RecordedRequest, ScriptedCall};
+pub use script::{Answer, Fault, Quirks, RecordedRequest, ScriptedCall};
 pub use server::FakeProvider;

@@ -211,3 +211,59 @@ impl fmt::Debug for RecordedRequest {
             .finish()
     }
 }
+
+/// Ways OpenAI-compatible servers answer differently from OpenAI, which the fake provider
+/// can imitate in its OpenAI format ([`FakeProvider::set_quirks`](crate::FakeProvider::set_quirks));
+/// all off by default.
+///
+/// ```
+/// use warden_fake_provider::Quirks;
+///
+/// // An older server: legacy `function_call`, no usage in streams.
+/// let quirks = Quirks::none().legacy_function_call().no_stream_usage();
+/// assert!(quirks.legacy_function_call && !quirks.no_tool_call_ids);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Quirks {
+    /// Tool calls come without an `id` (some llama.cpp builds, some proxies).
+    pub no_tool_call_ids: bool,
+    /// A whole answer's tool-call `arguments` are a JSON object, not JSON text.
+    pub arguments_as_objects: bool,
+    /// The legacy form: one `function_call` (name and arguments, no id) instead of
+    /// `tool_calls`, with `finish_reason: "function_call"`, whole and streamed.
+    pub legacy_function_call: bool,
+    /// Streams carry no `usage`, even when asked with `stream_options.include_usage`.
+    pub no_stream_usage: bool,
+}
+
+impl Quirks {
+    /// None: answers as OpenAI does.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// See [`Quirks::no_tool_call_ids`].
+    pub fn no_tool_call_ids(mut self) -> Self {
+        self.no_tool_call_ids = true;
+        self
+    }
+
+    /// See [`Quirks::arguments_as_objects`].
+    pub fn arguments_as_objects(mut self) -> Self {
+        self.arguments_as_objects = true;
+        self
+    }
+
+    /// See [`Quirks::legacy_function_call`].
+    pub fn legacy_function_call(mut self) -> Self {
+        self.legacy_function_call = true;
+        self
+    }
+
+    /// See [`Quirks::no_stream_usage`].
+    pub fn no_stream_usage(mut self) -> Self {
+        self.no_stream_usage = true;
+        self
+    }
+}

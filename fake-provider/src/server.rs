@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::history;
 use crate::limits::{Limiter, Limits};
-use crate::script::{Answer, RecordedRequest};
+use crate::script::{Answer, Quirks, RecordedRequest};
 use crate::wire::{self, Ending, Format, Plan};
 
 /// A fake LLM provider listening on `127.0.0.1` (see the [crate docs](crate)).
@@ -58,6 +58,7 @@ struct Settings {
     chunk_delay: Duration,
     chunk_bytes: usize,
     api_key: Option<String>,
+    quirks: Quirks,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,6 +95,7 @@ impl FakeProvider {
                 chunk_delay: Duration::ZERO,
                 chunk_bytes: 4,
                 api_key: None,
+                quirks: Quirks::none(),
             }),
             requests: Mutex::new(Vec::new()),
             recorded: watch::Sender::new(0),
@@ -197,6 +199,12 @@ impl FakeProvider {
     /// How many requests were received so far.
     pub fn request_count(&self) -> usize {
         lock(&self.shared.requests).len()
+    }
+
+    /// Answers in the OpenAI format the way a server with these [`Quirks`] does (tool calls
+    /// without ids, arguments as objects, the legacy `function_call`, no usage in streams).
+    pub fn set_quirks(&self, quirks: Quirks) {
+        lock(&self.shared.settings).quirks = quirks;
     }
 
     /// Enforces `limits` from now on (replacing any before, with full budgets), as a real
@@ -412,7 +420,11 @@ async fn respond(shared: &Arc<Shared>, format: Format, json: &Value, body_len: u
             response
         }
         Plan::Answer(content, ending) if !stream => {
-            let body = wire::whole(format, &content, &model, id, input_tokens).to_string();
+            let mut body = wire::whole(format, &content, &model, id, input_tokens);
+            if format == Format::OpenAi {
+                body = wire::with_quirks(body, settings.quirks);
+            }
+            let body = body.to_string();
             match ending {
                 Ending::Complete => {
                     let mut response = Response::new(Body::from(body));
@@ -453,8 +465,11 @@ async fn respond(shared: &Arc<Shared>, format: Format, json: &Value, body_len: u
                 &model,
                 id,
                 input_tokens,
-                include_usage,
-                settings.chunk_bytes,
+                wire::StreamShape {
+                    include_usage,
+                    chunk_bytes: settings.chunk_bytes,
+                    quirks: settings.quirks,
+                },
             );
             let tail = match ending {
                 Ending::Complete => {

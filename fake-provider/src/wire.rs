@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::script::{Answer, Fault};
+use crate::script::{Answer, Fault, Quirks};
 
 /// The text a faulty stream sends before it is cut, stalls or errors.
 pub(crate) const CUT_TEXT: &str = "The quick brown fox jumps over the lazy dog and keeps running far away.";
@@ -237,6 +237,43 @@ pub(crate) fn invalid_request(format: Format, message: &str) -> Value {
     }
 }
 
+/// A whole OpenAI response body rewritten the way a quirky server sends it.
+pub(crate) fn with_quirks(mut body: Value, quirks: Quirks) -> Value {
+    let Some(message) = body.pointer_mut("/choices/0/message") else {
+        return body;
+    };
+    if let Some(calls) = message.get_mut("tool_calls").and_then(Value::as_array_mut) {
+        for call in calls.iter_mut() {
+            if quirks.no_tool_call_ids {
+                if let Some(call) = call.as_object_mut() {
+                    call.remove("id");
+                }
+            }
+            if quirks.arguments_as_objects {
+                if let Some(args) = call.pointer_mut("/function/arguments") {
+                    if let Some(object) = args.as_str().and_then(|text| serde_json::from_str::<Value>(text).ok()) {
+                        *args = object;
+                    }
+                }
+            }
+        }
+    }
+    if quirks.legacy_function_call {
+        let first = message
+            .get("tool_calls")
+            .and_then(|calls| calls.pointer("/0/function"))
+            .cloned();
+        if let (Some(function), Some(message)) = (first, message.as_object_mut()) {
+            message.remove("tool_calls");
+            message.insert("function_call".into(), function);
+            if let Some(finish) = body.pointer_mut("/choices/0/finish_reason") {
+                *finish = json!("function_call");
+            }
+        }
+    }
+    body
+}
+
 /// The whole (non-streamed) response body.
 pub(crate) fn whole(format: Format, content: &Content, model: &str, id: u64, input_tokens: u64) -> Value {
     let output_tokens = output_tokens(content);
@@ -294,6 +331,17 @@ pub(crate) fn whole(format: Format, content: &Content, model: &str, id: u64, inp
     }
 }
 
+/// How a stream is cut and what it carries besides the content.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamShape {
+    /// Whether a usage chunk ends it (OpenAI's `stream_options.include_usage`).
+    pub(crate) include_usage: bool,
+    /// Text bytes per chunk.
+    pub(crate) chunk_bytes: usize,
+    /// The server's quirks.
+    pub(crate) quirks: Quirks,
+}
+
 /// The SSE frames of a streamed response, without the ending (end marker or fault).
 /// Returns (frames, end-marker frames).
 pub(crate) fn frames(
@@ -302,9 +350,13 @@ pub(crate) fn frames(
     model: &str,
     id: u64,
     input_tokens: u64,
-    include_usage: bool,
-    chunk_bytes: usize,
+    shape: StreamShape,
 ) -> (Vec<String>, Vec<String>) {
+    let StreamShape {
+        include_usage,
+        chunk_bytes,
+        quirks,
+    } = shape;
     let output_tokens = output_tokens(content);
     let mut frames = Vec::new();
     let mut tail = Vec::new();
@@ -326,25 +378,36 @@ pub(crate) fn frames(
                     frames.push(chunk(json!({"content": piece}), Value::Null));
                 }
             }
-            for (index, (call_id, name, args)) in content.tool_calls.iter().enumerate() {
-                frames.push(chunk(
-                    json!({"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
-                    Value::Null,
-                ));
+            let calls = if quirks.legacy_function_call {
+                &content.tool_calls[..content.tool_calls.len().min(1)]
+            } else {
+                &content.tool_calls[..]
+            };
+            for (index, (call_id, name, args)) in calls.iter().enumerate() {
+                let first = if quirks.legacy_function_call {
+                    json!({"function_call": {"name": name, "arguments": ""}})
+                } else if quirks.no_tool_call_ids {
+                    json!({"tool_calls": [{"index": index, "type": "function", "function": {"name": name, "arguments": ""}}]})
+                } else {
+                    json!({"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]})
+                };
+                frames.push(chunk(first, Value::Null));
                 for piece in split(args, chunk_bytes.max(2) * 2) {
-                    frames.push(chunk(
-                        json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
-                        Value::Null,
-                    ));
+                    let delta = if quirks.legacy_function_call {
+                        json!({"function_call": {"arguments": piece}})
+                    } else {
+                        json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                    };
+                    frames.push(chunk(delta, Value::Null));
                 }
             }
-            let finish = if content.tool_calls.is_empty() {
-                "stop"
-            } else {
-                "tool_calls"
+            let finish = match (content.tool_calls.is_empty(), quirks.legacy_function_call) {
+                (true, _) => "stop",
+                (false, true) => "function_call",
+                (false, false) => "tool_calls",
             };
             tail.push(chunk(json!({}), json!(finish)));
-            if include_usage {
+            if include_usage && !quirks.no_stream_usage {
                 let v = json!({
                     "id": format!("chatcmpl-fake-{id}"),
                     "object": "chat.completion.chunk",

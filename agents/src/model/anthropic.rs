@@ -170,7 +170,12 @@ pub(crate) fn request_body(http: &HttpSettings, req: &ChatRequest, stream: bool)
     for (_, blocks) in messages.iter_mut().filter(|(role, _)| *role == Role::User) {
         blocks.sort_by_key(|b| b["type"] != "tool_result");
     }
-    if let Some(format) = &req.response_format {
+    // In tool-call mode the model layer turned the schema into a tool (`Model::in_mode`).
+    if let Some(format) = req
+        .response_format
+        .as_ref()
+        .filter(|f| f.mode != super::StructuredMode::ToolCall)
+    {
         system.push(super::structured::schema_instruction(&format.schema));
     }
     let messages: Vec<Value> = messages

@@ -233,6 +233,8 @@ pub(crate) fn request_body(http: &HttpSettings, req: &ChatRequest, stream: bool)
             StructuredMode::JsonSchema => {
                 body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": format.name, "schema": format.schema, "strict": false}});
             }
+            // The model layer turned the schema into a tool (`Model::in_mode`).
+            StructuredMode::ToolCall => {}
             StructuredMode::JsonObject | StructuredMode::Prompt => {
                 if format.mode == StructuredMode::JsonObject {
                     // llama.cpp's server and llama-cpp-python constrain a json_object answer to
@@ -300,7 +302,12 @@ pub(crate) fn parse_response(json: &Value, model: &str) -> Result<ChatResponse, 
     if let Some(text) = message.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
         content.push(ContentBlock::text(text));
     }
-    if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
+    // The legacy form (`function_call`, one call, no id) some compatible servers still send.
+    let legacy = message
+        .get("function_call")
+        .filter(|c| c.is_object())
+        .map(|c| vec![json!({"function": c})]);
+    if let Some(calls) = message.get("tool_calls").and_then(Value::as_array).or(legacy.as_ref()) {
         for (position, call) in calls.iter().enumerate() {
             // Some compatible servers send no id; the stream decoder names such calls the same way.
             let id = call
@@ -363,7 +370,12 @@ impl Decoder for OpenAiDecoder {
             if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
                 out.push_back(StreamEvent::TextDelta { text: text.to_owned() });
             }
-            if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+            // The legacy form streams `function_call` deltas: one call, at index 0.
+            let legacy = delta
+                .get("function_call")
+                .filter(|c| c.is_object())
+                .map(|c| vec![json!({"index": 0, "function": c})]);
+            if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array).or(legacy.as_ref()) {
                 for (position, call) in calls.iter().enumerate() {
                     let index = call
                         .get("index")

@@ -250,17 +250,35 @@ pub enum StructuredMode {
     /// llama-cpp-python constrain the answer to that schema; others give any JSON), with the
     /// schema in the system prompt too.
     JsonObject,
+    /// A forced tool call: the schema is the parameters of a tool named after it that the
+    /// model must call (forced when the request offers no other tool; beside other tools, as
+    /// in a ReAct loop, the model calls it to give its final answer). The call's arguments
+    /// are the answer: the model's reply carries them as its text. Works on servers with
+    /// tool calling and no response format.
+    ToolCall,
     /// No response format: the schema in the system prompt, and the check and repair rounds.
     Prompt,
 }
 
 impl StructuredMode {
-    /// The mode to try after this one is refused by a server, if any.
+    /// The mode to try after this one is refused by a server, if any: `json_schema`,
+    /// `json_object`, `tool_call`, then `prompt`.
     pub fn next(self) -> Option<Self> {
         match self {
             Self::JsonSchema => Some(Self::JsonObject),
-            Self::JsonObject => Some(Self::Prompt),
+            Self::JsonObject => Some(Self::ToolCall),
+            Self::ToolCall => Some(Self::Prompt),
             Self::Prompt => None,
+        }
+    }
+
+    /// `json_schema`, `json_object`, `tool_call` or `prompt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JsonSchema => "json_schema",
+            Self::JsonObject => "json_object",
+            Self::ToolCall => "tool_call",
+            Self::Prompt => "prompt",
         }
     }
 }
@@ -285,9 +303,7 @@ impl From<StructuredOutput> for String {
     fn from(setting: StructuredOutput) -> Self {
         match setting {
             StructuredOutput::Auto => "auto",
-            StructuredOutput::Fixed(StructuredMode::JsonSchema) => "json_schema",
-            StructuredOutput::Fixed(StructuredMode::JsonObject) => "json_object",
-            StructuredOutput::Fixed(StructuredMode::Prompt) => "prompt",
+            StructuredOutput::Fixed(mode) => mode.as_str(),
         }
         .to_owned()
     }
@@ -301,9 +317,10 @@ impl TryFrom<String> for StructuredOutput {
             "auto" => Ok(Self::Auto),
             "json_schema" => Ok(Self::Fixed(StructuredMode::JsonSchema)),
             "json_object" => Ok(Self::Fixed(StructuredMode::JsonObject)),
+            "tool_call" => Ok(Self::Fixed(StructuredMode::ToolCall)),
             "prompt" => Ok(Self::Fixed(StructuredMode::Prompt)),
             other => Err(format!(
-                "unknown structured output mode `{other}` (expected auto, json_schema, json_object or prompt)"
+                "unknown structured output mode `{other}` (expected auto, json_schema, json_object, tool_call or prompt)"
             )),
         }
     }
