@@ -147,7 +147,7 @@ use futures::future::BoxFuture;
 use tracing::Instrument;
 use warden_resilience::circuit_breaker::{ByTransient, CircuitBreakerLayer, SharedCircuitBreaker};
 use warden_resilience::tower::{Service, ServiceBuilder, ServiceExt};
-use warden_resilience::{ConcurrencyLimitLayer, ConcurrencyLimiter, RateLimitLayer, RateLimiter, RetryLayer};
+use warden_resilience::{ConcurrencyLimitLayer, ConcurrencyLimiter, Priority, RateLimitLayer, RateLimiter, RetryLayer};
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicMessages, DEFAULT_MAX_TOKENS};
 pub use budget::{Budget, Price, Spend};
@@ -186,6 +186,7 @@ struct Inner {
     tokens: Option<(RateLimiter, Duration)>,
     spending: Option<Budget>,
     price: Price,
+    priority: Priority,
     structured: StructuredOutput,
     /// With [`StructuredOutput::Auto`]: the mode that works so far, shared by clones.
     learned: Arc<std::sync::Mutex<StructuredMode>>,
@@ -250,6 +251,7 @@ struct ProviderCall<Op> {
     provider: Arc<dyn ChatModel>,
     limiter: Option<RateLimiter>,
     tokens: Option<(RateLimiter, Duration)>,
+    priority: Priority,
     op: PhantomData<fn() -> Op>,
 }
 
@@ -259,6 +261,7 @@ impl<Op> Clone for ProviderCall<Op> {
             provider: self.provider.clone(),
             limiter: self.limiter.clone(),
             tokens: self.tokens.clone(),
+            priority: self.priority,
             op: PhantomData,
         }
     }
@@ -351,10 +354,9 @@ impl<Op: Operation> Service<Attempt> for ProviderCall<Op> {
         let this = self.clone();
         Box::pin(async move {
             if let Some((tokens, max_wait)) = &this.tokens {
-                let wait = tokens.reserve(estimated_tokens(&attempt.req), *max_wait)?;
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
+                tokens
+                    .acquire(estimated_tokens(&attempt.req), this.priority, *max_wait)
+                    .await?;
             }
             attempt.attempts.fetch_add(1, Ordering::Relaxed);
             let result = Op::run(&*this.provider, &attempt.req).await;
@@ -382,6 +384,7 @@ impl fmt::Debug for Model {
             .field("tokens", &self.inner.tokens)
             .field("spending", &self.inner.spending)
             .field("price", &self.inner.price)
+            .field("priority", &self.inner.priority)
             .finish()
     }
 }
@@ -412,6 +415,7 @@ impl Model {
                 tokens: None,
                 spending: None,
                 price: Price::default(),
+                priority: Priority::Normal,
                 structured: StructuredOutput::Auto,
                 learned: Arc::new(std::sync::Mutex::new(StructuredMode::default())),
             }),
@@ -487,6 +491,14 @@ impl Model {
     /// until their reset.
     pub fn with_token_rate_limit(self, limiter: RateLimiter, max_wait: Duration) -> Self {
         self.map(|i| i.tokens = Some((limiter, max_wait)))
+    }
+
+    /// The same model queueing at its limiters with `priority` (default
+    /// [`Priority::Normal`]): a clone given [`Priority::High`] (an orchestrator's planner)
+    /// goes ahead of the others on the same limiter (its workers); within a priority, calls
+    /// go in the order they came.
+    pub fn with_priority(self, priority: Priority) -> Self {
+        self.map(|i| i.priority = priority)
     }
 
     /// The same model spending `budget` (shared with whoever holds a clone: a run, a team, a
@@ -817,6 +829,7 @@ impl Model {
             provider: inner.provider.clone(),
             limiter: inner.rate.as_ref().map(|(limiter, _)| limiter.clone()),
             tokens: inner.tokens.clone(),
+            priority: inner.priority,
             op: PhantomData,
         };
         let service = ServiceBuilder::new()
@@ -832,7 +845,7 @@ impl Model {
                 inner
                     .rate
                     .clone()
-                    .map(|(limiter, wait)| RateLimitLayer::shared(limiter).max_wait(wait)),
+                    .map(|(limiter, wait)| RateLimitLayer::shared(limiter).max_wait(wait).priority(inner.priority)),
             )
             .service(provider);
         let attempts = Arc::new(AtomicU32::new(0));

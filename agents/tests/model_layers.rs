@@ -296,3 +296,40 @@ async fn a_full_concurrency_limit_refuses_at_once_and_a_slot_is_held_across_retr
     assert_eq!(limiter.in_flight(), 0, "a cancelled call frees its slot");
     assert_eq!(model.chat(&hi()).await.unwrap().text(), "stalled");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_orchestrators_own_calls_go_ahead_of_its_workers_on_a_shared_limiter() {
+    use warden_resilience::Priority;
+
+    let limiter = RateLimiter::new(RateLimit::new(1, Duration::from_secs(1)));
+    let workers = Scripted::new("worker", []);
+    let planner = Scripted::new("planner", []);
+    let worker_model = model(&workers).with_rate_limit(limiter.clone(), Duration::from_secs(60));
+    let planner_model = model(&planner)
+        .with_rate_limit(limiter, Duration::from_secs(60))
+        .with_priority(Priority::High);
+    let start = Instant::now();
+    // The first worker call takes the burst; three more queue behind it.
+    worker_model.chat(&hi()).await.unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        let model = worker_model.clone();
+        queued.push(tokio::spawn(async move { model.chat(&hi()).await }));
+        tokio::task::yield_now().await;
+    }
+    planner_model.chat(&hi()).await.unwrap();
+    assert_eq!(
+        planner.calls()[0] - start,
+        Duration::from_secs(1),
+        "served first, at the next token"
+    );
+    for call in queued {
+        call.await.unwrap().unwrap();
+    }
+    let at: Vec<u64> = workers.calls().iter().map(|t| (*t - start).as_secs()).collect();
+    assert_eq!(
+        at,
+        [0, 2, 3, 4],
+        "the workers in the order they came, after the planner"
+    );
+}

@@ -63,7 +63,7 @@ mod timeout;
 pub use backoff::{Backoff, Jitter};
 pub use concurrency::{ConcurrencyLimitLayer, ConcurrencyLimitService, ConcurrencyLimiter};
 pub use error::{Overloaded, Throttled, TimedOut, Transient};
-pub use rate_limit::{RateLimit, RateLimitLayer, RateLimitService, RateLimiter};
+pub use rate_limit::{Priority, RateLimit, RateLimitLayer, RateLimitService, RateLimiter};
 pub use retry::{RetryBudget, RetryLayer, RetryPolicy, RetryService};
 pub use timeout::{TimeoutLayer, TimeoutService};
 

@@ -1,5 +1,5 @@
-//! A rate limit (a token bucket) that a caller waits on for a bounded time, or is refused by
-//! at once with a typed [`Throttled`] saying when to come back.
+//! A rate limit (a token bucket) that a caller waits on for a bounded time, in a fair queue, or
+//! is refused by with a typed [`Throttled`] saying when to come back.
 //!
 //! Ours, not `tower::limit::RateLimit`: tower's makes callers wait in `poll_ready` for as long
 //! as it takes, which holds an agent's turn hostage and hides why. Here a call waits at most
@@ -9,18 +9,22 @@
 //!
 //! A [`RateLimiter`] is the bucket: `calls` per `per`, bursts up to `calls`. Clones share it,
 //! so one limiter given to many layers (every agent's model client, every executor of a tool
-//! behind one API key) holds them all to one rate. Waiting callers reserve their permits in
-//! the order they came (first come, first served), so nobody starves.
+//! behind one API key) holds them all to one rate. Waiting callers queue
+//! ([`RateLimiter::acquire`]): a higher [`Priority`] goes first (an orchestrator's own calls
+//! ahead of its workers'), and within a priority, first come, first served.
 //!
 //! A service can tell the limiter it was throttled anyway
 //! ([`RateLimiter::exhaust_for`]: a 429 with `Retry-After`), and calls then wait or are refused
 //! until then, instead of storming it.
 
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
@@ -58,11 +62,56 @@ impl RateLimit {
     }
 }
 
+/// How urgent a call is at a shared [`RateLimiter`]: a higher priority is served first;
+/// within one, the order calls came.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Priority {
+    /// Served after the others (background work).
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Served first (an orchestrator's own calls, ahead of its workers').
+    High,
+}
+
+/// A place in the queue: the highest priority first, then the earliest.
+type Place = (Reverse<Priority>, u64);
+
 #[derive(Debug)]
 struct Bucket {
     /// Tokens available; negative when callers have reserved tokens still to come.
     tokens: f64,
     refilled: Instant,
+    /// Callers waiting in [`RateLimiter::acquire`], by place, with their cost.
+    queue: BTreeMap<Place, u32>,
+    next: u64,
+}
+
+impl Bucket {
+    fn refill(&mut self, rate: RateLimit, now: Instant) {
+        let per_token = rate.secs_per_token();
+        let earned = now.saturating_duration_since(self.refilled).as_secs_f64() / per_token;
+        self.tokens = (self.tokens + earned).min(f64::from(rate.calls));
+        self.refilled = now;
+    }
+
+    /// How long until `cost` tokens are there, the queued costs ahead of `place` first.
+    fn wait(&self, rate: RateLimit, place: Option<Place>, cost: u32) -> Duration {
+        let ahead: f64 = self
+            .queue
+            .iter()
+            .take_while(|(p, _)| place.is_none_or(|mine| **p < mine))
+            .map(|(_, c)| f64::from(*c))
+            .sum();
+        let missing = ahead + f64::from(cost) - self.tokens;
+        if missing <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(missing * rate.secs_per_token()).unwrap_or(Duration::MAX)
+        }
+    }
 }
 
 /// A shared token bucket: `calls` per `per`. Cheap to clone; clones share the bucket.
@@ -86,6 +135,21 @@ struct Bucket {
 pub struct RateLimiter {
     rate: RateLimit,
     bucket: Arc<Mutex<Bucket>>,
+    /// Wakes the queue when its head took its tokens or a caller left it.
+    turn: Arc<Notify>,
+}
+
+/// Takes a caller's place out of the queue however it leaves (served, refused, cancelled).
+struct Queued<'a> {
+    limiter: &'a RateLimiter,
+    place: Place,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.limiter.lock().queue.remove(&self.place);
+        self.limiter.turn.notify_waiters();
+    }
 }
 
 impl RateLimiter {
@@ -96,7 +160,106 @@ impl RateLimiter {
             bucket: Arc::new(Mutex::new(Bucket {
                 tokens: f64::from(rate.calls),
                 refilled: Instant::now(),
+                queue: BTreeMap::new(),
+                next: 0,
             })),
+            turn: Arc::new(Notify::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        self.bucket.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes `cost` tokens, waiting for them in the queue, by `priority` and then in the
+    /// order callers came, at most `max_wait`.
+    ///
+    /// # Errors
+    ///
+    /// [`Throttled`] when the tokens would come later than `max_wait` (refused at once when
+    /// that is known on arrival, else at the end of the wait; nothing is taken either way).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future leaves the queue; the callers behind move up.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use warden_resilience::{Priority, RateLimit, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new(RateLimit::new(1, Duration::from_secs(1)));
+    /// limiter.acquire(1, Priority::Normal, Duration::ZERO).await.unwrap();
+    /// // The next token comes in a second: waited for, or refused.
+    /// assert!(limiter.acquire(1, Priority::Normal, Duration::from_millis(10)).await.is_err());
+    /// limiter.acquire(1, Priority::High, Duration::from_secs(2)).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn acquire(&self, cost: u32, priority: Priority, max_wait: Duration) -> Result<(), Throttled> {
+        if self.rate.secs_per_token() <= 0.0 {
+            return Ok(());
+        }
+        // The bucket never holds more than its rate: a larger cost takes it all.
+        let cost = cost.min(self.rate.calls);
+        let start = Instant::now();
+        let deadline = start.checked_add(max_wait);
+        let place = {
+            let mut bucket = self.lock();
+            bucket.refill(self.rate, start);
+            let ahead = bucket.queue.keys().any(|p| p.0.0 >= priority);
+            if !ahead && bucket.tokens >= f64::from(cost) {
+                bucket.tokens -= f64::from(cost);
+                return Ok(());
+            }
+            let place = (Reverse(priority), bucket.next);
+            let wait = bucket.wait(self.rate, Some(place), cost);
+            if wait > max_wait {
+                return Err(Throttled { retry_after: wait });
+            }
+            bucket.next += 1;
+            bucket.queue.insert(place, cost);
+            place
+        };
+        let queued = Queued { limiter: self, place };
+        loop {
+            let turn = self.turn.notified();
+            tokio::pin!(turn);
+            // Registered before the check, so a turn passing in between is not missed.
+            turn.as_mut().enable();
+            let now = Instant::now();
+            let until = {
+                let mut bucket = self.lock();
+                bucket.refill(self.rate, now);
+                let first = bucket.queue.keys().next() == Some(&place);
+                if first && bucket.tokens >= f64::from(cost) {
+                    bucket.tokens -= f64::from(cost);
+                    drop(bucket);
+                    drop(queued);
+                    return Ok(());
+                }
+                let wait = bucket.wait(self.rate, Some(place), cost);
+                if deadline.is_some_and(|d| now >= d) {
+                    drop(bucket);
+                    drop(queued);
+                    return Err(Throttled { retry_after: wait });
+                }
+                // The head sleeps until its tokens are there; the others until it moves.
+                let own = if first { now.checked_add(wait) } else { None };
+                match (own, deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            match until {
+                Some(until) => {
+                    tokio::select! {
+                        () = &mut turn => {}
+                        () = tokio::time::sleep_until(until) => {}
+                    }
+                }
+                None => turn.await,
+            }
         }
     }
 
@@ -113,12 +276,8 @@ impl RateLimiter {
         if per_token <= 0.0 {
             return Ok(Duration::ZERO);
         }
-        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let capacity = f64::from(self.rate.calls);
-        let earned = now.saturating_duration_since(bucket.refilled).as_secs_f64() / per_token;
-        bucket.tokens = (bucket.tokens + earned).min(capacity);
-        bucket.refilled = now;
+        let mut bucket = self.lock();
+        bucket.refill(self.rate, Instant::now());
         let left = bucket.tokens - f64::from(cost);
         if left >= 0.0 {
             bucket.tokens = left;
@@ -141,12 +300,8 @@ impl RateLimiter {
         if per_token <= 0.0 {
             return;
         }
-        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let capacity = f64::from(self.rate.calls);
-        let earned = now.saturating_duration_since(bucket.refilled).as_secs_f64() / per_token;
-        bucket.tokens = (bucket.tokens + earned).min(capacity);
-        bucket.refilled = now;
+        let mut bucket = self.lock();
+        bucket.refill(self.rate, Instant::now());
         // Clamped so that a huge period cannot make the count meaningless.
         let owed = (period.as_secs_f64() / per_token).min(f64::from(u32::MAX));
         bucket.tokens = bucket.tokens.min(-owed);
@@ -160,6 +315,7 @@ pub struct RateLimitService<S> {
     inner: S,
     limiter: RateLimiter,
     max_wait: Duration,
+    priority: Priority,
 }
 
 /// Wraps a service in a [`RateLimitService`].
@@ -168,6 +324,7 @@ pub struct RateLimitLayer {
     rate: RateLimit,
     shared: Option<RateLimiter>,
     max_wait: Duration,
+    priority: Priority,
 }
 
 impl RateLimitLayer {
@@ -178,6 +335,7 @@ impl RateLimitLayer {
             rate,
             shared: None,
             max_wait: Duration::ZERO,
+            priority: Priority::Normal,
         }
     }
 
@@ -187,6 +345,7 @@ impl RateLimitLayer {
             rate: limiter.rate(),
             shared: Some(limiter),
             max_wait: Duration::ZERO,
+            priority: Priority::Normal,
         }
     }
 
@@ -194,6 +353,12 @@ impl RateLimitLayer {
     /// refused with [`Throttled`] (zero by default: refused at once).
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = max_wait;
+        self
+    }
+
+    /// The calls' [`Priority`] in the limiter's queue ([`Priority::Normal`] by default).
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
         self
     }
 }
@@ -206,6 +371,7 @@ impl<S> Layer<S> for RateLimitLayer {
             inner,
             limiter: self.shared.clone().unwrap_or_else(|| RateLimiter::new(self.rate)),
             max_wait: self.max_wait,
+            priority: self.priority,
         }
     }
 }
@@ -227,18 +393,13 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.limiter.reserve(1, self.max_wait) {
-            Ok(Duration::ZERO) => self.inner.clone().oneshot(req).boxed(),
-            Ok(wait) => {
-                let inner = self.inner.clone();
-                async move {
-                    tokio::time::sleep(wait).await;
-                    inner.oneshot(req).await
-                }
-                .boxed()
-            }
-            Err(throttled) => futures::future::ready(Err(throttled.into())).boxed(),
+        let (inner, limiter) = (self.inner.clone(), self.limiter.clone());
+        let (priority, max_wait) = (self.priority, self.max_wait);
+        async move {
+            limiter.acquire(1, priority, max_wait).await?;
+            inner.oneshot(req).await
         }
+        .boxed()
     }
 }
 
@@ -267,6 +428,71 @@ mod tests {
         // Refused reservations take nothing.
         assert!(limiter.reserve(1, Duration::from_millis(2500)).is_err());
         assert_eq!(limiter.reserve(1, max), Ok(Duration::from_secs(3)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_serves_a_higher_priority_first_then_in_arrival_order() {
+        let limiter = RateLimiter::new(RateLimit::new(1, Duration::from_secs(1)));
+        limiter.acquire(1, Priority::Normal, Duration::ZERO).await.unwrap();
+        let start = Instant::now();
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (name, priority) in [
+            ("n1", Priority::Normal),
+            ("n2", Priority::Normal),
+            ("low", Priority::Low),
+            ("high", Priority::High),
+        ] {
+            let (limiter, served) = (limiter.clone(), served.clone());
+            tasks.push(tokio::spawn(async move {
+                limiter.acquire(1, priority, Duration::from_secs(60)).await.unwrap();
+                served.lock().unwrap().push((name, start.elapsed().as_secs()));
+            }));
+            // Each arrives after the one before.
+            tokio::task::yield_now().await;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*served.lock().unwrap(), [("high", 1), ("n1", 2), ("n2", 3), ("low", 4)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_past_its_wait_leaves_the_queue_and_the_next_moves_up() {
+        let limiter = RateLimiter::new(RateLimit::new(1, Duration::from_secs(1)));
+        limiter.acquire(1, Priority::Normal, Duration::ZERO).await.unwrap();
+        // Known on arrival: 3 s of wait is more than 1 s.
+        let ahead = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.acquire(1, Priority::Normal, Duration::from_secs(10)).await })
+        };
+        tokio::task::yield_now().await;
+        let refused = limiter.acquire(1, Priority::Normal, Duration::from_millis(1500)).await;
+        assert_eq!(refused.unwrap_err().retry_after, Duration::from_secs(2));
+        // A cancelled waiter frees its place.
+        let cancelled = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.acquire(1, Priority::Normal, Duration::from_secs(10)).await })
+        };
+        tokio::task::yield_now().await;
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        ahead.await.unwrap().unwrap();
+        let start = Instant::now();
+        limiter
+            .acquire(1, Priority::Normal, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "only the served caller was ahead"
+        );
+        // A cost above the rate takes the whole bucket, rather than waiting forever.
+        limiter
+            .acquire(1000, Priority::Normal, Duration::from_secs(10))
+            .await
+            .unwrap();
     }
 
     #[tokio::test(start_paused = true)]
