@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use warden_agents::model::{
-    ChatModel, ChatRequest, ChatResponse, ContentBlock, EventStream, Message, Model, ModelError, RetryPolicy,
-    StopReason, Usage,
+    ChatModel, ChatRequest, ChatResponse, ContentBlock, EventStream, Message, Model, ModelError, RateLimitStatus,
+    RetryPolicy, StopReason, Usage,
 };
 use warden_resilience::circuit_breaker::{CircuitBreakerConfig, CircuitState, SharedCircuitBreaker, SlidingWindow};
 use warden_resilience::{ConcurrencyLimiter, RateLimit, RateLimiter};
@@ -27,6 +27,8 @@ enum Step {
     Unavailable,
     BadRequest,
     RateLimited(Duration),
+    /// An answer whose rate-limit headers say nothing is left until this reset.
+    AnswerExhausted(Duration),
     Stall,
 }
 
@@ -63,12 +65,20 @@ impl Scripted {
         self.calls.lock().unwrap().push(Instant::now());
         let step = self.script.lock().unwrap().pop_front().unwrap_or(Step::Answer);
         match step {
-            Step::Answer => Ok(ChatResponse {
+            Step::Answer | Step::AnswerExhausted(_) => Ok(ChatResponse {
                 content: vec![ContentBlock::text(self.name)],
                 stop_reason: StopReason::EndTurn,
                 usage: Usage::default(),
                 model: self.name.into(),
-                rate_limits: None,
+                rate_limits: match step {
+                    Step::AnswerExhausted(reset) => {
+                        let mut status = RateLimitStatus::default();
+                        status.requests_remaining = Some(0);
+                        status.requests_reset = Some(reset);
+                        Some(status)
+                    }
+                    _ => None,
+                },
             }),
             Step::Unavailable => Err(ModelError::Server {
                 status: 503,
@@ -331,5 +341,27 @@ async fn an_orchestrators_own_calls_go_ahead_of_its_workers_on_a_shared_limiter(
         at,
         [0, 2, 3, 4],
         "the workers in the order they came, after the planner"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_saying_nothing_is_left_hold_every_caller_until_the_reset_not_a_429_storm() {
+    let limiter = RateLimiter::new(RateLimit::new(1000, Duration::from_secs(60)));
+    let provider = Scripted::new("p", [Step::AnswerExhausted(Duration::from_secs(2))]);
+    let model = model(&provider).with_rate_limit(limiter, Duration::from_secs(60));
+    let start = Instant::now();
+    model.chat(&hi()).await.unwrap();
+    let calls = (0..10).map(|_| {
+        let model = model.clone();
+        async move { model.chat(&hi()).await }
+    });
+    for answer in futures::future::join_all(calls).await {
+        answer.unwrap();
+    }
+    let at: Vec<Duration> = provider.calls().iter().map(|t| *t - start).collect();
+    assert_eq!(at[0], Duration::ZERO);
+    assert!(
+        at[1..].iter().all(|t| *t >= Duration::from_secs(2)),
+        "nothing sent before the reset: {at:?}"
     );
 }
