@@ -128,3 +128,23 @@ async fn the_fake_provider_reports_its_limits_in_both_formats() {
         assert!(status.requests_reset.is_some(), "{wire:?}");
     }
 }
+
+#[tokio::test]
+async fn the_limits_come_from_the_model_config() {
+    let fake = FakeProvider::start().await;
+    let config = warden_agents::model::ModelConfig::from_toml_str(&format!(
+        "provider = \"openai-compatible\"\nmodel = \"m\"\nbase_url = \"{}\"\nrequests_per_minute = 1\ntokens_per_minute = 100000\nmax_concurrent_requests = 4\nrate_limit_wait_secs = 0\n[retry]\nmax_attempts = 1\n",
+        fake.base_url_openai()
+    ))
+    .unwrap();
+    assert_eq!(config.requests_per_minute, Some(1));
+    let model = config.build_with_env(|_| None).unwrap();
+    model.chat(&hi()).await.unwrap();
+    let e = model.clone().chat(&hi()).await.unwrap_err();
+    assert!(matches!(e, warden_agents::ModelError::Throttled { .. }), "{e:?}");
+    assert_eq!(
+        fake.request_count(),
+        1,
+        "the clone shares the limiter; nothing was sent"
+    );
+}

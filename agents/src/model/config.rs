@@ -15,6 +15,7 @@ use super::error::{ConfigError, ModelError};
 use super::openai::OpenAiChat;
 use super::provider::{ChatModel, HttpSettings, check_base_url, redacted_url};
 use super::types::StructuredOutput;
+use warden_resilience::{ConcurrencyLimiter, RateLimit, RateLimiter};
 
 /// An API key. `Debug` prints `ApiKey(<redacted>)`, and there is no `Display`, so a key does not
 /// end up in logs by accident.
@@ -155,6 +156,9 @@ impl FromStr for Provider {
 /// # allow_plain_http = false                  # http:// only to the loopback unless true
 ///
 /// # call_timeout_secs = 600                   # a whole call, retries and fallback included
+/// # requests_per_minute = 570                 # client-side limits, shared by the model's clones
+/// # tokens_per_minute = 95000
+/// # max_concurrent_requests = 16
 ///
 /// [retry]                                     # the one RetryPolicy of tools and models
 /// max_attempts = 4
@@ -214,6 +218,20 @@ pub struct ModelConfig {
     /// [`Model::with_call_timeout`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_timeout_secs: Option<u64>,
+    /// Requests per minute the model may send, held on the client side by a limiter shared by
+    /// every clone of the built model (set it a little under the provider's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens per minute (the prompt's estimate plus `max_tokens`), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
+    /// Requests in flight at once, likewise; more wait in a queue of the same size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Seconds a call may wait for the limits above before it fails with
+    /// [`ModelError::Throttled`] (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_wait_secs: Option<u64>,
     /// What the model costs per million tokens, for a [`Budget`](super::Budget)
     /// (`[price]` with `input_per_million` and `output_per_million`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +264,10 @@ impl fmt::Debug for ModelConfig {
             .field("allow_plain_http", &self.allow_plain_http)
             .field("structured_output", &self.structured_output)
             .field("call_timeout_secs", &self.call_timeout_secs)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .field("tokens_per_minute", &self.tokens_per_minute)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("rate_limit_wait_secs", &self.rate_limit_wait_secs)
             .field("price", &self.price)
             .field("retry", &self.retry)
             .field("fallback", &self.fallback)
@@ -270,6 +292,10 @@ impl ModelConfig {
             allow_plain_http: false,
             structured_output: StructuredOutput::Auto,
             call_timeout_secs: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            max_concurrent_requests: None,
+            rate_limit_wait_secs: None,
             price: None,
             retry: RetryPolicy::default(),
             fallback: None,
@@ -441,6 +467,17 @@ impl ModelConfig {
         }
         if let Some(price) = self.price {
             model = model.with_price(price);
+        }
+        let wait = Duration::from_secs(self.rate_limit_wait_secs.unwrap_or(120));
+        let minute = Duration::from_secs(60);
+        if let Some(rpm) = self.requests_per_minute {
+            model = model.with_rate_limit(RateLimiter::new(RateLimit::new(rpm, minute)), wait);
+        }
+        if let Some(tpm) = self.tokens_per_minute {
+            model = model.with_token_rate_limit(RateLimiter::new(RateLimit::new(tpm, minute)), wait);
+        }
+        if let Some(n) = self.max_concurrent_requests {
+            model = model.with_concurrency_limit(ConcurrencyLimiter::new(n, n));
         }
         if let Some(fallback) = &self.fallback {
             model = model.with_fallback(fallback.build_with_env(var)?);
