@@ -22,10 +22,9 @@
 //!   dropped at its next `.await`, before any later side effect) when the
 //!   caller's deadline passes ([`ToolCall::within`], set by
 //!   [`ToolClient::call`]), and when the caller is gone: it stopped waiting,
-//!   was interrupted or killed (the [`ToolClient::call`] future was dropped,
-//!   or the reply port of a raw [`ExecutorMsg::Call`] closed). A call
-//!   already past its deadline, or whose caller is already gone, is not
-//!   started.
+//!   was interrupted or killed (the [`ToolClient::call`] future was dropped).
+//!   A call already past its deadline, or whose caller is already gone, is
+//!   not started.
 //! * At most [`max_in_flight`](ToolExecutor::max_in_flight) calls run at
 //!   once (1024 by default); past that a call is refused at once with
 //!   [`ToolError::Overloaded`].

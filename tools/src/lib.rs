@@ -105,15 +105,17 @@
 //!
 //! Every layer is a [`tower::Layer`], and your middleware (logging, metrics,
 //! argument redaction, content filters) is any `tower::Layer` over
-//! [`ToolService`], added with [`ToolStackBuilder::layer`]. The built-in layers
-//! are ours, each for a reason tower's does not fit an agent:
+//! [`ToolService`], added with [`ToolStackBuilder::layer`]. The built-in
+//! resilience layers are [`warden_resilience`]'s, the same ones models go
+//! through, each for a reason tower's does not fit an agent:
 //!
 //! * **timeout**: tower's `Timeout` errs with a `BoxError`; ours keeps
 //!   [`ToolError::Timeout`] typed (a 30-line layer over `tokio::time::timeout`);
 //! * **concurrency limit**: tower's `ConcurrencyLimit` queues without bound;
 //!   ours has a bounded queue and answers [`ToolError::Overloaded`] past it;
-//! * **rate limit**: tower's `RateLimit` makes callers wait; ours answers
-//!   [`ToolError::RateLimited`] with `retry_after` at once;
+//! * **rate limit**: tower's `RateLimit` makes callers wait without bound;
+//!   ours answers [`ToolError::RateLimited`] with `retry_after` at once (or
+//!   after a bounded wait in a fair queue, with a shared [`RateLimiter`]);
 //! * **retry**: backoff with jitter, attempts and a deadline, only for
 //!   [`ToolError::is_retryable`] errors: a loop simpler than a `tower::retry::Policy`;
 //! * **circuit breaker** ([`circuit_breaker`]), **permission**, **approval**:
