@@ -367,7 +367,14 @@ impl Actor for Blocker {
 
     async fn handle(&self, _: ActorRef<Block>, msg: Block, _: &mut ()) -> Result<(), ActorProcessingErr> {
         let _ = msg.blocked.send(());
-        let _ = msg.release.recv();
+        // The handler never yields until released, so its supervisor cannot stop it: what
+        // the tests need. `block_in_place` hands the worker's other tasks to another thread
+        // first: a task woken from this handler (the test's, by `blocked`) lands in this
+        // worker's LIFO slot, which tokio's other workers cannot steal, and would wait for
+        // the release too (a hang that says nothing about the supervisor).
+        tokio::task::block_in_place(|| {
+            let _ = msg.release.recv();
+        });
         Ok(())
     }
 }
