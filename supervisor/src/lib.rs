@@ -113,6 +113,13 @@
 //! panics is a failed start; an escalation handler or observer that panics is
 //! logged. Observers run in a task of their own, fed through a bounded
 //! channel, so a slow one stalls nothing (see [`event`]). A child killed from outside is restarted like any failed child.
+//!
+//! A child whose handler blocks its thread (synchronous I/O, a long
+//! computation) cannot be stopped until the handler returns: its supervisor
+//! waits the kill grace, records it as killed and goes on. Blocking a tokio
+//! worker also strands whatever task was just woken on that worker (tokio's
+//! other workers cannot steal it), which may be a supervisor's: run blocking
+//! work in `tokio::task::spawn_blocking` or `block_in_place`.
 
 mod dynamic;
 mod error;
