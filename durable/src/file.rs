@@ -1,0 +1,509 @@
+//! The embedded store: one [redb](https://docs.rs/redb) file, fsync'd on every commit, with
+//! group commit (appends from many agents at once share one commit).
+//!
+//! One writer thread owns every write: it takes every request waiting for it (up to
+//! [`MAX_BATCH`]), applies them in one write transaction, commits once (redb's
+//! `Durability::Immediate`: the data is on disk when `commit` returns) and only then answers
+//! each caller. So a caller that got `Ok` has its record on disk, and 1,000 agents appending at
+//! once pay for a handful of fsyncs, not 1,000. Reads run on tokio's blocking pool in read
+//! transactions of their own, beside the writer.
+//!
+//! The file is opened in redb's multi-writer mode: other processes (the `warden journal`
+//! command, a process waiting for a result by id) may open the same file while an agent
+//! process runs.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use tokio::sync::oneshot;
+
+use crate::codec;
+use crate::error::JournalError;
+use crate::record::{
+    PendingQuestion, Retention, StepId, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
+};
+
+/// The most requests one commit takes.
+pub const MAX_BATCH: usize = 4096;
+
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const TASKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tasks");
+const STEPS: TableDefinition<'_, (u64, u32), &[u8]> = TableDefinition::new("steps");
+/// (agent, task) for every unfinished task: what an agent resumes.
+const UNFINISHED: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("unfinished");
+/// (finished at, task) for every finished task: what retention prunes, oldest first.
+const FINISHED: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new("finished");
+const QUESTIONS: TableDefinition<'_, (u64, u32), &[u8]> = TableDefinition::new("questions");
+const SNAPSHOTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("snapshots");
+
+const NEXT_TASK: &str = "next_task";
+
+type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
+
+pub(crate) enum Write {
+    Accept {
+        agent: String,
+        task: Vec<u8>,
+        reply: Reply<TaskId>,
+    },
+    Step {
+        step: StepId,
+        record: StepRecord,
+        reply: Reply<()>,
+    },
+    Finish {
+        task: TaskId,
+        outcome: TaskOutcome,
+        snapshot: Option<Vec<u8>>,
+        reply: Reply<()>,
+    },
+    Ask {
+        question: PendingQuestion,
+        reply: Reply<PendingQuestion>,
+    },
+    Answer {
+        step: StepId,
+        answer: String,
+        reply: Reply<()>,
+    },
+    Prune {
+        retention: Retention,
+        reply: Reply<usize>,
+    },
+}
+
+impl Write {
+    fn fail(self, error: impl Fn() -> JournalError) {
+        match self {
+            Self::Accept { reply, .. } => drop(reply.send(Err(error()))),
+            Self::Step { reply, .. } | Self::Finish { reply, .. } | Self::Answer { reply, .. } => {
+                drop(reply.send(Err(error())));
+            }
+            Self::Ask { reply, .. } => drop(reply.send(Err(error()))),
+            Self::Prune { reply, .. } => drop(reply.send(Err(error()))),
+        }
+    }
+}
+
+/// An answer held back until its batch is committed.
+enum Done {
+    Accept(Reply<TaskId>, Result<TaskId, JournalError>),
+    Unit(Reply<()>, Result<(), JournalError>),
+    Ask(Reply<PendingQuestion>, Result<PendingQuestion, JournalError>),
+    Prune(Reply<usize>, Result<usize, JournalError>),
+}
+
+impl Done {
+    fn send(self, commit: &Result<(), String>) {
+        macro_rules! send {
+            ($reply:expr, $result:expr) => {{
+                let result = match commit {
+                    Ok(()) => $result,
+                    Err(e) => Err(JournalError::Store(e.clone())),
+                };
+                let _ = $reply.send(result);
+            }};
+        }
+        match self {
+            Self::Accept(reply, result) => send!(reply, result),
+            Self::Unit(reply, result) => send!(reply, result),
+            Self::Ask(reply, result) => send!(reply, result),
+            Self::Prune(reply, result) => send!(reply, result),
+        }
+    }
+}
+
+/// The embedded store.
+pub(crate) struct FileStore {
+    pub(crate) db: Arc<Database>,
+    writes: mpsc::Sender<Write>,
+    pub(crate) path: PathBuf,
+}
+
+impl FileStore {
+    pub(crate) fn open(path: &Path) -> Result<Self, JournalError> {
+        let shown = path.display().to_string();
+        let open_error = |detail: String| JournalError::Open {
+            path: shown.clone(),
+            detail,
+        };
+        // redb must not panic on a damaged file; should it, the open fails, typed.
+        let db = std::panic::catch_unwind(|| {
+            Database::builder()
+                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+                .create(path)
+        })
+        .map_err(|_| open_error("the store panicked reading the file".into()))?
+        .map_err(|e| open_error(e.to_string()))?;
+        let db = Arc::new(db);
+        // Make the tables, so that readers never meet a missing one.
+        let init = (|| -> Result<(), JournalError> {
+            let tx = db.begin_write().map_err(JournalError::store)?;
+            tx.open_table(META).map_err(JournalError::store)?;
+            tx.open_table(TASKS).map_err(JournalError::store)?;
+            tx.open_table(STEPS).map_err(JournalError::store)?;
+            tx.open_table(UNFINISHED).map_err(JournalError::store)?;
+            tx.open_table(FINISHED).map_err(JournalError::store)?;
+            tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+            tx.open_table(SNAPSHOTS).map_err(JournalError::store)?;
+            tx.commit().map_err(JournalError::store)
+        })();
+        init.map_err(|e| open_error(e.to_string()))?;
+        let (writes, rx) = mpsc::channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("warden-journal-writer".into())
+            .spawn(move || writer(&writer_db, &rx))
+            .map_err(|e| open_error(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            db,
+            writes,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub(crate) async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Write) -> Result<T, JournalError> {
+        let (tx, rx) = oneshot::channel();
+        self.writes.send(make(tx)).map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Runs a read on the blocking pool, in a read transaction of its own.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&redb::ReadTransaction) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let tx = db.begin_read().map_err(JournalError::store)?;
+                read(&tx)
+            }))
+            .unwrap_or_else(|_| Err(JournalError::Store("the store panicked reading".into())))
+        })
+        .await
+        .map_err(|e| JournalError::Store(e.to_string()))?
+    }
+}
+
+/// The writer thread: one commit per batch of waiting requests.
+fn writer(db: &Database, rx: &mpsc::Receiver<Write>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let tx = match db.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let detail = e.to_string();
+                for write in batch {
+                    write.fail(|| JournalError::Store(detail.clone()));
+                }
+                continue;
+            }
+        };
+        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            batch.into_iter().map(|write| apply(&tx, write)).collect::<Vec<_>>()
+        }));
+        let Ok(done) = applied else {
+            tracing::error!("the journal store panicked applying a batch; it is dropped, every caller told");
+            let _ = tx.abort();
+            continue;
+        };
+        let commit = tx.commit().map_err(|e| e.to_string());
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "journal commit failed");
+        }
+        for answer in done {
+            answer.send(&commit);
+        }
+    }
+}
+
+fn apply(tx: &WriteTransaction, write: Write) -> Done {
+    match write {
+        Write::Accept { agent, task, reply } => Done::Accept(reply, accept(tx, &agent, task)),
+        Write::Step { step, record, reply } => Done::Unit(reply, record_step(tx, step, &record)),
+        Write::Finish {
+            task,
+            outcome,
+            snapshot,
+            reply,
+        } => Done::Unit(reply, finish(tx, task, outcome, snapshot)),
+        Write::Ask { question, reply } => Done::Ask(reply, ask(tx, question)),
+        Write::Answer { step, answer, reply } => Done::Unit(reply, answer_question(tx, step, answer)),
+        Write::Prune { retention, reply } => Done::Prune(reply, prune(tx, retention)),
+    }
+}
+
+fn accept(tx: &WriteTransaction, agent: &str, task: Vec<u8>) -> Result<TaskId, JournalError> {
+    let mut meta = tx.open_table(META).map_err(JournalError::store)?;
+    let id = meta
+        .get(NEXT_TASK)
+        .map_err(JournalError::store)?
+        .map_or(1, |v| v.value());
+    meta.insert(NEXT_TASK, id + 1).map_err(JournalError::store)?;
+    let entry = TaskEntry {
+        id: TaskId(id),
+        agent: agent.to_owned(),
+        task,
+        accepted_ms: now_ms(),
+        finished: None,
+    };
+    let mut tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    tasks
+        .insert(id, codec::encode_task(&entry).as_slice())
+        .map_err(JournalError::store)?;
+    let mut unfinished = tx.open_table(UNFINISHED).map_err(JournalError::store)?;
+    unfinished.insert((agent, id), ()).map_err(JournalError::store)?;
+    Ok(TaskId(id))
+}
+
+fn load_task(tx: &WriteTransaction, id: TaskId) -> Result<TaskEntry, JournalError> {
+    let tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    let bytes = tasks
+        .get(id.0)
+        .map_err(JournalError::store)?
+        .ok_or(JournalError::NoSuchTask(id))?;
+    codec::decode_task(id, bytes.value())
+}
+
+fn record_step(tx: &WriteTransaction, step: StepId, record: &StepRecord) -> Result<(), JournalError> {
+    let entry = load_task(tx, step.task)?;
+    if entry.is_finished() {
+        return Err(JournalError::AlreadyFinished(step.task));
+    }
+    let mut steps = tx.open_table(STEPS).map_err(JournalError::store)?;
+    let key = (step.task.0, step.index);
+    if let Some(existing) = steps.get(key).map_err(JournalError::store)? {
+        let existing = codec::decode_step(step, existing.value())?;
+        if matches!(existing.state, StepState::Done(_)) {
+            return Err(JournalError::StepRecorded {
+                task: step.task,
+                step: step.index,
+            });
+        }
+    }
+    steps
+        .insert(key, codec::encode_step(record).as_slice())
+        .map_err(JournalError::store)?;
+    if matches!(record.state, StepState::Done(_)) {
+        let mut questions = tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+        questions.remove(key).map_err(JournalError::store)?;
+    }
+    Ok(())
+}
+
+fn finish(
+    tx: &WriteTransaction,
+    id: TaskId,
+    outcome: TaskOutcome,
+    snapshot: Option<Vec<u8>>,
+) -> Result<(), JournalError> {
+    let mut entry = load_task(tx, id)?;
+    if entry.is_finished() {
+        return Err(JournalError::AlreadyFinished(id));
+    }
+    let at = now_ms();
+    entry.finished = Some((at, outcome));
+    let mut tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    tasks
+        .insert(id.0, codec::encode_task(&entry).as_slice())
+        .map_err(JournalError::store)?;
+    let mut unfinished = tx.open_table(UNFINISHED).map_err(JournalError::store)?;
+    unfinished
+        .remove((entry.agent.as_str(), id.0))
+        .map_err(JournalError::store)?;
+    let mut finished = tx.open_table(FINISHED).map_err(JournalError::store)?;
+    finished.insert((at, id.0), ()).map_err(JournalError::store)?;
+    remove_questions(tx, id)?;
+    if let Some(snapshot) = snapshot {
+        let mut snapshots = tx.open_table(SNAPSHOTS).map_err(JournalError::store)?;
+        snapshots
+            .insert(entry.agent.as_str(), codec::encode_snapshot(&snapshot).as_slice())
+            .map_err(JournalError::store)?;
+    }
+    Ok(())
+}
+
+fn remove_questions(tx: &WriteTransaction, id: TaskId) -> Result<(), JournalError> {
+    let mut questions = tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+    let keys: Vec<(u64, u32)> = questions
+        .range((id.0, 0)..=(id.0, u32::MAX))
+        .map_err(JournalError::store)?
+        .filter_map(Result::ok)
+        .map(|(k, _)| k.value())
+        .collect();
+    for key in keys {
+        questions.remove(key).map_err(JournalError::store)?;
+    }
+    Ok(())
+}
+
+fn ask(tx: &WriteTransaction, question: PendingQuestion) -> Result<PendingQuestion, JournalError> {
+    let entry = load_task(tx, question.step.task)?;
+    if entry.is_finished() {
+        return Err(JournalError::AlreadyFinished(question.step.task));
+    }
+    let key = (question.step.task.0, question.step.index);
+    let mut questions = tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+    if let Some(existing) = questions.get(key).map_err(JournalError::store)? {
+        // Asked before a restart: the first asking stands, deadline included.
+        return codec::decode_question(question.step, existing.value());
+    }
+    questions
+        .insert(key, codec::encode_question(&question).as_slice())
+        .map_err(JournalError::store)?;
+    Ok(question)
+}
+
+fn answer_question(tx: &WriteTransaction, step: StepId, answer: String) -> Result<(), JournalError> {
+    let key = (step.task.0, step.index);
+    let mut questions = tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+    let mut question = match questions.get(key).map_err(JournalError::store)? {
+        Some(bytes) => codec::decode_question(step, bytes.value())?,
+        None => return Err(JournalError::NoSuchQuestion(step.to_string())),
+    };
+    question.answer = Some(answer);
+    questions
+        .insert(key, codec::encode_question(&question).as_slice())
+        .map_err(JournalError::store)?;
+    Ok(())
+}
+
+fn prune(tx: &WriteTransaction, retention: Retention) -> Result<usize, JournalError> {
+    let mut finished = tx.open_table(FINISHED).map_err(JournalError::store)?;
+    let all: Vec<(u64, u64)> = finished
+        .iter()
+        .map_err(JournalError::store)?
+        .filter_map(Result::ok)
+        .map(|(k, _)| k.value())
+        .collect();
+    let now = now_ms();
+    let mut doomed = Vec::new();
+    let beyond = retention.keep_last.map_or(0, |keep| all.len().saturating_sub(keep));
+    for (i, &(at, id)) in all.iter().enumerate() {
+        let too_old = retention.older_than_ms.is_some_and(|age| now.saturating_sub(at) > age);
+        if too_old || i < beyond {
+            doomed.push((at, id));
+        }
+    }
+    let mut tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    let mut steps = tx.open_table(STEPS).map_err(JournalError::store)?;
+    for &(at, id) in &doomed {
+        finished.remove((at, id)).map_err(JournalError::store)?;
+        tasks.remove(id).map_err(JournalError::store)?;
+        let keys: Vec<(u64, u32)> = steps
+            .range((id, 0)..=(id, u32::MAX))
+            .map_err(JournalError::store)?
+            .filter_map(Result::ok)
+            .map(|(k, _)| k.value())
+            .collect();
+        for key in keys {
+            steps.remove(key).map_err(JournalError::store)?;
+        }
+    }
+    Ok(doomed.len())
+}
+
+// Reads.
+
+pub(crate) fn read_task(tx: &redb::ReadTransaction, id: TaskId) -> Result<TaskEntry, JournalError> {
+    let tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    let bytes = tasks
+        .get(id.0)
+        .map_err(JournalError::store)?
+        .ok_or(JournalError::NoSuchTask(id))?;
+    codec::decode_task(id, bytes.value())
+}
+
+pub(crate) fn read_steps(tx: &redb::ReadTransaction, id: TaskId) -> Result<Vec<StepRecord>, JournalError> {
+    let steps = tx.open_table(STEPS).map_err(JournalError::store)?;
+    let mut out = Vec::new();
+    for row in steps.range((id.0, 0)..=(id.0, u32::MAX)).map_err(JournalError::store)? {
+        let (key, value) = row.map_err(JournalError::store)?;
+        let (_, index) = key.value();
+        let step = StepId::new(id, index);
+        if index as usize != out.len() {
+            return Err(JournalError::Corrupt {
+                what: format!("task {id} step {index}"),
+                detail: format!("step {} is missing before it", out.len()),
+            });
+        }
+        out.push(codec::decode_step(step, value.value())?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_unfinished(tx: &redb::ReadTransaction, agent: &str) -> Result<Vec<TaskEntry>, JournalError> {
+    let index = tx.open_table(UNFINISHED).map_err(JournalError::store)?;
+    let ids: Vec<u64> = index
+        .range((agent, 0)..=(agent, u64::MAX))
+        .map_err(JournalError::store)?
+        .map(|row| row.map(|(k, _)| k.value().1).map_err(JournalError::store))
+        .collect::<Result<_, _>>()?;
+    ids.into_iter().map(|id| read_task(tx, TaskId(id))).collect()
+}
+
+pub(crate) fn read_tasks(
+    tx: &redb::ReadTransaction,
+    after: Option<TaskId>,
+    limit: usize,
+) -> Result<Vec<TaskEntry>, JournalError> {
+    let tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    let start = after.map_or(0, |id| id.0.saturating_add(1));
+    let mut out = Vec::new();
+    for row in tasks.range(start..).map_err(JournalError::store)? {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, value) = row.map_err(JournalError::store)?;
+        out.push(codec::decode_task(TaskId(key.value()), value.value())?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_questions(tx: &redb::ReadTransaction) -> Result<Vec<PendingQuestion>, JournalError> {
+    let questions = tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+    let mut out = Vec::new();
+    for row in questions.iter().map_err(JournalError::store)? {
+        let (key, value) = row.map_err(JournalError::store)?;
+        let (task, index) = key.value();
+        out.push(codec::decode_question(StepId::new(TaskId(task), index), value.value())?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_question(tx: &redb::ReadTransaction, step: StepId) -> Result<Option<PendingQuestion>, JournalError> {
+    let questions = tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+    let found = questions.get((step.task.0, step.index)).map_err(JournalError::store)?;
+    found
+        .map(|bytes| codec::decode_question(step, bytes.value()))
+        .transpose()
+}
+
+pub(crate) fn read_snapshot(tx: &redb::ReadTransaction, agent: &str) -> Result<Option<Vec<u8>>, JournalError> {
+    let snapshots = tx.open_table(SNAPSHOTS).map_err(JournalError::store)?;
+    let found = snapshots.get(agent).map_err(JournalError::store)?;
+    found
+        .map(|bytes| codec::decode_snapshot(agent, bytes.value()))
+        .transpose()
+}
+
+pub(crate) fn count_tasks(tx: &redb::ReadTransaction) -> Result<(u64, u64), JournalError> {
+    let tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    let unfinished = tx.open_table(UNFINISHED).map_err(JournalError::store)?;
+    Ok((
+        tasks.len().map_err(JournalError::store)?,
+        unfinished.len().map_err(JournalError::store)?,
+    ))
+}

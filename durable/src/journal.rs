@@ -1,0 +1,302 @@
+//! [`Journal`]: the handle agents and tools write to and read from.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::codec::check_size;
+use crate::error::JournalError;
+use crate::file::{self, FileStore};
+use crate::record::{
+    PendingQuestion, Retention, StepId, StepKind, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
+};
+
+/// How often a waiter looks at the store for what another process wrote (a result, an answer).
+const POLL: Duration = Duration::from_millis(100);
+
+/// A journal: cheap to clone, shared by every agent of a process. See the [crate docs](crate).
+#[derive(Clone)]
+pub struct Journal {
+    store: Arc<FileStore>,
+    /// Woken on every finish and every answer written through this process.
+    changed: Arc<Notify>,
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal").field("path", &self.store.path).finish()
+    }
+}
+
+impl Journal {
+    /// Opens the embedded store at `path`, creating it if missing. Other processes may open the
+    /// same file at the same time (the `warden journal` command, a process waiting for results).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Open`] when the file cannot be opened or is not a journal.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        Ok(Self {
+            store: Arc::new(FileStore::open(path.as_ref())?),
+            changed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Accepts a task for `agent`: when this returns `Ok`, the task is on disk with its id.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Invalid`] for an empty agent name or an oversized task; a store error.
+    pub async fn accept(&self, agent: &str, task: Vec<u8>) -> Result<TaskId, JournalError> {
+        if agent.is_empty() {
+            return Err(JournalError::Invalid("an agent name is needed".into()));
+        }
+        check_size("the task", task.len() + agent.len())?;
+        let agent = agent.to_owned();
+        self.store
+            .write(|reply| file::Write::Accept { agent, task, reply })
+            .await
+    }
+
+    /// Writes a step's record: `Started` before a step that must not run twice, `Done` with its
+    /// result once it ran (a `Done` step also answers any question it asked).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::StepRecorded`] when the step already has a result,
+    /// [`JournalError::AlreadyFinished`], [`JournalError::NoSuchTask`], a store error.
+    pub async fn record_step(&self, step: StepId, record: StepRecord) -> Result<(), JournalError> {
+        if let StepState::Done(result) = &record.state {
+            check_size("the step's result", result.len() + record.name.len())?;
+        }
+        self.store
+            .write(|reply| file::Write::Step { step, record, reply })
+            .await
+    }
+
+    /// Writes a step's result (a shorthand for [`record_step`](Self::record_step) with `Done`).
+    ///
+    /// # Errors
+    ///
+    /// As [`record_step`](Self::record_step).
+    pub async fn record_result(
+        &self,
+        step: StepId,
+        kind: StepKind,
+        name: &str,
+        result: Vec<u8>,
+    ) -> Result<(), JournalError> {
+        let record = StepRecord {
+            kind,
+            name: name.to_owned(),
+            state: StepState::Done(result),
+        };
+        self.record_step(step, record).await
+    }
+
+    /// Finishes a task with its outcome, and (in the same commit) replaces its agent's memory
+    /// snapshot when one is given, so that a restart starts from it instead of replaying every
+    /// task. Its pending questions go with it.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::AlreadyFinished`] (a task finishes once), [`JournalError::NoSuchTask`], a
+    /// store error.
+    pub async fn finish(
+        &self,
+        task: TaskId,
+        outcome: TaskOutcome,
+        snapshot: Option<Vec<u8>>,
+    ) -> Result<(), JournalError> {
+        check_size("the result", outcome.result.len())?;
+        if let Some(snapshot) = &snapshot {
+            check_size("the snapshot", snapshot.len())?;
+        }
+        let done = self
+            .store
+            .write(|reply| file::Write::Finish {
+                task,
+                outcome,
+                snapshot,
+                reply,
+            })
+            .await;
+        self.changed.notify_waiters();
+        done
+    }
+
+    /// A task.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::NoSuchTask`], [`JournalError::Corrupt`], a store error.
+    pub async fn task(&self, id: TaskId) -> Result<TaskEntry, JournalError> {
+        self.store.read(move |tx| file::read_task(tx, id)).await
+    }
+
+    /// A task's steps, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] naming the step (a damaged record, a missing step), a store error.
+    pub async fn steps(&self, id: TaskId) -> Result<Vec<StepRecord>, JournalError> {
+        self.store.read(move |tx| file::read_steps(tx, id)).await
+    }
+
+    /// The tasks `agent` accepted and has not finished, oldest first: what it resumes.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`], a store error.
+    pub async fn unfinished(&self, agent: &str) -> Result<Vec<TaskEntry>, JournalError> {
+        let agent = agent.to_owned();
+        self.store.read(move |tx| file::read_unfinished(tx, &agent)).await
+    }
+
+    /// Up to `limit` tasks after `after` (from the first when `None`), in id order.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`], a store error.
+    pub async fn tasks(&self, after: Option<TaskId>, limit: usize) -> Result<Vec<TaskEntry>, JournalError> {
+        self.store.read(move |tx| file::read_tasks(tx, after, limit)).await
+    }
+
+    /// How many tasks the journal holds, and how many of them are unfinished.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn counts(&self) -> Result<(u64, u64), JournalError> {
+        self.store.read(file::count_tasks).await
+    }
+
+    /// The agent's last memory snapshot.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`], a store error.
+    pub async fn snapshot(&self, agent: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        let agent = agent.to_owned();
+        self.store.read(move |tx| file::read_snapshot(tx, &agent)).await
+    }
+
+    /// Waits until the task is finished, at most `deadline`, and returns how it ended. Works
+    /// from any process that opens the store.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Timeout`], [`JournalError::NoSuchTask`], a store error.
+    pub async fn result(&self, id: TaskId, deadline: Duration) -> Result<TaskOutcome, JournalError> {
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                if let Some((_, outcome)) = self.task(id).await?.finished {
+                    return Ok(outcome);
+                }
+                let _ = tokio::time::timeout(POLL, changed).await;
+            }
+        };
+        tokio::time::timeout(deadline, wait)
+            .await
+            .unwrap_or(Err(JournalError::Timeout(id)))
+    }
+
+    /// Writes a question a turn waits on, unless that step already asked it (before a
+    /// restart): then the first asking stands, its deadline included, and is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::AlreadyFinished`], [`JournalError::NoSuchTask`], a store error.
+    pub async fn ask(
+        &self,
+        step: StepId,
+        agent: &str,
+        question: &str,
+        deadline: Duration,
+    ) -> Result<PendingQuestion, JournalError> {
+        check_size("the question", question.len())?;
+        let now = now_ms();
+        let question = PendingQuestion {
+            step,
+            agent: agent.to_owned(),
+            question: question.to_owned(),
+            asked_ms: now,
+            deadline_ms: now.saturating_add(u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX)),
+            answer: None,
+        };
+        self.store.write(|reply| file::Write::Ask { question, reply }).await
+    }
+
+    /// Answers a pending question (from any process): the turn waiting on it goes on, or, if
+    /// its process is gone, finds the answer when it is replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::NoSuchQuestion`], a store error.
+    pub async fn answer(&self, step: StepId, answer: impl Into<String>) -> Result<(), JournalError> {
+        let answer = answer.into();
+        check_size("the answer", answer.len())?;
+        let done = self
+            .store
+            .write(|reply| file::Write::Answer { step, answer, reply })
+            .await;
+        self.changed.notify_waiters();
+        done
+    }
+
+    /// A pending question, if that step has one.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`], a store error.
+    pub async fn question(&self, step: StepId) -> Result<Option<PendingQuestion>, JournalError> {
+        self.store.read(move |tx| file::read_question(tx, step)).await
+    }
+
+    /// Every pending question (answered ones included until their turn takes the answer).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`], a store error.
+    pub async fn questions(&self) -> Result<Vec<PendingQuestion>, JournalError> {
+        self.store.read(file::read_questions).await
+    }
+
+    /// Waits for the answer to the question of `step`, until `deadline_ms` (milliseconds since
+    /// the Unix epoch, as [`PendingQuestion::deadline_ms`]). `None` when the deadline passed.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::NoSuchQuestion`] when the question is gone (its task finished), a store
+    /// error.
+    pub async fn wait_answer(&self, step: StepId, deadline_ms: u64) -> Result<Option<String>, JournalError> {
+        loop {
+            let changed = self.changed.notified();
+            match self.question(step).await? {
+                None => return Err(JournalError::NoSuchQuestion(step.to_string())),
+                Some(PendingQuestion {
+                    answer: Some(answer), ..
+                }) => return Ok(Some(answer)),
+                Some(_) => {}
+            }
+            let left = deadline_ms.saturating_sub(now_ms());
+            if left == 0 {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout(POLL.min(Duration::from_millis(left)), changed).await;
+        }
+    }
+
+    /// Removes finished tasks (and their steps) as `retention` says. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn prune(&self, retention: Retention) -> Result<usize, JournalError> {
+        self.store.write(|reply| file::Write::Prune { retention, reply }).await
+    }
+}
