@@ -94,6 +94,7 @@
 
 mod actor;
 mod directory;
+pub mod durable;
 mod error;
 mod event;
 mod handle;
@@ -110,6 +111,7 @@ use ractor::Actor;
 use warden_supervisor::{ChildSpec, StartContext};
 
 pub use directory::{Directory, RegistryError};
+pub use durable::{StepSlot, StepWriter};
 pub use error::{AgentError, AgentTrouble, TurnError, TurnFailure};
 pub use event::{AgentEvent, AgentEventKind, AgentObserver, DropReason, TurnEnd};
 pub(crate) use handle::LoadGuard;
@@ -137,6 +139,7 @@ pub struct Agent {
     observer_queue: usize,
     turn_deadline: Option<Duration>,
     directory: Option<Arc<dyn Directory>>,
+    journal: Option<warden_durable::Journal>,
     handle: AgentRef,
 }
 
@@ -167,7 +170,22 @@ impl Agent {
             observer_queue: DEFAULT_OBSERVER_QUEUE,
             turn_deadline: None,
             directory: None,
+            journal: None,
         }
+    }
+
+    /// Makes the agent durable: every task it accepts through [`AgentRef::submit`] or
+    /// [`AgentRef::ask`] is written to `journal` before the caller hears it was accepted, each
+    /// step of its turns is recorded, and a (re)start resumes every unfinished task, replaying
+    /// recorded steps instead of running them again; memory is restored from the snapshot
+    /// written with the last finished task. See [`durable`] for what a behaviour must do (and
+    /// [`ReAct`](crate::react::ReAct) does). A [`tell`](AgentRef::tell) stays in memory only.
+    ///
+    /// The agent's name is its key in the journal: give each durable agent a name of its own.
+    pub fn journal(mut self, journal: warden_durable::Journal) -> Self {
+        self.handle.set_journal(journal.clone());
+        self.journal = Some(journal);
+        self
     }
 
     /// Sets the memory limit.

@@ -239,3 +239,23 @@ pub fn to_json(message: &AgentMessage) -> Result<String, CodecError> {
 pub fn from_json(text: &str) -> Result<AgentMessage, CodecError> {
     Ok(serde_json::from_str(text)?)
 }
+
+/// Encodes a journal payload (a step's result, a task's outcome, a memory snapshot) as JSON:
+/// these hold JSON values (tool arguments, structured answers) that bincode cannot carry, and
+/// a journal is read by tools and people too.
+///
+/// # Errors
+///
+/// [`CodecError::Json`] if serde_json fails (a map with non-string keys).
+pub fn to_journal<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+/// Decodes a journal payload written by [`to_journal`].
+///
+/// # Errors
+///
+/// [`CodecError::Json`] for bytes that are not such a payload.
+pub fn from_journal<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    Ok(serde_json::from_slice(bytes)?)
+}

@@ -70,7 +70,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use warden_tools::{Caller, Permission, PermissionSet, ToolCall, ToolClient, ToolError, Toolkit};
 
-use crate::agent::{AgentEventKind, Behaviour, Outcome, TurnContext, TurnError, TurnOutput};
+use serde::{Deserialize, Serialize};
+use warden_durable::StepKind;
+
+use crate::agent::{AgentEventKind, Behaviour, Outcome, StepSlot, StepWriter, TurnContext, TurnError, TurnOutput};
 use crate::message::AgentMessage;
 use crate::model::{
     ChatRequest, ContentBlock, Message, Model, Repairs, ResponseFormat, Role, ToolChoice, ToolSpec, Usage, json_text,
@@ -257,6 +260,79 @@ struct CallResult {
     error: Option<ToolError>,
 }
 
+/// A tool call's result as a durable agent's journal keeps it: what the model is shown, and
+/// enough of the error to count failures the same way on replay.
+#[derive(Serialize, Deserialize)]
+struct RecordedCall {
+    block: ContentBlock,
+    #[serde(default)]
+    error: Option<RecordedToolError>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordedToolError {
+    invalid_arguments: bool,
+    retryable: bool,
+    message: String,
+}
+
+impl RecordedCall {
+    fn of(result: &CallResult) -> Self {
+        Self {
+            block: result.block.clone(),
+            error: result.error.as_ref().map(|e| RecordedToolError {
+                invalid_arguments: matches!(e, ToolError::InvalidArguments { .. }),
+                retryable: e.is_transient(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn into_result(self, tool: &str) -> CallResult {
+        let error = self.error.map(|e| {
+            if e.invalid_arguments {
+                ToolError::InvalidArguments {
+                    path: String::new(),
+                    message: e.message,
+                }
+            } else {
+                ToolError::Failed {
+                    retryable: e.retryable,
+                    source: Arc::new(std::io::Error::other(e.message)),
+                }
+            }
+        });
+        CallResult {
+            tool: tool.to_owned(),
+            block: self.block,
+            error,
+        }
+    }
+}
+
+/// A tool call that cannot run: the model is told why, and the error ends the turn.
+fn refused(id: &str, name: &str, error: TurnError) -> (CallResult, Option<TurnError>) {
+    let block = ContentBlock::tool_error(id, format!("error ({}): {error}", error.kind()));
+    let result = CallResult {
+        tool: name.to_owned(),
+        block,
+        error: None,
+    };
+    (result, Some(error))
+}
+
+/// Where a tool call stands in a durable turn.
+enum ToolStep {
+    /// Not durable: just call.
+    Plain,
+    /// Recorded before: its result.
+    Recorded(CallResult),
+    /// To run, and record.
+    Fresh { writer: StepWriter, idempotent: bool },
+    /// Cannot run (a divergence, an unknown outcome): the error ends the turn.
+    Refused(TurnError),
+}
+
 impl ReAct {
     fn tool_specs(&self) -> Vec<ToolSpec> {
         let mut specs: Vec<ToolSpec> = self
@@ -304,12 +380,72 @@ impl ReAct {
         request
     }
 
-    async fn call_tool(&self, caller: &Caller, id: &str, name: &str, input: &Value) -> CallResult {
+    /// Takes a durable turn's place for a tool call (in call order, before any runs).
+    fn tool_step(&self, cx: &mut TurnContext, name: &str, input: &Value) -> ToolStep {
+        let idempotent = self
+            .tools
+            .as_ref()
+            .and_then(|tools| tools.toolkit.get(name))
+            .is_some_and(|tool| tool.is_idempotent(input));
+        match cx.begin_step(StepKind::Tool, name, idempotent) {
+            Ok(None) => ToolStep::Plain,
+            Ok(Some(StepSlot::Recorded(bytes))) => match serde_json::from_slice::<RecordedCall>(&bytes) {
+                Ok(recorded) => ToolStep::Recorded(recorded.into_result(name)),
+                Err(e) => ToolStep::Refused(TurnError::journal(warden_durable::JournalError::Corrupt {
+                    what: format!("tool step {name}"),
+                    detail: e.to_string(),
+                })),
+            },
+            Ok(Some(StepSlot::Fresh(writer))) => ToolStep::Fresh { writer, idempotent },
+            Err(e) => ToolStep::Refused(e),
+        }
+    }
+
+    /// Runs a tool call as its step says: given back when recorded, else run (written as
+    /// started first when it must not run twice) and its result recorded.
+    async fn step_tool(
+        &self,
+        caller: &Caller,
+        id: &str,
+        name: &str,
+        input: &Value,
+        step: ToolStep,
+    ) -> (CallResult, Option<TurnError>) {
+        match step {
+            ToolStep::Plain => (self.call_tool(caller, id, name, input, None).await, None),
+            ToolStep::Recorded(mut result) => {
+                // The model's call id of this run, not the recorded one.
+                if let ContentBlock::ToolResult { tool_use_id, .. } = &mut result.block {
+                    id.clone_into(tool_use_id);
+                }
+                (result, None)
+            }
+            ToolStep::Refused(error) => refused(id, name, error),
+            ToolStep::Fresh { writer, idempotent } => {
+                if !idempotent {
+                    if let Err(error) = writer.started().await {
+                        return refused(id, name, error);
+                    }
+                }
+                let key = writer.id().idempotency_key();
+                let result = self.call_tool(caller, id, name, input, Some(key)).await;
+                match writer.done_with(&RecordedCall::of(&result)).await {
+                    Ok(()) => (result, None),
+                    Err(error) => (result, Some(error)),
+                }
+            }
+        }
+    }
+
+    async fn call_tool(&self, caller: &Caller, id: &str, name: &str, input: &Value, key: Option<String>) -> CallResult {
         let result = match &self.tools {
             // Only tools the agent offers are sent to its executor, whatever else the
             // executor holds: a model cannot call its way past its own toolkit.
             Some(tools) if tools.toolkit.is_enabled(name) => {
-                let call = ToolCall::new(name, input.clone()).id(id).caller(caller.clone());
+                let mut call = ToolCall::new(name, input.clone()).id(id).caller(caller.clone());
+                if let Some(key) = key {
+                    call = call.idempotency_key(key);
+                }
                 tools.client.call(call, self.tool_deadline).await
             }
             _ => Err(ToolError::NotFound { tool: Arc::from(name) }),
@@ -337,16 +473,33 @@ impl ReAct {
             });
         }
         let is_human = |name: &str| self.human.is_some() && name == ASK_HUMAN_TOOL;
+        // A durable turn takes every tool call's step in call order before any runs, so the
+        // indices do not depend on which finishes first; questions to a human come after.
+        let steps: Vec<ToolStep> = calls
+            .iter()
+            .filter(|(_, name, _)| !is_human(name))
+            .map(|(_, name, input)| self.tool_step(cx, name, input))
+            .collect();
         let tool_results = join_all(
             calls
                 .iter()
                 .filter(|(_, name, _)| !is_human(name))
-                .map(|(id, name, input)| self.call_tool(caller, id, name, input)),
+                .zip(steps)
+                .map(|((id, name, input), step)| self.step_tool(caller, id, name, input, step)),
         )
         .await;
-        let mut tool_results = tool_results.into_iter();
-        let mut results = Vec::with_capacity(calls.len());
         let mut fatal = None;
+        let mut tool_results = tool_results
+            .into_iter()
+            .map(|(result, error)| {
+                if fatal.is_none() {
+                    fatal = error;
+                }
+                result
+            })
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut results = Vec::with_capacity(calls.len());
         for (id, name, input) in calls {
             let result = if is_human(name) {
                 self.ask_human(cx, id, input, &mut fatal).await
@@ -433,7 +586,11 @@ impl ReAct {
             }
             let request = self.request(cx, &self.tool_specs(), iteration);
             cx.emit(AgentEventKind::ModelCalled { iteration });
-            let response = self.model.chat(&request).await?;
+            let response = cx
+                .step(StepKind::Model, "chat", true, |_| async {
+                    self.model.chat(&request).await.map_err(TurnError::from)
+                })
+                .await?;
             // Provider-supplied counts: saturate rather than overflow.
             usage.input_tokens = usage.input_tokens.saturating_add(response.usage.input_tokens);
             usage.output_tokens = usage.output_tokens.saturating_add(response.usage.output_tokens);

@@ -141,6 +141,8 @@ pub struct ToolCall {
     deadline: Option<(Instant, Duration)>,
     /// Closed when the caller is gone (set by [`ToolClient::call`](crate::ToolClient::call)).
     caller_alive: Option<watch::Receiver<()>>,
+    /// The key that makes a repeated call harmless, if the caller gave one.
+    idempotency_key: Option<Arc<str>>,
 }
 
 impl ToolCall {
@@ -154,7 +156,22 @@ impl ToolCall {
             caller: Caller::default(),
             deadline: None,
             caller_alive: None,
+            idempotency_key: None,
         }
+    }
+
+    /// Gives the call an idempotency key: the same key on a repeated call (a durable agent
+    /// replaying a step after a crash) tells the tool it may be a repeat. The tool reads it
+    /// with [`idempotency_key`](crate::idempotency_key) while it runs; the HTTP tool sends it as
+    /// `Idempotency-Key`.
+    pub fn idempotency_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The call's idempotency key, if it has one.
+    pub fn key(&self) -> Option<&Arc<str>> {
+        self.idempotency_key.as_ref()
     }
 
     /// The caller waits at most `after` from now: an executor cancels the
@@ -220,6 +237,7 @@ impl fmt::Debug for ToolCall {
             .field("args", &Redacted(&self.args))
             .field("caller", &self.caller)
             .field("deadline", &self.deadline())
+            .field("idempotency_key", &self.idempotency_key)
             .finish_non_exhaustive()
     }
 }
@@ -232,4 +250,35 @@ impl fmt::Debug for Redacted<'_> {
         let bytes = serde_json::to_vec(self.0).map_or(0, |v| v.len());
         write!(f, "<redacted: {bytes} bytes of JSON>")
     }
+}
+
+tokio::task_local! {
+    static IDEMPOTENCY_KEY: Option<Arc<str>>;
+}
+
+/// The idempotency key of the call the current tool runs for, if its caller gave one (see
+/// [`ToolCall::idempotency_key`]). A tool with side effects passes it on to the service it
+/// calls, so that a call repeated after a crash is recognised there; `None` outside a tool.
+///
+/// ```
+/// use warden_tools::{ToolCall, ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn, idempotency_key};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let echo = tool_fn("key", "Echoes its key.", |_: serde_json::Value| async move {
+///     Ok::<_, ToolError>(idempotency_key().map(|k| k.to_string()))
+/// });
+/// let executor = ToolExecutor::new(Toolkit::new().tool(echo), ToolStack::default());
+/// let (client, _handle) = executor.spawn().await.unwrap();
+/// let call = ToolCall::new("key", serde_json::json!({})).idempotency_key("order-7");
+/// let out = client.call(call, std::time::Duration::from_secs(5)).await.unwrap();
+/// assert_eq!(out, serde_json::json!("order-7"));
+/// # }
+/// ```
+pub fn idempotency_key() -> Option<Arc<str>> {
+    IDEMPOTENCY_KEY.try_with(Clone::clone).ok().flatten()
+}
+
+/// Runs `future` with `key` as the [`idempotency_key`] its tool sees.
+pub(crate) async fn with_idempotency_key<F: std::future::Future>(key: Option<Arc<str>>, future: F) -> F::Output {
+    IDEMPOTENCY_KEY.scope(key, future).await
 }

@@ -649,6 +649,14 @@ impl HttpRequestTool {
             value.set_sensitive(true);
             headers.insert(header, value);
         }
+        // A durable agent's step id: a repeat of this call after a crash carries the same key.
+        if let Some(key) = crate::idempotency_key() {
+            if !headers.contains_key("idempotency-key") {
+                if let Ok(value) = HeaderValue::from_str(&key) {
+                    headers.insert(HeaderName::from_static("idempotency-key"), value);
+                }
+            }
+        }
         let mut request = self.client.request(args.method.into(), url).headers(headers);
         if let Some(body) = &args.body {
             request = request.body(body.clone());

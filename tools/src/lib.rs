@@ -176,7 +176,7 @@ mod tool;
 mod toolkit;
 
 pub use approval::{ApprovalDecision, ApprovalLayer, ApprovalPolicy, ApprovalRequest, ApprovalService};
-pub use call::{CallId, Caller, ToolCall};
+pub use call::{CallId, Caller, ToolCall, idempotency_key};
 pub use error::{BoxError, ToolError, ToolResult, to_model_content};
 pub use executor::{ToolClient, ToolExecutor};
 pub use http::{HttpError, HttpMethod, HttpRequestArgs, HttpRequestTool, HttpRequestToolBuilder, HttpResponse};

@@ -508,7 +508,11 @@ impl Service<ToolCall> for ToolFnService {
 
     fn call(&mut self, call: ToolCall) -> Self::Future {
         let tool = self.tool.clone();
-        catch_panic(async move { tool.call_json(call.args).await }).boxed()
+        let key = call.key().cloned();
+        catch_panic(crate::call::with_idempotency_key(key, async move {
+            tool.call_json(call.args).await
+        }))
+        .boxed()
     }
 }
 

@@ -20,8 +20,15 @@
 //! interrupt. Every user callback is guarded: a behaviour that panics (building its turn or
 //! running it) fails that turn with a typed error and the queue moves on; observers run on a
 //! task of their own ([`EventSink`]).
+//!
+//! A durable agent ([`Agent::journal`]) works the same way, with three more duties: its start
+//! restores memory from the journal's snapshot and queues every unfinished task of its name
+//! (a task also sent to it is queued once); a turn of a journaled task first reads the task's
+//! recorded steps, and writes the outcome (with a new memory snapshot) before the actor
+//! hears the turn ended; and a journaled task is never skipped or cut short because its
+//! asker stopped waiting (it was accepted, so it runs to its end).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -32,6 +39,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use warden_durable::{Journal, TaskId};
 use warden_supervisor::{ChildPath, Escalator};
 
 use super::error::{AgentError, AgentTrouble, TurnError};
@@ -156,6 +164,8 @@ pub(crate) struct Pending {
     asker: Option<Asker>,
     events: EventSink,
     drop_reason: DropReason,
+    /// The task's id in a durable agent's journal.
+    pub(crate) durable: Option<TaskId>,
 }
 
 impl Pending {
@@ -166,6 +176,7 @@ impl Pending {
             asker,
             events,
             drop_reason: DropReason::AgentStopped,
+            durable: None,
         }
     }
 
@@ -180,6 +191,10 @@ impl Pending {
     /// Whether it is an ask whose asker stopped waiting; if so, it is marked to be dropped
     /// for that reason.
     fn is_abandoned(&mut self) -> bool {
+        if self.durable.is_some() {
+            // Accepted into a journal: it runs whether or not anyone waits.
+            return false;
+        }
         let gone = self.asker.as_mut().is_some_and(Asker::is_gone);
         if gone {
             self.drop_reason = DropReason::AskerGone;
@@ -188,9 +203,9 @@ impl Pending {
     }
 
     /// Takes the task out to start its turn.
-    fn start(mut self) -> Option<(AgentMessage, Option<LoadGuard>, Option<Asker>)> {
+    fn start(mut self) -> Option<Started> {
         let task = self.task.take()?;
-        Some((task, self.load.take(), self.asker.take()))
+        Some((task, self.load.take(), self.asker.take(), self.durable))
     }
 }
 
@@ -215,6 +230,9 @@ impl Drop for Pending {
     }
 }
 
+/// A task taken out to start its turn: the task, its load, its asker, its journal id.
+type Started = (AgentMessage, Option<LoadGuard>, Option<Asker>, Option<TaskId>);
+
 /// A turn's end, sent by the turn task to its actor.
 pub(crate) struct TurnDone {
     turn: u64,
@@ -238,6 +256,7 @@ pub(crate) struct AgentActor(pub(crate) Agent);
 /// still here, the agent went down mid-turn) answers `AgentDown`.
 struct Current {
     turn: u64,
+    durable: Option<TaskId>,
     task: AgentMessage,
     job: tokio::task::Id,
     _load: Option<LoadGuard>,
@@ -265,6 +284,8 @@ pub(crate) struct AgentState {
     events: EventSink,
     handle: AgentRef,
     actor: ActorId,
+    /// Journaled tasks queued or running in this incarnation.
+    known: HashSet<TaskId>,
 }
 
 impl Drop for AgentState {
@@ -309,6 +330,27 @@ impl AgentActor {
         }
     }
 
+    /// Hands the asker of a journaled task that this incarnation already holds (queued from
+    /// the journal at its start) to that task, and lets the copy go.
+    fn join_asker(state: &mut AgentState, mut pending: Pending, id: TaskId) {
+        let asker = pending.asker.take();
+        pending.withdraw();
+        let Some(asker) = asker else {
+            return;
+        };
+        if let Some(current) = state.current.as_mut().filter(|c| c.durable == Some(id)) {
+            if current.asker.is_none() {
+                current.asker = Some(asker);
+            }
+            return;
+        }
+        if let Some(queued) = state.queue.iter_mut().find(|p| p.durable == Some(id)) {
+            if queued.asker.is_none() {
+                queued.asker = Some(asker);
+            }
+        }
+    }
+
     /// Drops the queued asks whose askers stopped waiting.
     fn prune_queue(state: &mut AgentState) {
         state.queue.retain_mut(|pending| !pending.is_abandoned());
@@ -326,7 +368,7 @@ impl AgentActor {
     }
 
     fn start_turn(&self, myself: &ActorRef<AgentMsg>, state: &mut AgentState, pending: Pending) {
-        let Some((task, load, mut asker)) = pending.start() else {
+        let Some((task, load, mut asker, durable)) = pending.start() else {
             return;
         };
         state.next_turn += 1;
@@ -344,11 +386,17 @@ impl AgentActor {
             human: human_rx,
             myself: myself.clone(),
             turn,
+            durable: None,
         };
+        let journaled = self.0.journal.clone().zip(durable);
         state.events.emit(AgentEventKind::TurnStarted { task: task.id });
         let signals = Signals {
             interrupt: interrupt_rx,
-            asker_gone: asker.as_mut().and_then(|a| a.gone.take()),
+            // A journaled task runs to its end whoever waits.
+            asker_gone: asker
+                .as_mut()
+                .and_then(|a| a.gone.take())
+                .filter(|_| journaled.is_none()),
             deadline: self.0.turn_deadline,
         };
         let behaviour = self.0.behaviour.clone();
@@ -361,7 +409,7 @@ impl AgentActor {
                 // The actor is gone (its state may still be on its way to the supervisor):
                 // so is everyone waiting for this turn.
                 _ = stopped.wait(None) => {}
-                done = AssertUnwindSafe(run_turn(behaviour, cx, turn_task, signals)).catch_unwind() => {
+                done = AssertUnwindSafe(run_journaled(behaviour, cx, turn_task, signals, journaled)).catch_unwind() => {
                     let done = done.unwrap_or_else(|panic| TurnDone::lost(turn, &*panic));
                     let _ = myself.send_message(AgentMsg::TurnDone(Box::new(done)));
                 }
@@ -369,6 +417,7 @@ impl AgentActor {
         });
         state.current = Some(Current {
             turn,
+            durable,
             task,
             job: job.id(),
             _load: load,
@@ -405,6 +454,9 @@ impl AgentActor {
             Memory::new(self.0.memory_limit)
         }));
         state.turns_completed += 1;
+        if let Some(id) = current.durable {
+            state.known.remove(&id);
+        }
         let me = Address::Name(self.0.name.to_string());
         let task = &current.task;
         let answer = match done.result {
@@ -445,9 +497,10 @@ impl AgentActor {
     /// After `escalate_after` failed turns in a row, raises an [`AgentTrouble`].
     fn maybe_escalate(&self, state: &mut AgentState, task: &AgentMessage, error: &TurnError) {
         let after = self.0.escalate_after;
-        // A spent budget will not come back by trying again: it goes up at once.
-        let spent =
-            matches!(error, TurnError::Model(e) if matches!(**e, crate::model::ModelError::BudgetExceeded { .. }));
+        // A spent budget will not come back by trying again, and a side effect of unknown
+        // outcome needs someone to look: both go up at once.
+        let spent = matches!(error, TurnError::Model(e) if matches!(**e, crate::model::ModelError::BudgetExceeded { .. }))
+            || matches!(error, TurnError::OutcomeUnknown { .. });
         if after == 0 || (state.failures < after && !spent) {
             return;
         }
@@ -488,6 +541,54 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> TurnError {
     TurnError::Panicked {
         message: warden_supervisor::panic_report::panic_message(panic),
     }
+}
+
+/// Runs one turn of a journaled task (or of any task, when `journaled` is `None`): reads its
+/// recorded steps first, and writes its outcome and the memory snapshot before the actor
+/// hears of its end.
+async fn run_journaled(
+    behaviour: Arc<dyn Behaviour>,
+    mut cx: TurnContext,
+    task: AgentMessage,
+    signals: Signals,
+    journaled: Option<(Journal, TaskId)>,
+) -> TurnDone {
+    let Some((journal, id)) = journaled else {
+        return run_turn(behaviour, cx, task, signals).await;
+    };
+    let mut done = match journal.steps(id).await {
+        Ok(recorded) => {
+            cx.durable = Some(super::durable::DurableTurn {
+                journal: journal.clone(),
+                task: id,
+                recorded,
+                next: 0,
+            });
+            run_turn(behaviour, cx, task, signals).await
+        }
+        Err(error) => TurnDone {
+            turn: cx.turn,
+            memory: Some(cx.memory),
+            result: Err(TurnError::journal(error)),
+            abandoned: false,
+        },
+    };
+    let snapshot = done
+        .memory
+        .as_ref()
+        .and_then(|memory| crate::codec::to_journal(memory.messages()).ok());
+    let finished = match super::durable::encode_outcome(&done.result) {
+        Ok(outcome) => journal.finish(id, outcome, snapshot).await.map_err(TurnError::journal),
+        Err(e) => Err(e),
+    };
+    if let Err(error) = finished {
+        // Left unfinished: the next start resumes it, its recorded steps replayed.
+        tracing::error!(task = %id, %error, "could not write a durable task's outcome");
+        if done.result.is_ok() {
+            done.result = Err(error);
+        }
+    }
+    done
 }
 
 /// Runs one turn, cutting it short on an interrupt, when its asker stops waiting, or at its
@@ -570,11 +671,47 @@ impl Actor for AgentActor {
         }
         let events = EventSink::start(self.0.name.clone(), self.0.observer.clone(), self.0.observer_queue);
         let actor = myself.get_id();
+        let mut memory = Memory::new(self.0.memory_limit);
+        let mut resumed = Vec::new();
+        if let Some(journal) = &self.0.journal {
+            if let Some(snapshot) = journal.snapshot(&self.0.name).await? {
+                let messages: Vec<crate::model::Message> = crate::codec::from_journal(&snapshot)?;
+                for message in messages {
+                    memory.push(message);
+                }
+            }
+            for entry in journal.unfinished(&self.0.name).await? {
+                match crate::codec::from_bytes(&entry.task) {
+                    Ok(task) => resumed.push((entry.id, task)),
+                    Err(error) => {
+                        // Never run, never dropped silently: it fails, naming the task.
+                        tracing::error!(task = %entry.id, %error, "a journaled task cannot be read; failed");
+                        let failure = TurnError::journal(warden_durable::JournalError::Corrupt {
+                            what: format!("task {}", entry.id),
+                            detail: error.to_string(),
+                        });
+                        let outcome = super::durable::encode_outcome(&Err(failure))?;
+                        journal.finish(entry.id, outcome, None).await?;
+                    }
+                }
+            }
+        }
         let generation = self.0.handle.publish(myself, args.path.clone(), events.clone());
         events.emit(AgentEventKind::Started { generation });
+        let mut queue = VecDeque::new();
+        let mut known = HashSet::new();
+        for (id, task) in resumed {
+            let mut pending = Pending::new(task, self.0.handle.control_load(), None, events.clone());
+            pending.durable = Some(id);
+            known.insert(id);
+            queue.push_back(pending);
+        }
+        if !known.is_empty() {
+            tracing::info!(agent = %self.0.name, tasks = known.len(), "resuming journaled tasks");
+        }
         Ok(AgentState {
-            memory: Some(Memory::new(self.0.memory_limit)),
-            queue: VecDeque::new(),
+            memory: Some(memory),
+            queue,
             current: None,
             tasks: JoinSet::new(),
             next_turn: 0,
@@ -585,7 +722,14 @@ impl Actor for AgentActor {
             events,
             handle: self.0.handle.clone(),
             actor,
+            known,
         })
+    }
+
+    /// Starts the first of the tasks resumed from the journal, if any.
+    async fn post_start(&self, myself: ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
+        self.start_next(&myself, state);
+        Ok(())
     }
 
     /// Never waits for a turn; see the [module docs](self). It cannot fail.
@@ -599,7 +743,11 @@ impl Actor for AgentActor {
         match msg {
             AgentMsg::Task(pending) => {
                 Self::prune_queue(state);
-                state.queue.push_back(*pending);
+                match pending.durable {
+                    // Already queued from the journal at the start: its asker waits there.
+                    Some(id) if !state.known.insert(id) => Self::join_asker(state, *pending, id),
+                    _ => state.queue.push_back(*pending),
+                }
             }
             AgentMsg::Interrupt(reply) => {
                 let interrupted = match state.current.as_mut().and_then(|c| c.interrupt.take()) {

@@ -51,6 +51,24 @@ pub enum AgentError {
     /// The agent ran the task and the turn failed.
     #[error("turn failed: {0}")]
     Turn(#[from] TurnError),
+    /// The agent has no journal: [`submit`](super::AgentRef::submit) and
+    /// [`result`](super::AgentRef::result) need one ([`Agent::journal`](super::Agent::journal)).
+    #[error("agent {0} is not durable (it has no journal)")]
+    NotDurable(Arc<str>),
+    /// The journal failed: the task was not accepted (on submit), or its result cannot be read.
+    #[error("journal: {0}")]
+    Journal(Arc<warden_durable::JournalError>),
+    /// A durable task ended with an error; read from the journal, so only its kind and message
+    /// are left of it.
+    #[error("task {task} failed ({kind}): {message}")]
+    TaskFailed {
+        /// The task.
+        task: warden_durable::TaskId,
+        /// The turn error's kind ([`TurnError::kind`]).
+        kind: String,
+        /// The turn error's message.
+        message: String,
+    },
 }
 
 impl AgentError {
@@ -71,6 +89,7 @@ impl AgentError {
                 | Self::NotStarted(_)
                 | Self::NoSuchAddress(_)
                 | Self::NoRoute(_)
+                | Self::NotDurable(_)
                 | Self::Overloaded { .. }
         )
     }
@@ -84,7 +103,8 @@ impl AgentError {
             | Self::Timeout(_)
             | Self::Overloaded { .. } => true,
             Self::Turn(e) => e.is_transient(),
-            Self::NoSuchAddress(_) | Self::NoRoute(_) => false,
+            Self::Journal(_) => true,
+            Self::NoSuchAddress(_) | Self::NoRoute(_) | Self::NotDurable(_) | Self::TaskFailed { .. } => false,
         }
     }
 }
@@ -128,6 +148,29 @@ pub enum TurnError {
         /// The panic's message.
         message: Arc<str>,
     },
+    /// A durable turn's step that must not run twice was started before a crash and has no
+    /// result: it may or may not have acted, so it is not run again (escalated at once).
+    #[error("outcome of step {step} ({name}) is unknown: it was in flight at a crash and is not idempotent")]
+    OutcomeUnknown {
+        /// The step.
+        step: warden_durable::StepId,
+        /// The step's name (the tool's).
+        name: String,
+    },
+    /// A replayed durable turn asked for another step than the one recorded at that index:
+    /// the code between steps is not deterministic (see [`durable`](super::durable)).
+    #[error("journal divergence at step {step}: recorded {recorded}, asked for {requested}")]
+    JournalDivergence {
+        /// The step.
+        step: warden_durable::StepId,
+        /// What the journal has there (`tool send_email`).
+        recorded: String,
+        /// What the replay asked for.
+        requested: String,
+    },
+    /// The journal failed (a store error, a damaged record).
+    #[error("journal: {0}")]
+    Journal(Arc<warden_durable::JournalError>),
     /// A behaviour's own failure, with its error as the source (downcast it to read it).
     #[error("{0}")]
     Other(Arc<dyn std::error::Error + Send + Sync + 'static>),
@@ -154,8 +197,10 @@ impl TurnError {
         match self {
             Self::Model(e) => e.is_transient(),
             Self::ToolFailing { last_error, .. } => last_error.is_transient(),
-            Self::HumanTimeout(_) | Self::DeadlineExceeded(_) => true,
-            Self::StructuredOutputInvalid(_)
+            Self::HumanTimeout(_) | Self::DeadlineExceeded(_) | Self::Journal(_) => true,
+            Self::OutcomeUnknown { .. }
+            | Self::JournalDivergence { .. }
+            | Self::StructuredOutputInvalid(_)
             | Self::EmptyTask
             | Self::Escalation(_)
             | Self::Panicked { .. }
@@ -174,6 +219,9 @@ impl TurnError {
             Self::EmptyTask => TurnFailure::EmptyTask,
             Self::Escalation(_) => TurnFailure::Escalation,
             Self::Panicked { .. } => TurnFailure::Panicked,
+            Self::OutcomeUnknown { .. } => TurnFailure::OutcomeUnknown,
+            Self::JournalDivergence { .. } => TurnFailure::JournalDivergence,
+            Self::Journal(_) => TurnFailure::Journal,
             Self::Other(_) => TurnFailure::Other,
         }
     }
@@ -205,6 +253,12 @@ pub enum TurnFailure {
     Escalation,
     /// [`TurnError::Panicked`].
     Panicked,
+    /// [`TurnError::OutcomeUnknown`].
+    OutcomeUnknown,
+    /// [`TurnError::JournalDivergence`].
+    JournalDivergence,
+    /// [`TurnError::Journal`].
+    Journal,
     /// [`TurnError::Other`].
     Other,
 }
@@ -221,6 +275,9 @@ impl TurnFailure {
             Self::EmptyTask => "empty_task",
             Self::Escalation => "escalation",
             Self::Panicked => "panicked",
+            Self::OutcomeUnknown => "outcome_unknown",
+            Self::JournalDivergence => "journal_divergence",
+            Self::Journal => "journal",
             Self::Other => "other",
         }
     }

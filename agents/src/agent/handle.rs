@@ -2,13 +2,14 @@
 //! and carries every ask, tell and control call; and the [`AgentStatus`] it reports.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ractor::{ActorCell, ActorId, ActorRef};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use warden_durable::{Journal, TaskId};
 use warden_supervisor::{ChildPath, Incarnations, request};
 
 use super::CONTROL_DEADLINE;
@@ -61,6 +62,8 @@ pub(super) struct RefInner {
     pub(super) name: Arc<str>,
     pub(super) incarnations: Incarnations<Incarnation>,
     pub(super) load: Arc<Load>,
+    /// The journal of a durable agent.
+    pub(super) journal: RwLock<Option<Journal>>,
 }
 
 /// How many tasks an agent holds (queued or running) unless told otherwise
@@ -147,8 +150,92 @@ impl AgentRef {
                     capacity: AtomicUsize::new(DEFAULT_QUEUE_CAPACITY),
                     room: Notify::new(),
                 }),
+                journal: RwLock::new(None),
             }),
         }
+    }
+
+    pub(super) fn set_journal(&self, journal: Journal) {
+        *self
+            .inner
+            .journal
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(journal);
+    }
+
+    /// The agent's journal, if it is durable.
+    pub fn journal(&self) -> Option<Journal> {
+        self.inner
+            .journal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Writes `task` to the journal (a durable agent) before it is sent.
+    async fn accept(&self, task: &mut AgentMessage) -> Result<Option<TaskId>, AgentError> {
+        let Some(journal) = self.journal() else {
+            return Ok(None);
+        };
+        if task.recipient == Address::Unspecified {
+            task.recipient = self.address();
+        }
+        let bytes = crate::codec::to_bytes(task)
+            .map_err(|e| AgentError::Journal(Arc::new(warden_durable::JournalError::Invalid(e.to_string()))))?;
+        let id = journal
+            .accept(&self.inner.name, bytes)
+            .await
+            .map_err(|e| AgentError::Journal(Arc::new(e)))?;
+        Ok(Some(id))
+    }
+
+    /// Hands `task` to a durable agent: when this returns, the task is in the agent's journal
+    /// with its [`TaskId`], and it runs exactly once to its end, whatever happens to this
+    /// process in between (a restart of the agent, or a new process opening the journal,
+    /// resumes it). Read its outcome with [`result`](Self::result). If no incarnation is
+    /// running now, the task waits in the journal for the next start.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::NotDurable`] for an agent without a journal; [`AgentError::Overloaded`]
+    /// at once when its queue is full (the task handed back, not accepted);
+    /// [`AgentError::Journal`] when the journal could not write it (not accepted).
+    pub async fn submit(&self, mut task: AgentMessage) -> Result<TaskId, AgentError> {
+        if self.journal().is_none() {
+            return Err(AgentError::NotDurable(self.inner.name.clone()));
+        }
+        let Some(load) = self.inner.load.try_reserve() else {
+            return Err(self.overloaded(task));
+        };
+        let Some(id) = self.accept(&mut task).await? else {
+            return Err(AgentError::NotDurable(self.inner.name.clone()));
+        };
+        match self.send_task(task, load, None, Some(id)) {
+            // Accepted: a start picks it up from the journal.
+            Ok(()) | Err(AgentError::NotDelivered(_)) => Ok(id),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits, at most `deadline`, for the outcome of a task given to this durable agent (from
+    /// this process or an earlier one).
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::NotDurable`]; [`AgentError::Timeout`]; [`AgentError::TaskFailed`] when the
+    /// task ended with an error; [`AgentError::Journal`] (no such task, a damaged record).
+    pub async fn result(&self, id: TaskId, deadline: Duration) -> Result<Reply, AgentError> {
+        let journal = self
+            .journal()
+            .ok_or_else(|| AgentError::NotDurable(self.inner.name.clone()))?;
+        let journal_error = |e| AgentError::Journal(Arc::new(e));
+        let outcome = match journal.result(id, deadline).await {
+            Ok(outcome) => outcome,
+            Err(warden_durable::JournalError::Timeout(_)) => return Err(AgentError::Timeout(deadline)),
+            Err(e) => return Err(journal_error(e)),
+        };
+        let entry = journal.task(id).await.map_err(journal_error)?;
+        super::durable::decode_outcome(id, &entry.task, &outcome)
     }
 
     /// Publishes a new incarnation; returns its generation.
@@ -184,7 +271,13 @@ impl AgentRef {
     }
 
     /// Sends a task to the running incarnation, addressed to this agent if it names nobody.
-    fn send_task(&self, mut task: AgentMessage, load: LoadGuard, asker: Option<Asker>) -> Result<(), AgentError> {
+    fn send_task(
+        &self,
+        mut task: AgentMessage,
+        load: LoadGuard,
+        asker: Option<Asker>,
+        durable: Option<TaskId>,
+    ) -> Result<(), AgentError> {
         let (actor, events) = self
             .inner
             .incarnations
@@ -193,7 +286,8 @@ impl AgentRef {
         if task.recipient == Address::Unspecified {
             task.recipient = self.address();
         }
-        let pending = Pending::new(task, load, asker, events);
+        let mut pending = Pending::new(task, load, asker, events);
+        pending.durable = durable;
         actor.send_message(AgentMsg::Task(Box::new(pending))).map_err(|e| {
             if let ractor::MessagingErr::SendErr(AgentMsg::Task(pending)) = e {
                 (*pending).withdraw();
@@ -293,10 +387,15 @@ impl AgentRef {
     /// [`AgentError::Timeout`] at the deadline (it may have acted; it stops);
     /// [`AgentError::Turn`] when it ran the task and the turn failed.
     ///
+    /// A durable agent ([`Agent::journal`](super::Agent::journal)) writes the task to its
+    /// journal before running it, and runs it to its end whether or not the asker still
+    /// waits; its outcome stays readable with [`result`](Self::result) (the id is in the
+    /// reply's turn events, or use [`submit`](Self::submit) to get it first).
+    ///
     /// # Cancellation
     ///
     /// Dropping the future abandons the ask: the agent skips the task, or cuts its turn
-    /// short, as at the deadline.
+    /// short, as at the deadline (not for a durable agent, see above).
     pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
         let until = deadline_from_now(deadline);
         let Some(load) = self.inner.load.reserve_by(until).await else {
@@ -325,13 +424,18 @@ impl AgentRef {
 
     async fn ask_reserved(
         &self,
-        task: AgentMessage,
+        mut task: AgentMessage,
         load: LoadGuard,
         until: Instant,
         deadline: Duration,
     ) -> Result<Reply, AgentError> {
+        if self.journal().is_some() && !self.is_running() {
+            // Not accepted: nothing waits in the journal for a start.
+            return Err(AgentError::NotDelivered(self.inner.name.clone()));
+        }
+        let durable = self.accept(&mut task).await?;
         let (asker, side) = Asker::new(self.inner.name.clone(), until);
-        self.send_task(task, load, Some(asker))?;
+        self.send_task(task, load, Some(asker), durable)?;
         match tokio::time::timeout_at(until, side.answer).await {
             Ok(Ok(answer)) => answer,
             // Every path answers; a port dropped silently still means the agent went down.
@@ -352,7 +456,7 @@ impl AgentRef {
         let Some(load) = self.inner.load.try_reserve() else {
             return Err(self.overloaded(task));
         };
-        self.send_task(task, load, None)
+        self.send_task(task, load, None, None)
     }
 
     /// Interrupts the turn in flight, if any (see the [module docs](super)); answers whether

@@ -55,6 +55,50 @@ impl TurnContext {
     /// responder gets [`EscalationError::RequesterGone`].
     pub async fn ask_human(&mut self, question: impl Into<String>, deadline: Duration) -> Result<String, TurnError> {
         let question = question.into();
+        // A durable turn: the question is a step. Answered before a crash, the answer comes
+        // back; asked before, it keeps its first deadline and can be answered in the journal.
+        let mut deadline = deadline;
+        let mut durable = None;
+        match self.begin_step(warden_durable::StepKind::Human, "ask_human", true)? {
+            None => {}
+            Some(super::StepSlot::Recorded(bytes)) => {
+                let step = warden_durable::StepId::new(self.task_id().unwrap_or(warden_durable::TaskId(0)), 0);
+                return super::durable::decode(step, &bytes);
+            }
+            Some(super::StepSlot::Fresh(writer)) => {
+                let journal = self.durable.as_ref().map(|d| d.journal.clone());
+                if let Some(journal) = journal {
+                    let asked = journal
+                        .ask(writer.id(), &self.name, &question, deadline)
+                        .await
+                        .map_err(TurnError::journal)?;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    deadline = Duration::from_millis(asked.deadline_ms.saturating_sub(now));
+                    durable = Some((journal, writer, asked.deadline_ms));
+                }
+            }
+        }
+        let answer = self
+            .wait_for_human(
+                question,
+                deadline,
+                durable.as_ref().map(|(j, w, d)| (j.clone(), w.id(), *d)),
+            )
+            .await?;
+        if let Some((_, writer, _)) = durable {
+            writer.done_with(&answer).await?;
+        }
+        Ok(answer)
+    }
+
+    async fn wait_for_human(
+        &mut self,
+        question: String,
+        deadline: Duration,
+        journaled: Option<(warden_durable::Journal, warden_durable::StepId, u64)>,
+    ) -> Result<String, TurnError> {
         self.emit(AgentEventKind::WaitingForHuman {
             question: question.clone(),
         });
@@ -70,6 +114,12 @@ impl TurnContext {
             Some(escalator) => Box::pin(async move { escalator.request(concern, deadline).await }),
             None => Box::pin(futures::future::pending()),
         };
+        // An answer written into the journal (`warden journal answer`, another process).
+        let mut from_journal: BoxFuture<'static, Result<Option<String>, warden_durable::JournalError>> = match journaled
+        {
+            Some((journal, step, deadline_ms)) => Box::pin(async move { journal.wait_answer(step, deadline_ms).await }),
+            None => Box::pin(futures::future::pending()),
+        };
         let until = tokio::time::sleep(deadline);
         tokio::pin!(until);
         let answer = loop {
@@ -81,6 +131,11 @@ impl TurnContext {
                     Err(_) => escalation = Box::pin(futures::future::pending()),
                 },
                 Some(text) = self.human.recv() => break Ok(text),
+                answered = &mut from_journal => match answered {
+                    Ok(Some(text)) => break Ok(text),
+                    Ok(None) => break Err(TurnError::HumanTimeout(deadline)),
+                    Err(error) => break Err(TurnError::journal(error)),
+                },
                 () = &mut until => break Err(TurnError::HumanTimeout(deadline)),
             }
         };

@@ -103,6 +103,8 @@ pub struct TurnContext {
     pub(crate) human: mpsc::UnboundedReceiver<String>,
     pub(crate) myself: ActorRef<AgentMsg>,
     pub(crate) turn: u64,
+    /// The journal and the task's recorded steps, for a durable agent's task.
+    pub(crate) durable: Option<super::durable::DurableTurn>,
 }
 
 impl fmt::Debug for TurnContext {
@@ -112,6 +114,7 @@ impl fmt::Debug for TurnContext {
             .field("path", &self.path)
             .field("memory", &self.memory.len())
             .field("turn", &self.turn)
+            .field("task_id", &self.task_id())
             .finish_non_exhaustive()
     }
 }
