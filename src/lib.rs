@@ -12,11 +12,16 @@
 //! * [`chaos`]: a seeded chaos monkey, fault injection and invariant checks.
 //! * [`tools`]: tools and their executors: breakers, timeouts, retries, limits, permissions.
 //! * [`agents`]: agents, models and patterns.
+//! * [`durable`]: the journal that makes agents durable: accepted tasks, their steps' results
+//!   and pending human questions on disk, so a killed process resumes without redoing side
+//!   effects.
 
 #[doc(inline)]
 pub use warden_agents as agents;
 #[doc(inline)]
 pub use warden_chaos as chaos;
+#[doc(inline)]
+pub use warden_durable as durable;
 #[doc(inline)]
 pub use warden_resilience as resilience;
 #[doc(inline)]

@@ -51,9 +51,13 @@ struct Shared {
     limits: Limiter,
 }
 
+/// Answers a request from its body, when the script is empty ([`FakeProvider::set_responder`]).
+type Responder = Arc<dyn Fn(&Value) -> Answer + Send + Sync>;
+
 #[derive(Clone)]
 struct Settings {
     default_reply: Answer,
+    responder: Option<Responder>,
     latency: Duration,
     chunk_delay: Duration,
     chunk_bytes: usize,
@@ -91,6 +95,7 @@ impl FakeProvider {
             script: Mutex::new(VecDeque::new()),
             settings: Mutex::new(Settings {
                 default_reply: Answer::text("ok"),
+                responder: None,
                 latency: Duration::ZERO,
                 chunk_delay: Duration::ZERO,
                 chunk_bytes: 4,
@@ -155,6 +160,14 @@ impl FakeProvider {
     /// The reply used when the script is empty (initially the text `"ok"`).
     pub fn set_default_reply(&self, reply: impl Into<Answer>) {
         lock(&self.shared.settings).default_reply = reply.into();
+    }
+
+    /// Answers each request whose turn finds the script empty with `responder(body)`, the
+    /// request's JSON body (instead of the default reply): a stateless rule, such as "call
+    /// the tool until its result is in the history, then answer", holds however many times a
+    /// client retries or replays.
+    pub fn set_responder(&self, responder: impl Fn(&Value) -> Answer + Send + Sync + 'static) {
+        lock(&self.shared.settings).responder = Some(Arc::new(responder));
     }
 
     /// Delays every answer by this much (initially zero). Requests wait concurrently.
@@ -360,9 +373,12 @@ fn max_tokens(json: &Value) -> u64 {
 
 /// The scripted answer to an admitted request.
 async fn respond(shared: &Arc<Shared>, format: Format, json: &Value, body_len: usize, settings: &Settings) -> Response {
-    let reply = lock(&shared.script)
-        .pop_front()
-        .unwrap_or(settings.default_reply.clone());
+    let scripted = lock(&shared.script).pop_front();
+    let reply = match (scripted, &settings.responder) {
+        (Some(reply), _) => reply,
+        (None, Some(responder)) => responder(json),
+        (None, None) => settings.default_reply.clone(),
+    };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let mut next_id = || shared.next_id.fetch_add(1, Ordering::Relaxed);
     let plan = wire::plan(reply, &mut next_id, format);

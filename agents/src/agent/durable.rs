@@ -1,5 +1,5 @@
-//! Durable turns: the steps of a turn of a durable agent, written to its
-//! [`Journal`](warden_durable::Journal) and given back on replay.
+//! Durable turns: the steps of a turn of a durable agent, written to its journal
+//! ([`warden_durable::Journal`]) and given back on replay.
 //!
 //! A turn of a durable agent asks the runtime for each step that has an effect or an answer
 //! from outside ([`TurnContext::step`]): a model call, a tool call, a human's decision, a
