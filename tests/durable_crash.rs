@@ -72,6 +72,39 @@ fn a_hundred_sigkills_lose_no_accepted_task_and_repeat_no_completed_side_effect(
     if std::env::var_os(CHILD).is_some() {
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
+    crash_loop(&dir.path().join("journal.redb").display().to_string(), "embedded store");
+}
+
+/// The same on PostgreSQL (`$WARDEN_TEST_POSTGRES`, a fresh database), skipped without it
+/// unless `WARDEN_REQUIRE_POSTGRES` is set (as `.ci/run` does).
+#[test]
+fn a_hundred_sigkills_on_postgres_lose_nothing_either() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let Ok(url) = std::env::var("WARDEN_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("WARDEN_REQUIRE_POSTGRES").is_none(),
+            "no WARDEN_TEST_POSTGRES"
+        );
+        eprintln!("skipped: no WARDEN_TEST_POSTGRES (start one with .ci/postgres.sh)");
+        return;
+    };
+    let name = format!("warden_crash_{}", fastrand::u64(..));
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    });
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    crash_loop(&format!("{base}/{name}"), "PostgreSQL");
+}
+
+fn crash_loop(store: &str, label: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let seen: Executions = Arc::default();
     let (fake, tools_addr) = runtime.block_on(async {
@@ -85,13 +118,11 @@ fn a_hundred_sigkills_lose_no_accepted_task_and_repeat_no_completed_side_effect(
         tokio::spawn(async move { axum::serve(listener, app).await });
         (fake, addr)
     });
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("journal.redb");
     let run_child = || {
         Command::new(std::env::current_exe().unwrap())
             .args(["durable_crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD, "1")
-            .env("WARDEN_CRASH_STORE", &store)
+            .env("WARDEN_CRASH_STORE", store)
             .env("WARDEN_CRASH_MODEL", fake.base_url_openai())
             .env("WARDEN_CRASH_TOOLS", format!("http://{tools_addr}/tools"))
             .stdout(Stdio::piped())
@@ -124,7 +155,7 @@ fn a_hundred_sigkills_lose_no_accepted_task_and_repeat_no_completed_side_effect(
     assert!(output.status.success() && out.contains("all done"), "{out}");
     accepted.extend(accepted_in(&out));
 
-    let journal = Journal::open(&store).unwrap();
+    let journal = runtime.block_on(Journal::open_location(store)).unwrap();
     let (tasks, unfinished) = runtime.block_on(journal.counts()).unwrap();
     assert_eq!(unfinished, 0, "every accepted task finished");
     assert_eq!(tasks, TASKS);
@@ -184,7 +215,7 @@ fn a_hundred_sigkills_lose_no_accepted_task_and_repeat_no_completed_side_effect(
         "{lookups} lookups for {lookup_steps} steps"
     );
     eprintln!(
-        "crash loop: {KILLS} SIGKILLs, {TASKS} tasks accepted, {completed} completed, {unknown} outcome_unknown, \
+        "crash loop ({label}): {KILLS} SIGKILLs, {TASKS} tasks accepted, {completed} completed, {unknown} outcome_unknown, \
          0 lost, 0 charged twice; {model_calls} model calls for {model_steps} model steps, \
          {lookups} lookups for {lookup_steps} lookup steps"
     );
@@ -243,7 +274,7 @@ async fn durable_crash_child() -> anyhow::Result<()> {
     let store = std::env::var("WARDEN_CRASH_STORE")?;
     let model_url = std::env::var("WARDEN_CRASH_MODEL")?;
     let tools_url = std::env::var("WARDEN_CRASH_TOOLS")?;
-    let journal = Journal::open(&store)?;
+    let journal = Journal::open_location(&store).await?;
     let client = reqwest::Client::new();
     let tool = |name, idempotent| Remote {
         name,

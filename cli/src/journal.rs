@@ -29,7 +29,7 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
     let Some((&command, rest)) = args.split_first() else {
         return Err(usage("journal needs a subcommand"));
     };
-    let journal = Journal::open(&store)?;
+    let journal = Journal::open_location(&store).await?;
     match command {
         "list" => list(&journal, rest).await,
         "show" => show(&journal, rest).await,

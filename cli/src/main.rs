@@ -8,7 +8,7 @@
 //! warden journal [--store PATH] prune [--older-than SECONDS] [--keep N]
 //! ```
 //!
-//! The store is `--store PATH`, else `$WARDEN_JOURNAL`. The embedded store may be open in a
+//! The store is `--store PATH` (or a `postgres://` URL), else `$WARDEN_JOURNAL`. The embedded store may be open in a
 //! running agent process at the same time: `answer` reaches its waiting turn.
 
 mod journal;
@@ -26,7 +26,7 @@ commands:
   journal [--store PATH] prune [--older-than SECONDS] [--keep N]
                                                     removes finished tasks
 
-The journal's store is --store PATH, else $WARDEN_JOURNAL.";
+The journal's store is --store PATH (a file, or a postgres:// URL), else $WARDEN_JOURNAL.";
 
 /// A command line that does not parse: the usage is printed, exit status 2.
 #[derive(Debug)]

@@ -27,6 +27,7 @@ use crate::error::JournalError;
 use crate::record::{
     PendingQuestion, Retention, StepId, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
 };
+use crate::store::Op;
 
 /// The most requests one commit takes.
 pub const MAX_BATCH: usize = 4096;
@@ -506,4 +507,71 @@ pub(crate) fn count_tasks(tx: &redb::ReadTransaction) -> Result<(u64, u64), Jour
         tasks.len().map_err(JournalError::store)?,
         unfinished.len().map_err(JournalError::store)?,
     ))
+}
+
+impl crate::store::Store for FileStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn accept(&self, agent: String, task: Vec<u8>) -> Op<'_, TaskId> {
+        Box::pin(self.write(|reply| Write::Accept { agent, task, reply }))
+    }
+
+    fn record_step(&self, step: StepId, record: StepRecord) -> Op<'_, ()> {
+        Box::pin(self.write(move |reply| Write::Step { step, record, reply }))
+    }
+
+    fn finish(&self, task: TaskId, outcome: TaskOutcome, snapshot: Option<Vec<u8>>) -> Op<'_, ()> {
+        Box::pin(self.write(move |reply| Write::Finish {
+            task,
+            outcome,
+            snapshot,
+            reply,
+        }))
+    }
+
+    fn ask(&self, question: PendingQuestion) -> Op<'_, PendingQuestion> {
+        Box::pin(self.write(|reply| Write::Ask { question, reply }))
+    }
+
+    fn answer(&self, step: StepId, answer: String) -> Op<'_, ()> {
+        Box::pin(self.write(move |reply| Write::Answer { step, answer, reply }))
+    }
+
+    fn prune(&self, retention: Retention) -> Op<'_, usize> {
+        Box::pin(self.write(move |reply| Write::Prune { retention, reply }))
+    }
+
+    fn task(&self, id: TaskId) -> Op<'_, TaskEntry> {
+        Box::pin(self.read(move |tx| read_task(tx, id)))
+    }
+
+    fn steps(&self, id: TaskId) -> Op<'_, Vec<StepRecord>> {
+        Box::pin(self.read(move |tx| read_steps(tx, id)))
+    }
+
+    fn unfinished(&self, agent: String) -> Op<'_, Vec<TaskEntry>> {
+        Box::pin(self.read(move |tx| read_unfinished(tx, &agent)))
+    }
+
+    fn tasks(&self, after: Option<TaskId>, limit: usize) -> Op<'_, Vec<TaskEntry>> {
+        Box::pin(self.read(move |tx| read_tasks(tx, after, limit)))
+    }
+
+    fn counts(&self) -> Op<'_, (u64, u64)> {
+        Box::pin(self.read(count_tasks))
+    }
+
+    fn snapshot(&self, agent: String) -> Op<'_, Option<Vec<u8>>> {
+        Box::pin(self.read(move |tx| read_snapshot(tx, &agent)))
+    }
+
+    fn question(&self, step: StepId) -> Op<'_, Option<PendingQuestion>> {
+        Box::pin(self.read(move |tx| read_question(tx, step)))
+    }
+
+    fn questions(&self) -> Op<'_, Vec<PendingQuestion>> {
+        Box::pin(self.read(read_questions))
+    }
 }

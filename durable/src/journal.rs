@@ -9,10 +9,11 @@ use tokio::sync::Notify;
 
 use crate::codec::check_size;
 use crate::error::JournalError;
-use crate::file::{self, FileStore};
+use crate::file::FileStore;
 use crate::record::{
     PendingQuestion, Retention, StepId, StepKind, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
 };
+use crate::store::Store;
 
 /// How often a waiter looks at the store for what another process wrote (a result, an answer).
 const POLL: Duration = Duration::from_millis(100);
@@ -20,14 +21,16 @@ const POLL: Duration = Duration::from_millis(100);
 /// A journal: cheap to clone, shared by every agent of a process. See the [crate docs](crate).
 #[derive(Clone)]
 pub struct Journal {
-    store: Arc<FileStore>,
+    store: Arc<dyn Store>,
     /// Woken on every finish and every answer written through this process.
     changed: Arc<Notify>,
 }
 
 impl fmt::Debug for Journal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Journal").field("path", &self.store.path).finish()
+        f.debug_struct("Journal")
+            .field("store", &self.store.describe())
+            .finish()
     }
 }
 
@@ -45,6 +48,46 @@ impl Journal {
         })
     }
 
+    /// Connects to a PostgreSQL journal (`postgres://user:password@host:port/database`),
+    /// creating its tables if missing: for several processes or machines sharing one journal.
+    /// TLS is rustls (`sslmode=require` in the URL).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Open`] when the database cannot be reached or the tables made.
+    #[cfg(feature = "postgres")]
+    pub async fn connect(url: &str) -> Result<Self, JournalError> {
+        Ok(Self {
+            store: Arc::new(crate::postgres::PgStore::connect(url).await?),
+            changed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Opens the store `location` names: a `postgres://` or `postgresql://` URL (with the
+    /// `postgres` feature), else a path to the embedded store.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) or `connect`; [`JournalError::Open`] for a PostgreSQL URL when
+    /// built without the `postgres` feature.
+    pub async fn open_location(location: &str) -> Result<Self, JournalError> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Self::connect(location).await;
+            #[cfg(not(feature = "postgres"))]
+            return Err(JournalError::Open {
+                path: "postgres".into(),
+                detail: "built without the `postgres` feature of warden-durable".into(),
+            });
+        }
+        Self::open(location)
+    }
+
+    /// Where the journal is: a path, or a database address without its password.
+    pub fn location(&self) -> String {
+        self.store.describe()
+    }
+
     /// Accepts a task for `agent`: when this returns `Ok`, the task is on disk with its id.
     ///
     /// # Errors
@@ -56,9 +99,7 @@ impl Journal {
         }
         check_size("the task", task.len() + agent.len())?;
         let agent = agent.to_owned();
-        self.store
-            .write(|reply| file::Write::Accept { agent, task, reply })
-            .await
+        self.store.accept(agent, task).await
     }
 
     /// Writes a step's record: `Started` before a step that must not run twice, `Done` with its
@@ -72,9 +113,7 @@ impl Journal {
         if let StepState::Done(result) = &record.state {
             check_size("the step's result", result.len() + record.name.len())?;
         }
-        self.store
-            .write(|reply| file::Write::Step { step, record, reply })
-            .await
+        self.store.record_step(step, record).await
     }
 
     /// Writes a step's result (a shorthand for [`record_step`](Self::record_step) with `Done`).
@@ -115,15 +154,7 @@ impl Journal {
         if let Some(snapshot) = &snapshot {
             check_size("the snapshot", snapshot.len())?;
         }
-        let done = self
-            .store
-            .write(|reply| file::Write::Finish {
-                task,
-                outcome,
-                snapshot,
-                reply,
-            })
-            .await;
+        let done = self.store.finish(task, outcome, snapshot).await;
         self.changed.notify_waiters();
         done
     }
@@ -134,7 +165,7 @@ impl Journal {
     ///
     /// [`JournalError::NoSuchTask`], [`JournalError::Corrupt`], a store error.
     pub async fn task(&self, id: TaskId) -> Result<TaskEntry, JournalError> {
-        self.store.read(move |tx| file::read_task(tx, id)).await
+        self.store.task(id).await
     }
 
     /// A task's steps, in order.
@@ -143,7 +174,7 @@ impl Journal {
     ///
     /// [`JournalError::Corrupt`] naming the step (a damaged record, a missing step), a store error.
     pub async fn steps(&self, id: TaskId) -> Result<Vec<StepRecord>, JournalError> {
-        self.store.read(move |tx| file::read_steps(tx, id)).await
+        self.store.steps(id).await
     }
 
     /// The tasks `agent` accepted and has not finished, oldest first: what it resumes.
@@ -152,8 +183,7 @@ impl Journal {
     ///
     /// [`JournalError::Corrupt`], a store error.
     pub async fn unfinished(&self, agent: &str) -> Result<Vec<TaskEntry>, JournalError> {
-        let agent = agent.to_owned();
-        self.store.read(move |tx| file::read_unfinished(tx, &agent)).await
+        self.store.unfinished(agent.to_owned()).await
     }
 
     /// Up to `limit` tasks after `after` (from the first when `None`), in id order.
@@ -162,7 +192,7 @@ impl Journal {
     ///
     /// [`JournalError::Corrupt`], a store error.
     pub async fn tasks(&self, after: Option<TaskId>, limit: usize) -> Result<Vec<TaskEntry>, JournalError> {
-        self.store.read(move |tx| file::read_tasks(tx, after, limit)).await
+        self.store.tasks(after, limit).await
     }
 
     /// How many tasks the journal holds, and how many of them are unfinished.
@@ -171,7 +201,7 @@ impl Journal {
     ///
     /// A store error.
     pub async fn counts(&self) -> Result<(u64, u64), JournalError> {
-        self.store.read(file::count_tasks).await
+        self.store.counts().await
     }
 
     /// The agent's last memory snapshot.
@@ -180,8 +210,7 @@ impl Journal {
     ///
     /// [`JournalError::Corrupt`], a store error.
     pub async fn snapshot(&self, agent: &str) -> Result<Option<Vec<u8>>, JournalError> {
-        let agent = agent.to_owned();
-        self.store.read(move |tx| file::read_snapshot(tx, &agent)).await
+        self.store.snapshot(agent.to_owned()).await
     }
 
     /// Waits until the task is finished, at most `deadline`, and returns how it ended. Works
@@ -228,7 +257,7 @@ impl Journal {
             deadline_ms: now.saturating_add(u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX)),
             answer: None,
         };
-        self.store.write(|reply| file::Write::Ask { question, reply }).await
+        self.store.ask(question).await
     }
 
     /// Answers a pending question (from any process): the turn waiting on it goes on, or, if
@@ -240,10 +269,7 @@ impl Journal {
     pub async fn answer(&self, step: StepId, answer: impl Into<String>) -> Result<(), JournalError> {
         let answer = answer.into();
         check_size("the answer", answer.len())?;
-        let done = self
-            .store
-            .write(|reply| file::Write::Answer { step, answer, reply })
-            .await;
+        let done = self.store.answer(step, answer).await;
         self.changed.notify_waiters();
         done
     }
@@ -254,7 +280,7 @@ impl Journal {
     ///
     /// [`JournalError::Corrupt`], a store error.
     pub async fn question(&self, step: StepId) -> Result<Option<PendingQuestion>, JournalError> {
-        self.store.read(move |tx| file::read_question(tx, step)).await
+        self.store.question(step).await
     }
 
     /// Every pending question (answered ones included until their turn takes the answer).
@@ -263,7 +289,7 @@ impl Journal {
     ///
     /// [`JournalError::Corrupt`], a store error.
     pub async fn questions(&self) -> Result<Vec<PendingQuestion>, JournalError> {
-        self.store.read(file::read_questions).await
+        self.store.questions().await
     }
 
     /// Waits for the answer to the question of `step`, until `deadline_ms` (milliseconds since
@@ -297,6 +323,6 @@ impl Journal {
     ///
     /// A store error.
     pub async fn prune(&self, retention: Retention) -> Result<usize, JournalError> {
-        self.store.write(|reply| file::Write::Prune { retention, reply }).await
+        self.store.prune(retention).await
     }
 }

@@ -51,7 +51,10 @@ mod codec;
 mod error;
 mod file;
 mod journal;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
+mod store;
 
 pub use codec::{FORMAT_VERSION, MAX_RECORD_BYTES};
 pub use error::JournalError;

@@ -1,22 +1,100 @@
-//! The journal's store, through its public API: what is written stays written, across a
-//! reopen; ids are unique under concurrent appends; questions keep their first deadline;
-//! retention removes only finished tasks; a damaged file is a typed error, never a panic.
+//! The journal's stores, through the public API, one suite for both (the embedded file and
+//! PostgreSQL): what is written stays written, across a reopen; ids are unique under
+//! concurrent appends; questions keep their first deadline; retention removes only finished
+//! tasks; a damaged record is a typed error naming its task, never a panic.
+//!
+//! The PostgreSQL half runs against `$WARDEN_TEST_POSTGRES` (a fresh database per test);
+//! `.ci/run` starts a throwaway cluster and sets it, with `WARDEN_REQUIRE_POSTGRES=1`, so that
+//! there a missing server fails the suite instead of skipping it.
 
 use std::time::Duration;
 
 use warden_durable::{Journal, JournalError, Retention, StepId, StepKind, StepRecord, StepState, TaskId, TaskOutcome};
 
-fn store() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.redb");
-    (dir, path)
+/// A store for one test: where it is, and a way to open it again (as a new process would).
+struct Fixture {
+    location: String,
+    _dir: Option<tempfile::TempDir>,
 }
 
-#[tokio::test]
-async fn a_task_its_steps_and_its_outcome_survive_a_reopen() {
-    let (_dir, path) = store();
+impl Fixture {
+    fn file() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("journal.redb").display().to_string();
+        Self {
+            location,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh database on the test server, or `None` (skipped) when there is none.
+    #[cfg(feature = "postgres")]
+    async fn postgres() -> Option<Self> {
+        let Ok(url) = std::env::var("WARDEN_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("WARDEN_REQUIRE_POSTGRES").is_none(),
+                "WARDEN_REQUIRE_POSTGRES is set but WARDEN_TEST_POSTGRES is not"
+            );
+            eprintln!("skipped: no WARDEN_TEST_POSTGRES (start one with .ci/postgres.sh)");
+            return None;
+        };
+        let name = format!("warden_test_{}", fastrand::u64(..));
+        let admin = sqlx::PgPool::connect(&url).await.expect("the test server answers");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+        Some(Self {
+            location: format!("{base}/{name}"),
+            _dir: None,
+        })
+    }
+
+    async fn open(&self) -> Journal {
+        Journal::open_location(&self.location).await.unwrap()
+    }
+}
+
+/// Runs each named suite function on the embedded store and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Fixture::file()).await;
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(fixture) = super::Fixture::postgres().await {
+                        super::$name(fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_task_its_steps_and_its_outcome_survive_a_reopen,
+    concurrent_appends_share_commits_and_get_unique_ids,
+    a_result_is_waited_for_and_a_missing_one_times_out,
+    a_question_keeps_its_first_deadline_and_is_answered_from_another_handle,
+    a_question_past_its_deadline_has_no_answer,
+    retention_prunes_finished_tasks_only,
+    bad_input_is_refused_with_a_typed_error,
+);
+
+async fn a_task_its_steps_and_its_outcome_survive_a_reopen(store: Fixture) {
     let task = {
-        let journal = Journal::open(&path).unwrap();
+        let journal = store.open().await;
         let task = journal.accept("a", b"task".to_vec()).await.unwrap();
         journal
             .record_result(StepId::new(task, 0), StepKind::Model, "m", b"call tool".to_vec())
@@ -30,7 +108,7 @@ async fn a_task_its_steps_and_its_outcome_survive_a_reopen() {
         journal.record_step(StepId::new(task, 1), started).await.unwrap();
         task
     };
-    let journal = Journal::open(&path).unwrap();
+    let journal = store.open().await;
     let unfinished = journal.unfinished("a").await.unwrap();
     assert_eq!(unfinished.len(), 1);
     assert_eq!(unfinished[0].id, task);
@@ -69,10 +147,8 @@ async fn a_task_its_steps_and_its_outcome_survive_a_reopen() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_share_commits_and_get_unique_ids() {
-    let (_dir, path) = store();
-    let journal = Journal::open(&path).unwrap();
+async fn concurrent_appends_share_commits_and_get_unique_ids(store: Fixture) {
+    let journal = store.open().await;
     let accepts = (0..1000).map(|i| {
         let journal = journal.clone();
         tokio::spawn(async move { journal.accept(&format!("agent-{}", i % 10), vec![1; 100]).await })
@@ -88,10 +164,8 @@ async fn concurrent_appends_share_commits_and_get_unique_ids() {
     assert_eq!(journal.unfinished("agent-3").await.unwrap().len(), 100);
 }
 
-#[tokio::test]
-async fn a_result_is_waited_for_and_a_missing_one_times_out() {
-    let (_dir, path) = store();
-    let journal = Journal::open(&path).unwrap();
+async fn a_result_is_waited_for_and_a_missing_one_times_out(store: Fixture) {
+    let journal = store.open().await;
     let task = journal.accept("a", vec![]).await.unwrap();
     assert!(matches!(
         journal.result(task, Duration::from_millis(50)).await,
@@ -109,10 +183,8 @@ async fn a_result_is_waited_for_and_a_missing_one_times_out() {
     assert!(!outcome.ok);
 }
 
-#[tokio::test]
-async fn a_question_keeps_its_first_deadline_and_is_answered_from_another_handle() {
-    let (_dir, path) = store();
-    let journal = Journal::open(&path).unwrap();
+async fn a_question_keeps_its_first_deadline_and_is_answered_from_another_handle(store: Fixture) {
+    let journal = store.open().await;
     let task = journal.accept("a", vec![]).await.unwrap();
     let step = StepId::new(task, 2);
     let first = journal
@@ -126,7 +198,7 @@ async fn a_question_keeps_its_first_deadline_and_is_answered_from_another_handle
     assert_eq!(again.deadline_ms, first.deadline_ms);
     assert_eq!(journal.questions().await.unwrap().len(), 1);
 
-    let other = Journal::open(&path).unwrap();
+    let other = store.open().await;
     let waiter = {
         let journal = journal.clone();
         tokio::spawn(async move { journal.wait_answer(step, first.deadline_ms).await })
@@ -145,20 +217,16 @@ async fn a_question_keeps_its_first_deadline_and_is_answered_from_another_handle
     ));
 }
 
-#[tokio::test]
-async fn a_question_past_its_deadline_has_no_answer() {
-    let (_dir, path) = store();
-    let journal = Journal::open(&path).unwrap();
+async fn a_question_past_its_deadline_has_no_answer(store: Fixture) {
+    let journal = store.open().await;
     let task = journal.accept("a", vec![]).await.unwrap();
     let step = StepId::new(task, 0);
     let question = journal.ask(step, "a", "?", Duration::ZERO).await.unwrap();
     assert_eq!(journal.wait_answer(step, question.deadline_ms).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn retention_prunes_finished_tasks_only() {
-    let (_dir, path) = store();
-    let journal = Journal::open(&path).unwrap();
+async fn retention_prunes_finished_tasks_only(store: Fixture) {
+    let journal = store.open().await;
     let mut finished = Vec::new();
     for _ in 0..5 {
         let task = journal.accept("a", vec![]).await.unwrap();
@@ -181,10 +249,8 @@ async fn retention_prunes_finished_tasks_only() {
     assert_eq!(journal.counts().await.unwrap(), (1, 1));
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_with_a_typed_error() {
-    let (_dir, path) = store();
-    let journal = Journal::open(&path).unwrap();
+async fn bad_input_is_refused_with_a_typed_error(store: Fixture) {
+    let journal = store.open().await;
     assert!(matches!(
         journal.accept("", vec![]).await,
         Err(JournalError::Invalid(_))
@@ -197,8 +263,6 @@ async fn bad_input_is_refused_with_a_typed_error() {
             .await,
         Err(JournalError::NoSuchTask(TaskId(42)))
     ));
-    let not_a_dir = path.join("nested").join("journal.redb");
-    assert!(matches!(Journal::open(not_a_dir), Err(JournalError::Open { .. })));
 }
 
 /// Every operation on a damaged file answers `Ok` or a typed error; none panics.
@@ -216,8 +280,19 @@ async fn exercise(path: &std::path::Path) -> Result<(), JournalError> {
 }
 
 #[tokio::test]
+async fn a_store_that_cannot_be_opened_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("journal.redb").join("nested");
+    std::fs::write(dir.path().join("journal.redb"), b"a file").unwrap();
+    assert!(matches!(Journal::open(not_a_dir), Err(JournalError::Open { .. })));
+    let refused = Journal::open_location("postgres://nobody@127.0.0.1:notaport/none").await;
+    assert!(matches!(refused, Err(JournalError::Open { .. })), "{refused:?}");
+}
+
+#[tokio::test]
 async fn truncated_and_corrupted_files_give_typed_errors() {
-    let (dir, path) = store();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.redb");
     {
         let journal = Journal::open(&path).unwrap();
         for i in 0..50u8 {
@@ -256,4 +331,43 @@ async fn truncated_and_corrupted_files_give_typed_errors() {
         }
     }
     assert_eq!(outcomes.0 + outcomes.1, 60);
+}
+
+/// A record damaged inside PostgreSQL (a bad disk, a hand edit) fails its checksum: a typed
+/// error naming the task, and the other tasks still read.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_postgres_record_is_a_typed_error_naming_its_task() {
+    let Some(store) = Fixture::postgres().await else {
+        return;
+    };
+    let journal = store.open().await;
+    let good = journal.accept("a", b"good".to_vec()).await.unwrap();
+    let bad = journal.accept("a", b"bad".to_vec()).await.unwrap();
+    journal
+        .record_result(StepId::new(bad, 0), StepKind::Model, "m", b"result".to_vec())
+        .await
+        .unwrap();
+    let db = sqlx::PgPool::connect(&store.location).await.unwrap();
+    sqlx::query("UPDATE warden_steps SET record = overlay(record placing '\\xff'::bytea from 8 for 1) WHERE task = $1")
+        .bind(i64::try_from(bad.0).unwrap())
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE warden_tasks SET record = substring(record from 1 for 6) WHERE id = $1")
+        .bind(i64::try_from(bad.0).unwrap())
+        .execute(&db)
+        .await
+        .unwrap();
+    let step = journal.steps(bad).await.unwrap_err();
+    assert!(
+        matches!(&step, JournalError::Corrupt { what, .. } if what == &format!("task {bad} step 0")),
+        "{step}"
+    );
+    let task = journal.task(bad).await.unwrap_err();
+    assert!(
+        matches!(&task, JournalError::Corrupt { what, .. } if what == &format!("task {bad}")),
+        "{task}"
+    );
+    assert_eq!(journal.task(good).await.unwrap().task, b"good");
 }
