@@ -133,12 +133,17 @@ impl PgStore {
         codec::decode_task(id, &bytes)
     }
 
+    /// Holds the task unfinished for the transaction (a finish waits for it).
+    async fn lock_unfinished(tx: &mut sqlx::PgConnection, id: TaskId) -> Result<(), JournalError> {
+        if Self::locked_task(tx, id, false).await?.is_finished() {
+            return Err(JournalError::AlreadyFinished(id));
+        }
+        Ok(())
+    }
+
     async fn write_step(&self, step: StepId, record: StepRecord) -> Result<(), JournalError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let entry = Self::locked_task(&mut tx, step.task, false).await?;
-        if entry.is_finished() {
-            return Err(JournalError::AlreadyFinished(step.task));
-        }
+        Self::lock_unfinished(&mut tx, step.task).await?;
         let done = matches!(record.state, StepState::Done(_));
         let written = sqlx::query(
             "INSERT INTO warden_steps (task, idx, record, done) VALUES ($1, $2, $3, $4)
@@ -210,10 +215,7 @@ impl PgStore {
 
     async fn ask_question(&self, question: PendingQuestion) -> Result<PendingQuestion, JournalError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let entry = Self::locked_task(&mut tx, question.step.task, false).await?;
-        if entry.is_finished() {
-            return Err(JournalError::AlreadyFinished(question.step.task));
-        }
+        Self::lock_unfinished(&mut tx, question.step.task).await?;
         sqlx::query("INSERT INTO warden_questions (task, idx, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(id_of(question.step.task)?)
             .bind(i64::from(question.step.index))
