@@ -97,7 +97,7 @@ async fn setup() -> Setup {
     let path = dir.path().join("journal.redb");
     Setup {
         fake: FakeProvider::start().await,
-        journal: Journal::open(&path).unwrap(),
+        journal: Journal::open_shared(&path).unwrap(),
         _dir: dir,
         path,
     }
@@ -259,7 +259,7 @@ async fn a_new_agent_on_the_same_store_resumes_what_the_old_one_left() {
     // "A new process": a new journal handle on the same file, a new agent, a new tree.
     *tool.block.lock().unwrap() = false;
     setup.fake.push(Answer::text("Second filed."));
-    let journal = Journal::open(&setup.path).unwrap();
+    let journal = Journal::open_shared(&setup.path).unwrap();
     let (agent_two, _client) = agent(&setup, &journal, &tool).await;
     let clerk = agent_two.handle();
     let (root, _escalations) = root(vec![agent_two.child_spec()]).await;
@@ -308,7 +308,7 @@ async fn a_durable_question_keeps_its_deadline_and_is_answered_through_the_journ
     assert_eq!(again.deadline_ms, question.deadline_ms);
     setup.fake.push(Answer::text("Shipped."));
     // Answered from "another process": a journal handle of its own.
-    let other = Journal::open(&setup.path).unwrap();
+    let other = Journal::open_shared(&setup.path).unwrap();
     other.answer(question.step, "yes").await.unwrap();
     assert_eq!(asker.result(id, DEADLINE).await.unwrap().text(), "Shipped.");
     assert!(setup.journal.questions().await.unwrap().is_empty());

@@ -27,7 +27,7 @@ fn stdout(output: &Output) -> String {
 async fn the_journal_command_lists_shows_answers_and_prunes_a_live_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("journal.redb");
-    let journal = Journal::open(&store).unwrap();
+    let journal = Journal::open_shared(&store).unwrap();
     let task = |text: &str| warden_agents::codec::to_bytes(&AgentMessage::user(text)).unwrap();
     let done = journal.accept("clerk", task("File order A-1")).await.unwrap();
     journal

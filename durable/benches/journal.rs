@@ -4,8 +4,10 @@
 //! - 1,000 agents appending at once (group commit): steps per second;
 //! - replay: reading back a task of 10,000 steps.
 //!
-//! `cargo bench -p warden-durable --bench journal` (add `-- --quick` for a short run). Figures
-//! in BENCHMARKS.md section 10.
+//! `cargo bench -p warden-durable --bench journal` (add `-- --quick` for a short run), on a
+//! temporary embedded store; on PostgreSQL: `cargo bench -p warden-durable --features postgres
+//! --bench journal -- --store postgres://...` (a fresh database: it adds tasks). Figures in
+//! BENCHMARKS.md section 10.
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +27,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         (2_000, 1_000, 20, 10_000)
     };
+    let args: Vec<String> = std::env::args().collect();
+    let store = args.iter().position(|a| a == "--store").and_then(|at| args.get(at + 1));
     let dir = tempfile::tempdir()?;
-    let journal = Journal::open(dir.path().join("bench.redb"))?;
+    let journal = match store {
+        Some(location) => Journal::open_location(location).await?,
+        None => Journal::open(dir.path().join("bench.redb"))?,
+    };
+    println!("store: {}", journal.location());
     let result = vec![7u8; 512];
 
     // One agent: each step waits for its own commit.

@@ -35,15 +35,34 @@ impl fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Opens the embedded store at `path`, creating it if missing. Other processes may open the
-    /// same file at the same time (the `warden journal` command, a process waiting for results).
+    /// Opens the embedded store at `path`, creating it if missing, for this process alone (a
+    /// lock on the whole file; the fastest commits). To let other processes in while this one
+    /// runs (the `warden journal` command answering a question, a process waiting for a
+    /// result), open it with [`open_shared`](Self::open_shared) instead.
     ///
     /// # Errors
     ///
-    /// [`JournalError::Open`] when the file cannot be opened or is not a journal.
+    /// [`JournalError::Open`] when the file cannot be opened, is not a journal, or another
+    /// process has it open.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        Self::open_file(path.as_ref(), false)
+    }
+
+    /// Opens the embedded store at `path`, creating it if missing, shared: any number of
+    /// processes that open it shared may use it at once (commits cost more: about 0.8 ms
+    /// against 0.3 ms here).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Open`] when the file cannot be opened, is not a journal, or a process
+    /// has it open exclusively.
+    pub fn open_shared(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        Self::open_file(path.as_ref(), true)
+    }
+
+    fn open_file(path: &Path, shared: bool) -> Result<Self, JournalError> {
         Ok(Self {
-            store: Arc::new(FileStore::open(path.as_ref())?),
+            store: Arc::new(FileStore::open(path, shared)?),
             changed: Arc::new(Notify::new()),
         })
     }
@@ -64,7 +83,8 @@ impl Journal {
     }
 
     /// Opens the store `location` names: a `postgres://` or `postgresql://` URL (with the
-    /// `postgres` feature), else a path to the embedded store.
+    /// `postgres` feature), else a path to the embedded store, opened
+    /// [shared](Self::open_shared) (this is how tools open a store that may be in use).
     ///
     /// # Errors
     ///
@@ -80,7 +100,7 @@ impl Journal {
                 detail: "built without the `postgres` feature of warden-durable".into(),
             });
         }
-        Self::open(location)
+        Self::open_shared(location)
     }
 
     /// Where the journal is: a path, or a database address without its password.

@@ -285,6 +285,11 @@ async fn a_store_that_cannot_be_opened_is_a_typed_error() {
     let not_a_dir = dir.path().join("journal.redb").join("nested");
     std::fs::write(dir.path().join("journal.redb"), b"a file").unwrap();
     assert!(matches!(Journal::open(not_a_dir), Err(JournalError::Open { .. })));
+    // A store this process holds alone is refused to anyone else, typed.
+    let held = dir.path().join("held.redb");
+    let _holder = Journal::open(&held).unwrap();
+    assert!(matches!(Journal::open_shared(&held), Err(JournalError::Open { .. })));
+    assert!(matches!(Journal::open(&held), Err(JournalError::Open { .. })));
     let refused = Journal::open_location("postgres://nobody@127.0.0.1:notaport/none").await;
     assert!(matches!(refused, Err(JournalError::Open { .. })), "{refused:?}");
 }

@@ -286,6 +286,9 @@ pub(crate) struct AgentState {
     actor: ActorId,
     /// Journaled tasks queued or running in this incarnation.
     known: HashSet<TaskId>,
+    /// Journaled tasks queued from the journal at the start, not yet started: they may have
+    /// recorded steps (a task sent to this incarnation cannot: nobody ran it before).
+    resumed: HashSet<TaskId>,
 }
 
 impl Drop for AgentState {
@@ -388,7 +391,8 @@ impl AgentActor {
             turn,
             durable: None,
         };
-        let journaled = self.0.journal.clone().zip(durable);
+        let resumed = durable.is_some_and(|id| state.resumed.remove(&id));
+        let journaled = self.0.journal.clone().zip(durable).map(|(j, id)| (j, id, resumed));
         state.events.emit(AgentEventKind::TurnStarted { task: task.id });
         let signals = Signals {
             interrupt: interrupt_rx,
@@ -551,12 +555,13 @@ async fn run_journaled(
     mut cx: TurnContext,
     task: AgentMessage,
     signals: Signals,
-    journaled: Option<(Journal, TaskId)>,
+    journaled: Option<(Journal, TaskId, bool)>,
 ) -> TurnDone {
-    let Some((journal, id)) = journaled else {
+    let Some((journal, id, resumed)) = journaled else {
         return run_turn(behaviour, cx, task, signals).await;
     };
-    let mut done = match journal.steps(id).await {
+    let recorded = if resumed { journal.steps(id).await } else { Ok(Vec::new()) };
+    let mut done = match recorded {
         Ok(recorded) => {
             cx.durable = Some(super::durable::DurableTurn {
                 journal: journal.clone(),
@@ -722,6 +727,7 @@ impl Actor for AgentActor {
             events,
             handle: self.0.handle.clone(),
             actor,
+            resumed: known.clone(),
             known,
         })
     }
