@@ -74,7 +74,9 @@ async fn agents(n: usize, model: &Model, tools: &ToolClient, journal: Option<&Jo
     let mut specs = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
-        let react = ReAct::builder(model.clone()).tools(toolkit.clone(), tools.clone()).build();
+        let react = ReAct::builder(model.clone())
+            .tools(toolkit.clone(), tools.clone())
+            .build();
         let mut agent = Agent::new(format!("agent-{i}"), react);
         if let Some(journal) = journal {
             agent = agent.journal(journal.clone());
@@ -95,7 +97,10 @@ async fn sequential(tasks: usize, agent: &AgentRef) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(tasks);
     for i in 0..tasks {
         let started = Instant::now();
-        let reply = agent.ask(AgentMessage::user(format!("order {i}")), DEADLINE).await.expect("answered");
+        let reply = agent
+            .ask(AgentMessage::user(format!("order {i}")), DEADLINE)
+            .await
+            .expect("answered");
         assert_eq!(reply.text(), "In stock.");
         samples.push(started.elapsed());
     }
@@ -104,7 +109,9 @@ async fn sequential(tasks: usize, agent: &AgentRef) -> Vec<Duration> {
 
 async fn at_once(agents: &[AgentRef]) -> Duration {
     let started = Instant::now();
-    let asks = agents.iter().map(|agent| agent.ask(AgentMessage::user("order"), DEADLINE));
+    let asks = agents
+        .iter()
+        .map(|agent| agent.ask(AgentMessage::user("order"), DEADLINE));
     for reply in futures::future::join_all(asks).await {
         assert_eq!(reply.expect("answered").text(), "In stock.");
     }

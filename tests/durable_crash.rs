@@ -17,7 +17,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -69,7 +69,7 @@ fn respond(request: &Value) -> Answer {
 
 #[test]
 fn a_hundred_sigkills_lose_no_accepted_task_and_repeat_no_completed_side_effect() {
-    if std::env::var_os(CHILD).is_some() {
+    if std::env::var_os(CHILD).is_some() || std::env::var_os(HUMAN_CHILD).is_some() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +80,7 @@ fn a_hundred_sigkills_lose_no_accepted_task_and_repeat_no_completed_side_effect(
 /// unless `WARDEN_REQUIRE_POSTGRES` is set (as `.ci/run` does).
 #[test]
 fn a_hundred_sigkills_on_postgres_lose_nothing_either() {
-    if std::env::var_os(CHILD).is_some() {
+    if std::env::var_os(CHILD).is_some() || std::env::var_os(HUMAN_CHILD).is_some() {
         return;
     }
     let Ok(url) = std::env::var("WARDEN_TEST_POSTGRES") else {
@@ -300,6 +300,147 @@ async fn durable_crash_child() -> anyhow::Result<()> {
     let mut changes = tokio::time::interval(Duration::from_millis(10));
     while journal.counts().await?.1 > 0 {
         changes.tick().await;
+    }
+    println!("all done");
+    Ok(())
+}
+
+const HUMAN_CHILD: &str = "WARDEN_HUMAN_CHILD";
+
+/// The model of the human-in-the-loop runs: ask a human, then answer with what they said.
+fn ask_then_answer(request: &Value) -> Answer {
+    let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    let last_user = messages.iter().rposition(|m| m["role"] == "user").unwrap_or(0);
+    match messages[last_user..].iter().find(|m| m["role"] == "tool") {
+        None => Answer::tool_call("ask_human", json!({ "question": "Ship order A-1?" })),
+        Some(answer) => Answer::text(format!("human said: {}", answer["content"].as_str().unwrap_or(""))),
+    }
+}
+
+/// Runs the human child on `store` until it prints "all done" or is killed.
+fn human_child(store: &str, model: &str, deadline_ms: u64) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["durable_human_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(HUMAN_CHILD, "1")
+        .env("WARDEN_CRASH_STORE", store)
+        .env("WARDEN_CRASH_MODEL", model)
+        .env("WARDEN_HUMAN_DEADLINE_MS", deadline_ms.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls the journal (written by another process) until it holds a pending question.
+async fn pending_question(journal: &Journal) -> warden::durable::PendingQuestion {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        if let Some(q) = journal.questions().await.unwrap().into_iter().next() {
+            return q;
+        }
+        tick.tick().await;
+    }
+}
+
+#[test]
+fn a_question_pending_across_a_sigkill_keeps_its_deadline_and_is_answered_after_the_restart() {
+    if std::env::var_os(CHILD).is_some() || std::env::var_os(HUMAN_CHILD).is_some() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeProvider::start());
+    fake.set_responder(ask_then_answer);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Answered after a kill -9 and a restart, from this (another) process.
+    let store = dir.path().join("answered.redb").display().to_string();
+    let mut child = human_child(&store, &fake.base_url_openai(), 60_000);
+    let journal = Journal::open_shared(&store).unwrap();
+    let asked = runtime.block_on(pending_question(&journal));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = human_child(&store, &fake.base_url_openai(), 60_000);
+    let again = runtime.block_on(async {
+        // The restarted turn asks again at the same step: the first asking stands.
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        loop {
+            let q = pending_question(&journal).await;
+            if q.step == asked.step {
+                break q;
+            }
+            tick.tick().await;
+        }
+    });
+    assert_eq!(
+        (again.question.as_str(), again.deadline_ms),
+        ("Ship order A-1?", asked.deadline_ms)
+    );
+    runtime.block_on(journal.answer(asked.step, "yes, ship it")).unwrap();
+    let reply = runtime
+        .block_on(warden::agents::agent::durable::task_result(
+            &journal,
+            asked.step.task,
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(reply.text(), "human said: yes, ship it");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Its deadline passes while the process is dead: the restarted turn does not wait anew.
+    let store = dir.path().join("expired.redb").display().to_string();
+    let mut child = human_child(&store, &fake.base_url_openai(), 300);
+    let journal = Journal::open_shared(&store).unwrap();
+    let asked = runtime.block_on(pending_question(&journal));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() <= u128::from(asked.deadline_ms) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A second run with a long deadline of its own still ends at the first one.
+    let mut child = human_child(&store, &fake.base_url_openai(), 60_000);
+    let failed = runtime
+        .block_on(warden::agents::agent::durable::task_result(
+            &journal,
+            asked.step.task,
+            Duration::from_secs(30),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&failed, warden::agents::agent::AgentError::TaskFailed { kind, .. } if kind == "human_timeout"),
+        "{failed}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The human child: a durable agent that asks a human (deadline from the environment), with
+/// one task submitted on the first run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_human_child() -> anyhow::Result<()> {
+    if std::env::var_os(HUMAN_CHILD).is_none() {
+        return Ok(());
+    }
+    let store = std::env::var("WARDEN_CRASH_STORE")?;
+    let model_url = std::env::var("WARDEN_CRASH_MODEL")?;
+    let deadline = Duration::from_millis(std::env::var("WARDEN_HUMAN_DEADLINE_MS")?.parse()?);
+    let journal = Journal::open_location(&store).await?;
+    let model = Model::new(OpenAiChat::new(model_url, "m"));
+    let react = ReAct::builder(model).human(deadline).build();
+    let agent = Agent::new("approver", react).journal(journal.clone()).escalate_after(0);
+    let approver = agent.handle();
+    let (escalations, _kept) = tokio::sync::mpsc::unbounded_channel();
+    let _root = Supervisor::builder("root")
+        .escalation_handler(escalations)
+        .child(agent.child_spec())
+        .spawn()
+        .await?;
+    if journal.counts().await?.0 == 0 {
+        approver.submit(AgentMessage::user("Ship order A-1")).await?;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    while journal.counts().await?.1 > 0 {
+        tick.tick().await;
     }
     println!("all done");
     Ok(())

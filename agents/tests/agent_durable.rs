@@ -326,3 +326,78 @@ async fn an_agent_without_a_journal_refuses_submit() {
         Err(AgentError::NotDurable(_))
     ));
 }
+
+/// A behaviour that reads the clock, draws a number and sleeps, as steps, then waits in a
+/// step of its own the first time, so that the test can kill it there.
+struct Deterministic {
+    seen: mpsc::UnboundedSender<(u128, u64)>,
+    first: Arc<Mutex<bool>>,
+}
+
+impl warden_agents::agent::Behaviour for Deterministic {
+    fn turn<'a>(
+        &'a self,
+        cx: &'a mut warden_agents::agent::TurnContext,
+        _task: &'a AgentMessage,
+    ) -> futures::future::BoxFuture<'a, Result<warden_agents::agent::TurnOutput, warden_agents::TurnError>> {
+        Box::pin(async move {
+            let now = cx
+                .now()
+                .await?
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let drawn = cx.random().await?;
+            cx.sleep(Duration::from_millis(20)).await?;
+            let _ = self.seen.send((now, drawn));
+            let first = std::mem::replace(&mut *self.first.lock().unwrap(), false);
+            if first {
+                std::future::pending::<()>().await;
+            }
+            let text = format!("{now} {drawn}");
+            Ok(warden_agents::agent::TurnOutput::new(
+                Outcome::Completed,
+                vec![warden_agents::model::ContentBlock::text(text)],
+            ))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_random_and_timer_steps_replay_the_values_of_the_first_run() {
+    let setup = setup().await;
+    let (seen, mut values) = mpsc::unbounded_channel();
+    let behaviour = Deterministic {
+        seen,
+        first: Arc::new(Mutex::new(true)),
+    };
+    let agent = Agent::new("dice", behaviour).journal(setup.journal.clone());
+    let dice = agent.handle();
+    let (root, _escalations) = root(vec![agent.child_spec()]).await;
+    let id = dice.submit(AgentMessage::user("roll")).await.unwrap();
+    let first = values.recv().await.unwrap();
+    let generation = dice.generation();
+    dice.actor().unwrap().kill();
+    dice.wait_started(generation, DEADLINE).await.unwrap();
+    let replayed = values.recv().await.unwrap();
+    assert_eq!(replayed, first, "the replay saw the recorded time and number");
+    assert_eq!(
+        dice.result(id, DEADLINE).await.unwrap().text(),
+        format!("{} {}", first.0, first.1)
+    );
+    let kinds: Vec<_> = setup
+        .journal
+        .steps(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.kind)
+        .collect();
+    assert_eq!(kinds, [StepKind::Clock, StepKind::Random, StepKind::Timer]);
+    // Read from the journal alone, as another process would.
+    let reply = warden_agents::agent::durable::task_result(&setup.journal, id, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), format!("{} {}", first.0, first.1));
+    root.stop().await;
+}

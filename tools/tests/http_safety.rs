@@ -249,3 +249,17 @@ async fn a_huge_retry_after_neither_panics_nor_waits() {
     );
     assert_eq!(server.hits(), 1);
 }
+
+/// A durable agent's step id reaches the service as `Idempotency-Key`, so that a call
+/// repeated after a crash is recognised there; a call without one sends none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_idempotency_key_is_sent_as_the_idempotency_key_header() {
+    let server = TestServer::start().await;
+    let client = executor(server.allowing(HttpRequestTool::builder()), ToolStack::default()).await;
+    let post = json!({ "method": "POST", "url": server.url("/echo-key"), "body": "charge" });
+    let keyed = request(post.clone()).idempotency_key("warden-7-3");
+    let out = client.call(keyed, DEADLINE).await.unwrap();
+    assert_eq!(out["body"], "warden-7-3", "{out}");
+    let out = client.call(request(post), DEADLINE).await.unwrap();
+    assert_eq!(out["body"], "none", "{out}");
+}

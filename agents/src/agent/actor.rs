@@ -560,7 +560,11 @@ async fn run_journaled(
     let Some((journal, id, resumed)) = journaled else {
         return run_turn(behaviour, cx, task, signals).await;
     };
-    let recorded = if resumed { journal.steps(id).await } else { Ok(Vec::new()) };
+    let recorded = if resumed {
+        journal.steps(id).await
+    } else {
+        Ok(Vec::new())
+    };
     let mut done = match recorded {
         Ok(recorded) => {
             cx.durable = Some(super::durable::DurableTurn {

@@ -234,10 +234,7 @@ impl TurnContext {
     /// As [`step`](Self::step).
     pub async fn now(&mut self) -> Result<SystemTime, TurnError> {
         let millis: u64 = self
-            .step(StepKind::Clock, "now", true, |_| async {
-                let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-                Ok(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-            })
+            .step(StepKind::Clock, "now", true, |_| async { Ok(unix_ms()) })
             .await?;
         Ok(UNIX_EPOCH + Duration::from_millis(millis))
     }
@@ -252,9 +249,55 @@ impl TurnContext {
             .await
     }
 
+    /// Sleeps `duration`, as a step: the deadline is recorded when first reached, so a replay
+    /// (after a crash, in a new process) waits only for what is left of it, or not at all.
+    ///
+    /// # Errors
+    ///
+    /// As [`step`](Self::step).
+    pub async fn sleep(&mut self, duration: Duration) -> Result<(), TurnError> {
+        let deadline_ms: u64 = self
+            .step(StepKind::Timer, "sleep", true, |_| async move {
+                let add = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+                Ok(unix_ms().saturating_add(add))
+            })
+            .await?;
+        let left = deadline_ms.saturating_sub(unix_ms());
+        if left > 0 {
+            tokio::time::sleep(Duration::from_millis(left)).await;
+        }
+        Ok(())
+    }
+
     fn durable_next(&self) -> u32 {
         self.durable.as_ref().map_or(0, |d| d.next)
     }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn unix_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Waits, at most `deadline`, for the outcome of a durable agent's task, from any process
+/// that opens its journal (no [`AgentRef`](super::AgentRef) needed): the same
+/// [`Reply`](super::Reply) as [`AgentRef::result`](super::AgentRef::result) gives.
+///
+/// # Errors
+///
+/// [`AgentError::Timeout`](super::AgentError::Timeout); [`AgentError::TaskFailed`](super::AgentError::TaskFailed)
+/// when the task ended with an error; [`AgentError::Journal`](super::AgentError::Journal) (no
+/// such task, a damaged record).
+pub async fn task_result(journal: &Journal, id: TaskId, deadline: Duration) -> Result<super::Reply, super::AgentError> {
+    let journal_error = |e| super::AgentError::Journal(Arc::new(e));
+    let outcome = match journal.result(id, deadline).await {
+        Ok(outcome) => outcome,
+        Err(JournalError::Timeout(_)) => return Err(super::AgentError::Timeout(deadline)),
+        Err(e) => return Err(journal_error(e)),
+    };
+    let entry = journal.task(id).await.map_err(journal_error)?;
+    decode_outcome(id, &entry.task, &outcome)
 }
 
 impl TurnError {

@@ -228,14 +228,7 @@ impl AgentRef {
         let journal = self
             .journal()
             .ok_or_else(|| AgentError::NotDurable(self.inner.name.clone()))?;
-        let journal_error = |e| AgentError::Journal(Arc::new(e));
-        let outcome = match journal.result(id, deadline).await {
-            Ok(outcome) => outcome,
-            Err(warden_durable::JournalError::Timeout(_)) => return Err(AgentError::Timeout(deadline)),
-            Err(e) => return Err(journal_error(e)),
-        };
-        let entry = journal.task(id).await.map_err(journal_error)?;
-        super::durable::decode_outcome(id, &entry.task, &outcome)
+        super::durable::task_result(&journal, id, deadline).await
     }
 
     /// Publishes a new incarnation; returns its generation.

@@ -57,6 +57,7 @@ impl TestServer {
             .route("/flaky", any(flaky))
             .route("/bytes", get(bytes))
             .route("/redirect", get(redirect))
+            .route("/echo-key", any(echo_key))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -150,3 +151,12 @@ async fn redirect(Query(q): Query<RedirectQuery>) -> Response {
 }
 
 pub const SHORT: Duration = Duration::from_secs(10);
+
+/// Answers with the request's `Idempotency-Key` header, or `none`.
+async fn echo_key(headers: HeaderMap) -> String {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+        .to_owned()
+}
