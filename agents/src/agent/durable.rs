@@ -8,6 +8,35 @@
 //! is written before the turn goes on; when the turn is replayed (after a crash, in this
 //! process or another), the recorded result comes back instead and nothing runs again.
 //!
+//! ```
+//! use std::time::Duration;
+//! use warden_agents::agent::Agent;
+//! use warden_agents::message::AgentMessage;
+//! use warden_agents::model::{Model, OpenAiChat};
+//! use warden_agents::react::ReAct;
+//! use warden_durable::Journal;
+//! use warden_fake_provider::{Answer, FakeProvider};
+//! use warden_supervisor::Supervisor;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let fake = FakeProvider::start().await;
+//! fake.push(Answer::text("Paris."));
+//! let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"));
+//!
+//! let journal = Journal::open(dir.path().join("agents.redb"))?;
+//! let agent = Agent::new("geographer", ReAct::builder(model).build()).journal(journal);
+//! let geographer = agent.handle();
+//! let root = Supervisor::builder("root").child(agent.child_spec()).spawn().await?;
+//!
+//! // On disk when `submit` returns: a kill -9 from here on loses nothing.
+//! let task = geographer.submit(AgentMessage::user("Capital of France?")).await?;
+//! let reply = geographer.result(task, Duration::from_secs(10)).await?;
+//! assert_eq!(reply.text(), "Paris.");
+//! root.stop().await;
+//! # Ok(()) }
+//! ```
+//!
 //! # Code between steps must be deterministic
 //!
 //! A replayed turn must ask for the same steps in the same order. Read the time, draw random
