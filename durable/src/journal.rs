@@ -337,6 +337,31 @@ impl Journal {
         }
     }
 
+    /// Prunes as `retention` says every `every` (from now), in a task of its own, until the
+    /// returned guard is dropped: the retention a long-running service wants. A failed prune
+    /// is logged and tried again at the next tick.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn retain(&self, retention: Retention, every: Duration) -> RetentionGuard {
+        let journal = self.clone();
+        let every = every.max(Duration::from_millis(1));
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match journal.prune(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(pruned = n, "journal retention"),
+                    Err(error) => tracing::warn!(%error, "journal retention failed; trying again"),
+                }
+            }
+        });
+        RetentionGuard(task)
+    }
+
     /// Removes finished tasks (and their steps) as `retention` says. Returns how many.
     ///
     /// # Errors
@@ -344,5 +369,15 @@ impl Journal {
     /// A store error.
     pub async fn prune(&self, retention: Retention) -> Result<usize, JournalError> {
         self.store.prune(retention).await
+    }
+}
+
+/// Keeps a journal's retention running ([`Journal::retain`]); dropping it stops it.
+#[derive(Debug)]
+pub struct RetentionGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for RetentionGuard {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -89,6 +89,7 @@ on_both_stores!(
     a_question_keeps_its_first_deadline_and_is_answered_from_another_handle,
     a_question_past_its_deadline_has_no_answer,
     retention_prunes_finished_tasks_only,
+    retention_runs_by_itself_until_its_guard_is_dropped,
     bad_input_is_refused_with_a_typed_error,
 );
 
@@ -247,6 +248,27 @@ async fn retention_prunes_finished_tasks_only(store: Fixture) {
     assert_eq!(journal.prune(Retention::older_than(Duration::ZERO)).await.unwrap(), 2);
     assert_eq!(journal.unfinished("a").await.unwrap()[0].id, open);
     assert_eq!(journal.counts().await.unwrap(), (1, 1));
+}
+
+async fn retention_runs_by_itself_until_its_guard_is_dropped(store: Fixture) {
+    let journal = store.open().await;
+    let guard = journal.retain(Retention::keep_last(1), Duration::from_millis(5));
+    for _ in 0..3 {
+        let task = journal.accept("a", vec![]).await.unwrap();
+        journal.finish(task, TaskOutcome::ok(vec![]), None).await.unwrap();
+    }
+    let open = journal.accept("a", vec![]).await.unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    while journal.counts().await.unwrap() != (2, 1) {
+        tick.tick().await;
+    }
+    drop(guard);
+    // Stopped: nothing more is pruned.
+    let task = journal.accept("a", vec![]).await.unwrap();
+    journal.finish(task, TaskOutcome::ok(vec![]), None).await.unwrap();
+    journal.finish(open, TaskOutcome::ok(vec![]), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(journal.counts().await.unwrap(), (3, 0));
 }
 
 async fn bad_input_is_refused_with_a_typed_error(store: Fixture) {

@@ -440,6 +440,10 @@ impl AgentRef {
     /// Sends `task` without waiting for an answer. A tell the agent drops without running
     /// it (it stopped first) is reported as an [`AgentEventKind::TaskDropped`](super::AgentEventKind::TaskDropped).
     ///
+    /// A tell is never written to a journal, even to a durable agent: it returns at once,
+    /// before any disk could be reached. For a task that must survive a crash, use
+    /// [`submit`](Self::submit), the durable tell.
+    ///
     /// # Errors
     ///
     /// [`AgentError::Overloaded`] at once when the agent's queue is full, with the task
