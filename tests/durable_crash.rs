@@ -118,7 +118,7 @@ fn crash_loop(store: &str, label: &str) {
         tokio::spawn(async move { axum::serve(listener, app).await });
         (fake, addr)
     });
-    let run_child = || {
+    let run_child = |stderr: Stdio| {
         Command::new(std::env::current_exe().unwrap())
             .args(["durable_crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD, "1")
@@ -126,7 +126,7 @@ fn crash_loop(store: &str, label: &str) {
             .env("WARDEN_CRASH_MODEL", fake.base_url_openai())
             .env("WARDEN_CRASH_TOOLS", format!("http://{tools_addr}/tools"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap()
     };
@@ -140,7 +140,7 @@ fn crash_loop(store: &str, label: &str) {
     let mut rng = fastrand::Rng::with_seed(14);
     let mut accepted = BTreeSet::new();
     for _ in 0..KILLS {
-        let mut child = run_child();
+        let mut child = run_child(Stdio::null());
         std::thread::sleep(Duration::from_millis(rng.u64(5..200)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -149,10 +149,11 @@ fn crash_loop(store: &str, label: &str) {
         accepted.extend(accepted_in(&out));
     }
     // Once more, to the end.
-    let child = run_child();
+    let child = run_child(Stdio::piped());
     let output = child.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && out.contains("all done"), "{out}");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && out.contains("all done"), "{out}\n{err}");
     accepted.extend(accepted_in(&out));
 
     let journal = runtime.block_on(Journal::open_location(store)).unwrap();

@@ -401,3 +401,20 @@ async fn clock_random_and_timer_steps_replay_the_values_of_the_first_run() {
     assert_eq!(reply.text(), format!("{} {}", first.0, first.1));
     root.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_accepted_into_the_journal_by_another_process_is_picked_up() {
+    let setup = setup().await;
+    let tool = Recorder::new("file", false);
+    let (agent, _client) = agent(&setup, &setup.journal, &tool).await;
+    let clerk = agent.handle();
+    let (root, _escalations) = root(vec![agent.child_spec()]).await;
+    script_one_call(&setup.fake, "file");
+    // Written straight into the journal (as another process sharing it would), never sent.
+    let other = Journal::open_shared(&setup.path).unwrap();
+    let task = warden_agents::codec::to_bytes(&AgentMessage::user("File A-1")).unwrap();
+    let id = other.accept("clerk", task).await.unwrap();
+    assert_eq!(clerk.result(id, DEADLINE).await.unwrap().text(), "Filed.");
+    assert_eq!(tool.runs().len(), 1);
+    root.stop().await;
+}

@@ -122,9 +122,32 @@ impl Done {
 
 /// The embedded store.
 pub(crate) struct FileStore {
-    pub(crate) db: Arc<Database>,
-    writes: mpsc::Sender<Write>,
+    /// `None` once dropping.
+    db: Option<Arc<Database>>,
+    /// `None` once dropping.
+    writes: Option<mpsc::Sender<Write>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     pub(crate) path: PathBuf,
+}
+
+/// The file is closed when the journal's last handle goes: the writer finishes the batch in
+/// hand and lets go of the database, so that the same process may open it again at once.
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        if let Some(db) = self.db.take() {
+            close_quietly(db);
+        }
+    }
+}
+
+/// Drops a handle on the database; redb may panic closing a damaged file, which must not
+/// reach the caller (a journal dropped in user code).
+fn close_quietly(db: Arc<Database>) {
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(db)));
 }
 
 impl FileStore {
@@ -134,48 +157,46 @@ impl FileStore {
             path: shown.clone(),
             detail,
         };
+        if !path.exists() {
+            create_atomically(path).map_err(|e| open_error(e.to_string()))?;
+        }
+        let mode = if shared {
+            ConcurrencyMode::MultiWriter
+        } else {
+            ConcurrencyMode::ExclusiveWriter
+        };
         // redb must not panic on a damaged file; should it, the open fails, typed.
-        let db = std::panic::catch_unwind(|| {
-            Database::builder()
-                .set_concurrency_mode(if shared {
-                    ConcurrencyMode::MultiWriter
-                } else {
-                    ConcurrencyMode::ExclusiveWriter
-                })
-                .create(path)
-        })
-        .map_err(|_| open_error("the store panicked reading the file".into()))?
-        .map_err(|e| open_error(e.to_string()))?;
+        let db = std::panic::catch_unwind(|| Database::builder().set_concurrency_mode(mode).open(path))
+            .map_err(|_| open_error("the store panicked reading the file".into()))?
+            .map_err(|e| open_error(e.to_string()))?;
         let db = Arc::new(db);
-        // Make the tables, so that readers never meet a missing one.
-        let init = (|| -> Result<(), JournalError> {
-            let tx = db.begin_write().map_err(JournalError::store)?;
-            tx.open_table(META).map_err(JournalError::store)?;
-            tx.open_table(TASKS).map_err(JournalError::store)?;
-            tx.open_table(STEPS).map_err(JournalError::store)?;
-            tx.open_table(UNFINISHED).map_err(JournalError::store)?;
-            tx.open_table(FINISHED).map_err(JournalError::store)?;
-            tx.open_table(QUESTIONS).map_err(JournalError::store)?;
-            tx.open_table(SNAPSHOTS).map_err(JournalError::store)?;
-            tx.commit().map_err(JournalError::store)
-        })();
-        init.map_err(|e| open_error(e.to_string()))?;
+        if let Err(e) = std::panic::catch_unwind(AssertUnwindSafe(|| make_tables(&db)))
+            .unwrap_or_else(|_| Err(JournalError::Store("the store panicked".into())))
+        {
+            close_quietly(db);
+            return Err(open_error(e.to_string()));
+        }
         let (writes, rx) = mpsc::channel();
         let writer_db = db.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("warden-journal-writer".into())
-            .spawn(move || writer(&writer_db, &rx))
+            .spawn(move || {
+                writer(&writer_db, &rx);
+                close_quietly(writer_db);
+            })
             .map_err(|e| open_error(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
-            db,
-            writes,
+            db: Some(db),
+            writes: Some(writes),
+            writer: Some(writer),
             path: path.to_path_buf(),
         })
     }
 
     pub(crate) async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Write) -> Result<T, JournalError> {
         let (tx, rx) = oneshot::channel();
-        self.writes.send(make(tx)).map_err(|_| JournalError::Closed)?;
+        let writes = self.writes.as_ref().ok_or(JournalError::Closed)?;
+        writes.send(make(tx)).map_err(|_| JournalError::Closed)?;
         rx.await.map_err(|_| JournalError::Closed)?
     }
 
@@ -184,7 +205,7 @@ impl FileStore {
         &self,
         read: impl FnOnce(&redb::ReadTransaction) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let db = self.db.clone();
+        let db = self.db.clone().ok_or(JournalError::Closed)?;
         tokio::task::spawn_blocking(move || {
             std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let tx = db.begin_read().map_err(JournalError::store)?;
@@ -195,6 +216,48 @@ impl FileStore {
         .await
         .map_err(|e| JournalError::Store(e.to_string()))?
     }
+}
+
+/// Makes the tables, so that readers never meet a missing one.
+fn make_tables(db: &Database) -> Result<(), JournalError> {
+    let tx = db.begin_write().map_err(JournalError::store)?;
+    tx.open_table(META).map_err(JournalError::store)?;
+    tx.open_table(TASKS).map_err(JournalError::store)?;
+    tx.open_table(STEPS).map_err(JournalError::store)?;
+    tx.open_table(UNFINISHED).map_err(JournalError::store)?;
+    tx.open_table(FINISHED).map_err(JournalError::store)?;
+    tx.open_table(QUESTIONS).map_err(JournalError::store)?;
+    tx.open_table(SNAPSHOTS).map_err(JournalError::store)?;
+    tx.commit().map_err(JournalError::store)
+}
+
+/// Creates a new store so that a crash half-way never leaves a half-made file at `path`
+/// (found by the crash loop: a process killed inside `create` left a file without redb's
+/// header, which no later start could open). The store is made whole beside it, under a name
+/// of this process's own, then linked to `path` (which fails, harmlessly, if another process
+/// got there first), and the directory is synced.
+fn create_atomically(path: &Path) -> Result<(), JournalError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".creating-{}", std::process::id()));
+    let staging = path.with_file_name(name);
+    let _ = std::fs::remove_file(&staging);
+    let made = std::panic::catch_unwind(|| Database::create(&staging))
+        .map_err(|_| JournalError::Store("the store panicked creating the file".into()))?
+        .map_err(JournalError::store)
+        .and_then(|db| make_tables(&db));
+    let linked = made.and_then(|()| match std::fs::hard_link(&staging, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(JournalError::store(e)),
+    });
+    let _ = std::fs::remove_file(&staging);
+    linked?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(JournalError::store)?;
+    }
+    Ok(())
 }
 
 /// The writer thread: one commit per batch of waiting requests.

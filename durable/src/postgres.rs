@@ -312,12 +312,23 @@ impl PgStore {
         codec::decode_task(id, &bytes)
     }
 
+    /// A task's steps, read under the task's row lock: a write of a process that died with
+    /// its transaction still open on the server (its `COMMIT` sent, or not) is settled
+    /// first, committed or rolled back, so that a replay never reads steps without one that
+    /// then lands (found by the crash loop: a replay ran a step again and met its result).
     async fn read_steps(&self, id: TaskId) -> Result<Vec<StepRecord>, JournalError> {
-        let rows = sqlx::query("SELECT idx, record FROM warden_steps WHERE task = $1 ORDER BY idx")
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query("SELECT 1 FROM warden_tasks WHERE id = $1 FOR UPDATE")
             .bind(id_of(id)?)
-            .fetch_all(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(store_error)?;
+        let rows = sqlx::query("SELECT idx, record FROM warden_steps WHERE task = $1 ORDER BY idx")
+            .bind(id_of(id)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let index: i32 = row.try_get(0).map_err(store_error)?;

@@ -316,6 +316,31 @@ async fn a_store_that_cannot_be_opened_is_a_typed_error() {
     assert!(matches!(refused, Err(JournalError::Open { .. })), "{refused:?}");
 }
 
+/// A store is made whole under another name and then linked into place, so a process killed
+/// while creating it leaves no half-made file behind (only its staging file, which is
+/// ignored): the next start creates the store as if for the first time.
+#[tokio::test]
+async fn a_creation_cut_short_leaves_nothing_that_blocks_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.redb");
+    std::fs::write(dir.path().join("journal.redb.creating-1"), b"half").unwrap();
+    let journal = Journal::open(&path).unwrap();
+    let task = journal.accept("a", b"t".to_vec()).await.unwrap();
+    drop(journal);
+    let journal = Journal::open_shared(&path).unwrap();
+    assert_eq!(journal.task(task).await.unwrap().task, b"t");
+    let staging: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains(&format!("creating-{}", std::process::id()))
+        })
+        .collect();
+    assert!(staging.is_empty(), "this process's staging file is removed");
+}
+
 #[tokio::test]
 async fn truncated_and_corrupted_files_give_typed_errors() {
     let dir = tempfile::tempdir().unwrap();

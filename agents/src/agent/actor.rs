@@ -67,7 +67,13 @@ pub(crate) enum AgentMsg {
     Waiting { turn: u64, waiting: bool },
     /// From a turn: it ended.
     TurnDone(Box<TurnDone>),
+    /// A durable agent looks in its journal for unfinished tasks it does not hold (accepted
+    /// by another process, or landed late from a process that died mid-write).
+    Rescan,
 }
+
+/// How often a durable agent looks in its journal for tasks it does not hold.
+const RESCAN: Duration = Duration::from_secs(1);
 
 #[cfg(feature = "cluster")]
 impl ractor::Message for AgentMsg {}
@@ -89,6 +95,7 @@ impl fmt::Debug for AgentMsg {
                 .field("waiting", waiting)
                 .finish(),
             Self::TurnDone(done) => f.debug_struct("TurnDone").field("turn", &done.turn).finish(),
+            Self::Rescan => f.write_str("Rescan"),
         }
     }
 }
@@ -289,10 +296,21 @@ pub(crate) struct AgentState {
     /// Journaled tasks queued from the journal at the start, not yet started: they may have
     /// recorded steps (a task sent to this incarnation cannot: nobody ran it before).
     resumed: HashSet<TaskId>,
+    /// The timer of a durable agent's rescans.
+    rescan: Option<tokio::task::JoinHandle<()>>,
+    /// The last journaled tasks this incarnation finished (at most [`RECENTLY_FINISHED`]): a
+    /// task's own message arriving after a rescan already ran it is not run again.
+    finished: VecDeque<TaskId>,
 }
+
+/// How many finished journaled tasks an incarnation remembers.
+const RECENTLY_FINISHED: usize = 1024;
 
 impl Drop for AgentState {
     fn drop(&mut self) {
+        if let Some(rescan) = self.rescan.take() {
+            rescan.abort();
+        }
         self.tasks.abort_all();
         // The turn in flight may have acted: its asker hears `AgentDown`. Queued tasks never
         // started: `NotStarted`, and an event each.
@@ -351,6 +369,33 @@ impl AgentActor {
             if queued.asker.is_none() {
                 queued.asker = Some(asker);
             }
+        }
+    }
+
+    /// Queues the journal's unfinished tasks of this agent that it does not hold yet.
+    async fn rescan(&self, state: &mut AgentState) {
+        let Some(journal) = &self.0.journal else {
+            return;
+        };
+        let entries = match journal.unfinished(&self.0.name).await {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(agent = %self.0.name, %error, "journal rescan failed");
+                return;
+            }
+        };
+        let unknown: Vec<_> = entries.into_iter().filter(|e| !state.known.contains(&e.id)).collect();
+        for entry in unknown {
+            let Ok(task) = crate::codec::from_bytes(&entry.task) else {
+                // Left for the next start, which fails it with a typed error naming it.
+                continue;
+            };
+            tracing::info!(agent = %self.0.name, task = %entry.id, "picked up a journaled task");
+            let mut pending = Pending::new(task, self.0.handle.control_load(), None, state.events.clone());
+            pending.durable = Some(entry.id);
+            state.known.insert(entry.id);
+            state.resumed.insert(entry.id);
+            state.queue.push_back(pending);
         }
     }
 
@@ -460,6 +505,10 @@ impl AgentActor {
         state.turns_completed += 1;
         if let Some(id) = current.durable {
             state.known.remove(&id);
+            if state.finished.len() == RECENTLY_FINISHED {
+                state.finished.pop_front();
+            }
+            state.finished.push_back(id);
         }
         let me = Address::Name(self.0.name.to_string());
         let task = &current.task;
@@ -733,11 +782,17 @@ impl Actor for AgentActor {
             actor,
             resumed: known.clone(),
             known,
+            rescan: None,
+            finished: VecDeque::new(),
         })
     }
 
-    /// Starts the first of the tasks resumed from the journal, if any.
+    /// Starts the first of the tasks resumed from the journal, if any, and a durable agent's
+    /// rescans.
     async fn post_start(&self, myself: ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
+        if self.0.journal.is_some() {
+            state.rescan = Some(myself.send_interval(RESCAN, || AgentMsg::Rescan));
+        }
         self.start_next(&myself, state);
         Ok(())
     }
@@ -755,6 +810,7 @@ impl Actor for AgentActor {
                 Self::prune_queue(state);
                 match pending.durable {
                     // Already queued from the journal at the start: its asker waits there.
+                    Some(id) if state.finished.contains(&id) => pending.withdraw(),
                     Some(id) if !state.known.insert(id) => Self::join_asker(state, *pending, id),
                     _ => state.queue.push_back(*pending),
                 }
@@ -788,6 +844,7 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::TurnDone(done) => self.finish_turn(state, *done),
+            AgentMsg::Rescan => self.rescan(state).await,
         }
         self.start_next(&myself, state);
         Ok(())
