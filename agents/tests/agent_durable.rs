@@ -117,14 +117,38 @@ fn script_one_call(fake: &FakeProvider, tool: &str) {
     fake.push(Answer::text("Filed."));
 }
 
+/// A clerk agent on `setup`'s journal with `tool`, running under a root supervisor, its
+/// model scripted to call `tool` once and answer "Filed.".
+struct Running {
+    clerk: warden_agents::agent::AgentRef,
+    root: warden_supervisor::Supervisor,
+    escalations: mpsc::UnboundedReceiver<warden_supervisor::Escalation>,
+    _tools: ToolClient,
+}
+
+async fn running(setup: &Setup, tool: &Recorder) -> Running {
+    let (agent, tools) = agent(setup, &setup.journal, tool).await;
+    let clerk = agent.handle();
+    let (root, escalations) = root(vec![agent.child_spec()]).await;
+    script_one_call(&setup.fake, tool.name);
+    Running {
+        clerk,
+        root,
+        escalations,
+        _tools: tools,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitted_task_runs_once_and_its_steps_and_result_are_in_the_journal() {
     let setup = setup().await;
     let tool = Recorder::new("file", false);
-    let (agent, _client) = agent(&setup, &setup.journal, &tool).await;
-    let clerk = agent.handle();
-    let (root, _escalations) = root(vec![agent.child_spec()]).await;
-    script_one_call(&setup.fake, "file");
+    let Running {
+        clerk,
+        root,
+        escalations: _,
+        ..
+    } = running(&setup, &tool).await;
 
     let id = clerk.submit(AgentMessage::user("File order A-1")).await.unwrap();
     // Accepted means on disk, before any turn.
@@ -155,10 +179,12 @@ async fn a_killed_turn_is_replayed_and_an_idempotent_tool_in_flight_runs_again_w
     let setup = setup().await;
     let tool = Recorder::new("lookup", true);
     *tool.block.lock().unwrap() = true;
-    let (agent, _client) = agent(&setup, &setup.journal, &tool).await;
-    let clerk = agent.handle();
-    let (root, _escalations) = root(vec![agent.child_spec()]).await;
-    script_one_call(&setup.fake, "lookup");
+    let Running {
+        clerk,
+        root,
+        escalations: _,
+        ..
+    } = running(&setup, &tool).await;
 
     let id = clerk.submit(AgentMessage::user("Look up A-1")).await.unwrap();
     tool.entered.notified().await;
@@ -182,10 +208,12 @@ async fn a_non_idempotent_tool_in_flight_at_a_kill_is_outcome_unknown_and_never_
     let setup = setup().await;
     let tool = Recorder::new("charge", false);
     *tool.block.lock().unwrap() = true;
-    let (agent, _client) = agent(&setup, &setup.journal, &tool).await;
-    let clerk = agent.handle();
-    let (root, mut escalations) = root(vec![agent.child_spec()]).await;
-    script_one_call(&setup.fake, "charge");
+    let Running {
+        clerk,
+        root,
+        mut escalations,
+        ..
+    } = running(&setup, &tool).await;
 
     let id = clerk.submit(AgentMessage::user("Charge A-1")).await.unwrap();
     tool.entered.notified().await;
@@ -406,10 +434,12 @@ async fn clock_random_and_timer_steps_replay_the_values_of_the_first_run() {
 async fn a_task_accepted_into_the_journal_by_another_process_is_picked_up() {
     let setup = setup().await;
     let tool = Recorder::new("file", false);
-    let (agent, _client) = agent(&setup, &setup.journal, &tool).await;
-    let clerk = agent.handle();
-    let (root, _escalations) = root(vec![agent.child_spec()]).await;
-    script_one_call(&setup.fake, "file");
+    let Running {
+        clerk,
+        root,
+        escalations: _,
+        ..
+    } = running(&setup, &tool).await;
     // Written straight into the journal (as another process sharing it would), never sent.
     let other = Journal::open_shared(&setup.path).unwrap();
     let task = warden_agents::codec::to_bytes(&AgentMessage::user("File A-1")).unwrap();
