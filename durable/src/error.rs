@@ -41,6 +41,16 @@ pub enum JournalError {
         /// The step's index.
         step: u32,
     },
+    /// A write of an agent's replaced incarnation: a newer one has claimed the agent since.
+    #[error("agent {agent:?} epoch {epoch} was replaced by epoch {current}; the write is refused")]
+    Fenced {
+        /// The agent.
+        agent: String,
+        /// The writer's epoch.
+        epoch: u64,
+        /// The agent's current epoch.
+        current: u64,
+    },
     /// No pending question of this id.
     #[error("no pending question {0}")]
     NoSuchQuestion(String),

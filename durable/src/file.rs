@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use crate::codec;
 use crate::error::JournalError;
 use crate::record::{
-    PendingQuestion, Retention, StepId, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
+    Fence, PendingQuestion, Retention, StepId, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
 };
 use crate::store::Op;
 
@@ -53,19 +53,26 @@ pub(crate) enum Write {
         task: Vec<u8>,
         reply: Reply<TaskId>,
     },
+    Claim {
+        agent: String,
+        reply: Reply<u64>,
+    },
     Step {
         step: StepId,
         record: StepRecord,
+        fence: Option<Fence>,
         reply: Reply<()>,
     },
     Finish {
         task: TaskId,
         outcome: TaskOutcome,
         snapshot: Option<Vec<u8>>,
+        fence: Option<Fence>,
         reply: Reply<()>,
     },
     Ask {
         question: PendingQuestion,
+        fence: Option<Fence>,
         reply: Reply<PendingQuestion>,
     },
     Answer {
@@ -88,6 +95,7 @@ impl Write {
             }
             Self::Ask { reply, .. } => drop(reply.send(Err(error()))),
             Self::Prune { reply, .. } => drop(reply.send(Err(error()))),
+            Self::Claim { reply, .. } => drop(reply.send(Err(error()))),
         }
     }
 }
@@ -98,6 +106,7 @@ enum Done {
     Unit(Reply<()>, Result<(), JournalError>),
     Ask(Reply<PendingQuestion>, Result<PendingQuestion, JournalError>),
     Prune(Reply<usize>, Result<usize, JournalError>),
+    Claim(Reply<u64>, Result<u64, JournalError>),
 }
 
 impl Done {
@@ -116,6 +125,7 @@ impl Done {
             Self::Unit(reply, result) => send!(reply, result),
             Self::Ask(reply, result) => send!(reply, result),
             Self::Prune(reply, result) => send!(reply, result),
+            Self::Claim(reply, result) => send!(reply, result),
         }
     }
 }
@@ -301,17 +311,62 @@ fn writer(db: &Database, rx: &mpsc::Receiver<Write>) {
 fn apply(tx: &WriteTransaction, write: Write) -> Done {
     match write {
         Write::Accept { agent, task, reply } => Done::Accept(reply, accept(tx, &agent, task)),
-        Write::Step { step, record, reply } => Done::Unit(reply, record_step(tx, step, &record)),
+        Write::Claim { agent, reply } => Done::Claim(reply, claim(tx, &agent)),
+        Write::Step {
+            step,
+            record,
+            fence,
+            reply,
+        } => Done::Unit(
+            reply,
+            check_fence(tx, fence.as_ref()).and_then(|()| record_step(tx, step, &record)),
+        ),
         Write::Finish {
             task,
             outcome,
             snapshot,
+            fence,
             reply,
-        } => Done::Unit(reply, finish(tx, task, outcome, snapshot)),
-        Write::Ask { question, reply } => Done::Ask(reply, ask(tx, question)),
+        } => Done::Unit(
+            reply,
+            check_fence(tx, fence.as_ref()).and_then(|()| finish(tx, task, outcome, snapshot)),
+        ),
+        Write::Ask { question, fence, reply } => {
+            Done::Ask(reply, check_fence(tx, fence.as_ref()).and_then(|()| ask(tx, question)))
+        }
         Write::Answer { step, answer, reply } => Done::Unit(reply, answer_question(tx, step, answer)),
         Write::Prune { retention, reply } => Done::Prune(reply, prune(tx, retention)),
     }
+}
+
+/// The key of an agent's epoch in the meta table.
+fn epoch_key(agent: &str) -> String {
+    format!("epoch/{agent}")
+}
+
+fn claim(tx: &WriteTransaction, agent: &str) -> Result<u64, JournalError> {
+    let mut meta = tx.open_table(META).map_err(JournalError::store)?;
+    let key = epoch_key(agent);
+    let epoch = meta
+        .get(key.as_str())
+        .map_err(JournalError::store)?
+        .map_or(0, |v| v.value())
+        + 1;
+    meta.insert(key.as_str(), epoch).map_err(JournalError::store)?;
+    Ok(epoch)
+}
+
+/// Refuses a write whose fence is older than its agent's epoch.
+fn check_fence(tx: &WriteTransaction, fence: Option<&Fence>) -> Result<(), JournalError> {
+    let Some(fence) = fence else {
+        return Ok(());
+    };
+    let meta = tx.open_table(META).map_err(JournalError::store)?;
+    let current = meta
+        .get(epoch_key(&fence.agent).as_str())
+        .map_err(JournalError::store)?
+        .map_or(0, |v| v.value());
+    fence.admits(current)
 }
 
 fn accept(tx: &WriteTransaction, agent: &str, task: Vec<u8>) -> Result<TaskId, JournalError> {
@@ -586,21 +641,37 @@ impl crate::store::Store for FileStore {
         Box::pin(self.write(|reply| Write::Accept { agent, task, reply }))
     }
 
-    fn record_step(&self, step: StepId, record: StepRecord) -> Op<'_, ()> {
-        Box::pin(self.write(move |reply| Write::Step { step, record, reply }))
+    fn claim(&self, agent: String) -> Op<'_, u64> {
+        Box::pin(self.write(|reply| Write::Claim { agent, reply }))
     }
 
-    fn finish(&self, task: TaskId, outcome: TaskOutcome, snapshot: Option<Vec<u8>>) -> Op<'_, ()> {
-        Box::pin(self.write(move |reply| Write::Finish {
-            task,
-            outcome,
-            snapshot,
+    fn record_step(&self, step: StepId, record: StepRecord, fence: Option<Fence>) -> Op<'_, ()> {
+        Box::pin(self.write(move |reply| Write::Step {
+            step,
+            record,
+            fence,
             reply,
         }))
     }
 
-    fn ask(&self, question: PendingQuestion) -> Op<'_, PendingQuestion> {
-        Box::pin(self.write(|reply| Write::Ask { question, reply }))
+    fn finish(
+        &self,
+        task: TaskId,
+        outcome: TaskOutcome,
+        snapshot: Option<Vec<u8>>,
+        fence: Option<Fence>,
+    ) -> Op<'_, ()> {
+        Box::pin(self.write(move |reply| Write::Finish {
+            task,
+            outcome,
+            snapshot,
+            fence,
+            reply,
+        }))
+    }
+
+    fn ask(&self, question: PendingQuestion, fence: Option<Fence>) -> Op<'_, PendingQuestion> {
+        Box::pin(self.write(|reply| Write::Ask { question, fence, reply }))
     }
 
     fn answer(&self, step: StepId, answer: String) -> Op<'_, ()> {

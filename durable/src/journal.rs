@@ -11,7 +11,7 @@ use crate::codec::check_size;
 use crate::error::JournalError;
 use crate::file::FileStore;
 use crate::record::{
-    PendingQuestion, Retention, StepId, StepKind, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
+    Fence, PendingQuestion, Retention, StepId, StepKind, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
 };
 use crate::store::Store;
 
@@ -24,6 +24,9 @@ pub struct Journal {
     store: Arc<dyn Store>,
     /// Woken on every finish and every answer written through this process.
     changed: Arc<Notify>,
+    /// The fence of a handle from [`claim`](Journal::claim): its writes are refused once the
+    /// agent is claimed again.
+    fence: Option<Fence>,
 }
 
 impl fmt::Debug for Journal {
@@ -64,6 +67,7 @@ impl Journal {
         Ok(Self {
             store: Arc::new(FileStore::open(path, shared)?),
             changed: Arc::new(Notify::new()),
+            fence: None,
         })
     }
 
@@ -79,6 +83,7 @@ impl Journal {
         Ok(Self {
             store: Arc::new(crate::postgres::PgStore::connect(url).await?),
             changed: Arc::new(Notify::new()),
+            fence: None,
         })
     }
 
@@ -101,6 +106,36 @@ impl Journal {
             });
         }
         Self::open_shared(location)
+    }
+
+    /// Claims `agent`: raises its epoch and returns a handle whose step, finish and question
+    /// writes carry it ([`Fence`]). Once the agent is claimed again (its next incarnation, in
+    /// this process or another), this handle's writes are refused with
+    /// [`JournalError::Fenced`], also one already on its way when its incarnation died: what
+    /// a replay reads is never overwritten from behind. A durable agent claims its name at
+    /// every start.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn claim(&self, agent: &str) -> Result<Journal, JournalError> {
+        if agent.is_empty() {
+            return Err(JournalError::Invalid("an agent name is needed".into()));
+        }
+        let epoch = self.store.claim(agent.to_owned()).await?;
+        Ok(Self {
+            store: self.store.clone(),
+            changed: self.changed.clone(),
+            fence: Some(Fence {
+                agent: agent.to_owned(),
+                epoch,
+            }),
+        })
+    }
+
+    /// The fence this handle writes with, if it was [claimed](Self::claim).
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
     }
 
     /// Where the journal is: a path, or a database address without its password.
@@ -133,7 +168,7 @@ impl Journal {
         if let StepState::Done(result) = &record.state {
             check_size("the step's result", result.len() + record.name.len())?;
         }
-        self.store.record_step(step, record).await
+        self.store.record_step(step, record, self.fence.clone()).await
     }
 
     /// Writes a step's result (a shorthand for [`record_step`](Self::record_step) with `Done`).
@@ -174,7 +209,7 @@ impl Journal {
         if let Some(snapshot) = &snapshot {
             check_size("the snapshot", snapshot.len())?;
         }
-        let done = self.store.finish(task, outcome, snapshot).await;
+        let done = self.store.finish(task, outcome, snapshot, self.fence.clone()).await;
         self.changed.notify_waiters();
         done
     }
@@ -277,7 +312,7 @@ impl Journal {
             deadline_ms: now.saturating_add(u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX)),
             answer: None,
         };
-        self.store.ask(question).await
+        self.store.ask(question, self.fence.clone()).await
     }
 
     /// Answers a pending question (from any process): the turn waiting on it goes on, or, if

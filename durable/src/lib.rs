@@ -60,4 +60,6 @@ pub use codec::{FORMAT_VERSION, MAX_RECORD_BYTES};
 pub use error::JournalError;
 pub use file::MAX_BATCH;
 pub use journal::{Journal, RetentionGuard};
-pub use record::{PendingQuestion, Retention, StepId, StepKind, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome};
+pub use record::{
+    Fence, PendingQuestion, Retention, StepId, StepKind, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome,
+};

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use crate::codec;
 use crate::error::JournalError;
 use crate::record::{
-    PendingQuestion, Retention, StepId, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
+    Fence, PendingQuestion, Retention, StepId, StepRecord, StepState, TaskEntry, TaskId, TaskOutcome, now_ms,
 };
 use crate::store::{Op, Store};
 
@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS warden_questions (
     idx INTEGER NOT NULL,
     record BYTEA NOT NULL,
     PRIMARY KEY (task, idx)
+);
+CREATE TABLE IF NOT EXISTS warden_epochs (
+    agent TEXT PRIMARY KEY,
+    epoch BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS warden_snapshots (
     agent TEXT PRIMARY KEY,
@@ -133,6 +137,37 @@ impl PgStore {
         codec::decode_task(id, &bytes)
     }
 
+    async fn claim_epoch(&self, agent: String) -> Result<u64, JournalError> {
+        let row = sqlx::query(
+            "INSERT INTO warden_epochs (agent, epoch) VALUES ($1, 1)
+             ON CONFLICT (agent) DO UPDATE SET epoch = warden_epochs.epoch + 1 RETURNING epoch",
+        )
+        .bind(agent)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let epoch: i64 = row.try_get(0).map_err(store_error)?;
+        Ok(u64::try_from(epoch).unwrap_or(0))
+    }
+
+    /// Refuses a write whose fence is older than its agent's epoch, holding the epoch for
+    /// the transaction (a claim waits for it).
+    async fn check_fence(tx: &mut sqlx::PgConnection, fence: Option<&Fence>) -> Result<(), JournalError> {
+        let Some(fence) = fence else {
+            return Ok(());
+        };
+        let row = sqlx::query("SELECT epoch FROM warden_epochs WHERE agent = $1 FOR SHARE")
+            .bind(&fence.agent)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let current = match row {
+            Some(row) => u64::try_from(row.try_get::<i64, _>(0).map_err(store_error)?).unwrap_or(0),
+            None => 0,
+        };
+        fence.admits(current)
+    }
+
     /// Holds the task unfinished for the transaction (a finish waits for it).
     async fn lock_unfinished(tx: &mut sqlx::PgConnection, id: TaskId) -> Result<(), JournalError> {
         if Self::locked_task(tx, id, false).await?.is_finished() {
@@ -141,8 +176,9 @@ impl PgStore {
         Ok(())
     }
 
-    async fn write_step(&self, step: StepId, record: StepRecord) -> Result<(), JournalError> {
+    async fn write_step(&self, step: StepId, record: StepRecord, fence: Option<Fence>) -> Result<(), JournalError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
+        Self::check_fence(&mut tx, fence.as_ref()).await?;
         Self::lock_unfinished(&mut tx, step.task).await?;
         let done = matches!(record.state, StepState::Done(_));
         let written = sqlx::query(
@@ -179,8 +215,10 @@ impl PgStore {
         id: TaskId,
         outcome: TaskOutcome,
         snapshot: Option<Vec<u8>>,
+        fence: Option<Fence>,
     ) -> Result<(), JournalError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
+        Self::check_fence(&mut tx, fence.as_ref()).await?;
         let mut entry = Self::locked_task(&mut tx, id, true).await?;
         if entry.is_finished() {
             return Err(JournalError::AlreadyFinished(id));
@@ -213,8 +251,13 @@ impl PgStore {
         tx.commit().await.map_err(store_error)
     }
 
-    async fn ask_question(&self, question: PendingQuestion) -> Result<PendingQuestion, JournalError> {
+    async fn ask_question(
+        &self,
+        question: PendingQuestion,
+        fence: Option<Fence>,
+    ) -> Result<PendingQuestion, JournalError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
+        Self::check_fence(&mut tx, fence.as_ref()).await?;
         Self::lock_unfinished(&mut tx, question.step.task).await?;
         sqlx::query("INSERT INTO warden_questions (task, idx, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(id_of(question.step.task)?)
@@ -434,16 +477,26 @@ impl Store for PgStore {
         Box::pin(self.accept_task(agent, task))
     }
 
-    fn record_step(&self, step: StepId, record: StepRecord) -> Op<'_, ()> {
-        Box::pin(self.write_step(step, record))
+    fn claim(&self, agent: String) -> Op<'_, u64> {
+        Box::pin(self.claim_epoch(agent))
     }
 
-    fn finish(&self, task: TaskId, outcome: TaskOutcome, snapshot: Option<Vec<u8>>) -> Op<'_, ()> {
-        Box::pin(self.finish_task(task, outcome, snapshot))
+    fn record_step(&self, step: StepId, record: StepRecord, fence: Option<Fence>) -> Op<'_, ()> {
+        Box::pin(self.write_step(step, record, fence))
     }
 
-    fn ask(&self, question: PendingQuestion) -> Op<'_, PendingQuestion> {
-        Box::pin(self.ask_question(question))
+    fn finish(
+        &self,
+        task: TaskId,
+        outcome: TaskOutcome,
+        snapshot: Option<Vec<u8>>,
+        fence: Option<Fence>,
+    ) -> Op<'_, ()> {
+        Box::pin(self.finish_task(task, outcome, snapshot, fence))
+    }
+
+    fn ask(&self, question: PendingQuestion, fence: Option<Fence>) -> Op<'_, PendingQuestion> {
+        Box::pin(self.ask_question(question, fence))
     }
 
     fn answer(&self, step: StepId, answer: String) -> Op<'_, ()> {

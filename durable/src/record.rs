@@ -22,6 +22,33 @@ impl FromStr for TaskId {
     }
 }
 
+/// Who may write for an agent: its name and the epoch it claimed
+/// ([`Journal::claim`](crate::Journal::claim)). The store refuses a fenced write whose epoch is
+/// older than the agent's current one ([`JournalError::Fenced`](crate::JournalError::Fenced)):
+/// an incarnation that was replaced (a restart, another process) cannot write over its
+/// successor, even with a write that was still in flight when it died.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fence {
+    /// The agent.
+    pub agent: String,
+    /// The epoch it claimed.
+    pub epoch: u64,
+}
+
+impl Fence {
+    /// Whether a write with this fence may go on while the agent's epoch is `current`.
+    pub(crate) fn admits(&self, current: u64) -> Result<(), crate::JournalError> {
+        if current > self.epoch {
+            return Err(crate::JournalError::Fenced {
+                agent: self.agent.clone(),
+                epoch: self.epoch,
+                current,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A step's stable id: the task and the step's index in it (its idempotency key, as text
 /// `TASK-STEP`, is what tools receive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

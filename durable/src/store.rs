@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::JournalError;
-use crate::record::{PendingQuestion, Retention, StepId, StepRecord, TaskEntry, TaskId, TaskOutcome};
+use crate::record::{Fence, PendingQuestion, Retention, StepId, StepRecord, TaskEntry, TaskId, TaskOutcome};
 
 /// A store operation in flight.
 pub(crate) type Op<'a, T> = Pin<Box<dyn Future<Output = Result<T, JournalError>> + Send + 'a>>;
@@ -15,9 +15,12 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Where it is (a path, a database address without its password).
     fn describe(&self) -> String;
     fn accept(&self, agent: String, task: Vec<u8>) -> Op<'_, TaskId>;
-    fn record_step(&self, step: StepId, record: StepRecord) -> Op<'_, ()>;
-    fn finish(&self, task: TaskId, outcome: TaskOutcome, snapshot: Option<Vec<u8>>) -> Op<'_, ()>;
-    fn ask(&self, question: PendingQuestion) -> Op<'_, PendingQuestion>;
+    /// Raises `agent`'s epoch and returns it: writes fenced with an older one are refused.
+    fn claim(&self, agent: String) -> Op<'_, u64>;
+    fn record_step(&self, step: StepId, record: StepRecord, fence: Option<Fence>) -> Op<'_, ()>;
+    fn finish(&self, task: TaskId, outcome: TaskOutcome, snapshot: Option<Vec<u8>>, fence: Option<Fence>)
+    -> Op<'_, ()>;
+    fn ask(&self, question: PendingQuestion, fence: Option<Fence>) -> Op<'_, PendingQuestion>;
     fn answer(&self, step: StepId, answer: String) -> Op<'_, ()>;
     fn prune(&self, retention: Retention) -> Op<'_, usize>;
     fn task(&self, id: TaskId) -> Op<'_, TaskEntry>;

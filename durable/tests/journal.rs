@@ -90,6 +90,7 @@ on_both_stores!(
     a_question_past_its_deadline_has_no_answer,
     retention_prunes_finished_tasks_only,
     retention_runs_by_itself_until_its_guard_is_dropped,
+    a_replaced_incarnation_cannot_write,
     bad_input_is_refused_with_a_typed_error,
 );
 
@@ -269,6 +270,42 @@ async fn retention_runs_by_itself_until_its_guard_is_dropped(store: Fixture) {
     journal.finish(open, TaskOutcome::ok(vec![]), None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(journal.counts().await.unwrap(), (3, 0));
+}
+
+async fn a_replaced_incarnation_cannot_write(store: Fixture) {
+    let journal = store.open().await;
+    let task = journal.accept("a", vec![]).await.unwrap();
+    let first = journal.claim("a").await.unwrap();
+    first
+        .record_result(StepId::new(task, 0), StepKind::Model, "m", vec![1])
+        .await
+        .unwrap();
+    // The agent restarts (here or in another process): its new incarnation claims it.
+    let second = store.open().await.claim("a").await.unwrap();
+    assert!(second.fence().unwrap().epoch > first.fence().unwrap().epoch);
+    let late = first
+        .record_result(StepId::new(task, 1), StepKind::Tool, "t", vec![2])
+        .await;
+    assert!(matches!(late, Err(JournalError::Fenced { .. })), "{late:?}");
+    let late = first.finish(task, TaskOutcome::ok(vec![]), None).await;
+    assert!(matches!(late, Err(JournalError::Fenced { .. })), "{late:?}");
+    assert!(matches!(
+        first.ask(StepId::new(task, 1), "a", "?", Duration::from_secs(1)).await,
+        Err(JournalError::Fenced { .. })
+    ));
+    assert_eq!(journal.steps(task).await.unwrap().len(), 1);
+    second
+        .record_result(StepId::new(task, 1), StepKind::Tool, "t", vec![3])
+        .await
+        .unwrap();
+    second.finish(task, TaskOutcome::ok(vec![]), None).await.unwrap();
+    // Another agent's claims fence nothing of this one.
+    let other = journal.claim("b").await.unwrap();
+    let task_b = journal.accept("b", vec![]).await.unwrap();
+    other
+        .record_result(StepId::new(task_b, 0), StepKind::Model, "m", vec![])
+        .await
+        .unwrap();
 }
 
 async fn bad_input_is_refused_with_a_typed_error(store: Fixture) {

@@ -298,6 +298,9 @@ pub(crate) struct AgentState {
     resumed: HashSet<TaskId>,
     /// The timer of a durable agent's rescans.
     rescan: Option<tokio::task::JoinHandle<()>>,
+    /// A durable agent's journal, claimed by this incarnation: its writes are refused once a
+    /// newer incarnation claims the agent.
+    journal: Option<Journal>,
     /// The last journaled tasks this incarnation finished (at most [`RECENTLY_FINISHED`]): a
     /// task's own message arriving after a rescan already ran it is not run again.
     finished: VecDeque<TaskId>,
@@ -437,7 +440,7 @@ impl AgentActor {
             durable: None,
         };
         let resumed = durable.is_some_and(|id| state.resumed.remove(&id));
-        let journaled = self.0.journal.clone().zip(durable).map(|(j, id)| (j, id, resumed));
+        let journaled = state.journal.clone().zip(durable).map(|(j, id)| (j, id, resumed));
         state.events.emit(AgentEventKind::TurnStarted { task: task.id });
         let signals = Signals {
             interrupt: interrupt_rx,
@@ -731,7 +734,13 @@ impl Actor for AgentActor {
         let actor = myself.get_id();
         let mut memory = Memory::new(self.0.memory_limit);
         let mut resumed = Vec::new();
-        if let Some(journal) = &self.0.journal {
+        // Claimed first: a write of an earlier incarnation still on its way is refused from
+        // here on, so what is read below stays what a replay sees.
+        let claimed = match &self.0.journal {
+            Some(journal) => Some(journal.claim(&self.0.name).await?),
+            None => None,
+        };
+        if let Some(journal) = &claimed {
             if let Some(snapshot) = journal.snapshot(&self.0.name).await? {
                 let messages: Vec<crate::model::Message> = crate::codec::from_journal(&snapshot)?;
                 for message in messages {
@@ -784,6 +793,7 @@ impl Actor for AgentActor {
             known,
             rescan: None,
             finished: VecDeque::new(),
+            journal: claimed,
         })
     }
 
