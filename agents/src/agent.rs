@@ -124,6 +124,10 @@ use crate::memory::MemoryLimit;
 use actor::{AgentActor, StartArgs};
 use event::DEFAULT_OBSERVER_QUEUE;
 
+/// How often a durable agent rescans its journal unless told otherwise
+/// ([`Agent::rescan_every`]).
+pub const DEFAULT_RESCAN: Duration = Duration::from_secs(1);
+
 /// The deadline of control calls ([`interrupt`](AgentRef::interrupt), [`status`](AgentRef::status)).
 const CONTROL_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -140,6 +144,7 @@ pub struct Agent {
     turn_deadline: Option<Duration>,
     directory: Option<Arc<dyn Directory>>,
     journal: Option<warden_durable::Journal>,
+    rescan_every: Option<Duration>,
     handle: AgentRef,
 }
 
@@ -171,6 +176,7 @@ impl Agent {
             turn_deadline: None,
             directory: None,
             journal: None,
+            rescan_every: Some(DEFAULT_RESCAN),
         }
     }
 
@@ -234,6 +240,14 @@ impl Agent {
     /// ask's turn is also cut short when its asker stops waiting, whatever this says.
     pub fn turn_deadline(mut self, deadline: Duration) -> Self {
         self.turn_deadline = Some(deadline);
+        self
+    }
+
+    /// How often a durable agent looks in its journal for unfinished tasks of its name that
+    /// it does not hold (accepted there by another process): default every second; `None`
+    /// only at each start. Each look is one read of the journal.
+    pub fn rescan_every(mut self, every: Option<Duration>) -> Self {
+        self.rescan_every = every.filter(|d| !d.is_zero());
         self
     }
 

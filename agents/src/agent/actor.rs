@@ -72,9 +72,6 @@ pub(crate) enum AgentMsg {
     Rescan,
 }
 
-/// How often a durable agent looks in its journal for tasks it does not hold.
-const RESCAN: Duration = Duration::from_secs(1);
-
 #[cfg(feature = "cluster")]
 impl ractor::Message for AgentMsg {}
 
@@ -800,8 +797,8 @@ impl Actor for AgentActor {
     /// Starts the first of the tasks resumed from the journal, if any, and a durable agent's
     /// rescans.
     async fn post_start(&self, myself: ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
-        if self.0.journal.is_some() {
-            state.rescan = Some(myself.send_interval(RESCAN, || AgentMsg::Rescan));
+        if let (Some(_), Some(every)) = (&self.0.journal, self.0.rescan_every) {
+            state.rescan = Some(myself.send_interval(every, || AgentMsg::Rescan));
         }
         self.start_next(&myself, state);
         Ok(())
