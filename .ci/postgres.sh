@@ -1,15 +1,19 @@
 # A throwaway PostgreSQL cluster on 127.0.0.1 for the journal's PostgreSQL store tests.
 # Source it, then `start_postgres`: it installs Debian's postgresql when initdb is missing,
-# makes a cluster under target/postgres (a free port, trust auth on loopback only), exports
+# makes a cluster under target/postgres (under /tmp when running as root from a directory the
+# postgres user cannot reach; a free port, trust auth on loopback only), exports
 # WARDEN_TEST_POSTGRES (the URL tests connect to) and WARDEN_REQUIRE_POSTGRES=1 (so tests
 # fail rather than skip without it), and stops and removes the cluster when the shell exits.
 
+# The directory of PostgreSQL's server programs, or nothing (never fails, so that callers
+# under `set -euo pipefail` go on to install it).
 pg_bin() {
     if command -v initdb >/dev/null 2>&1; then
         dirname "$(readlink -f "$(command -v initdb)")"
-        return
+        return 0
     fi
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+    { ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true; } | sort -V | tail -n 1
+    return 0
 }
 
 start_postgres() {
@@ -28,6 +32,13 @@ start_postgres() {
         id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
         chown postgres "$PG_DIR"
         as=(runuser -u postgres --)
+        # The postgres user must reach the data directory: a checkout under a private home
+        # (/root is 0700) cannot be; then the cluster lives under /tmp instead.
+        if ! runuser -u postgres -- test -w "$PG_DIR"; then
+            rm -rf "$PG_DIR"
+            PG_DIR="$(mktemp -d /tmp/warden-postgres.XXXXXX)"
+            chown postgres "$PG_DIR"
+        fi
     fi
     PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     "${as[@]}" "$bin/initdb" -D "$PG_DIR/data" -U warden --auth=trust -E UTF8 >/dev/null
