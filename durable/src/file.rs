@@ -393,7 +393,11 @@ fn accept(tx: &WriteTransaction, agent: &str, task: Vec<u8>) -> Result<TaskId, J
 }
 
 fn load_task(tx: &WriteTransaction, id: TaskId) -> Result<TaskEntry, JournalError> {
-    let tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    task_in(&tx.open_table(TASKS).map_err(JournalError::store)?, id)
+}
+
+/// A task from the tasks table, in a read or a write transaction.
+fn task_in(tasks: &impl ReadableTable<u64, &'static [u8]>, id: TaskId) -> Result<TaskEntry, JournalError> {
     let bytes = tasks
         .get(id.0)
         .map_err(JournalError::store)?
@@ -542,12 +546,7 @@ fn prune(tx: &WriteTransaction, retention: Retention) -> Result<usize, JournalEr
 // Reads.
 
 pub(crate) fn read_task(tx: &redb::ReadTransaction, id: TaskId) -> Result<TaskEntry, JournalError> {
-    let tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
-    let bytes = tasks
-        .get(id.0)
-        .map_err(JournalError::store)?
-        .ok_or(JournalError::NoSuchTask(id))?;
-    codec::decode_task(id, bytes.value())
+    task_in(&tx.open_table(TASKS).map_err(JournalError::store)?, id)
 }
 
 pub(crate) fn read_steps(tx: &redb::ReadTransaction, id: TaskId) -> Result<Vec<StepRecord>, JournalError> {
@@ -575,7 +574,8 @@ pub(crate) fn read_unfinished(tx: &redb::ReadTransaction, agent: &str) -> Result
         .map_err(JournalError::store)?
         .map(|row| row.map(|(k, _)| k.value().1).map_err(JournalError::store))
         .collect::<Result<_, _>>()?;
-    ids.into_iter().map(|id| read_task(tx, TaskId(id))).collect()
+    let tasks = tx.open_table(TASKS).map_err(JournalError::store)?;
+    ids.into_iter().map(|id| task_in(&tasks, TaskId(id))).collect()
 }
 
 pub(crate) fn read_tasks(
