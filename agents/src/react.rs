@@ -389,13 +389,12 @@ impl ReAct {
             .is_some_and(|tool| tool.is_idempotent(input));
         match cx.begin_step(StepKind::Tool, name, idempotent) {
             Ok(None) => ToolStep::Plain,
-            Ok(Some(StepSlot::Recorded(bytes))) => match serde_json::from_slice::<RecordedCall>(&bytes) {
-                Ok(recorded) => ToolStep::Recorded(recorded.into_result(name)),
-                Err(e) => ToolStep::Refused(TurnError::journal(warden_durable::JournalError::Corrupt {
-                    what: format!("tool step {name}"),
-                    detail: e.to_string(),
-                })),
-            },
+            Ok(Some(StepSlot::Recorded { step, result })) => {
+                match crate::agent::durable::decode::<RecordedCall>(step, &result) {
+                    Ok(recorded) => ToolStep::Recorded(recorded.into_result(name)),
+                    Err(e) => ToolStep::Refused(e),
+                }
+            }
             Ok(Some(StepSlot::Fresh(writer))) => ToolStep::Fresh { writer, idempotent },
             Err(e) => ToolStep::Refused(e),
         }

@@ -91,10 +91,27 @@ pub(crate) struct DurableTurn {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StepSlot {
-    /// The step ran before: its recorded result.
-    Recorded(Vec<u8>),
+    /// The step ran before: its id and its recorded result (read it with
+    /// [`StepSlot::decode`]).
+    Recorded {
+        /// The step.
+        step: StepId,
+        /// Its result, as it was written.
+        result: Vec<u8>,
+    },
     /// The step is to run: write its result with the writer.
     Fresh(StepWriter),
+}
+
+impl StepSlot {
+    /// A recorded result, decoded: a result that does not decode is
+    /// [`TurnError::Journal`] naming the step. `None` for a fresh step.
+    pub fn decode<T: DeserializeOwned>(&self) -> Option<Result<T, TurnError>> {
+        match self {
+            Self::Recorded { step, result } => Some(decode(*step, result)),
+            Self::Fresh(_) => None,
+        }
+    }
 }
 
 /// Writes one step's records. Cheap to move into the future that runs the step.
@@ -205,7 +222,10 @@ impl TurnContext {
             });
         }
         match &recorded.state {
-            StepState::Done(result) => Ok(Some(StepSlot::Recorded(result.clone()))),
+            StepState::Done(result) => Ok(Some(StepSlot::Recorded {
+                step: id,
+                result: result.clone(),
+            })),
             StepState::Started if idempotent => Ok(Some(StepSlot::Fresh(writer))),
             StepState::Started => Err(TurnError::OutcomeUnknown {
                 step: id,
@@ -238,13 +258,7 @@ impl TurnContext {
     {
         match self.begin_step(kind, name, idempotent)? {
             None => run(None).await,
-            Some(StepSlot::Recorded(bytes)) => {
-                let step = StepId::new(
-                    self.task_id().unwrap_or(TaskId(0)),
-                    self.durable_next().saturating_sub(1),
-                );
-                decode(step, &bytes)
-            }
+            Some(StepSlot::Recorded { step, result }) => decode(step, &result),
             Some(StepSlot::Fresh(writer)) => {
                 if !idempotent {
                     writer.started().await?;
@@ -296,10 +310,6 @@ impl TurnContext {
             tokio::time::sleep(Duration::from_millis(left)).await;
         }
         Ok(())
-    }
-
-    fn durable_next(&self) -> u32 {
-        self.durable.as_ref().map_or(0, |d| d.next)
     }
 }
 

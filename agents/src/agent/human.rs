@@ -61,10 +61,7 @@ impl TurnContext {
         let mut durable = None;
         match self.begin_step(warden_durable::StepKind::Human, "ask_human", true)? {
             None => {}
-            Some(super::StepSlot::Recorded(bytes)) => {
-                let step = warden_durable::StepId::new(self.task_id().unwrap_or(warden_durable::TaskId(0)), 0);
-                return super::durable::decode(step, &bytes);
-            }
+            Some(super::StepSlot::Recorded { step, result }) => return super::durable::decode(step, &result),
             Some(super::StepSlot::Fresh(writer)) => {
                 let journal = self.durable.as_ref().map(|d| d.journal.clone());
                 if let Some(journal) = journal {
