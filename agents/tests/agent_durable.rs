@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
-use warden_agents::agent::{Agent, AgentError, AgentTrouble, Outcome};
+use warden_agents::agent::{Activity, Agent, AgentError, AgentTrouble, Outcome};
 use warden_agents::message::AgentMessage;
 use warden_agents::model::{Model, OpenAiChat};
 use warden_agents::react::ReAct;
@@ -315,25 +315,28 @@ async fn a_durable_question_keeps_its_deadline_and_is_answered_through_the_journ
         .fake
         .push(Answer::tool_call("ask_human", json!({"question": "Ship it?"})));
     let id = asker.submit(AgentMessage::user("Decide")).await.unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
     let question = loop {
         if let Some(q) = setup.journal.questions().await.unwrap().pop() {
             break q;
         }
-        tokio::task::yield_now().await;
+        tick.tick().await;
     };
     assert_eq!(question.question, "Ship it?");
     // Killed while waiting: the question stays, with its first deadline.
     let generation = asker.generation();
     asker.actor().unwrap().kill();
     asker.wait_started(generation, DEADLINE).await.unwrap();
-    let again = loop {
-        let questions = setup.journal.questions().await.unwrap();
-        if let Some(q) = questions.into_iter().next() {
-            break q;
-        }
-        tokio::task::yield_now().await;
-    };
-    assert_eq!(again.deadline_ms, question.deadline_ms);
+    // The new incarnation replays the turn to the same question and waits on it again.
+    while asker.status().await.unwrap().activity != Activity::WaitingForHuman {
+        tick.tick().await;
+    }
+    let again = setup.journal.questions().await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].step, again[0].deadline_ms),
+        (question.step, question.deadline_ms)
+    );
     setup.fake.push(Answer::text("Shipped."));
     // Answered from "another process": a journal handle of its own.
     let other = Journal::open_shared(&setup.path).unwrap();
