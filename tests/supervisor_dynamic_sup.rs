@@ -15,8 +15,8 @@ use probe::{Control, EventLog, ProbeMsg, ping, start_probe, tell};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 use warden::supervisor::{
-    ChildCounts, ChildError, DynamicSupervisor, DynamicSupervisorBuilder, Escalation, Restart, Shutdown, StartContext,
-    StartError, Strategy, Supervisor,
+    ChildCounts, ChildError, ChildKind, DynamicSupervisor, DynamicSupervisorBuilder, Escalation, Restart, Shutdown,
+    StartContext, StartError, Strategy, Supervisor,
 };
 
 /// A dynamic supervisor of probes: a child's argument is its probe id.
@@ -402,6 +402,70 @@ async fn a_child_escalates_to_the_dynamic_supervisor() {
     assert_eq!(escalation.origin().as_str(), "dyn/0");
     assert_eq!(escalation.concern::<&str>(), Some(&"need a human"));
     sup.stop().await;
+}
+
+/// A dynamic supervisor of subtrees: each child is a supervisor made from a
+/// spec, named by its number; its own children sit below that number, what
+/// they escalate reaches the dynamic supervisor through the subtree, and
+/// terminating the child stops its whole subtree.
+#[tokio::test]
+async fn whole_subtrees_are_dynamic_children() {
+    let (control, log) = (Control::new(), EventLog::new());
+    let (tx, mut escalations) = mpsc::unbounded_channel::<Escalation>();
+    let probes = control.clone();
+    let teams = DynamicSupervisor::of_specs("teams", move |team: String| {
+        Supervisor::builder(team.clone())
+            .strategy(Strategy::OneForOne)
+            .child(probe::probe(&format!("{team}-reader"), &probes))
+            .child(probe::probe(&format!("{team}-writer"), &probes))
+            .into_child()
+    })
+    .kind(ChildKind::Supervisor)
+    .restart(Restart::Temporary)
+    .observer(log.observer())
+    .escalation_handler(tx)
+    .spawn()
+    .await
+    .unwrap();
+
+    let acme = teams.start_child("acme".into()).await.unwrap();
+    teams.start_child("initech".into()).await.unwrap();
+
+    assert_eq!(counts(&teams).await, [1, 2, 2, 0]);
+    let children = teams.which_children().await.unwrap();
+    let first = children.iter().find(|c| c.id() == "0").unwrap();
+    assert_eq!(first.kind, ChildKind::Supervisor);
+    assert_eq!(first.state.actor().unwrap().get_id(), acme.get_id());
+    let team = first.supervisor().expect("a handle on the subtree");
+    assert_eq!(team.path().as_str(), "teams/0");
+    let ids: Vec<_> = team
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.path.to_string())
+        .collect();
+    assert_eq!(ids, ["teams/0/acme-reader", "teams/0/acme-writer"]);
+    assert_eq!(control.starts("initech-writer"), 1);
+
+    control.escalator("acme-writer").raise("stuck").unwrap();
+    let escalation = escalations.recv().await.unwrap();
+    assert_eq!(escalation.origin().as_str(), "teams/0/acme-writer");
+
+    teams.terminate_child(&acme).await.unwrap();
+    assert!(!team.is_alive());
+    assert_eq!(counts(&teams).await, [1, 1, 1, 0]);
+    let downs: Vec<_> = log.lines().into_iter().filter(|l| l.starts_with("down")).collect();
+    // The subtree stops in order (its observer is the dynamic supervisor's).
+    assert_eq!(
+        downs,
+        [
+            "down acme-writer shutdown",
+            "down acme-reader shutdown",
+            "down 0 shutdown"
+        ]
+    );
+    teams.stop().await;
 }
 
 #[tokio::test]

@@ -173,6 +173,7 @@ pub struct DynamicSupervisorBuilder<A> {
     id: String,
     intensity: Intensity,
     template: Arc<dyn Template>,
+    kind: ChildKind,
     restart: Restart,
     shutdown: Shutdown,
     handler: Option<Arc<dyn EscalationHandler>>,
@@ -201,6 +202,19 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisorBuilder<A> {
         self
     }
 
+    /// Declares what every child is (default [`ChildKind::Worker`]): a dynamic
+    /// supervisor of subtrees says [`ChildKind::Supervisor`], so that its
+    /// children are stopped with no time limit unless [`shutdown`](Self::shutdown)
+    /// says otherwise, and introspection hands out a [`Supervisor`] handle on
+    /// each ([`ChildInfo::supervisor`]).
+    pub fn kind(mut self, kind: ChildKind) -> Self {
+        if kind != self.kind && self.shutdown == default_shutdown(self.kind) {
+            self.shutdown = default_shutdown(kind);
+        }
+        self.kind = kind;
+        self
+    }
+
     /// Sets the handler for escalations that reach this supervisor. See
     /// [`SupervisorBuilder::escalation_handler`](crate::SupervisorBuilder::escalation_handler).
     pub fn escalation_handler(mut self, handler: impl EscalationHandler) -> Self {
@@ -219,7 +233,7 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisorBuilder<A> {
             id: Arc::from(self.id),
             intensity: self.intensity,
             template: self.template,
-            kind: ChildKind::Worker,
+            kind: self.kind,
             restart: self.restart,
             shutdown: self.shutdown,
             handler: self.handler,
@@ -272,6 +286,14 @@ impl<A> fmt::Debug for DynamicSupervisorBuilder<A> {
             .field("restart", &self.restart)
             .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
+    }
+}
+
+/// How children of `kind` are stopped unless told otherwise.
+fn default_shutdown(kind: ChildKind) -> Shutdown {
+    match kind {
+        ChildKind::Worker => Shutdown::WORKER_DEFAULT,
+        ChildKind::Supervisor => Shutdown::Infinity,
     }
 }
 
@@ -350,6 +372,7 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
                 start: template,
                 _args: PhantomData,
             }),
+            kind: ChildKind::Worker,
             restart: Restart::Permanent,
             shutdown: Shutdown::WORKER_DEFAULT,
             handler: None,
@@ -369,6 +392,49 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
             let (actor, actor_args) = make(args);
             async move { ctx.spawn(actor, actor_args).await.map(ActorCell::from) }
         })
+    }
+
+    /// A dynamic supervisor of whole subtrees (or of any child a [`ChildSpec`]
+    /// describes): `make` turns a child's arguments into a spec, on every start,
+    /// and the spec's factory starts it ([`ChildSpec::start`]). The spec's id,
+    /// restart, shutdown and backoff are not used: the children are numbered,
+    /// and [`restart`](DynamicSupervisorBuilder::restart) and
+    /// [`shutdown`](DynamicSupervisorBuilder::shutdown) apply to all of them.
+    /// Say [`kind`](DynamicSupervisorBuilder::kind)`(ChildKind::Supervisor)`
+    /// when the children are supervisors.
+    ///
+    /// ```
+    /// use warden_supervisor::{ChildKind, ChildSpec, DynamicSupervisor, Restart, Supervisor};
+    /// # use ractor::{Actor, ActorProcessingErr, ActorRef};
+    /// # struct Worker;
+    /// # impl Actor for Worker {
+    /// #     type Msg = (); type State = (); type Arguments = ();
+    /// #     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // One team (a supervisor of two workers) per customer, started at run time.
+    /// let teams = DynamicSupervisor::of_specs("teams", |customer: String| {
+    ///     Supervisor::builder(customer)
+    ///         .child(ChildSpec::actor("reader", || (Worker, ())))
+    ///         .child(ChildSpec::actor("writer", || (Worker, ())))
+    ///         .into_child()
+    /// })
+    /// .kind(ChildKind::Supervisor)
+    /// .restart(Restart::Transient)
+    /// .spawn()
+    /// .await?;
+    /// teams.start_child("acme".to_string()).await?;
+    /// let team = &teams.which_children().await?[0];
+    /// assert_eq!(team.path.as_str(), "teams/0");
+    /// assert_eq!(team.supervisor().unwrap().which_children().await?.len(), 2);
+    /// teams.stop().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn of_specs<F>(id: impl Into<String>, make: F) -> DynamicSupervisorBuilder<A>
+    where
+        F: Fn(A) -> ChildSpec + Send + Sync + 'static,
+    {
+        Self::builder(id, move |ctx: StartContext, args: A| make(args).start(ctx))
     }
 
     /// A typed handle on a dynamic supervisor reached through a regular

@@ -171,6 +171,20 @@ impl ChildSpec {
     pub fn is_significant(&self) -> bool {
         self.significant
     }
+
+    /// Starts the child this spec describes, in the place `ctx` gives: what its
+    /// supervisor does on every (re)start. A template of a
+    /// [`DynamicSupervisor`](crate::DynamicSupervisor) calls it to start whole
+    /// subtrees as dynamic children ([`DynamicSupervisor::of_specs`](crate::DynamicSupervisor::of_specs)
+    /// does just that); the spec's id, restart, shutdown and backoff are then
+    /// not used, since the dynamic supervisor numbers its children and applies
+    /// its own.
+    ///
+    /// A factory that panics is a failed start ([`StartError::Panicked`](crate::StartError::Panicked)).
+    pub fn start(&self, ctx: crate::StartContext) -> crate::BoxFuture<Result<ractor::ActorCell, crate::StartError>> {
+        let factory = self.factory.clone();
+        Box::pin(async move { crate::factory::start_guarded(&factory, ctx).await })
+    }
 }
 
 impl fmt::Debug for ChildSpec {
