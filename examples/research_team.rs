@@ -14,8 +14,9 @@
 //!
 //! 1. The planner (a ReAct agent answering a `Plan` as structured output) splits the
 //!    question into three subtasks.
-//! 2. The orchestrator starts a worker per subtask under its `workers` supervisor with
-//!    `Supervisor::start_child`: each worker is a supervisor of its own holding a tool
+//! 2. The orchestrator starts a worker per subtask under its `workers` supervisor, a
+//!    `DynamicSupervisor` (OTP's `simple_one_for_one`) whose children are numbered from 0:
+//!    each worker is a supervisor of its own holding a tool
 //!    executor and a ReAct agent. The first worker's archive tool hangs; the second worker's
 //!    paper search always fails, behind a circuit breaker.
 //! 3. The breaker opens; the executor escalates `CircuitOpened`, which reaches the
@@ -159,16 +160,16 @@ impl Script {
         for _ in 0..5 {
             workers.push(FakeProvider::start().await);
         }
-        // w1, the victim: asks its archive, which never answers, until the monkey strikes.
+        // Worker 0, the victim: asks its archive, which never answers, until the monkey strikes.
         workers[0].push(Answer::tool_call("archive_lookup", json!({"query": "Erlang origins"})));
         workers[0].set_default_reply(Fault::Stall);
-        // w2: its paper search fails twice and the breaker opens; it would go on waiting.
+        // Worker 1: its paper search fails twice and the breaker opens; it would go on waiting.
         workers[1].push_all([
             Answer::tool_call("paper_search", json!({"query": "OTP supervision"})),
             Answer::tool_call("paper_search", json!({"query": "Armstrong thesis"})),
         ]);
         workers[1].set_default_reply(Fault::Stall);
-        // w3 takes a moment to think, as models do.
+        // Worker 2 takes a moment to think, as models do.
         workers[2].set_latency(Duration::from_millis(300));
         workers[2].push(Answer::text(
             "Run each agent, tool executor and model call as a supervised actor; give every request a \
@@ -194,7 +195,7 @@ impl Script {
     }
 }
 
-/// What a worker is: number 1 gets an archive that hangs, number 2 a paper search that
+/// What a worker is: the first (`workers/0`) gets an archive that hangs, the second a paper search that
 /// fails behind a breaker, the others no tools.
 fn worker(request: &WorkerRequest, model: Model, started: &mpsc::UnboundedSender<(u64, AgentEventKind)>) -> WorkerSpec {
     let number = request.number;
@@ -403,7 +404,7 @@ pub(crate) async fn run(llm: Llm) -> Result<Demo> {
             }
             Some((number, kind)) = agent_events.recv() => {
                 if number == 1 && matches!(kind, AgentEventKind::ToolCalled { .. }) {
-                    println!("w1 is waiting on its archive tool");
+                    println!("worker 0 is waiting on its archive tool");
                     victim_busy = true;
                 }
             }

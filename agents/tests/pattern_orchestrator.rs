@@ -175,7 +175,7 @@ async fn a_worker_killed_mid_task_is_replanned() {
     assert_eq!((run.workers_started, run.replans), (3, 1));
     assert_eq!(run.failures.len(), 1);
     let failure = &run.failures[0];
-    assert_eq!((&*failure.worker, failure.subtask.id.as_str()), ("w1", "slow"));
+    assert_eq!((&*failure.worker, failure.subtask.id.as_str()), ("0", "slow"));
     assert!(
         matches!(failure.reason, FailureReason::Ask(AgentError::AgentDown(_))),
         "{failure:?}"
@@ -186,7 +186,7 @@ async fn a_worker_killed_mid_task_is_replanned() {
 
     let replan = task_text(&s.planner_llm.requests()[1]);
     assert!(
-        replan.contains("Worker w1 failed on subtask slow (Slow part)"),
+        replan.contains("Worker 0 failed on subtask slow (Slow part)"),
         "{replan}"
     );
     assert!(replan.contains("went down"), "{replan}");
@@ -214,8 +214,8 @@ async fn a_tool_breaker_escalation_reaches_the_orchestrator_which_replans() {
     assert_eq!(run.answer.text(), "the answer");
     assert_eq!(run.escalations.len(), 1);
     let escalation = &run.escalations[0];
-    assert_eq!(escalation.origin.as_str(), "root/workers/w1/tools");
-    assert_eq!((&*escalation.worker, escalation.subtask.as_str()), ("w1", "search"));
+    assert_eq!(escalation.origin.as_str(), "root/workers/0/tools");
+    assert_eq!((&*escalation.worker, escalation.subtask.as_str()), ("0", "search"));
     assert!(matches!(&escalation.concern, WorkerConcern::CircuitOpened(c) if &*c.breaker == "search"));
     assert!(matches!(
         run.failures[0].reason,
@@ -270,5 +270,32 @@ async fn a_failing_model_is_replanned_and_replans_are_bounded() {
         ),
         "{err:?}"
     );
+    s.root.stop().await;
+}
+
+/// A worker factory that panics is a failed start of that worker, not a panic of the run:
+/// the run re-plans and goes on, and the workers supervisor keeps nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_factory_that_panics_is_a_failed_start() {
+    let s = setup(&["a"], 1).await;
+    // The test factory has no model for a subtask it was not set up with: it panics.
+    s.planner_llm
+        .push_all([plan(&[("a", "Part A"), ("ghost", "Part G")]), plan(&[])]);
+    s.workers_llm["a"].push(Answer::text("finding a"));
+    s.synth_llm.push(Answer::text("the answer"));
+
+    let run = s.orchestrator.run("Question?").await.unwrap();
+
+    assert_eq!(run.answer.text(), "the answer");
+    assert_eq!(run.failures.len(), 1);
+    let failure = &run.failures[0];
+    assert_eq!(failure.subtask.id, "ghost");
+    assert!(
+        matches!(&failure.reason, FailureReason::StartFailed(e) if e.contains("panicked")),
+        "{failure:?}"
+    );
+    assert_eq!(run.replans, 1);
+    assert_eq!(run.results[0].subtask.id, "a");
+    assert!(s.orchestrator.workers().which_children().await.unwrap().is_empty());
     s.root.stop().await;
 }

@@ -11,8 +11,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
+use ractor::ActorCell;
 use tokio::sync::mpsc;
-use warden_supervisor::{Escalation, NoProc, Restart, Strategy, Supervisor};
+use tokio::sync::mpsc::UnboundedSender;
+use warden_supervisor::{
+    BoxFuture as StartFuture, ChildKind, DynamicSupervisor, Escalation, NoProc, Restart, StartContext, StartError,
+    Strategy, Supervisor,
+};
 
 use crate::agent::{AgentError, AgentRef, Outcome, Reply};
 use crate::message::{Address, AgentMessage};
@@ -96,8 +101,8 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// Starts the workers supervisor as a child `id` of `parent` (one-for-one, its children
-    /// temporary) and returns the orchestrator.
+    /// Starts the workers supervisor as a child `id` of `parent` (a [`DynamicSupervisor`]
+    /// of worker subtrees, each temporary) and returns the orchestrator.
     ///
     /// # Errors
     ///
@@ -114,8 +119,15 @@ impl OrchestratorBuilder {
             let (routes, path) = (routes.clone(), path.clone());
             move |escalation: Escalation| dispatch(&routes, &path, escalation)
         };
-        let spec = Supervisor::builder(id)
-            .strategy(Strategy::OneForOne)
+        let template = {
+            let (factory, routes) = (self.0.factory.clone(), routes.clone());
+            move |ctx: StartContext, start: WorkerStart| start_worker_tree(&factory, &routes, ctx, start)
+        };
+        // Workers are temporary: nothing below is restarted, so the intensity only bounds
+        // a storm of failed starts.
+        let spec = DynamicSupervisor::builder(id, template)
+            .kind(ChildKind::Supervisor)
+            .restart(Restart::Temporary)
             .intensity(1_000, Duration::from_secs(1))
             .escalation_handler(handler)
             .into_child();
@@ -126,6 +138,7 @@ impl OrchestratorBuilder {
             .into_iter()
             .find(|c| c.id() == id)
             .and_then(|c| c.supervisor())
+            .map(DynamicSupervisor::from_supervisor)
             .ok_or_else(|| {
                 OrchestratorError::NoProc(NoProc {
                     supervisor: path.clone(),
@@ -136,7 +149,6 @@ impl OrchestratorBuilder {
                 settings: self.0,
                 workers,
                 routes,
-                next_worker: Mutex::new(0),
             }),
         })
     }
@@ -144,9 +156,49 @@ impl OrchestratorBuilder {
 
 struct Inner {
     settings: Settings,
-    workers: Supervisor,
+    workers: DynamicSupervisor<WorkerStart>,
     routes: Routes,
-    next_worker: Mutex<u64>,
+}
+
+/// A worker's start, as the workers supervisor's template gets it.
+#[derive(Clone)]
+struct WorkerStart {
+    subtask: Subtask,
+    /// The run's channel for the worker's escalations.
+    escalations: UnboundedSender<Escalation>,
+    /// Where the template leaves the worker's id and its agent for the run.
+    started: Arc<Mutex<Option<Named>>>,
+}
+
+/// A started worker's id and its agent.
+type Named = (Arc<str>, AgentRef);
+
+/// The workers supervisor's template: asks the factory for the worker, routes its
+/// escalations to its run and starts its subtree at `ctx`'s place, `workers/<id>`.
+fn start_worker_tree(
+    factory: &Factory,
+    routes: &Routes,
+    ctx: StartContext,
+    start: WorkerStart,
+) -> StartFuture<Result<ActorCell, StartError>> {
+    let worker: Arc<str> = Arc::from(ctx.path().id());
+    let number = worker.parse::<u64>().map_or(0, |n| n.saturating_add(1));
+    let request = WorkerRequest {
+        worker: worker.clone(),
+        number,
+        subtask: start.subtask,
+    };
+    let spec = factory(&request);
+    let agent = spec.agent.handle();
+    let tree = Supervisor::builder(worker.to_string())
+        .strategy(Strategy::OneForOne)
+        .intensity(3, Duration::from_secs(5))
+        .children(spec.companions)
+        .child(spec.agent.child_spec().restart(Restart::Temporary))
+        .into_child();
+    lock(routes).insert(worker.clone(), start.escalations);
+    *lock(&start.started) = Some((worker, agent));
+    tree.start(ctx)
 }
 
 /// An orchestrator of workers. Cheap to clone; runs may go on concurrently.
@@ -155,15 +207,16 @@ struct Inner {
 /// started as a child of a supervisor of yours ([`OrchestratorBuilder::start`]). For each
 /// subtask it asks your factory for a [`WorkerSpec`] (an [`Agent`](crate::agent::Agent) and its companions, such
 /// as the [`ToolExecutor`](warden_tools::ToolExecutor) it calls) and starts them with
-/// [`Supervisor::start_child`] as a supervisor of their own, `workers/w<n>`:
+/// [`DynamicSupervisor`] (OTP's `simple_one_for_one`) as a supervisor of their own, named by
+/// its number, `workers/0`, `workers/1`...:
 ///
 /// ```text
 /// your-supervisor
 /// └── workers              the orchestrator's pool (escalations from below come to it)
-///     ├── w1               one worker: its companions, then its agent (temporary)
+///     ├── 0                one worker: its companions, then its agent (temporary)
 ///     │   ├── tools
 ///     │   └── researcher
-///     └── w2 ...
+///     └── 1 ...
 /// ```
 ///
 /// Workers run concurrently (at most [`max_concurrent`](OrchestratorBuilder::max_concurrent)
@@ -264,9 +317,9 @@ struct Run {
 
 /// Stops the workers of a run that is dropped before it ends.
 struct Cleanup {
-    workers: Supervisor,
+    workers: DynamicSupervisor<WorkerStart>,
     routes: Routes,
-    live: HashSet<Arc<str>>,
+    live: HashMap<Arc<str>, ActorCell>,
 }
 
 impl Drop for Cleanup {
@@ -275,15 +328,15 @@ impl Drop for Cleanup {
             return;
         }
         let mut routes = lock(&self.routes);
-        for worker in &self.live {
+        for worker in self.live.keys() {
             routes.remove(worker);
         }
         drop(routes);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (workers, live) = (self.workers.clone(), std::mem::take(&mut self.live));
             runtime.spawn(async move {
-                for worker in live {
-                    let _ = workers.terminate_child(&worker).await;
+                for cell in live.into_values() {
+                    let _ = workers.terminate_child(&cell).await;
                 }
             });
         }
@@ -316,7 +369,7 @@ impl Orchestrator {
 
     /// The workers supervisor, to look at (its snapshot shows the workers running now).
     pub fn workers(&self) -> &Supervisor {
-        &self.inner.workers
+        self.inner.workers.as_supervisor()
     }
 
     fn emit(&self, event: OrchestratorEvent) {
@@ -375,43 +428,43 @@ impl Orchestrator {
         escalations: &mpsc::UnboundedSender<Escalation>,
         cleanup: &mut Cleanup,
     ) -> Result<(Arc<str>, AgentRef), (Arc<str>, FailureReason)> {
-        let number = {
-            let mut next = lock(&self.inner.next_worker);
-            *next += 1;
-            *next
-        };
-        let worker: Arc<str> = format!("w{number}").into();
-        let request = WorkerRequest {
-            worker: worker.clone(),
-            number,
+        let start = WorkerStart {
             subtask: subtask.clone(),
+            escalations: escalations.clone(),
+            started: Arc::new(Mutex::new(None)),
         };
-        let spec = (self.inner.settings.factory)(&request);
-        let agent = spec.agent.handle();
-        let tree = Supervisor::builder(worker.to_string())
-            .strategy(Strategy::OneForOne)
-            .intensity(3, Duration::from_secs(5))
-            .children(spec.companions)
-            .child(spec.agent.child_spec().restart(Restart::Temporary))
-            .into_child()
-            .restart(Restart::Temporary);
-        lock(&self.inner.routes).insert(worker.clone(), escalations.clone());
-        cleanup.live.insert(worker.clone());
-        match self.inner.workers.start_child(tree).await {
-            Ok(_) => Ok((worker, agent)),
-            Err(e) => {
-                self.stop_worker(&worker, cleanup).await;
+        let started = start.started.clone();
+        let result = self.inner.workers.start_child(start).await;
+        // The template ran (unless the supervisor was gone): the worker has an id.
+        let named = lock(&started).take();
+        match (result, named) {
+            (Ok(cell), Some((worker, agent))) => {
+                cleanup.live.insert(worker.clone(), cell);
+                Ok((worker, agent))
+            }
+            (Ok(cell), None) => {
+                // Cannot happen: the template names the worker before starting it.
+                let _ = self.inner.workers.terminate_child(&cell).await;
+                Err((
+                    Arc::from(""),
+                    FailureReason::StartFailed("the worker was not named".into()),
+                ))
+            }
+            (Err(e), named) => {
+                let worker = named.map_or_else(|| Arc::from(""), |(worker, _)| worker);
+                lock(&self.inner.routes).remove(&worker);
                 Err((worker, FailureReason::StartFailed(e.to_string())))
             }
         }
     }
 
-    /// Stops a worker's subtree (its spec goes with it: it is temporary).
+    /// Stops a worker's subtree (it is temporary: nothing of it is kept).
     async fn stop_worker(&self, worker: &Arc<str>, cleanup: &mut Cleanup) {
         lock(&self.inner.routes).remove(worker);
-        cleanup.live.remove(worker);
-        // Already gone (it gave up, or was removed) is fine.
-        let _ = self.inner.workers.terminate_child(worker).await;
+        if let Some(cell) = cleanup.live.remove(worker) {
+            // Already gone (it gave up, or was removed) is fine.
+            let _ = self.inner.workers.terminate_child(&cell).await;
+        }
     }
 
     async fn fail(&self, run: &mut Run, worker: Arc<str>, subtask: Subtask, reason: FailureReason) {
@@ -463,7 +516,7 @@ impl Orchestrator {
         let mut cleanup = Cleanup {
             workers: self.inner.workers.clone(),
             routes: self.inner.routes.clone(),
-            live: HashSet::new(),
+            live: HashMap::new(),
         };
         let mut run = Run {
             question,
@@ -545,7 +598,7 @@ impl Orchestrator {
                 }
             }
         }
-        let live: Vec<Arc<str>> = cleanup.live.iter().cloned().collect();
+        let live: Vec<Arc<str>> = cleanup.live.keys().cloned().collect();
         for worker in live {
             self.stop_worker(&worker, &mut cleanup).await;
         }

@@ -17,9 +17,10 @@ use crate::agent::{Agent, AgentError, AgentTrouble, Outcome};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct WorkerRequest {
-    /// The worker's id, `w<n>`: its supervisor's child id under the workers supervisor.
+    /// The worker's id: its number under the workers supervisor (`0`, `1`...), the last
+    /// segment of its path `workers/<id>`.
     pub worker: Arc<str>,
-    /// The how-manieth worker of this orchestrator it is, from 1.
+    /// The how-manieth worker of the workers supervisor it is, from 1 (its id plus one).
     pub number: u64,
     /// The subtask it will be asked.
     pub subtask: Subtask,
@@ -182,9 +183,9 @@ mod tests {
     #[test]
     fn escalations_are_attributed_to_the_worker_below_the_pool() {
         let workers = ChildPath::root("root").join("workers");
-        let tools = workers.join("w3").join("tools");
-        assert_eq!(worker_of(&workers, &tools), Some("w3"));
-        assert_eq!(worker_of(&workers, &workers.join("w12")), Some("w12"));
+        let tools = workers.join("3").join("tools");
+        assert_eq!(worker_of(&workers, &tools), Some("3"));
+        assert_eq!(worker_of(&workers, &workers.join("12")), Some("12"));
         assert_eq!(worker_of(&workers, &workers), None);
         assert_eq!(worker_of(&workers, &ChildPath::root("root").join("workersx")), None);
     }
