@@ -3,14 +3,19 @@
 //!
 //! * `exit_to_parent/K`: a supervisor (one_for_one, intensity 0) with K
 //!   permanent workers; the benchmark kills worker 1; the clock stops when the
-//!   supervisor's **parent** has reacted: the supervisor stopped its K−1 other
-//!   workers (last started first), exited, and its parent supervisor received
-//!   the exit with the `GaveUp` escalation and handed it to its escalation
-//!   handler, which sends it to the benchmark over a channel. OTP's parent is
-//!   the benchmark process itself, which receives `{'EXIT', Sup, shutdown}`;
-//!   here the parent is a Warden supervisor (one_for_one, the child supervisor
-//!   temporary so it is not restarted), so the figure includes one more hop.
-//!   A fresh tree per iteration, not timed.
+//!   supervisor's **parent** has the news: the supervisor stopped its K−1
+//!   other workers (last started first) and exited. As in OTP's, where the
+//!   parent is the benchmark process itself (it started the supervisor with
+//!   `start_link` and receives `{'EXIT', Sup, shutdown}`), the parent is the
+//!   benchmark: it spawned the supervisor and waits for its exit
+//!   ([`Supervisor::wait`]), and it checks the give-up reached the
+//!   supervisor's escalation handler. A fresh tree per iteration, not timed.
+//! * `exit_through_supervisor/K`: the same, with a Warden supervisor as the
+//!   parent (one_for_one, the child supervisor temporary so it is not
+//!   restarted): the clock stops when the parent received the exit with the
+//!   `GaveUp` escalation and handed it to its escalation handler, which sends
+//!   it to the benchmark over a channel. One hop more than OTP's figure (the
+//!   parent supervisor's turn), so it has no OTP twin.
 //! * `subtree_restart/K`: a top supervisor (one_for_one, intensity 1000 in
 //!   1 s) with one child supervisor (one_for_one, intensity 0 in 5 s, permanent)
 //!   owning K workers; kill worker 1; the child supervisor gives up, the top one
@@ -48,6 +53,7 @@ use warden::supervisor::{ChildSpec, Disposition, Escalation, Restart, Strategy, 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     ExitToParent,
+    ExitThroughSupervisor,
     SubtreeRestart,
 }
 
@@ -55,6 +61,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Self::ExitToParent => "exit_to_parent",
+            Self::ExitThroughSupervisor => "exit_through_supervisor",
             Self::SubtreeRestart => "subtree_restart",
         }
     }
@@ -62,8 +69,9 @@ impl Kind {
     fn parse(s: &str) -> Self {
         match s {
             "exit_to_parent" => Self::ExitToParent,
+            "exit_through_supervisor" => Self::ExitThroughSupervisor,
             "subtree_restart" => Self::SubtreeRestart,
-            other => panic!("unknown scenario {other:?}: exit_to_parent or subtree_restart"),
+            other => panic!("unknown scenario {other:?}: exit_to_parent, exit_through_supervisor or subtree_restart"),
         }
     }
 }
@@ -98,6 +106,30 @@ fn giving_up(k: usize, tx: &common::Started) -> ChildSpec {
 type StartedRx = UnboundedReceiver<(usize, ActorRef<WorkerMsg>)>;
 
 async fn exit_to_parent(k: usize, iter: usize) -> Vec<u64> {
+    let mut lat = Vec::with_capacity(iter);
+    for _ in 0..iter {
+        let (tx, mut rx): (common::Started, StartedRx) = unbounded_channel();
+        let (etx, mut erx) = unbounded_channel::<Escalation>();
+        let sup = Supervisor::builder("sub")
+            .strategy(Strategy::OneForOne)
+            .intensity(0, Duration::from_secs(5))
+            .escalation_handler(etx)
+            .children(workers(k, &tx))
+            .spawn()
+            .await
+            .expect("the tree starts");
+        let started = common::collect_started(&mut rx, k).await;
+        let t0 = Instant::now();
+        started[0].kill();
+        sup.wait().await;
+        lat.push(common::nanos(t0.elapsed()));
+        let escalation = erx.try_recv().expect("the give-up was handed on before the exit");
+        assert!(escalation.give_up().is_some(), "a GaveUp escalation");
+    }
+    lat
+}
+
+async fn exit_through_supervisor(k: usize, iter: usize) -> Vec<u64> {
     let mut lat = Vec::with_capacity(iter);
     for _ in 0..iter {
         let (tx, mut rx): (common::Started, StartedRx) = unbounded_channel();
@@ -155,6 +187,7 @@ async fn subtree_restart(k: usize, iter: usize) -> Vec<u64> {
 async fn run(kind: Kind, k: usize, iter: usize) -> Vec<u64> {
     match kind {
         Kind::ExitToParent => exit_to_parent(k, iter).await,
+        Kind::ExitThroughSupervisor => exit_through_supervisor(k, iter).await,
         Kind::SubtreeRestart => subtree_restart(k, iter).await,
     }
 }
@@ -174,6 +207,8 @@ fn main() {
         _ => vec![
             (Kind::ExitToParent, 1),
             (Kind::ExitToParent, 10),
+            (Kind::ExitThroughSupervisor, 1),
+            (Kind::ExitThroughSupervisor, 10),
             (Kind::SubtreeRestart, 1),
             (Kind::SubtreeRestart, 10),
         ],

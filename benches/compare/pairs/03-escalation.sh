@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Pair 3, escalation: Warden (benches/escalate.rs) against OTP (otpb_escalate).
 # exit_to_parent_K: a supervisor with intensity 0 and K workers gives up when worker 1 is
-# killed; until its parent has the news (OTP: the parent process receives the EXIT; Warden: the
-# parent supervisor hands the GaveUp escalation to its handler). subtree_restart_K: two levels,
+# killed; until its parent has the news: on both sides the parent is the benchmark, which
+# started the supervisor and waits for its exit (OTP: receives the EXIT). Warden also reports
+# exit_through_supervisor_K (no OTP twin): the parent is a Warden supervisor that hands the
+# GaveUp escalation to its handler, one hop more. subtree_restart_K: two levels,
 # the child supervisor gives up, the top one restarts it; until its K new workers answered a
 # call. Metrics <scenario>_<K>_<S2|S1>_<p50|p99>: S2 = Warden on a 2-worker multi-thread
 # runtime vs `erl +S 2`, S1 = a current-thread runtime vs `erl +S 1`.
@@ -19,7 +21,7 @@ case "${1:-}" in
     setup)
         warden_bench escalate
         otp_build
-        echo "NOTE $PAIR exit_to_parent: OTP's parent is the benchmark process receiving the EXIT; Warden's is a parent supervisor that receives the child supervisor's exit and hands its GaveUp escalation to a handler (a channel to the benchmark), one hop more"
+        echo "NOTE $PAIR exit_to_parent: on both sides the parent is the benchmark, which started the supervisor and waits for its exit (OTP: {'EXIT', Sup, shutdown}; Warden: Supervisor::wait, the GaveUp escalation already handed to the supervisor's handler); exit_through_supervisor (Warden only) has a Warden supervisor as the parent, which receives the exit and hands the GaveUp escalation to its handler (a channel to the benchmark), one hop more"
         ;;
     sides) echo "warden otp" ;;
     run)
