@@ -15,11 +15,15 @@
 //! * [`durable`]: the journal that makes agents durable: accepted tasks, their steps' results
 //!   and pending human questions on disk, so a killed process resumes without redoing side
 //!   effects.
+//! * [`cluster`]: nodes on `ractor_cluster` (feature `cluster`): failure detection with a
+//!   deadline, reconnection, and remote children under local supervisors.
 
 #[doc(inline)]
 pub use warden_agents as agents;
 #[doc(inline)]
 pub use warden_chaos as chaos;
+#[doc(inline)]
+pub use warden_cluster as cluster;
 #[doc(inline)]
 pub use warden_durable as durable;
 #[doc(inline)]

@@ -194,10 +194,7 @@ fn config() -> impl bincode::config::Config {
 /// [`CodecError::Encode`] if a part cannot be written (in practice: never for a message
 /// built by this crate).
 pub fn to_bytes(message: &AgentMessage) -> Result<Vec<u8>, CodecError> {
-    let wire = WireMessage::from_message(message)?;
-    let mut out = vec![FORMAT_VERSION];
-    out.extend(bincode::serde::encode_to_vec(&wire, config()).map_err(encode_error)?);
-    Ok(out)
+    to_wire(&WireMessage::from_message(message)?)
 }
 
 /// Decodes a message from the binary form.
@@ -208,18 +205,7 @@ pub fn to_bytes(message: &AgentMessage) -> Result<Vec<u8>, CodecError> {
 /// [`MAX_MESSAGE_BYTES`], [`CodecError::Decode`] for bytes that are not a whole message
 /// (truncated, trailing bytes, corrupt).
 pub fn from_bytes(bytes: &[u8]) -> Result<AgentMessage, CodecError> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(CodecError::TooLarge(bytes.len()));
-    }
-    let (&version, body) = bytes.split_first().ok_or_else(|| decode_error("no bytes"))?;
-    if version != FORMAT_VERSION {
-        return Err(CodecError::UnknownVersion(version));
-    }
-    let (wire, read): (WireMessage, usize) = bincode::serde::decode_from_slice(body, config()).map_err(decode_error)?;
-    if read != body.len() {
-        return Err(decode_error(format!("{} trailing bytes", body.len() - read)));
-    }
-    wire.into_message()
+    from_wire::<WireMessage>(bytes)?.into_message()
 }
 
 /// Encodes a message as JSON.
@@ -238,6 +224,46 @@ pub fn to_json(message: &AgentMessage) -> Result<String, CodecError> {
 /// [`CodecError::Json`] for text that is not a message.
 pub fn from_json(text: &str) -> Result<AgentMessage, CodecError> {
     Ok(serde_json::from_str(text)?)
+}
+
+/// Encodes a value of another crate's wire protocol (a cluster node's messages) in the
+/// binary form: the version byte, then the value in bincode 2's standard configuration.
+/// The value must not need a self-describing format (no JSON values, no internally tagged
+/// enums); carry those as JSON text inside it.
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] if the value cannot be written, [`CodecError::TooLarge`] past
+/// [`MAX_MESSAGE_BYTES`].
+pub fn to_wire<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![FORMAT_VERSION];
+    out.extend(bincode::serde::encode_to_vec(value, config()).map_err(encode_error)?);
+    if out.len() > MAX_MESSAGE_BYTES {
+        return Err(CodecError::TooLarge(out.len()));
+    }
+    Ok(out)
+}
+
+/// Decodes a value written by [`to_wire`]. Never panics on bad bytes, and refuses more than
+/// [`MAX_MESSAGE_BYTES`] before allocating for them.
+///
+/// # Errors
+///
+/// [`CodecError::UnknownVersion`], [`CodecError::TooLarge`] or [`CodecError::Decode`], as
+/// [`from_bytes`].
+pub fn from_wire<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(CodecError::TooLarge(bytes.len()));
+    }
+    let (&version, body) = bytes.split_first().ok_or_else(|| decode_error("no bytes"))?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(body, config()).map_err(decode_error)?;
+    if read != body.len() {
+        return Err(decode_error(format!("{} trailing bytes", body.len() - read)));
+    }
+    Ok(value)
 }
 
 /// Encodes a journal payload (a step's result, a task's outcome, a memory snapshot) as JSON:

@@ -41,7 +41,7 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 /// The value after `flag`, parsed.
-fn option<T: std::str::FromStr>(args: &[&str], flag: &str) -> anyhow::Result<Option<T>> {
+pub(crate) fn option<T: std::str::FromStr>(args: &[&str], flag: &str) -> anyhow::Result<Option<T>> {
     match args.iter().position(|a| *a == flag) {
         None => Ok(None),
         Some(at) => {

@@ -6,12 +6,16 @@
 //! warden journal [--store PATH] pending
 //! warden journal [--store PATH] answer QUESTION TEXT
 //! warden journal [--store PATH] prune [--older-than SECONDS] [--keep N]
+//! warden node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
+//!             [--heartbeat-ms N] [--down-after-ms N]
 //! ```
 //!
 //! The store is `--store PATH` (or a `postgres://` URL), else `$WARDEN_JOURNAL`. The embedded store may be open in a
 //! running agent process at the same time: `answer` reaches its waiting turn.
 
 mod journal;
+#[cfg(feature = "cluster")]
+mod node;
 
 use std::process::ExitCode;
 
@@ -25,6 +29,11 @@ commands:
   journal [--store PATH] answer QUESTION TEXT       answers a question (QUESTION is TASK-STEP)
   journal [--store PATH] prune [--older-than SECONDS] [--keep N]
                                                     removes finished tasks
+  node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
+       [--heartbeat-ms N] [--down-after-ms N]
+                                                    runs a cluster node (built with the
+                                                    cluster feature); the cookie is the
+                                                    file's first line, else $WARDEN_COOKIE
 
 The journal's store is --store PATH (a file, or a postgres:// URL), else $WARDEN_JOURNAL.";
 
@@ -51,6 +60,10 @@ fn main() -> ExitCode {
     };
     let result = match args.first().map(String::as_str) {
         Some("journal") => runtime.block_on(journal::run(&args[1..])),
+        #[cfg(feature = "cluster")]
+        Some("node") => runtime.block_on(node::run(&args[1..])),
+        #[cfg(not(feature = "cluster"))]
+        Some("node") => Err(Usage("this warden was built without the cluster feature".into()).into()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -103,6 +103,22 @@ impl ExitReason {
         }
     }
 
+    /// Reads how an actor ended from a supervision event about it, with the same
+    /// mapping a [`Supervisor`](crate::Supervisor) uses: for code that supervises
+    /// actors of its own with ractor's links (a cluster node hosting remote children,
+    /// say). Events that are not an end are handed back.
+    ///
+    /// # Errors
+    ///
+    /// The event itself when it is not `ActorTerminated` or `ActorFailed`.
+    pub fn from_supervision_event(event: SupervisionEvent) -> Result<(ActorCell, Self), SupervisionEvent> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => Ok((cell, Self::from_stop_reason(reason.as_deref()))),
+            SupervisionEvent::ActorFailed(cell, err) => Ok((cell, Self::failed(err))),
+            other => Err(other),
+        }
+    }
+
     /// Turns the error of an `ActorFailed` event into a reason without formatting it.
     pub fn failed(err: ActorProcessingErr) -> Self {
         Self::Failed(Failure(Arc::from(err)))

@@ -1,0 +1,117 @@
+//! `warden node`: runs a cluster node that starts the built-in kinds for supervisors on
+//! other nodes, and prints what happens to it, one line per event, until SIGTERM or SIGINT.
+//!
+//! ```text
+//! ready NAME LISTEN INCARNATION
+//! up NODE INCARNATION          | unreachable NODE | down NODE REASON | rejected PEER
+//! hosting ORIGIN CHILD         | exited ORIGIN CHILD REASON
+//! ```
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use warden_cluster::{Node, NodeEvent};
+
+use crate::journal::option;
+use crate::usage;
+
+pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let name = text(&args, "--name")?.ok_or_else(|| usage("node needs --name NAME"))?;
+    let mut builder = Node::builder(name);
+    if let Some(listen) = text(&args, "--listen")? {
+        builder = builder.listen(address(listen)?);
+    }
+    builder = builder.cookie(cookie(&args)?);
+    for (at, flag) in args.iter().enumerate() {
+        if *flag == "--join" {
+            let addr = args.get(at + 1).ok_or_else(|| usage("--join needs an address"))?;
+            builder = builder.seed(address(addr)?);
+        }
+    }
+    let heartbeat: Option<u64> = option(&args, "--heartbeat-ms")?;
+    let down_after: Option<u64> = option(&args, "--down-after-ms")?;
+    if heartbeat.is_some() || down_after.is_some() {
+        let heartbeat = heartbeat.map_or(warden_cluster::DEFAULT_HEARTBEAT, Duration::from_millis);
+        let down_after = down_after.map_or(warden_cluster::DEFAULT_DOWN_AFTER, Duration::from_millis);
+        builder = builder.heartbeat(heartbeat, down_after);
+    }
+    let node = builder.start().await?;
+    let mut events = node.events();
+    say(&format!(
+        "ready {} {} {}",
+        node.name(),
+        node.listen_addr(),
+        node.incarnation()
+    ));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => say(&line(&event)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => say(&format!("lagged {n}")),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    node.stop().await;
+    say("stopped");
+    Ok(())
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (the parent went away) is no reason to stop serving.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn line(event: &NodeEvent) -> String {
+    match event {
+        NodeEvent::Up { node, incarnation } => format!("up {node} {incarnation}"),
+        NodeEvent::Unreachable { node } => format!("unreachable {node}"),
+        NodeEvent::Down { node, reason } => format!("down {node} {reason:?}"),
+        NodeEvent::Rejected { peer } => format!("rejected {peer}"),
+        NodeEvent::Hosting { origin, child } => format!("hosting {origin} {child}"),
+        NodeEvent::HostedExited { origin, child, reason } => format!("exited {origin} {child} {reason}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn text<'a>(args: &[&'a str], flag: &str) -> anyhow::Result<Option<&'a str>> {
+    match args.iter().position(|a| *a == flag) {
+        None => Ok(None),
+        Some(at) => args
+            .get(at + 1)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| usage(format!("{flag} needs a value"))),
+    }
+}
+
+fn address(text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse()
+        .map_err(|_| usage(format!("{text:?} is not an address (HOST:PORT)")))
+}
+
+/// The cookie: `--cookie-file FILE` (its first line), else `$WARDEN_COOKIE`. Never an
+/// argument: those show in `ps`.
+fn cookie(args: &[&str]) -> anyhow::Result<String> {
+    if let Some(file) = text(args, "--cookie-file")? {
+        let content = std::fs::read_to_string(file).with_context(|| format!("cannot read the cookie file {file}"))?;
+        let cookie = content.lines().next().unwrap_or("").trim().to_string();
+        if cookie.is_empty() {
+            return Err(usage(format!("the cookie file {file} is empty")));
+        }
+        return Ok(cookie);
+    }
+    match std::env::var("WARDEN_COOKIE") {
+        Ok(cookie) if !cookie.is_empty() => Ok(cookie),
+        _ => Err(usage("no cookie: give --cookie-file FILE or set WARDEN_COOKIE")),
+    }
+}

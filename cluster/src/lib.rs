@@ -1,0 +1,57 @@
+//! Warden across processes and machines, on `ractor_cluster`.
+//!
+//! Turn it on with the `cluster` feature (ractor's, which this crate needs); without it the
+//! crate is empty.
+//!
+//! * [`Node`]: this process as a member of a cluster: it listens, authenticates peers by
+//!   cookie, joins seeds, and keeps its sessions, redialling lost ones with backoff and
+//!   jitter. A heartbeat with a deadline declares a dead *or stopped* peer down within
+//!   1.4 s by default (ractor_cluster alone never notices a peer that stops answering on
+//!   an open connection; Erlang's default takes 45 to 75 s).
+//! * [`RemoteChild`]: a child of a local supervisor that runs on another node, placed by a
+//!   [`Placement`]. The supervisor sees its exits with their real reasons, and the loss of
+//!   its node as an exit with reason `noconnection`, and restarts it by its strategy,
+//!   possibly elsewhere. After a partition heals, a child restarted elsewhere is never left
+//!   running twice.
+//! * [`RemoteKind`]: what a node can start for its peers, registered by name: peers send a
+//!   kind's name and its arguments, never code. Every node offers [`ECHO_KIND`].
+//!
+//! Every message between nodes is encoded by `warden_agents::codec` (the one module that
+//! knows the binary form) and carried by ractor_cluster; a frame larger than the node's
+//! bound drops its connection before anything is allocated for it, and a payload that does
+//! not decode is dropped.
+//!
+//! `warden node` (the `warden` binary, built with `cluster`) runs a node with the built-in
+//! kinds, for a supervisor elsewhere to place children on.
+
+// Without `cluster` the items these docs name are not built.
+#![cfg_attr(not(feature = "cluster"), allow(rustdoc::broken_intra_doc_links))]
+
+#[cfg(feature = "cluster")]
+mod controller;
+#[cfg(feature = "cluster")]
+mod echo;
+#[cfg(feature = "cluster")]
+mod error;
+#[cfg(feature = "cluster")]
+mod kind;
+#[cfg(feature = "cluster")]
+mod node;
+#[cfg(feature = "cluster")]
+mod remote;
+#[cfg(feature = "cluster")]
+mod wire;
+
+#[cfg(feature = "cluster")]
+pub use echo::{ECHO_KIND, Echo, EchoArgs, EchoMsg, EchoState, echo_kind};
+#[cfg(feature = "cluster")]
+pub use error::ClusterError;
+#[cfg(feature = "cluster")]
+pub use kind::{HostContext, Kind, RemoteKind};
+#[cfg(feature = "cluster")]
+pub use node::{
+    DEFAULT_DOWN_AFTER, DEFAULT_HEARTBEAT, DEFAULT_MAX_FRAME_BYTES, DEFAULT_OUTBOX_CAPACITY, DownReason, HostedChild,
+    Member, MemberStatus, Node, NodeBuilder, NodeEvent,
+};
+#[cfg(feature = "cluster")]
+pub use remote::{DEFAULT_SPAWN_TIMEOUT, NOCONNECTION, Placement, RemoteChild, RemoteLocation, locate};
