@@ -301,7 +301,11 @@ impl Actor for Controller {
             Ctl::SessionAuthenticated { node_id } => {
                 state.authenticated.insert(node_id);
             }
-            Ctl::SessionClosed { node_id, peer } => state.on_session_closed(node_id, &peer),
+            Ctl::SessionClosed { node_id, peer } => {
+                state.on_session_closed(node_id, &peer);
+                // Dial a lost peer at once: a refusal means its process is gone.
+                state.dial(&myself, Instant::now());
+            }
             Ctl::Tick => state.on_tick(&myself),
             Ctl::Dialed { addr, ok } => state.on_dialed(addr, ok),
             Ctl::Spawn(request) => state.on_spawn(*request),
@@ -442,6 +446,10 @@ impl ControllerState {
                 {
                     peer.node_id = None;
                     peer.controller = None;
+                    if let Some(dial) = peer.listen.and_then(|listen| self.dials.get_mut(&listen)) {
+                        dial.next = None;
+                        dial.attempt = 0;
+                    }
                     tracing::info!(node = %name, "session closed; the node is unreachable until it reconnects or is declared down");
                     self.emit(NodeEvent::Unreachable { node: name.to_string() });
                 }
@@ -472,8 +480,17 @@ impl ControllerState {
             .is_some_and(|known| known != heartbeat.incarnation);
         if restarted {
             // The node was restarted before it was declared down: everything of the old
-            // incarnation is gone.
-            self.declare_down(&name, DownReason::Restarted);
+            // incarnation is gone, but the session it speaks on now is the new one's.
+            let session = self.peers.get(&name).map(|p| (p.node_id, p.controller.clone()));
+            self.forget(&name, DownReason::Restarted, false);
+            if let Some((node_id, controller)) = session {
+                let peer = self.peers.entry(name.clone()).or_insert_with(|| Peer::new(now));
+                peer.node_id = node_id;
+                peer.controller = controller;
+                if let Some(node_id) = node_id {
+                    self.sessions.insert(node_id, name.clone());
+                }
+            }
         }
         let peer = self.peers.entry(name.clone()).or_insert_with(|| Peer::new(now));
         if peer.controller.is_none()
@@ -505,6 +522,11 @@ impl ControllerState {
     /// Forgets a peer: its children's proxies exit with `noconnection`, the children hosted
     /// for it stop, its session closes.
     fn declare_down(&mut self, name: &Arc<str>, reason: DownReason) {
+        self.forget(name, reason, true);
+    }
+
+    /// Forgets a peer; closes its sessions if `close`.
+    fn forget(&mut self, name: &Arc<str>, reason: DownReason, close: bool) {
         let Some(peer) = self.peers.remove(name) else { return };
         tracing::warn!(node = %name, ?reason, "node down");
         let lost: Vec<u64> = self
@@ -522,7 +544,9 @@ impl ControllerState {
         if let Some(node_id) = peer.node_id {
             self.sessions.remove(&node_id);
         }
-        close_sessions(self.server.clone(), name.clone());
+        if close {
+            close_sessions(self.server.clone(), name.clone());
+        }
         self.emit(NodeEvent::Down {
             node: name.to_string(),
             reason,
@@ -601,6 +625,18 @@ impl ControllerState {
     }
 
     fn on_dialed(&mut self, addr: SocketAddr, ok: bool) {
+        if !ok {
+            // An unreachable peer whose address refuses connections is gone (a killed
+            // process): no need to wait out its deadline.
+            let gone = self
+                .peers
+                .iter()
+                .find(|(_, p)| p.is_up() && p.node_id.is_none() && p.listen == Some(addr))
+                .map(|(name, _)| name.clone());
+            if let Some(name) = gone {
+                self.declare_down(&name, DownReason::Refused);
+            }
+        }
         let backoff = &self.config.reconnect;
         let Some(dial) = self.dials.get_mut(&addr) else { return };
         dial.in_flight = false;

@@ -17,6 +17,11 @@ pub enum EchoMsg {
     /// Answers `"<tag>@<node>: <text>"`.
     #[rpc]
     Ping(String, RpcReplyPort<String>),
+    /// Counts a note (for throughput: a cast that does nothing else).
+    Note(String),
+    /// How many notes it has counted.
+    #[rpc]
+    Notes(String, RpcReplyPort<u64>),
     /// Fails with this error (an abnormal exit, reported with its text).
     Crash(String),
     /// Stops with this reason (`"normal"` and `"shutdown"` are normal exits).
@@ -38,6 +43,7 @@ pub struct Echo;
 #[derive(Debug)]
 pub struct EchoState {
     prefix: String,
+    notes: u64,
 }
 
 impl Actor for Echo {
@@ -52,6 +58,7 @@ impl Actor for Echo {
     ) -> Result<EchoState, ActorProcessingErr> {
         Ok(EchoState {
             prefix: format!("{}@{node}", args.tag),
+            notes: 0,
         })
     }
 
@@ -65,6 +72,10 @@ impl Actor for Echo {
             EchoMsg::Ping(text, reply) => {
                 // The asker may have given up.
                 let _ = reply.send(format!("{}: {text}", state.prefix));
+            }
+            EchoMsg::Note(_) => state.notes += 1,
+            EchoMsg::Notes(_, reply) => {
+                let _ = reply.send(state.notes);
             }
             EchoMsg::Crash(error) => return Err(error.into()),
             EchoMsg::Exit(reason) => myself.stop(Some(reason)),

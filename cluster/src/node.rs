@@ -228,6 +228,8 @@ struct Inner {
 /// every heartbeat interval; a peer silent for longer than the deadline, whether its
 /// connection closed (a killed process) or hangs open (a stopped one), is declared
 /// [`NodeEvent::Down`], and everything of it is let go: see [`RemoteChild`](crate::RemoteChild).
+/// A peer whose session closes is dialled at once: if its address refuses the connection,
+/// its process is gone and it is declared down without waiting for the deadline.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -441,6 +443,8 @@ pub enum DownReason {
     Silent,
     /// It came back as a new incarnation: the old one is gone.
     Restarted,
+    /// Its session closed and its address refused a new connection: its process is gone.
+    Refused,
 }
 
 /// A peer, as [`Node::members`] lists it.
