@@ -54,6 +54,9 @@ GOALS = [
     # 6. Rust peers (ractor-supervisor, kameo): no goal, an honest table (BENCHMARKS.md, "Rust peers").
     # 7. Fan-out to 1,000 agents at 100 ms: within 1.1x the ideal wall time, and at least 10x
     #    faster than AgentScope (its per-agent and its shared mode) on the same fake server.
+    # 8. Across processes: a remote ask at or below OTP's; failover within 2 s.
+    {"pair": "dist", "metric": "ask_rtt_p50", "vs": "otp", "max": 1.0, "goal": "<= OTP"},
+    {"pair": "dist", "metric": "failover_max", "vs": None, "max": 2000.0, "goal": "<= 2 s"},
     {"pair": "fanout", "metric": "warden_over_ideal_n1000", "vs": None, "max": 1.1, "goal": "<= 1.1 x ideal"},
     {"pair": "fanout", "metric": "wall_n1000", "vs": "agentscope", "max": 0.1, "goal": ">= 10x faster"},
     {"pair": "fanout", "metric": "wall_n1000", "vs": "agentscope_shared", "max": 0.1, "goal": ">= 10x faster"},

@@ -1,13 +1,16 @@
 //! Across processes on loopback: a remote ask's round trip, remote cast throughput, and
 //! failover (a node's kill -9 until its child answers from another node).
 //!
-//! * `remote_ask_rtt`: this process is node `a`, a `warden node` process is node `b`; an
+//! Both sides print `ask_rtt` (the side is the process: `WARDEN_CLUSTER_BENCH_SIDE` is
+//! `warden` or `raw`, both by default, each in a fresh process).
+//!
+//! * `ask_rtt` (warden): this process is node `a`, a `warden node` process is node `b`; an
 //!   [`Echo`] placed on `b` by a supervisor here (a `RemoteChild`) is asked `Ping` and
 //!   answers; each round trip timed alone. OTP's twin: `otpb_dist`'s remote
 //!   `gen_server:call` (59 µs p50 on this machine kind).
-//! * `raw_ractor_cluster_rtt`: the same ask between two plain ractor_cluster nodes (this
+//! * `ask_rtt` (raw): the same ask between two plain ractor_cluster nodes (this
 //!   binary started again as the server), without Warden's controller and heartbeats.
-//! * `remote_cast_throughput`: N casts to the remote echo, then an ask for its count.
+//! * `cast_throughput`: N casts to the remote echo, then an ask for its count.
 //! * `failover`: nodes `b` and `c`; the echo runs on `b`; kill -9 of `b`; the clock stops
 //!   when the echo, restarted by its supervisor on `c`, answers. Default heartbeat settings.
 //!
@@ -156,7 +159,7 @@ async fn warden_side(runs: usize, n_sample: usize, n_cast: usize, failovers: usi
     for _ in 0..runs {
         rtts.push(ask_rtts(&echo, n_sample).await);
     }
-    report_rtt("remote_ask_rtt", rtts);
+    report_rtt("ask_rtt", rtts);
 
     let mut rates = Vec::new();
     for run in 1..=runs {
@@ -170,14 +173,14 @@ async fn warden_side(runs: usize, n_sample: usize, n_cast: usize, failovers: usi
         assert_eq!(after - before, n_cast as u64, "every cast arrived");
         let rate = n_cast as f64 / elapsed.as_secs_f64();
         println!(
-            "remote_cast_throughput run={run} n={n_cast} total_ms={:.1} msgs_per_s={rate:.0}",
+            "cast_throughput run={run} n={n_cast} total_ms={:.1} msgs_per_s={rate:.0}",
             elapsed.as_secs_f64() * 1e3
         );
         rates.push(rate);
     }
     let rate = median(rates);
-    println!("SUMMARY remote_cast_throughput median_of_runs: msgs_per_s={rate:.0}");
-    println!("METRIC remote_cast_throughput {rate:.0} msg/s");
+    println!("SUMMARY cast_throughput median_of_runs: msgs_per_s={rate:.0}");
+    println!("METRIC cast_throughput {rate:.0} ops/s");
     root.stop().await;
 
     // Failover: b hosts the echo, c stands by; kill -9 of b.
@@ -271,7 +274,7 @@ async fn raw_side(runs: usize, n_sample: usize) {
     for _ in 0..runs {
         rtts.push(ask_rtts(&echo, n_sample).await);
     }
-    report_rtt("raw_ractor_cluster_rtt", rtts);
+    report_rtt("ask_rtt", rtts);
     client.stop(None);
     let _ = client.get_cell().wait(None).await;
 }

@@ -174,6 +174,8 @@ struct Peer {
     hosted: u32,
     /// Messages waiting for its session to come back.
     outbox: VecDeque<Wire>,
+    /// Whether [`NodeEvent::Up`] was emitted for its current session.
+    announced: bool,
 }
 
 impl Peer {
@@ -187,6 +189,7 @@ impl Peer {
             kinds: Vec::new(),
             hosted: 0,
             outbox: VecDeque::new(),
+            announced: false,
         }
     }
 
@@ -435,6 +438,7 @@ impl ControllerState {
             // Reconnected before it was declared down: tell it what still runs there.
             self.sync_with(&name);
         }
+        self.announce(&name);
     }
 
     fn on_session_closed(&mut self, node_id: u64, peer_name: &str) {
@@ -446,6 +450,7 @@ impl ControllerState {
                 {
                     peer.node_id = None;
                     peer.controller = None;
+                    peer.announced = false;
                     if let Some(dial) = peer.listen.and_then(|listen| self.dials.get_mut(&listen)) {
                         dial.next = None;
                         dial.attempt = 0;
@@ -465,6 +470,21 @@ impl ControllerState {
                 });
             }
         }
+    }
+
+    /// Emits [`NodeEvent::Up`] once a peer is both heard from and connected (in whichever
+    /// order those came), and again after each reconnection.
+    fn announce(&mut self, name: &Arc<str>) {
+        let Some(peer) = self.peers.get_mut(name) else { return };
+        if peer.announced || peer.node_id.is_none() {
+            return;
+        }
+        let Some(incarnation) = peer.incarnation else { return };
+        peer.announced = true;
+        self.emit(NodeEvent::Up {
+            node: name.to_string(),
+            incarnation,
+        });
     }
 
     fn on_heartbeat(&mut self, heartbeat: Heartbeat) {
@@ -509,12 +529,9 @@ impl ControllerState {
         }
         if !was_up {
             tracing::info!(node = %name, incarnation = heartbeat.incarnation, "node up");
-            self.emit(NodeEvent::Up {
-                node: name.to_string(),
-                incarnation: heartbeat.incarnation,
-            });
             self.sync_with(&name);
         }
+        self.announce(&name);
         let incarnation = heartbeat.incarnation;
         self.stop_hosted_where(&name, |of, _| of != incarnation);
     }

@@ -13,6 +13,9 @@
 //!   its node as an exit with reason `noconnection`, and restarts it by its strategy,
 //!   possibly elsewhere. After a partition heals, a child restarted elsewhere is never left
 //!   running twice.
+//! * [`NodeProcess`]: a child that is a `warden node` OS process, so that a tool that
+//!   crashes or leaks takes down only its own process: its death is the child's exit
+//!   (`killed` for a kill -9) and the supervisor restarts it by its strategy.
 //! * [`RemoteKind`]: what a node can start for its peers, registered by name: peers send a
 //!   kind's name and its arguments, never code. Every node offers [`ECHO_KIND`].
 //!
@@ -38,6 +41,8 @@ mod kind;
 #[cfg(feature = "cluster")]
 mod node;
 #[cfg(feature = "cluster")]
+mod process;
+#[cfg(feature = "cluster")]
 mod remote;
 #[cfg(feature = "cluster")]
 mod wire;
@@ -53,5 +58,7 @@ pub use node::{
     DEFAULT_DOWN_AFTER, DEFAULT_HEARTBEAT, DEFAULT_MAX_FRAME_BYTES, DEFAULT_OUTBOX_CAPACITY, DownReason, HostedChild,
     Member, MemberStatus, Node, NodeBuilder, NodeEvent,
 };
+#[cfg(feature = "cluster")]
+pub use process::{DEFAULT_READY_TIMEOUT, NodeProcess, process_id};
 #[cfg(feature = "cluster")]
 pub use remote::{DEFAULT_SPAWN_TIMEOUT, NOCONNECTION, Placement, RemoteChild, RemoteLocation, locate};

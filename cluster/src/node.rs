@@ -350,12 +350,39 @@ impl Node {
     ///
     /// [`ClusterError::Timeout`] after `within`; [`ClusterError::NodeStopped`].
     pub async fn wait_for(&self, nodes: &[&str], within: Duration) -> Result<(), ClusterError> {
+        self.wait_until(within, |members| {
+            nodes
+                .iter()
+                .all(|n| members.iter().any(|m| m.node == *n && m.status == MemberStatus::Up))
+        })
+        .await
+    }
+
+    /// Waits until `node` is up in its incarnation `incarnation` (a node process just
+    /// started, not the one before it).
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Timeout`] after `within`; [`ClusterError::NodeStopped`].
+    pub async fn wait_for_incarnation(
+        &self,
+        node: &str,
+        incarnation: u64,
+        within: Duration,
+    ) -> Result<(), ClusterError> {
+        self.wait_until(within, |members| {
+            members
+                .iter()
+                .any(|m| m.node == node && m.incarnation == Some(incarnation) && m.status == MemberStatus::Up)
+        })
+        .await
+    }
+
+    async fn wait_until(&self, within: Duration, done: impl Fn(&[Member]) -> bool) -> Result<(), ClusterError> {
         let mut events = self.events();
         let wait = async {
             loop {
-                let members = self.members().await?;
-                let up = |n: &&str| members.iter().any(|m| m.node == *n && m.status == MemberStatus::Up);
-                if nodes.iter().all(up) {
+                if done(&self.members().await?) {
                     return Ok(());
                 }
                 match events.recv().await {
@@ -393,7 +420,8 @@ impl Node {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub enum NodeEvent {
-    /// A peer's first heartbeat (of this incarnation) arrived.
+    /// A peer is connected and heard from (its first heartbeat of this incarnation, or its
+    /// session back after it was unreachable).
     Up {
         /// The peer.
         node: String,
