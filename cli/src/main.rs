@@ -8,6 +8,7 @@
 //! warden journal [--store PATH] prune [--older-than SECONDS] [--keep N]
 //! warden node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
 //!             [--heartbeat-ms N] [--down-after-ms N]
+//!             [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME]
 //! ```
 //!
 //! The store is `--store PATH` (or a `postgres://` URL), else `$WARDEN_JOURNAL`. The embedded store may be open in a
@@ -31,6 +32,7 @@ commands:
                                                     removes finished tasks
   node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
        [--heartbeat-ms N] [--down-after-ms N]
+       [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME]
                                                     runs a cluster node (built with the
                                                     cluster feature); the cookie is the
                                                     file's first line, else $WARDEN_COOKIE

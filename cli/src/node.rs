@@ -1,5 +1,7 @@
 //! `warden node`: runs a cluster node that starts the built-in kinds for supervisors on
 //! other nodes, and prints what happens to it, one line per event, until SIGTERM or SIGINT.
+//! With `--tls-cert`, `--tls-key`, `--tls-ca` and `--tls-name` (PEM files and the name the
+//! cluster's certificates are issued for) it speaks mutual TLS only.
 //!
 //! ```text
 //! ready NAME LISTEN INCARNATION
@@ -37,6 +39,25 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
         let heartbeat = heartbeat.map_or(warden_cluster::DEFAULT_HEARTBEAT, Duration::from_millis);
         let down_after = down_after.map_or(warden_cluster::DEFAULT_DOWN_AFTER, Duration::from_millis);
         builder = builder.heartbeat(heartbeat, down_after);
+    }
+    let tls = [
+        text(&args, "--tls-cert")?,
+        text(&args, "--tls-key")?,
+        text(&args, "--tls-ca")?,
+        text(&args, "--tls-name")?,
+    ];
+    match tls {
+        [None, None, None, None] => {}
+        [Some(cert), Some(key), Some(ca), Some(name)] => {
+            let read = |file: &str| std::fs::read(file).with_context(|| format!("cannot read {file}"));
+            builder = builder.tls(warden_cluster::Tls::from_pem(
+                &read(cert)?,
+                &read(key)?,
+                &read(ca)?,
+                name,
+            )?);
+        }
+        _ => return Err(usage("TLS needs all of --tls-cert, --tls-key, --tls-ca and --tls-name")),
     }
     let node = builder.start().await?;
     let mut events = node.events();

@@ -634,8 +634,14 @@ impl ControllerState {
             }
             dial.in_flight = true;
             let (server, addr, myself) = (self.server.clone(), *addr, myself.clone());
+            let tls = self.config.tls.clone();
             tokio::spawn(async move {
-                let ok = ractor_cluster::client_connect(&server, addr).await.is_ok();
+                let ok = match tls {
+                    Some(tls) => ractor_cluster::client_connect_enc(&server, addr, tls.connector, tls.server_name)
+                        .await
+                        .is_ok(),
+                    None => ractor_cluster::client_connect(&server, addr).await.is_ok(),
+                };
                 let _ = myself.cast(Ctl::Dialed { addr, ok });
             });
         }

@@ -37,6 +37,9 @@ pub enum ClusterError {
     /// The node could not start (its port is taken, say).
     #[error("the cluster node could not start: {0}")]
     Start(String),
+    /// TLS settings that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A child's arguments could not be encoded.
     #[error("cannot encode the arguments: {0}")]
     Arguments(String),

@@ -4,7 +4,7 @@
 //! crate is empty.
 //!
 //! * [`Node`]: this process as a member of a cluster: it listens, authenticates peers by
-//!   cookie, joins seeds, and keeps its sessions, redialling lost ones with backoff and
+//!   cookie (and, with [`Tls`], by a certificate of the cluster's CA), joins seeds, and keeps its sessions, redialling lost ones with backoff and
 //!   jitter. A heartbeat with a deadline declares a dead *or stopped* peer down within
 //!   1.4 s by default (ractor_cluster alone never notices a peer that stops answering on
 //!   an open connection; Erlang's default takes 45 to 75 s).
@@ -45,6 +45,8 @@ mod process;
 #[cfg(feature = "cluster")]
 mod remote;
 #[cfg(feature = "cluster")]
+mod tls;
+#[cfg(feature = "cluster")]
 mod wire;
 
 #[cfg(feature = "cluster")]
@@ -62,3 +64,5 @@ pub use node::{
 pub use process::{DEFAULT_READY_TIMEOUT, NodeProcess, process_id};
 #[cfg(feature = "cluster")]
 pub use remote::{DEFAULT_SPAWN_TIMEOUT, NOCONNECTION, Placement, RemoteChild, RemoteLocation, locate};
+#[cfg(feature = "cluster")]
+pub use tls::Tls;

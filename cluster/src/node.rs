@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorId, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{NodeServer, NodeServerMessage};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 use warden_resilience::Backoff;
@@ -18,6 +18,7 @@ use crate::controller::{Controller, ControllerArgs, Ctl, SessionEvents};
 use crate::echo::{ECHO_KIND, echo_kind};
 use crate::error::ClusterError;
 use crate::kind::RemoteKind;
+use crate::tls::Tls;
 
 /// How often a node tells its peers it is alive, by default.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(200);
@@ -41,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) reconnect: Backoff,
     pub(crate) max_frame_bytes: u64,
     pub(crate) outbox_capacity: usize,
+    pub(crate) tls: Option<Tls>,
 }
 
 /// Declares a [`Node`]: its name, where it listens, its cookie, whom it joins, what it can
@@ -113,6 +115,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Speaks mutual TLS with its peers (off by default): it accepts and dials TLS sessions
+    /// only, and a peer without a certificate of the cluster's CA is refused before the
+    /// cookie challenge.
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
     /// Registers a kind of child this node starts for peers, by name. Every node offers
     /// [`ECHO_KIND`] too.
     pub fn kind(mut self, name: impl Into<String>, kind: impl RemoteKind) -> Self {
@@ -144,7 +154,10 @@ impl NodeBuilder {
             config.cookie.clone(),
             config.name.clone(),
             config.listen.ip().to_string(),
-            None,
+            config
+                .tls
+                .as_ref()
+                .map(|tls| IncomingEncryptionMode::Tls(tls.acceptor.clone())),
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(config.listen.ip())
@@ -280,6 +293,7 @@ impl Node {
                 reconnect: Backoff::exponential(Duration::from_millis(50), Duration::from_secs(2)).full_jitter(),
                 max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
                 outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+                tls: None,
             },
             kinds,
         }

@@ -37,6 +37,11 @@ impl NodeProc {
     /// Starts `warden node --name NAME` on a free port, joining `join`, and waits for its
     /// `ready` line.
     pub(crate) async fn start(name: &str, cookie: &str, join: &[SocketAddr]) -> Self {
+        Self::start_with(name, cookie, join, &[]).await
+    }
+
+    /// As [`NodeProc::start`], with more arguments.
+    pub(crate) async fn start_with(name: &str, cookie: &str, join: &[SocketAddr], extra: &[String]) -> Self {
         let addr = free_addr();
         let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
         command
@@ -48,6 +53,7 @@ impl NodeProc {
         for seed in join {
             command.args(["--join", &seed.to_string()]);
         }
+        command.args(extra);
         let mut child = command.spawn().expect("warden node starts");
         let stdout = child.stdout.take().unwrap();
         let (lines, new_line) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Notify::new()));
