@@ -27,9 +27,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef};
-use ractor_cluster::NodeServer;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use warden_cluster::ractor_cluster::{self, NodeServer};
 use warden_cluster::{ECHO_KIND, Echo, EchoArgs, EchoMsg, Node, Placement, RemoteChild, locate};
 use warden_supervisor::{Strategy, Supervisor};
 

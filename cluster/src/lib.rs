@@ -66,3 +66,9 @@ pub use process::{DEFAULT_READY_TIMEOUT, NodeProcess, process_id};
 pub use remote::{DEFAULT_SPAWN_TIMEOUT, NOCONNECTION, Placement, RemoteChild, RemoteLocation, locate};
 #[cfg(feature = "cluster")]
 pub use tls::Tls;
+
+/// The engine underneath, for what Warden does not wrap (a plain ractor_cluster node for a
+/// comparison, say). Depending on it through this crate keeps ractor's `cluster` feature
+/// behind Warden's.
+#[cfg(feature = "cluster")]
+pub use ractor_cluster;
