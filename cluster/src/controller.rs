@@ -250,7 +250,9 @@ pub(crate) struct ControllerState {
     dials: HashMap<SocketAddr, Dial>,
     children: HashMap<u64, Remote>,
     hosted: HashMap<ActorId, Hosted>,
-    hosted_by_key: HashMap<(Arc<str>, u64), ActorId>,
+    /// Hosted children by origin, origin incarnation and the origin's number: numbers start
+    /// again with each incarnation of an origin.
+    hosted_by_key: HashMap<(Arc<str>, u64, u64), ActorId>,
     round_robin: usize,
 }
 
@@ -903,7 +905,8 @@ impl ControllerState {
         let origin_up = self.peers.get(&origin).and_then(|p| p.incarnation) == Some(incarnation);
         match result {
             Ok(cell) if origin_up => {
-                self.hosted_by_key.insert((origin.clone(), child), cell.get_id());
+                self.hosted_by_key
+                    .insert((origin.clone(), incarnation, child), cell.get_id());
                 self.hosted.insert(
                     cell.get_id(),
                     Hosted {
@@ -951,8 +954,12 @@ impl ControllerState {
     }
 
     fn on_host_stop(&mut self, origin: &str, child: u64, kill: bool) {
-        let key = (Arc::from(origin), child);
-        let Some(id) = self.hosted_by_key.get(&key) else {
+        let origin: Arc<str> = Arc::from(origin);
+        // A stop comes from the origin's current incarnation.
+        let Some(incarnation) = self.peers.get(&origin).and_then(|p| p.incarnation) else {
+            return;
+        };
+        let Some(id) = self.hosted_by_key.get(&(origin, incarnation, child)) else {
             // Already ended: its Exited is on its way, or it never started.
             return;
         };
@@ -969,7 +976,8 @@ impl ControllerState {
         let Some(hosted) = self.hosted.remove(&cell.get_id()) else {
             return;
         };
-        self.hosted_by_key.remove(&(hosted.origin.clone(), hosted.child));
+        self.hosted_by_key
+            .remove(&(hosted.origin.clone(), hosted.incarnation, hosted.child));
         tracing::info!(origin = %hosted.origin, child = hosted.child, %reason, "a hosted child ended");
         self.emit(NodeEvent::HostedExited {
             origin: hosted.origin.to_string(),
