@@ -266,6 +266,52 @@ pub fn from_wire<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Code
     Ok(value)
 }
 
+/// A [`Reply`](crate::agent::Reply) as it crosses the wire: the reply message in the binary
+/// form, the rest beside it (the structured answer as JSON text).
+#[derive(Serialize, Deserialize)]
+struct WireReply {
+    message: Vec<u8>,
+    outcome: String,
+    iterations: u32,
+    usage: crate::model::Usage,
+    structured: Option<String>,
+}
+
+/// Encodes an ask's reply in the binary form (for an ask that crosses nodes).
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] or [`CodecError::Json`] if a part cannot be written (in practice:
+/// never).
+pub fn reply_to_bytes(reply: &crate::agent::Reply) -> Result<Vec<u8>, CodecError> {
+    let wire = WireReply {
+        message: to_bytes(&reply.message)?,
+        outcome: reply.outcome.as_str().to_owned(),
+        iterations: reply.iterations,
+        usage: reply.usage,
+        structured: reply.structured.as_ref().map(serde_json::to_string).transpose()?,
+    };
+    to_wire(&wire)
+}
+
+/// Decodes a reply written by [`reply_to_bytes`].
+///
+/// # Errors
+///
+/// As [`from_bytes`], and [`CodecError::Decode`] for an unknown outcome.
+pub fn reply_from_bytes(bytes: &[u8]) -> Result<crate::agent::Reply, CodecError> {
+    let wire: WireReply = from_wire(bytes)?;
+    let outcome = crate::agent::Outcome::from_name(&wire.outcome)
+        .ok_or_else(|| decode_error(format!("unknown outcome {:?}", wire.outcome)))?;
+    Ok(crate::agent::Reply {
+        message: from_bytes(&wire.message)?,
+        outcome,
+        iterations: wire.iterations,
+        usage: wire.usage,
+        structured: wire.structured.as_deref().map(serde_json::from_str).transpose()?,
+    })
+}
+
 /// Encodes a journal payload (a step's result, a task's outcome, a memory snapshot) as JSON:
 /// these hold JSON values (tool arguments, structured answers) that bincode cannot carry, and
 /// a journal is read by tools and people too.

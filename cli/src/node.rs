@@ -22,7 +22,8 @@ use crate::usage;
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let name = text(&args, "--name")?.ok_or_else(|| usage("node needs --name NAME"))?;
-    let mut builder = Node::builder(name);
+    // The built-in kinds: `echo` (every node), and ReAct agents on OpenAI-compatible servers.
+    let mut builder = Node::builder(name).kind("react_agent", warden_cluster::react_agent_kind());
     if let Some(listen) = text(&args, "--listen")? {
         builder = builder.listen(address(listen)?);
     }

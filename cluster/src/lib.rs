@@ -16,6 +16,9 @@
 //! * [`NodeProcess`]: a child that is a `warden node` OS process, so that a tool that
 //!   crashes or leaks takes down only its own process: its death is the child's exit
 //!   (`killed` for a kill -9) and the supervisor restarts it by its strategy.
+//! * [`RemoteAgent`]: an agent hosted on any node ([`agent_kind`]), asked by name as an
+//!   `AgentRef` asks a local one: exactly once, within a deadline, with a typed
+//!   [`RemoteAskError::NodeDown`] when its node is lost before it answers.
 //! * [`RemoteKind`]: what a node can start for its peers, registered by name: peers send a
 //!   kind's name and its arguments, never code. Every node offers [`ECHO_KIND`].
 //!
@@ -30,6 +33,8 @@
 // Without `cluster` the items these docs name are not built.
 #![cfg_attr(not(feature = "cluster"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(feature = "cluster")]
+mod agent;
 #[cfg(feature = "cluster")]
 mod controller;
 #[cfg(feature = "cluster")]
@@ -49,6 +54,8 @@ mod tls;
 #[cfg(feature = "cluster")]
 mod wire;
 
+#[cfg(feature = "cluster")]
+pub use agent::{GatewayMsg, ReactAgentArgs, RemoteAgent, RemoteAskError, agent_kind, react_agent_kind};
 #[cfg(feature = "cluster")]
 pub use echo::{ECHO_KIND, Echo, EchoArgs, EchoMsg, EchoState, echo_kind};
 #[cfg(feature = "cluster")]

@@ -416,12 +416,8 @@ pub(crate) fn decode_outcome(
             usage,
             structured,
         } => {
-            let outcome = match outcome.as_str() {
-                "completed" => super::Outcome::Completed,
-                "interrupted" => super::Outcome::Interrupted,
-                "max_iterations" => super::Outcome::MaxIterations,
-                other => return Err(damaged(format!("unknown outcome {other:?}"))),
-            };
+            let outcome =
+                super::Outcome::from_name(&outcome).ok_or_else(|| damaged(format!("unknown outcome {outcome:?}")))?;
             let me = task.recipient.clone();
             Ok(super::Reply {
                 message: task.reply_with(me, content),

@@ -72,6 +72,24 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A short stable name of the error's kind, for logs and for errors that cross a process
+    /// (a turn's failure gives its turn error's [`kind`](TurnError::kind)).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotDelivered(_) => "not_delivered",
+            Self::AgentDown(_) => "agent_down",
+            Self::NotStarted(_) => "not_started",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Timeout(_) => "timeout",
+            Self::NoSuchAddress(_) => "no_such_address",
+            Self::NoRoute(_) => "no_route",
+            Self::Turn(turn) => turn.kind(),
+            Self::NotDurable(_) => "not_durable",
+            Self::Journal(_) => "journal",
+            Self::TaskFailed { .. } => "task_failed",
+        }
+    }
+
     pub(crate) fn from_request(agent: &Arc<str>, e: RequestError) -> Self {
         match e {
             RequestError::Timeout(d) => Self::Timeout(d),

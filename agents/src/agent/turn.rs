@@ -60,6 +60,13 @@ impl Outcome {
             Self::MaxIterations => "max_iterations",
         }
     }
+
+    /// The outcome [`as_str`](Self::as_str) names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Completed, Self::Interrupted, Self::MaxIterations]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
 }
 
 /// What a [`Behaviour`] returns from a turn.

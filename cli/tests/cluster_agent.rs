@@ -1,0 +1,91 @@
+//! A remote agent: a ReAct agent hosted by a `warden node` process (on the fake provider in
+//! this process, over HTTP), placed by a supervisor here, asked by name from here. An ask
+//! in flight when its node is killed fails once, with `NodeDown`; the supervisor places the
+//! agent again on the other node, and it answers from there.
+
+#![cfg(feature = "cluster")]
+
+#[path = "support/nodes.rs"]
+mod nodes;
+
+use std::time::{Duration, Instant};
+
+use nodes::{COOKIE, NodeProc, WAIT};
+use warden_agents::message::AgentMessage;
+use warden_cluster::{Node, Placement, ReactAgentArgs, RemoteAgent, RemoteAskError, RemoteChild};
+use warden_fake_provider::{Answer, FakeProvider, Fault};
+use warden_supervisor::Supervisor;
+
+/// Waits until a node hosts the agent.
+async fn reachable(agent: &RemoteAgent) {
+    let deadline = Instant::now() + WAIT;
+    while !agent.is_reachable() {
+        assert!(
+            Instant::now() < deadline,
+            "agent {} never became reachable",
+            agent.name()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_agent_is_asked_by_name_and_its_node_loss_is_typed() {
+    let fake = FakeProvider::start().await;
+    let mut a = NodeProc::start("a", COOKIE, &[]).await;
+    let origin = Node::builder("origin")
+        .cookie(COOKIE)
+        .seed(a.addr)
+        .start()
+        .await
+        .unwrap();
+    origin.wait_for(&["a"], WAIT).await.unwrap();
+
+    let args = ReactAgentArgs {
+        name: "clerk".into(),
+        base_url: fake.base_url_openai(),
+        model: "fake-model".into(),
+        system: Some("You file things.".into()),
+    };
+    let clerk = RemoteChild::new(&origin, "react_agent", &args)
+        .unwrap()
+        .placement(Placement::Prefer(vec!["a".into()]));
+    let root = Supervisor::builder("root")
+        .intensity(5, Duration::from_secs(60))
+        .child(clerk.spec("clerk"))
+        .spawn()
+        .await
+        .unwrap();
+
+    let agent = RemoteAgent::new(&origin, "clerk");
+    reachable(&agent).await;
+    fake.push(Answer::text("Filed A-1."));
+    let reply = agent.ask(AgentMessage::user("File order A-1"), WAIT).await.unwrap();
+    assert_eq!(reply.text(), "Filed A-1.");
+    assert_eq!(fake.requests().len(), 1);
+
+    // A second node; then an ask that the model holds, and a is killed under it.
+    let b = NodeProc::start("b", COOKIE, &[a.addr]).await;
+    origin.join(b.addr).unwrap();
+    origin.wait_for(&["a", "b"], WAIT).await.unwrap();
+    fake.set_default_reply(Fault::Stall);
+    let asking = {
+        let agent = agent.clone();
+        tokio::spawn(async move { agent.ask(AgentMessage::user("File order A-2"), WAIT).await })
+    };
+    fake.wait_for_requests(2).await;
+    a.kill().await;
+    let lost = asking.await.unwrap().unwrap_err();
+    assert_eq!(lost, RemoteAskError::NodeDown { agent: "clerk".into() });
+
+    // Restarted by its supervisor on b; it answers from there.
+    fake.set_default_reply(Answer::text("Filed A-2."));
+    b.wait_line(|l| l.starts_with("hosting origin "), "the clerk placed on b")
+        .await;
+    reachable(&agent).await;
+    let reply = agent.ask(AgentMessage::user("File order A-2"), WAIT).await.unwrap();
+    assert_eq!(reply.text(), "Filed A-2.");
+
+    root.stop().await;
+    origin.stop().await;
+}

@@ -1,0 +1,300 @@
+//! Agents across nodes: [`agent_kind`] lets a node host an agent by name, and
+//! [`RemoteAgent`] asks it from any node, as an [`AgentRef`] asks a local one: exactly once,
+//! within a deadline, with a typed error when the agent's node is lost.
+//!
+//! A hosted agent runs behind a *gateway*, a small remote-capable actor linked to the host
+//! (so its supervisor on the origin sees the agent's exits, as for any remote child) and
+//! joined to a process group named after the agent, which ractor_cluster announces to every
+//! peer: that is how a name resolves across nodes. An ask is one ractor_cluster call to the
+//! gateway, never resent: if the node is lost before the answer, the ask fails with
+//! [`RemoteAskError::NodeDown`] and the task may or may not have run there (make it durable,
+//! with a journal, to know).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster::RactorClusterMessage;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use warden_agents::agent::{Agent, AgentRef, Reply};
+use warden_agents::codec;
+use warden_agents::message::AgentMessage;
+use warden_supervisor::ExitReason;
+
+use crate::controller::SCOPE;
+use crate::kind::{HostContext, RemoteKind};
+use crate::node::Node;
+
+/// The process group a hosted agent's gateway joins.
+fn agent_group(name: &str) -> String {
+    format!("agent:{name}")
+}
+
+/// What a gateway is asked. It crosses nodes.
+#[derive(RactorClusterMessage, Debug)]
+pub enum GatewayMsg {
+    /// Ask the agent: the task (the codec's binary form), the deadline in milliseconds; the
+    /// answer is a [`WireAnswer`] in the codec's wire form.
+    #[rpc]
+    Ask(Vec<u8>, u64, RpcReplyPort<Vec<u8>>),
+}
+
+/// The answer to [`GatewayMsg::Ask`].
+#[derive(Serialize, Deserialize)]
+enum WireAnswer {
+    /// The reply, in [`codec::reply_to_bytes`]'s form.
+    Reply(Vec<u8>),
+    /// The ask failed there: the error's kind and text.
+    Failed { kind: String, message: String },
+}
+
+/// A kind that hosts an agent: `make` builds it from the origin's arguments. Register it
+/// under a name ([`NodeBuilder::kind`](crate::NodeBuilder::kind)) and place it with a
+/// [`RemoteChild`](crate::RemoteChild); reach it with [`RemoteAgent`] by the agent's name.
+pub fn agent_kind<Args, F>(make: F) -> impl RemoteKind
+where
+    Args: DeserializeOwned + Send + 'static,
+    F: Fn(&HostContext, Args) -> Agent + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    move |ctx: HostContext, bytes: Vec<u8>| {
+        let make = make.clone();
+        async move {
+            let args: Args = codec::from_wire(&bytes).map_err(|e| format!("bad arguments: {e}"))?;
+            let agent = make(&ctx, args);
+            ctx.spawn(Gateway, agent).await.map(ActorCell::from)
+        }
+    }
+}
+
+/// The gateway in front of a hosted agent.
+struct Gateway;
+
+struct GatewayState {
+    agent: AgentRef,
+}
+
+impl Actor for Gateway {
+    type Msg = GatewayMsg;
+    type State = GatewayState;
+    type Arguments = Agent;
+
+    async fn pre_start(&self, myself: ActorRef<GatewayMsg>, agent: Agent) -> Result<GatewayState, ActorProcessingErr> {
+        let (handle, _join) = agent.spawn().await?;
+        // The agent's end is the gateway's (and so its supervisor's, on the origin).
+        if let Some(cell) = handle.actor() {
+            cell.link(myself.get_cell());
+        }
+        ractor::pg::join_scoped(SCOPE.to_string(), agent_group(handle.name()), vec![myself.get_cell()]);
+        Ok(GatewayState { agent: handle })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<GatewayMsg>,
+        message: GatewayMsg,
+        state: &mut GatewayState,
+    ) -> Result<(), ActorProcessingErr> {
+        let GatewayMsg::Ask(task, deadline_ms, reply) = message;
+        let agent = state.agent.clone();
+        // Answered in a task of its own: the agent queues its asks, the gateway does not.
+        tokio::spawn(async move {
+            let answer = match codec::from_bytes(&task) {
+                Err(e) => WireAnswer::Failed {
+                    kind: "bad_task".into(),
+                    message: e.to_string(),
+                },
+                Ok(task) => match agent.ask(task, Duration::from_millis(deadline_ms)).await {
+                    Ok(answer) => match codec::reply_to_bytes(&answer) {
+                        Ok(bytes) => WireAnswer::Reply(bytes),
+                        Err(e) => WireAnswer::Failed {
+                            kind: "codec".into(),
+                            message: e.to_string(),
+                        },
+                    },
+                    Err(e) => WireAnswer::Failed {
+                        kind: e.kind().to_string(),
+                        message: e.to_string(),
+                    },
+                },
+            };
+            if let Ok(bytes) = codec::to_wire(&answer) {
+                // The asker may have given up.
+                let _ = reply.send(bytes);
+            }
+        });
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<GatewayMsg>,
+        event: SupervisionEvent,
+        _: &mut GatewayState,
+    ) -> Result<(), ActorProcessingErr> {
+        match ExitReason::from_supervision_event(event) {
+            Ok((_, ExitReason::Failed(failure))) => Err(failure.to_string().into()),
+            Ok((_, reason)) => {
+                let text = match reason {
+                    ExitReason::Normal => None,
+                    ExitReason::Shutdown => Some("shutdown".to_string()),
+                    ExitReason::Killed => Some("killed".to_string()),
+                    ExitReason::Stopped(r) => Some(r.to_string()),
+                    other => Some(other.to_string()),
+                };
+                myself.stop(text);
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn post_stop(&self, _: ActorRef<GatewayMsg>, state: &mut GatewayState) -> Result<(), ActorProcessingErr> {
+        if let Some(cell) = state.agent.actor() {
+            let _ = cell.stop_and_wait(Some("shutdown".to_string()), None).await;
+        }
+        Ok(())
+    }
+}
+
+/// Why an ask of a [`RemoteAgent`] failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteAskError {
+    /// No node hosts an agent of that name now.
+    #[error("no node hosts agent {0}")]
+    NotFound(String),
+    /// The agent's node was lost before it answered: the task may or may not have run.
+    #[error("the node of agent {agent} was lost before it answered")]
+    NodeDown {
+        /// The agent.
+        agent: String,
+    },
+    /// No answer within the deadline.
+    #[error("agent {agent} did not answer within {deadline:?}")]
+    Timeout {
+        /// The agent.
+        agent: String,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The ask failed there: its error's kind (`AgentError::kind`) and text.
+    #[error("agent {agent}: {message}")]
+    Failed {
+        /// The agent.
+        agent: String,
+        /// The error's kind.
+        kind: String,
+        /// The error's text.
+        message: String,
+    },
+    /// The task or the answer could not be encoded or decoded.
+    #[error("agent {agent}: {message}")]
+    Codec {
+        /// The agent.
+        agent: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// An agent hosted by some node of the cluster, by name.
+#[derive(Clone)]
+pub struct RemoteAgent {
+    name: String,
+}
+
+impl fmt::Debug for RemoteAgent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteAgent").field("name", &self.name).finish()
+    }
+}
+
+impl RemoteAgent {
+    /// The agent called `name`, wherever it is hosted (resolved at every ask). `node` is this
+    /// process's node: the name resolves through its sessions.
+    pub fn new(_node: &Node, name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether a node hosts it now.
+    pub fn is_reachable(&self) -> bool {
+        self.gateway().is_some()
+    }
+
+    fn gateway(&self) -> Option<ActorRef<GatewayMsg>> {
+        ractor::pg::get_scoped_members(&SCOPE.to_string(), &agent_group(&self.name))
+            .into_iter()
+            .next()
+            .map(ActorRef::from)
+    }
+
+    /// Asks it `task` and waits for the reply until `deadline`, as [`AgentRef::ask`]: sent
+    /// once, never resent.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteAskError::NotFound`], [`NodeDown`](RemoteAskError::NodeDown) (the node was
+    /// lost before the answer), [`Timeout`](RemoteAskError::Timeout),
+    /// [`Failed`](RemoteAskError::Failed) (the agent's own error, by kind and text),
+    /// [`Codec`](RemoteAskError::Codec).
+    pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, RemoteAskError> {
+        let agent = self.name.clone();
+        let codec_error = |e: codec::CodecError| RemoteAskError::Codec {
+            agent: agent.clone(),
+            message: e.to_string(),
+        };
+        let gateway = self.gateway().ok_or_else(|| RemoteAskError::NotFound(agent.clone()))?;
+        let task = codec::to_bytes(&task).map_err(codec_error)?;
+        let millis = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+        let answer = match gateway
+            .call(|port| GatewayMsg::Ask(task, millis, port), Some(deadline))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(bytes)) => bytes,
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                return Err(RemoteAskError::Timeout { agent, deadline });
+            }
+            // The reply port went with the node's session, or the gateway is gone.
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => return Err(RemoteAskError::NodeDown { agent }),
+        };
+        match codec::from_wire::<WireAnswer>(&answer).map_err(codec_error)? {
+            WireAnswer::Reply(bytes) => codec::reply_from_bytes(&bytes).map_err(codec_error),
+            WireAnswer::Failed { kind, message } => Err(RemoteAskError::Failed { agent, kind, message }),
+        }
+    }
+}
+
+/// The arguments of [`react_agent_kind`]: a ReAct agent on an OpenAI-compatible server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReactAgentArgs {
+    /// The agent's name (what [`RemoteAgent::new`] asks for).
+    pub name: String,
+    /// The server's base URL (`http://127.0.0.1:8080/v1`).
+    pub base_url: String,
+    /// The model's name there.
+    pub model: String,
+    /// Its system prompt.
+    pub system: Option<String>,
+}
+
+/// A kind that hosts a ReAct agent on an OpenAI-compatible server, from [`ReactAgentArgs`].
+/// `warden node` registers it as `react_agent`; a library node offers it only if told to
+/// (a peer that may place it makes the node call the servers it names).
+pub fn react_agent_kind() -> impl RemoteKind {
+    agent_kind(|_: &HostContext, args: ReactAgentArgs| {
+        let model = warden_agents::model::Model::new(warden_agents::model::OpenAiChat::new(args.base_url, args.model));
+        let mut react = warden_agents::react::ReAct::builder(model);
+        if let Some(system) = args.system {
+            react = react.system(system);
+        }
+        Agent::new(args.name, react.build())
+    })
+}
