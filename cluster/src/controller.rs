@@ -1098,3 +1098,40 @@ fn close_sessions(server: ActorRef<NodeServerMessage>, name: Arc<str>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeat(n: u32) -> Wire {
+        Wire::Heartbeat(Heartbeat {
+            node: "a".into(),
+            incarnation: 1,
+            listen: "127.0.0.1:1".into(),
+            kinds: Vec::new(),
+            hosted: n,
+        })
+    }
+
+    #[test]
+    fn messages_for_an_unreachable_peer_wait_in_a_bounded_outbox() {
+        let mut peer = Peer::new(Instant::now());
+        assert_eq!(queue(&mut peer, "a", heartbeat(1), 2), Ok(()));
+        assert_eq!(queue(&mut peer, "a", heartbeat(2), 2), Ok(()));
+        assert_eq!(
+            queue(&mut peer, "a", heartbeat(3), 2),
+            Err(ClusterError::Overloaded("a".into()))
+        );
+        // In order, nothing lost of what was accepted.
+        assert_eq!(
+            peer.outbox.iter().cloned().collect::<Vec<_>>(),
+            [heartbeat(1), heartbeat(2)]
+        );
+    }
+
+    #[test]
+    fn a_session_name_is_the_node_name() {
+        assert_eq!(node_name("b@127.0.0.1"), "b");
+        assert_eq!(node_name("b"), "b");
+    }
+}
