@@ -46,6 +46,7 @@ async fn a_remote_agent_is_asked_by_name_and_its_node_loss_is_typed() {
         base_url: fake.base_url_openai(),
         model: "fake-model".into(),
         system: Some("You file things.".into()),
+        journal: None,
     };
     let clerk = RemoteChild::new(&origin, "react_agent", &args)
         .unwrap()

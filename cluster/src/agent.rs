@@ -39,6 +39,13 @@ pub enum GatewayMsg {
     /// answer is a [`WireAnswer`] in the codec's wire form.
     #[rpc]
     Ask(Vec<u8>, u64, RpcReplyPort<Vec<u8>>),
+    /// Submit a task to a durable agent (the codec's binary form); the answer carries its
+    /// task id once it is in the journal.
+    #[rpc]
+    Submit(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    /// The outcome of a durable task (its id, a deadline in milliseconds), from the journal.
+    #[rpc]
+    Result(u64, u64, RpcReplyPort<Vec<u8>>),
 }
 
 /// The answer to [`GatewayMsg::Ask`].
@@ -46,8 +53,47 @@ pub enum GatewayMsg {
 enum WireAnswer {
     /// The reply, in [`codec::reply_to_bytes`]'s form.
     Reply(Vec<u8>),
+    /// A submitted task's id.
+    Accepted(u64),
     /// The ask failed there: the error's kind and text.
     Failed { kind: String, message: String },
+}
+
+impl WireAnswer {
+    fn failed(e: &warden_agents::agent::AgentError) -> Self {
+        Self::Failed {
+            kind: e.kind().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn reply(result: Result<Reply, warden_agents::agent::AgentError>) -> Self {
+        match result {
+            Ok(answer) => match codec::reply_to_bytes(&answer) {
+                Ok(bytes) => Self::Reply(bytes),
+                Err(e) => Self::Failed {
+                    kind: "codec".into(),
+                    message: e.to_string(),
+                },
+            },
+            Err(e) => Self::failed(&e),
+        }
+    }
+
+    fn bad_task(e: &codec::CodecError) -> Self {
+        Self::Failed {
+            kind: "bad_task".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Answers `reply` with `answer` in the wire form.
+fn send_answer(reply: RpcReplyPort<Vec<u8>>, answer: &WireAnswer) {
+    if let Ok(bytes) = codec::to_wire(answer) {
+        // The asker may have given up.
+        let _ = reply.send(bytes);
+    }
 }
 
 /// A kind that hosts an agent: `make` builds it from the origin's arguments. Register it
@@ -97,32 +143,33 @@ impl Actor for Gateway {
         message: GatewayMsg,
         state: &mut GatewayState,
     ) -> Result<(), ActorProcessingErr> {
-        let GatewayMsg::Ask(task, deadline_ms, reply) = message;
         let agent = state.agent.clone();
-        // Answered in a task of its own: the agent queues its asks, the gateway does not.
+        // Answered in a task of its own: the agent queues its work, the gateway does not.
         tokio::spawn(async move {
-            let answer = match codec::from_bytes(&task) {
-                Err(e) => WireAnswer::Failed {
-                    kind: "bad_task".into(),
-                    message: e.to_string(),
-                },
-                Ok(task) => match agent.ask(task, Duration::from_millis(deadline_ms)).await {
-                    Ok(answer) => match codec::reply_to_bytes(&answer) {
-                        Ok(bytes) => WireAnswer::Reply(bytes),
-                        Err(e) => WireAnswer::Failed {
-                            kind: "codec".into(),
-                            message: e.to_string(),
+            match message {
+                GatewayMsg::Ask(task, deadline_ms, reply) => {
+                    let answer = match codec::from_bytes(&task) {
+                        Err(e) => WireAnswer::bad_task(&e),
+                        Ok(task) => WireAnswer::reply(agent.ask(task, Duration::from_millis(deadline_ms)).await),
+                    };
+                    send_answer(reply, &answer);
+                }
+                GatewayMsg::Submit(task, reply) => {
+                    let answer = match codec::from_bytes(&task) {
+                        Err(e) => WireAnswer::bad_task(&e),
+                        Ok(task) => match agent.submit(task).await {
+                            Ok(id) => WireAnswer::Accepted(id.0),
+                            Err(e) => WireAnswer::failed(&e),
                         },
-                    },
-                    Err(e) => WireAnswer::Failed {
-                        kind: e.kind().to_string(),
-                        message: e.to_string(),
-                    },
-                },
-            };
-            if let Ok(bytes) = codec::to_wire(&answer) {
-                // The asker may have given up.
-                let _ = reply.send(bytes);
+                    };
+                    send_answer(reply, &answer);
+                }
+                GatewayMsg::Result(id, deadline_ms, reply) => {
+                    let result = agent
+                        .result(warden_durable::TaskId(id), Duration::from_millis(deadline_ms))
+                        .await;
+                    send_answer(reply, &WireAnswer::reply(result));
+                }
             }
         });
         Ok(())
@@ -246,30 +293,91 @@ impl RemoteAgent {
     /// [`Failed`](RemoteAskError::Failed) (the agent's own error, by kind and text),
     /// [`Codec`](RemoteAskError::Codec).
     pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, RemoteAskError> {
+        let task = codec::to_bytes(&task).map_err(|e| self.codec_error(&e))?;
+        let millis = millis(deadline);
+        let answer = self.call(|port| GatewayMsg::Ask(task, millis, port), deadline).await?;
+        self.reply(answer)
+    }
+
+    /// Gives a durable agent `task` (as `AgentRef::submit`): once this returns, the task is in
+    /// the agent's journal, and a restart of the agent anywhere (on another node, after its
+    /// node was lost) finishes it. Read its outcome with [`result`](Self::result).
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask); [`Failed`](RemoteAskError::Failed) with kind `not_durable` for
+    /// an agent without a journal.
+    pub async fn submit(
+        &self,
+        task: AgentMessage,
+        deadline: Duration,
+    ) -> Result<warden_durable::TaskId, RemoteAskError> {
+        let task = codec::to_bytes(&task).map_err(|e| self.codec_error(&e))?;
+        match self.call(|port| GatewayMsg::Submit(task, port), deadline).await? {
+            WireAnswer::Accepted(id) => Ok(warden_durable::TaskId(id)),
+            other => match self.reply(other) {
+                Err(e) => Err(e),
+                Ok(_) => Err(RemoteAskError::Codec {
+                    agent: self.name.clone(),
+                    message: "a reply where a task id was expected".into(),
+                }),
+            },
+        }
+    }
+
+    /// Waits, at most `deadline`, for the outcome of a task [`submit`](Self::submit)ted to this
+    /// durable agent, read from its journal by whichever node hosts it now.
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask); [`Failed`](RemoteAskError::Failed) with the task's own error.
+    pub async fn result(&self, task: warden_durable::TaskId, deadline: Duration) -> Result<Reply, RemoteAskError> {
+        let millis = millis(deadline);
+        let answer = self
+            .call(|port| GatewayMsg::Result(task.0, millis, port), deadline)
+            .await?;
+        self.reply(answer)
+    }
+
+    /// One call to the agent's gateway, never resent.
+    async fn call(
+        &self,
+        message: impl FnOnce(RpcReplyPort<Vec<u8>>) -> GatewayMsg,
+        deadline: Duration,
+    ) -> Result<WireAnswer, RemoteAskError> {
         let agent = self.name.clone();
-        let codec_error = |e: codec::CodecError| RemoteAskError::Codec {
-            agent: agent.clone(),
-            message: e.to_string(),
-        };
         let gateway = self.gateway().ok_or_else(|| RemoteAskError::NotFound(agent.clone()))?;
-        let task = codec::to_bytes(&task).map_err(codec_error)?;
-        let millis = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
-        let answer = match gateway
-            .call(|port| GatewayMsg::Ask(task, millis, port), Some(deadline))
-            .await
-        {
+        let answer = match gateway.call(message, Some(deadline)).await {
             Ok(ractor::rpc::CallResult::Success(bytes)) => bytes,
-            Ok(ractor::rpc::CallResult::Timeout) => {
-                return Err(RemoteAskError::Timeout { agent, deadline });
-            }
+            Ok(ractor::rpc::CallResult::Timeout) => return Err(RemoteAskError::Timeout { agent, deadline }),
             // The reply port went with the node's session, or the gateway is gone.
             Ok(ractor::rpc::CallResult::SenderError) | Err(_) => return Err(RemoteAskError::NodeDown { agent }),
         };
-        match codec::from_wire::<WireAnswer>(&answer).map_err(codec_error)? {
-            WireAnswer::Reply(bytes) => codec::reply_from_bytes(&bytes).map_err(codec_error),
+        codec::from_wire::<WireAnswer>(&answer).map_err(|e| self.codec_error(&e))
+    }
+
+    fn reply(&self, answer: WireAnswer) -> Result<Reply, RemoteAskError> {
+        let agent = self.name.clone();
+        match answer {
+            WireAnswer::Reply(bytes) => codec::reply_from_bytes(&bytes).map_err(|e| self.codec_error(&e)),
             WireAnswer::Failed { kind, message } => Err(RemoteAskError::Failed { agent, kind, message }),
+            WireAnswer::Accepted(_) => Err(RemoteAskError::Codec {
+                agent,
+                message: "a task id where a reply was expected".into(),
+            }),
         }
     }
+
+    fn codec_error(&self, e: &codec::CodecError) -> RemoteAskError {
+        RemoteAskError::Codec {
+            agent: self.name.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn millis(deadline: Duration) -> u64 {
+    u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The arguments of [`react_agent_kind`]: a ReAct agent on an OpenAI-compatible server.
@@ -283,18 +391,29 @@ pub struct ReactAgentArgs {
     pub model: String,
     /// Its system prompt.
     pub system: Option<String>,
+    /// Its journal, to make it durable: a file (opened shared, so that the nodes of one
+    /// machine can use it in turn) or a `postgres://` URL. `None`: not durable.
+    pub journal: Option<String>,
 }
 
 /// A kind that hosts a ReAct agent on an OpenAI-compatible server, from [`ReactAgentArgs`].
 /// `warden node` registers it as `react_agent`; a library node offers it only if told to
 /// (a peer that may place it makes the node call the servers it names).
 pub fn react_agent_kind() -> impl RemoteKind {
-    agent_kind(|_: &HostContext, args: ReactAgentArgs| {
+    |ctx: HostContext, bytes: Vec<u8>| async move {
+        let args: ReactAgentArgs = codec::from_wire(&bytes).map_err(|e| format!("bad arguments: {e}"))?;
         let model = warden_agents::model::Model::new(warden_agents::model::OpenAiChat::new(args.base_url, args.model));
         let mut react = warden_agents::react::ReAct::builder(model);
         if let Some(system) = args.system {
             react = react.system(system);
         }
-        Agent::new(args.name, react.build())
-    })
+        let mut agent = Agent::new(args.name, react.build());
+        if let Some(location) = args.journal {
+            let journal = warden_durable::Journal::open_location(&location)
+                .await
+                .map_err(|e| format!("journal {location}: {e}"))?;
+            agent = agent.journal(journal);
+        }
+        ctx.spawn(Gateway, agent).await.map(ActorCell::from)
+    }
 }
