@@ -36,7 +36,7 @@ fn agent_group(name: &str) -> String {
 #[derive(RactorClusterMessage, Debug)]
 pub enum GatewayMsg {
     /// Ask the agent: the task (the codec's binary form), the deadline in milliseconds; the
-    /// answer is a [`WireAnswer`] in the codec's wire form.
+    /// answer is the reply or the error, in the codec's wire form.
     #[rpc]
     Ask(Vec<u8>, u64, RpcReplyPort<Vec<u8>>),
     /// Submit a task to a durable agent (the codec's binary form); the answer carries its
