@@ -8,26 +8,13 @@
 #[path = "support/nodes.rs"]
 mod nodes;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nodes::{COOKIE, NodeProc, WAIT};
+use nodes::{COOKIE, NodeProc, WAIT, reachable};
 use warden_agents::message::AgentMessage;
 use warden_cluster::{Node, Placement, ReactAgentArgs, RemoteAgent, RemoteAskError, RemoteChild};
 use warden_fake_provider::{Answer, FakeProvider, Fault};
 use warden_supervisor::Supervisor;
-
-/// Waits until a node hosts the agent.
-async fn reachable(agent: &RemoteAgent) {
-    let deadline = Instant::now() + WAIT;
-    while !agent.is_reachable() {
-        assert!(
-            Instant::now() < deadline,
-            "agent {} never became reachable",
-            agent.name()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_agent_is_asked_by_name_and_its_node_loss_is_typed() {

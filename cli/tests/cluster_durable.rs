@@ -10,26 +10,13 @@
 #[path = "support/nodes.rs"]
 mod nodes;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nodes::{COOKIE, NodeProc, WAIT};
+use nodes::{COOKIE, NodeProc, WAIT, reachable};
 use warden_agents::message::AgentMessage;
 use warden_cluster::{Node, Placement, ReactAgentArgs, RemoteAgent, RemoteChild};
 use warden_fake_provider::{Answer, FakeProvider, Fault};
 use warden_supervisor::Supervisor;
-
-/// Waits until a node hosts the agent.
-async fn reachable(agent: &RemoteAgent) {
-    let deadline = Instant::now() + WAIT;
-    while !agent.is_reachable() {
-        assert!(
-            Instant::now() < deadline,
-            "agent {} never became reachable",
-            agent.name()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// A durable remote agent: a task submitted to it is in its journal before `submit` returns;
 /// its node is killed while the task runs; the supervisor places the agent on the other node,

@@ -140,6 +140,19 @@ impl NodeProc {
     }
 }
 
+/// Waits until a node hosts the agent (its gateway's process group reaches this process).
+pub(crate) async fn reachable(agent: &warden_cluster::RemoteAgent) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !agent.is_reachable() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent {} never became reachable",
+            agent.name()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
