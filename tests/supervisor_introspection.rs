@@ -232,6 +232,7 @@ fn full(e: &SupervisorEvent) -> String {
             path,
             kind,
             restart_count,
+            ..
         } => format!("restarting {path} {kind:?} #{restart_count}"),
         SupervisorEvent::GaveUp { path, child } => format!("gave_up {path} {child}"),
         SupervisorEvent::Escalated { at, origin } => format!("escalated {at} {origin}"),

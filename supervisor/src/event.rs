@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::exit::ExitReason;
 use crate::factory::StartError;
+use crate::intensity::IntensityUsed;
 use crate::path::ChildPath;
 use crate::spec::ChildKind;
 
@@ -172,6 +173,8 @@ pub enum SupervisorEvent {
         kind: ChildKind,
         /// How many times it has been restarted, this one included.
         restart_count: u32,
+        /// The restart intensity its supervisor has used, this restart included.
+        intensity: IntensityUsed,
     },
     /// A child's restart will run after a delay (restart backoff, or a start
     /// that failed and is tried again).
@@ -265,7 +268,12 @@ impl SupervisorEvent {
                 path,
                 kind,
                 restart_count,
-            } => tracing::info!(target: T, path = %path, ?kind, restart_count, "restarting child"),
+                intensity,
+            } => tracing::info!(
+                target: T, path = %path, ?kind, restart_count,
+                intensity_used = intensity.restarts, intensity_max = intensity.limit.max_restarts,
+                "restarting child"
+            ),
             Self::RestartScheduled { path, delay } => {
                 tracing::debug!(target: T, path = %path, ?delay, "restart scheduled")
             }

@@ -33,6 +33,19 @@ impl Default for Intensity {
     }
 }
 
+/// How much of its restart intensity a supervisor has used: the restarts
+/// inside its current window, this one included, against its limit. Carried by
+/// [`SupervisorEvent::Restarting`](crate::SupervisorEvent::Restarting), so an
+/// observer sees how close a supervisor is to giving up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntensityUsed {
+    /// Restarts inside the window.
+    pub restarts: u32,
+    /// The limit: one more restart than `limit.max_restarts` within
+    /// `limit.period` and the supervisor gives up.
+    pub limit: Intensity,
+}
+
 /// The answer to recording a restart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -77,6 +90,14 @@ impl RestartLog {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.recent.len()
+    }
+
+    /// The window as of the last record, against the limit.
+    pub(crate) fn used(&self) -> IntensityUsed {
+        IntensityUsed {
+            restarts: u32::try_from(self.recent.len()).unwrap_or(u32::MAX),
+            limit: self.limit,
+        }
     }
 
     /// The configured limit.

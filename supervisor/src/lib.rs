@@ -147,7 +147,7 @@ pub use event::{DEFAULT_OBSERVER_CAPACITY, OBSERVER_FLUSH_GRACE, Observer, Super
 pub use exit::{ExitReason, Failure};
 pub use factory::{BoxFuture, ChildFactory, StartContext, StartError};
 pub use incarnation::Incarnations;
-pub use intensity::Intensity;
+pub use intensity::{Intensity, IntensityUsed};
 pub use introspection::{ChildCounts, ChildInfo, ChildState, NodeSnapshot, NodeState, TreeSnapshot};
 pub use path::ChildPath;
 pub use request::{RequestError, request};

@@ -316,6 +316,7 @@ impl DynamicState {
             path: path.clone(),
             kind: self.config.kind,
             restart_count: restarts,
+            intensity: self.log.used(),
         });
         match self.start(path, &*pending.args).await {
             Ok(cell) => self.insert(cell, Some(pending.args), number, restarts),

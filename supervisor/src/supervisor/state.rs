@@ -410,6 +410,7 @@ impl State {
                 path: child.path.clone(),
                 kind: child.spec.kind,
                 restart_count: child.restarts,
+                intensity: self.log.used(),
             };
             self.emit(event);
         }
