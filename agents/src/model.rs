@@ -859,13 +859,17 @@ impl Model {
 
     async fn chat_with_retries(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
         let span = tracing::info_span!(
+            target: "warden::model",
             "model.chat",
-            model = %self.name(),
-            provider = self.inner.provider.provider_name(),
+            otel.name = %format_args!("chat {}", self.name()),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.system = self.inner.provider.provider_name(),
+            gen_ai.request.model = %self.name(),
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
             attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
-            input_tokens = tracing::field::Empty,
-            output_tokens = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
@@ -876,8 +880,8 @@ impl Model {
         match &result {
             Ok(r) => {
                 self.spend(r.usage);
-                span.record("input_tokens", r.usage.input_tokens);
-                span.record("output_tokens", r.usage.output_tokens);
+                span.record("gen_ai.usage.input_tokens", r.usage.input_tokens);
+                span.record("gen_ai.usage.output_tokens", r.usage.output_tokens);
                 span.record("outcome", "ok");
                 span.in_scope(|| {
                     tracing::debug!(
@@ -898,13 +902,17 @@ impl Model {
 
     async fn stream_with_retries(&self, req: &ChatRequest, call: &Call) -> Result<EventStream, ModelError> {
         let span = tracing::info_span!(
+            target: "warden::model",
             "model.stream",
-            model = %self.name(),
-            provider = self.inner.provider.provider_name(),
+            otel.name = %format_args!("chat {}", self.name()),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.system = self.inner.provider.provider_name(),
+            gen_ai.request.model = %self.name(),
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
             attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
-            input_tokens = tracing::field::Empty,
-            output_tokens = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
@@ -925,10 +933,10 @@ impl Model {
                 Ok(StreamEvent::Usage(u)) => {
                     this.spend(*u);
                     if u.input_tokens > 0 {
-                        span.record("input_tokens", u.input_tokens);
+                        span.record("gen_ai.usage.input_tokens", u.input_tokens);
                     }
                     if u.output_tokens > 0 {
-                        span.record("output_tokens", u.output_tokens);
+                        span.record("gen_ai.usage.output_tokens", u.output_tokens);
                     }
                 }
                 Ok(StreamEvent::Stop(_)) => {

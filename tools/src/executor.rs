@@ -76,6 +76,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
+use tracing::Instrument;
 use warden_supervisor::{ChildSpec, Escalator, Incarnations, RequestError, StartContext, request};
 
 use crate::call::ToolCall;
@@ -92,6 +93,9 @@ pub(crate) enum ExecutorMsg {
         call: ToolCall,
         /// Where the result goes.
         reply: RpcReplyPort<ToolResult>,
+        /// The caller's span: the call's span is its child (in a trace, an agent's turn holds
+        /// its tool calls).
+        parent: tracing::Span,
     },
     /// Send the breakers, by tool name, to `reply` (for tests and
     /// introspection).
@@ -259,7 +263,11 @@ impl Actor for ExecutorActor {
         // Reap finished calls so the set holds only those in flight.
         while state.tasks.try_join_next().is_some() {}
         match msg {
-            ExecutorMsg::Call { mut call, reply } => {
+            ExecutorMsg::Call {
+                mut call,
+                reply,
+                parent,
+            } => {
                 let service = match state.services.get(&call.tool) {
                     Some(service) if call.caller.is_offered(&call.tool) && self.0.toolkit.is_enabled(&call.tool) => {
                         service.clone()
@@ -282,13 +290,45 @@ impl Actor for ExecutorActor {
                     deadline: call.deadline().zip(call.patience()).or_else(port_deadline),
                     alive: call.take_caller_alive(),
                 };
-                state.tasks.spawn(async move {
-                    // Our layers catch the tool's panics; this catches a middleware's.
-                    let work = catch_panic(service.oneshot(call));
-                    if let Some(result) = caller.run(work, &reply).await {
-                        let _ = reply.send(result);
+                let breaker = state.breakers.get(&call.tool).cloned();
+                let span = tracing::info_span!(
+                    target: "warden::tools",
+                    parent: &parent,
+                    "tool.call",
+                    otel.name = %format_args!("execute_tool {}", call.tool),
+                    gen_ai.operation.name = "execute_tool",
+                    gen_ai.tool.name = %call.tool,
+                    tool = %call.tool,
+                    call_id = %call.id,
+                    latency_ms = tracing::field::Empty,
+                    outcome = tracing::field::Empty,
+                    breaker = tracing::field::Empty,
+                );
+                state.tasks.spawn(
+                    async move {
+                        let started = std::time::Instant::now();
+                        // Our layers catch the tool's panics; this catches a middleware's.
+                        let work = catch_panic(service.oneshot(call));
+                        let result = caller.run(work, &reply).await;
+                        let span = tracing::Span::current();
+                        span.record("latency_ms", started.elapsed().as_millis() as u64);
+                        span.record(
+                            "outcome",
+                            match &result {
+                                Some(Ok(_)) => "ok",
+                                Some(Err(e)) => e.kind(),
+                                None => "cancelled",
+                            },
+                        );
+                        if let Some(breaker) = breaker {
+                            span.record("breaker", breaker.state().as_str());
+                        }
+                        if let Some(result) = result {
+                            let _ = reply.send(result);
+                        }
                     }
-                });
+                    .instrument(span),
+                );
             }
             ExecutorMsg::Breakers(reply) => {
                 let _ = reply.send(state.breakers.clone());
@@ -400,7 +440,8 @@ impl ToolClient {
         let actor = self.slot.current().ok_or(ToolError::ExecutorDown)?;
         let (alive, watch) = watch::channel(());
         let call = call.within(deadline).watched_by(watch);
-        let answer = request(&actor, |reply| ExecutorMsg::Call { call, reply }, deadline).await;
+        let parent = tracing::Span::current();
+        let answer = request(&actor, |reply| ExecutorMsg::Call { call, reply, parent }, deadline).await;
         drop(alive);
         match answer {
             Ok(result) => result,
@@ -472,6 +513,7 @@ mod tests {
         ExecutorMsg::Call {
             call: ToolCall::new("effect", json!({})),
             reply,
+            parent: tracing::Span::none(),
         }
     }
 
@@ -504,6 +546,7 @@ mod tests {
             .send_message(ExecutorMsg::Call {
                 call,
                 reply: reply.into(),
+                parent: tracing::Span::none(),
             })
             .unwrap();
         assert!(matches!(answer.await.unwrap(), Err(ToolError::Timeout { .. })));

@@ -39,6 +39,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 use warden_durable::{Journal, TaskId};
 use warden_supervisor::{ChildPath, Escalator};
 
@@ -451,6 +452,15 @@ impl AgentActor {
         let behaviour = self.0.behaviour.clone();
         let myself = myself.clone();
         let turn_task = task.clone();
+        // The turn's span: its model and tool calls are its children in a trace.
+        let span = tracing::info_span!(
+            target: "warden::agent",
+            "agent.turn",
+            otel.name = %format_args!("invoke_agent {}", self.0.name),
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = %self.0.name,
+            task = %task.id,
+        );
         let job = state.tasks.spawn(async move {
             let stopped = myself.get_cell();
             tokio::select! {
@@ -463,7 +473,7 @@ impl AgentActor {
                     let _ = myself.send_message(AgentMsg::TurnDone(Box::new(done)));
                 }
             }
-        });
+        }.instrument(span));
         state.current = Some(Current {
             turn,
             durable,
