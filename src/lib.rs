@@ -17,6 +17,8 @@
 //!   effects.
 //! * [`cluster`]: nodes on `ractor_cluster` (feature `cluster`): failure detection with a
 //!   deadline, reconnection, and remote children under local supervisors.
+//! * `studio` (feature `studio`): Warden Studio, a live web view of the tree, agents, calls and
+//!   escalations with stuck detection, its `tracing` layer, and OpenTelemetry export.
 
 #[doc(inline)]
 pub use warden_agents as agents;
@@ -28,6 +30,9 @@ pub use warden_cluster as cluster;
 pub use warden_durable as durable;
 #[doc(inline)]
 pub use warden_resilience as resilience;
+#[cfg(feature = "studio")]
+#[doc(inline)]
+pub use warden_studio as studio;
 #[doc(inline)]
 pub use warden_supervisor as supervisor;
 #[doc(inline)]

@@ -1,0 +1,918 @@
+//! [`Studio`]: the hub that turns what a running system reports into a [`View`] and a stream
+//! of [`Frame`]s for its viewers.
+//!
+//! Everything reaches the studio through its observers, which never wait: each puts what it
+//! saw on one bounded queue (`try_send`; when it is full the input is dropped and counted, so a
+//! burst never holds up a supervisor, an agent or a call). One task, the hub, drains that queue
+//! in order, keeps the view, numbers each change and broadcasts it. A viewer starts from a
+//! snapshot and follows the changes; one that falls further behind than the broadcast's buffer
+//! gets a fresh snapshot instead of what it missed, so a slow viewer costs a bounded buffer,
+//! never a growing one.
+//!
+//! The hub also watches the clock: a turn, model call or tool call that runs past
+//! [`StudioBuilder::stuck_after`] is flagged ([`Delta::Stuck`]) until it ends. A turn that
+//! waits for a human is not stuck: it waits on purpose.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use warden_agents::AgentRef;
+use warden_agents::agent::{AgentEvent, AgentEventKind, HumanAnswer, HumanQuestion, TurnEnd};
+use warden_chaos::ActionRecord;
+use warden_supervisor::{
+    ChildKind, Disposition, Escalation, EscalationHandler, NodeSnapshot, NodeState, Supervisor, SupervisorEvent,
+};
+
+use crate::error::AnswerError;
+use crate::view::{
+    AgentView, CallView, Delta, EscalationView, Frame, NodeView, StuckView, TimelineEntry, View, parent_of,
+};
+
+/// How long something runs before it is flagged stuck, by default.
+pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30);
+/// How many inputs wait for the hub before more are dropped, by default.
+pub const DEFAULT_QUEUE: usize = 16_384;
+/// How many changes a viewer may be behind before it gets a snapshot instead, by default.
+pub const DEFAULT_VIEWER_BUFFER: usize = 4096;
+/// How many nodes the tree keeps before it evicts stopped ones, by default.
+pub const DEFAULT_MAX_TREE_NODES: usize = 10_000;
+/// How many escalations may wait for an answer at once; past it they go on up the tree.
+pub const MAX_WAITING_ESCALATIONS: usize = 1024;
+
+/// Builds a [`Studio`].
+#[derive(Clone, Debug)]
+pub struct StudioBuilder {
+    stuck_after: Duration,
+    queue: usize,
+    viewer_buffer: usize,
+    max_tree_nodes: usize,
+    prices: HashMap<String, (f64, f64)>,
+    token: Option<String>,
+}
+
+impl Default for StudioBuilder {
+    fn default() -> Self {
+        Self {
+            stuck_after: DEFAULT_STUCK_AFTER,
+            queue: DEFAULT_QUEUE,
+            viewer_buffer: DEFAULT_VIEWER_BUFFER,
+            max_tree_nodes: DEFAULT_MAX_TREE_NODES,
+            prices: HashMap::new(),
+            token: None,
+        }
+    }
+}
+
+impl StudioBuilder {
+    /// Flags a turn, model call or tool call that runs longer than `after` (default
+    /// [`DEFAULT_STUCK_AFTER`]).
+    pub fn stuck_after(mut self, after: Duration) -> Self {
+        self.stuck_after = after.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many inputs may wait for the hub before more are dropped and counted (default
+    /// [`DEFAULT_QUEUE`]; at least 1).
+    pub fn queue(mut self, capacity: usize) -> Self {
+        self.queue = capacity.max(1);
+        self
+    }
+
+    /// How many changes a viewer may fall behind before it is sent a snapshot instead (default
+    /// [`DEFAULT_VIEWER_BUFFER`]; at least 1). The buffer is shared by all viewers.
+    pub fn viewer_buffer(mut self, frames: usize) -> Self {
+        self.viewer_buffer = frames.max(1);
+        self
+    }
+
+    /// How many nodes the tree view keeps (default [`DEFAULT_MAX_TREE_NODES`]): past it, the
+    /// node that stopped longest ago leaves the view.
+    pub fn max_tree_nodes(mut self, nodes: usize) -> Self {
+        self.max_tree_nodes = nodes.max(1);
+        self
+    }
+
+    /// The price of `model`'s tokens, in US dollars per million read and written, for the
+    /// agents' cost.
+    pub fn price(mut self, model: impl Into<String>, input_per_million: f64, output_per_million: f64) -> Self {
+        self.prices
+            .insert(model.into(), (input_per_million, output_per_million));
+        self
+    }
+
+    /// The token viewers must present (default: 128 random bits, in hex).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Starts the studio's hub on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn start(self) -> Studio {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let (frames, _) = broadcast::channel(self.viewer_buffer);
+        let token = self.token.clone().unwrap_or_else(random_token);
+        let inner = Arc::new(Inner {
+            tx,
+            dropped: AtomicU64::new(0),
+            frames,
+            view: Mutex::new(View::default()),
+            waiting: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
+            token,
+            closed: tokio::sync::watch::channel(false).0,
+        });
+        let hub = Hub {
+            inner: Arc::downgrade(&inner),
+            config: self,
+            seq: 0,
+            turns: HashMap::new(),
+            calls: HashMap::new(),
+            reported_dropped: 0,
+        };
+        tokio::spawn(hub.run(rx));
+        Studio { inner }
+    }
+}
+
+/// The studio: observers to hand to supervisors, agents, the chaos monkey and `tracing`, and
+/// the view they feed. Cheap to clone.
+///
+/// ```
+/// use warden_studio::Studio;
+/// use warden_supervisor::{Strategy, Supervisor};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let studio = Studio::builder().start();
+/// let root = Supervisor::builder("root")
+///     .strategy(Strategy::OneForOne)
+///     .observer(studio.supervisor_observer())
+///     .escalation_handler(studio.escalation_handler())
+///     .spawn()
+///     .await?;
+/// studio.attach(&root).await;
+/// let server = studio.serve("127.0.0.1:0").await?;
+/// println!("Studio: {}", server.url()); // the URL carries the token
+/// # server.shutdown().await; root.stop().await; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Studio {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Studio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Studio")
+            .field("dropped", &self.inner.dropped.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    tx: mpsc::Sender<Input>,
+    dropped: AtomicU64,
+    frames: broadcast::Sender<Arc<Update>>,
+    view: Mutex<View>,
+    /// Escalations that wait for an answer, with their responders.
+    waiting: Mutex<HashMap<u64, Escalation>>,
+    /// Handles of agents, for their queue length.
+    agents: Mutex<HashMap<String, AgentRef>>,
+    pub(crate) token: String,
+    /// Set once viewers' streams are to end.
+    pub(crate) closed: tokio::sync::watch::Sender<bool>,
+}
+
+impl Inner {
+    pub(crate) fn send(&self, input: Input) {
+        if self.tx.try_send(input).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One numbered change, as broadcast: the change and its JSON frame, serialised once.
+#[derive(Debug)]
+pub(crate) struct Update {
+    seq: u64,
+    delta: Delta,
+    json: Arc<str>,
+}
+
+/// What observers hand the hub.
+pub(crate) enum Input {
+    Supervisor(SupervisorEvent),
+    Agent(AgentEvent),
+    Tree(NodeSnapshot),
+    CallStarted(CallView),
+    CallEnded(CallView),
+    Escalation(EscalationView),
+    EscalationClosed { id: u64, answer: Option<String> },
+    Chaos(ActionRecord),
+}
+
+impl Studio {
+    /// A builder, with the defaults.
+    pub fn builder() -> StudioBuilder {
+        StudioBuilder::default()
+    }
+
+    /// The token a viewer must present.
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// Inputs dropped so far because the hub's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The view as it is now.
+    pub fn view(&self) -> View {
+        lock(&self.inner.view).clone()
+    }
+
+    /// Follows the view: a snapshot first, then every change (see [`Viewer`]).
+    pub fn subscribe(&self) -> Viewer {
+        // Subscribe first, then take the snapshot: every change is in one or the other.
+        let rx = self.inner.frames.subscribe();
+        Viewer {
+            inner: self.inner.clone(),
+            rx,
+            pending_snapshot: true,
+            seen: 0,
+        }
+    }
+
+    /// An observer for [`SupervisorBuilder::observer`](warden_supervisor::SupervisorBuilder::observer):
+    /// the tree's starts, exits, restarts (with the intensity used), backoffs, give-ups and
+    /// escalations.
+    pub fn supervisor_observer(&self) -> impl Fn(&SupervisorEvent) + Send + Sync + 'static {
+        let inner = self.inner.clone();
+        move |event| inner.send(Input::Supervisor(event.clone()))
+    }
+
+    /// An observer for [`Agent::observer`](warden_agents::Agent::observer): turns, model and
+    /// tool iterations, questions to humans, failures.
+    pub fn agent_observer(&self) -> impl Fn(&AgentEvent) + Send + Sync + 'static {
+        let inner = self.inner.clone();
+        move |event| inner.send(Input::Agent(event.clone()))
+    }
+
+    /// A hook for [`ChaosMonkey::on_action`](warden_chaos::ChaosMonkey::on_action): the monkey's
+    /// actions, marked on the timeline.
+    pub fn chaos_observer(&self) -> impl Fn(&ActionRecord) + Send + Sync + 'static {
+        let inner = self.inner.clone();
+        move |record| inner.send(Input::Chaos(record.clone()))
+    }
+
+    /// An escalation handler that keeps every escalation expecting an answer (a
+    /// [`HumanQuestion`], or any [`Escalator::request`](warden_supervisor::Escalator::request))
+    /// until it is answered from a viewer ([`answer`](Self::answer)), and passes every other
+    /// one on to the parent. Past [`MAX_WAITING_ESCALATIONS`] waiting, it passes them on too.
+    pub fn escalation_handler(&self) -> impl EscalationHandler {
+        let inner = self.inner.clone();
+        move |escalation: Escalation| -> Disposition {
+            if !escalation.expects_answer() {
+                return Disposition::Escalate(escalation);
+            }
+            let mut waiting = lock(&inner.waiting);
+            if waiting.len() >= MAX_WAITING_ESCALATIONS {
+                return Disposition::Escalate(escalation);
+            }
+            let (agent, text) = match escalation.concern::<HumanQuestion>() {
+                Some(q) => (Some(q.agent.to_string()), q.question.clone()),
+                None => (None, escalation.to_string()),
+            };
+            let view = EscalationView {
+                id: escalation.id(),
+                origin: escalation.origin().to_string(),
+                agent,
+                text,
+                raised_ms: unix_ms(escalation.raised_at()),
+            };
+            waiting.insert(escalation.id(), escalation);
+            drop(waiting);
+            inner.send(Input::Escalation(view));
+            Disposition::Handled
+        }
+    }
+
+    /// Tells the studio about an agent's handle, so its view shows its queue against its bound.
+    pub fn watch_agent(&self, agent: &AgentRef) {
+        lock(&self.inner.agents).insert(agent.name().to_owned(), agent.clone());
+    }
+
+    /// Seeds the tree view from a snapshot of `root` (the events that follow keep it current):
+    /// for a studio attached to a tree that already runs, and for the root itself, which no
+    /// event names. A root that is gone is left out.
+    pub async fn attach(&self, root: &Supervisor) {
+        if let Ok(snapshot) = root.snapshot().await {
+            self.inner.send(Input::Tree(snapshot.root));
+        }
+    }
+
+    /// Answers the waiting escalation `id` with `text`: a [`HumanQuestion`] gets a
+    /// [`HumanAnswer`], any other request the `String`.
+    ///
+    /// # Errors
+    ///
+    /// [`AnswerError::Unknown`] if no escalation `id` waits here (answered already, or never
+    /// here), [`AnswerError::AskerGone`] if its asker stopped waiting.
+    pub fn answer(&self, id: u64, text: &str) -> Result<(), AnswerError> {
+        let mut escalation = lock(&self.inner.waiting).remove(&id).ok_or(AnswerError::Unknown(id))?;
+        let result = if escalation.concern::<HumanQuestion>().is_some() {
+            escalation.answer(HumanAnswer::new(text))
+        } else {
+            escalation.answer(text.to_owned())
+        };
+        let answered = result.is_ok().then(|| text.to_owned());
+        self.inner.send(Input::EscalationClosed { id, answer: answered });
+        result.map_err(|_| AnswerError::AskerGone(id))
+    }
+}
+
+/// A viewer of a [`Studio`]: a snapshot first, then each change; a viewer that fell behind
+/// the broadcast's buffer is sent a new snapshot instead of what it missed.
+pub struct Viewer {
+    inner: Arc<Inner>,
+    rx: broadcast::Receiver<Arc<Update>>,
+    pending_snapshot: bool,
+    seen: u64,
+}
+
+impl fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Viewer")
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Next {
+    Snapshot(View),
+    Update(Arc<Update>),
+}
+
+impl Viewer {
+    async fn next_inner(&mut self) -> Option<Next> {
+        loop {
+            if self.pending_snapshot {
+                self.pending_snapshot = false;
+                let view = lock(&self.inner.view).clone();
+                self.seen = view.seq;
+                return Some(Next::Snapshot(view));
+            }
+            match self.rx.recv().await {
+                Ok(update) if update.seq <= self.seen => continue,
+                Ok(update) => {
+                    self.seen = update.seq;
+                    return Some(Next::Update(update));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.pending_snapshot = true,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next frame; `None` once the studio is gone.
+    pub async fn next(&mut self) -> Option<Frame> {
+        Some(match self.next_inner().await? {
+            Next::Snapshot(view) => Frame::Snapshot { view: Box::new(view) },
+            Next::Update(update) => Frame::Delta {
+                seq: update.seq,
+                delta: update.delta.clone(),
+            },
+        })
+    }
+
+    /// The next frame as JSON (a change is serialised once, for every viewer).
+    pub async fn next_json(&mut self) -> Option<Arc<str>> {
+        Some(match self.next_inner().await? {
+            Next::Snapshot(view) => {
+                let frame = Frame::Snapshot { view: Box::new(view) };
+                Arc::from(serde_json::to_string(&frame).unwrap_or_default())
+            }
+            Next::Update(update) => update.json.clone(),
+        })
+    }
+}
+
+/// A turn in flight.
+struct Turn {
+    started: Instant,
+    started_ms: u64,
+    waiting: bool,
+    flagged: bool,
+}
+
+/// A call in flight.
+struct Call {
+    started: Instant,
+    view: CallView,
+    flagged: bool,
+}
+
+/// The task that keeps the view.
+struct Hub {
+    inner: std::sync::Weak<Inner>,
+    config: StudioBuilder,
+    seq: u64,
+    turns: HashMap<String, Turn>,
+    calls: HashMap<u64, Call>,
+    reported_dropped: u64,
+}
+
+impl Hub {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        let period = (self.config.stuck_after / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => {
+                        let Some(inner) = self.inner.upgrade() else { return };
+                        self.take(&inner, input);
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    let Some(inner) = self.inner.upgrade() else { return };
+                    self.check_stuck(&inner);
+                    let dropped = inner.dropped.load(Ordering::Relaxed);
+                    if dropped != self.reported_dropped {
+                        self.reported_dropped = dropped;
+                        self.emit(&inner, Delta::Dropped { total: dropped });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Numbers a change, applies it to the view and broadcasts it.
+    fn emit(&mut self, inner: &Inner, delta: Delta) {
+        self.seq += 1;
+        let seq = self.seq;
+        let frame = Frame::Delta { seq, delta };
+        let json = Arc::from(serde_json::to_string(&frame).unwrap_or_default());
+        let Frame::Delta { delta, .. } = frame else {
+            unreachable!()
+        };
+        {
+            let mut view = lock(&inner.view);
+            view.apply(delta.clone());
+            view.seq = seq;
+        }
+        // No viewer is not an error.
+        let _ = inner.frames.send(Arc::new(Update { seq, delta, json }));
+    }
+
+    fn take(&mut self, inner: &Inner, input: Input) {
+        match input {
+            Input::Supervisor(event) => self.supervisor(inner, event),
+            Input::Agent(event) => self.agent(inner, event),
+            Input::Tree(root) => self.seed(inner, &root),
+            Input::CallStarted(call) => {
+                self.calls.insert(
+                    call.id,
+                    Call {
+                        started: Instant::now(),
+                        view: call.clone(),
+                        flagged: false,
+                    },
+                );
+                self.emit(inner, Delta::CallStarted(call));
+            }
+            Input::CallEnded(call) => self.call_ended(inner, call),
+            Input::Escalation(view) => {
+                self.timeline(
+                    inner,
+                    "escalation",
+                    &view.origin,
+                    format!("waits for an answer: {}", view.text),
+                );
+                self.emit(inner, Delta::Escalation(view));
+            }
+            Input::EscalationClosed { id, answer } => {
+                let subject = lock(&inner.view)
+                    .escalations
+                    .get(&id)
+                    .map(|e| e.origin.clone())
+                    .unwrap_or_default();
+                if let Some(answer) = answer {
+                    self.timeline(inner, "answered", &subject, format!("answered: {answer}"));
+                }
+                self.emit(inner, Delta::EscalationClosed { id });
+            }
+            Input::Chaos(record) => {
+                let text = format!("{} ({:?})", record.action, record.outcome);
+                self.timeline(inner, "chaos", record.path.as_ref(), text);
+            }
+        }
+    }
+
+    fn timeline(&mut self, inner: &Inner, kind: &str, subject: &str, text: String) {
+        let entry = TimelineEntry {
+            at_ms: now_ms(),
+            kind: kind.into(),
+            subject: subject.into(),
+            text,
+        };
+        self.emit(inner, Delta::Timeline(entry));
+    }
+
+    /// Changes one node (made if new, with any parent it lacks), and keeps the tree bounded.
+    fn node(&mut self, inner: &Inner, path: &str, kind: Option<ChildKind>, change: impl FnOnce(&mut NodeView)) {
+        let existing = lock(&inner.view).tree.get(path).cloned();
+        if existing.is_none()
+            && let Some(parent) = parent_of(path)
+        {
+            self.ensure_supervisor(inner, parent);
+        }
+        let mut node = existing.unwrap_or_else(|| new_node(path));
+        if let Some(kind) = kind {
+            node.kind = kind_name(kind).into();
+        }
+        change(&mut node);
+        node.changed_ms = now_ms();
+        self.emit(inner, Delta::Node(node));
+        self.evict(inner);
+    }
+
+    /// Makes the node at `path`, and those above it, as running supervisors, if missing.
+    fn ensure_supervisor(&mut self, inner: &Inner, path: &str) {
+        if lock(&inner.view).tree.contains_key(path) {
+            return;
+        }
+        if let Some(parent) = parent_of(path) {
+            self.ensure_supervisor(inner, parent);
+        }
+        let mut node = new_node(path);
+        node.kind = "supervisor".into();
+        node.changed_ms = now_ms();
+        self.emit(inner, Delta::Node(node));
+    }
+
+    fn evict(&mut self, inner: &Inner) {
+        let victim = {
+            let view = lock(&inner.view);
+            if view.tree.len() <= self.config.max_tree_nodes {
+                return;
+            }
+            view.tree
+                .values()
+                .filter(|n| {
+                    n.state != "running" && n.state != "restarting" && view.children_of(&n.path).next().is_none()
+                })
+                .min_by_key(|n| n.changed_ms)
+                .map(|n| n.path.clone())
+        };
+        if let Some(path) = victim {
+            self.emit(inner, Delta::NodeRemoved { path });
+        }
+    }
+
+    fn seed(&mut self, inner: &Inner, node: &NodeSnapshot) {
+        let state = match node.state {
+            NodeState::Running => "running",
+            NodeState::NotRunning => "not_running",
+            NodeState::Restarting => "restarting",
+            NodeState::Gone => "stopped",
+        };
+        let last_exit = node.last_exit.as_ref().map(ToString::to_string);
+        let restarts = node.restart_count;
+        self.node(inner, node.path.as_str(), Some(node.kind), |n| {
+            n.state = state.into();
+            n.restarts = restarts;
+            n.last_exit = last_exit;
+        });
+        for child in &node.children {
+            self.seed(inner, child);
+        }
+    }
+
+    fn supervisor(&mut self, inner: &Inner, event: SupervisorEvent) {
+        match event {
+            SupervisorEvent::ChildStarted { path, kind, .. } => self.node(inner, path.as_str(), Some(kind), |n| {
+                n.state = "running".into();
+                n.backoff_ms = None;
+            }),
+            SupervisorEvent::ChildStartFailed { path, kind, error } => {
+                self.node(inner, path.as_str(), Some(kind), |n| {
+                    n.state = "start_failed".into();
+                    n.last_exit = Some(error.to_string());
+                })
+            }
+            SupervisorEvent::ChildExited { path, kind, reason } => self.node(inner, path.as_str(), Some(kind), |n| {
+                if n.state != "gave_up" {
+                    n.state = "exited".into();
+                }
+                n.last_exit = Some(reason.to_string());
+            }),
+            SupervisorEvent::Restarting {
+                path,
+                kind,
+                restart_count,
+                intensity,
+                ..
+            } => {
+                self.node(inner, path.as_str(), Some(kind), |n| {
+                    n.state = "restarting".into();
+                    n.restarts = restart_count;
+                });
+                if let Some(parent) = parent_of(path.as_str()) {
+                    self.node(inner, parent, Some(ChildKind::Supervisor), |n| {
+                        n.intensity_used = Some(intensity.restarts);
+                        n.intensity_max = Some(intensity.limit.max_restarts);
+                        n.intensity_period_ms = Some(duration_ms(intensity.limit.period));
+                    });
+                }
+                let text = format!(
+                    "restart #{restart_count} ({} of {} in {:?})",
+                    intensity.restarts, intensity.limit.max_restarts, intensity.limit.period
+                );
+                self.timeline(inner, "restart", path.as_str(), text);
+            }
+            SupervisorEvent::RestartScheduled { path, delay, .. } => self.node(inner, path.as_str(), None, |n| {
+                n.state = "restarting".into();
+                n.backoff_ms = Some(duration_ms(delay));
+            }),
+            SupervisorEvent::ChildAbandoned { path, grace, .. } => {
+                let text = format!("did not end within {grace:?} of its kill; left behind");
+                self.timeline(inner, "abandoned", path.as_str(), text);
+            }
+            SupervisorEvent::GaveUp { path, child, .. } => {
+                self.node(inner, path.as_str(), Some(ChildKind::Supervisor), |n| {
+                    n.state = "gave_up".into();
+                });
+                self.timeline(inner, "gave_up", path.as_str(), format!("gave up after {child}"));
+            }
+            SupervisorEvent::AutoShutdown { path, child, .. } => {
+                self.timeline(
+                    inner,
+                    "auto_shutdown",
+                    path.as_str(),
+                    format!("shut down after {child}"),
+                );
+            }
+            SupervisorEvent::Escalated { at, origin, .. } => {
+                self.timeline(inner, "escalation", origin.as_str(), format!("escalated to {at}"));
+            }
+            SupervisorEvent::Stopped { path, .. } => {
+                self.node(inner, path.as_str(), Some(ChildKind::Supervisor), |n| {
+                    if n.state != "gave_up" {
+                        n.state = "stopped".into();
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn agent(&mut self, inner: &Inner, event: AgentEvent) {
+        let name = event.agent.to_string();
+        let mut agent = lock(&inner.view)
+            .agents
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| AgentView {
+                name: name.clone(),
+                activity: "idle".into(),
+                ..AgentView::default()
+            });
+        match event.kind {
+            AgentEventKind::Started { generation } => {
+                agent.generation = generation;
+                agent.activity = "idle".into();
+                agent.task = None;
+                agent.turn_started_ms = None;
+                agent.question = None;
+                self.end_turn(inner, &name);
+            }
+            AgentEventKind::TurnStarted { task } => {
+                let started_ms = now_ms();
+                agent.activity = "turn".into();
+                agent.task = Some(task.to_string());
+                agent.turn_started_ms = Some(started_ms);
+                agent.iteration = 0;
+                self.end_turn(inner, &name);
+                self.turns.insert(
+                    name.clone(),
+                    Turn {
+                        started: Instant::now(),
+                        started_ms,
+                        waiting: false,
+                        flagged: false,
+                    },
+                );
+            }
+            AgentEventKind::ModelCalled { iteration } => {
+                agent.iteration = iteration;
+                self.resume(&mut agent, &name);
+            }
+            AgentEventKind::WaitingForHuman { question } => {
+                agent.activity = "waiting_for_human".into();
+                agent.question = Some(question);
+                if let Some(turn) = self.turns.get_mut(&name) {
+                    turn.waiting = true;
+                }
+                self.unflag(inner, &format!("turn:{name}"));
+            }
+            AgentEventKind::ToolReturned { .. } => self.resume(&mut agent, &name),
+            AgentEventKind::TurnEnded { end, .. } => {
+                agent.activity = "idle".into();
+                agent.task = None;
+                agent.turn_started_ms = None;
+                agent.question = None;
+                agent.turns += 1;
+                if matches!(end, TurnEnd::Failed(_)) {
+                    agent.failed_turns += 1;
+                }
+                agent.last_end = Some(end.as_str().into());
+                self.end_turn(inner, &name);
+                self.close_questions_of(inner, &name);
+            }
+            AgentEventKind::Escalated { consecutive_failures } => {
+                agent.activity = "escalated".into();
+                let text = format!("escalated after {consecutive_failures} failed turns");
+                self.timeline(inner, "escalation", &name, text);
+            }
+            _ => {}
+        }
+        if let Some(handle) = lock(&inner.agents).get(&name) {
+            agent.queued = Some(handle.load());
+            agent.queue_capacity = Some(handle.queue_capacity());
+        }
+        self.emit(inner, Delta::Agent(agent));
+    }
+
+    /// A turn that waited for a human goes on: its stuck clock runs again.
+    fn resume(&mut self, agent: &mut AgentView, name: &str) {
+        if agent.activity == "waiting_for_human" {
+            agent.activity = "turn".into();
+            agent.question = None;
+        }
+        if let Some(turn) = self.turns.get_mut(name)
+            && turn.waiting
+        {
+            turn.waiting = false;
+            turn.started = Instant::now();
+        }
+    }
+
+    /// A turn ended (or was replaced): it is no longer in flight, nor stuck.
+    fn end_turn(&mut self, inner: &Inner, name: &str) {
+        if self.turns.remove(name).is_some_and(|t| t.flagged) {
+            self.unflag(inner, &format!("turn:{name}"));
+        }
+    }
+
+    /// Questions an agent asked in a turn that ended no longer wait.
+    fn close_questions_of(&mut self, inner: &Inner, name: &str) {
+        let closed: Vec<u64> = {
+            let mut waiting = lock(&inner.waiting);
+            let ids: Vec<u64> = waiting
+                .iter()
+                .filter(|(_, e)| e.concern::<HumanQuestion>().is_some_and(|q| &*q.agent == name))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &ids {
+                waiting.remove(id);
+            }
+            ids
+        };
+        for id in closed {
+            self.emit(inner, Delta::EscalationClosed { id });
+        }
+    }
+
+    fn unflag(&mut self, inner: &Inner, key: &str) {
+        if lock(&inner.view).stuck.contains_key(key) {
+            self.emit(inner, Delta::Unstuck { key: key.into() });
+        }
+    }
+
+    fn call_ended(&mut self, inner: &Inner, call: CallView) {
+        if let Some(started) = self.calls.remove(&call.id)
+            && started.flagged
+        {
+            self.unflag(inner, &format!("{}:{}", call.kind, call.id));
+        }
+        if call.kind == "model"
+            && let Some(agent) = &call.agent
+        {
+            let current = lock(&inner.view).agents.get(agent).cloned();
+            let mut view = current.unwrap_or_else(|| AgentView {
+                name: agent.clone(),
+                activity: "idle".into(),
+                ..AgentView::default()
+            });
+            let input = call.input_tokens.unwrap_or(0);
+            let output = call.output_tokens.unwrap_or(0);
+            view.input_tokens += input;
+            view.output_tokens += output;
+            if let Some((per_in, per_out)) = self.config.prices.get(&call.name) {
+                view.cost_usd += (input as f64 * per_in + output as f64 * per_out) / 1_000_000.0;
+            }
+            self.emit(inner, Delta::Agent(view));
+        }
+        self.emit(inner, Delta::CallEnded(call));
+    }
+
+    fn check_stuck(&mut self, inner: &Inner) {
+        let threshold = self.config.stuck_after;
+        let threshold_ms = duration_ms(threshold);
+        let mut flagged = Vec::new();
+        for (name, turn) in &mut self.turns {
+            if !turn.flagged && !turn.waiting && turn.started.elapsed() >= threshold {
+                turn.flagged = true;
+                flagged.push(StuckView {
+                    key: format!("turn:{name}"),
+                    kind: "turn".into(),
+                    name: name.clone(),
+                    agent: Some(name.clone()),
+                    since_ms: turn.started_ms,
+                    threshold_ms,
+                });
+            }
+        }
+        for call in self.calls.values_mut() {
+            if !call.flagged && call.started.elapsed() >= threshold {
+                call.flagged = true;
+                flagged.push(StuckView {
+                    key: format!("{}:{}", call.view.kind, call.view.id),
+                    kind: call.view.kind.clone(),
+                    name: call.view.name.clone(),
+                    agent: call.view.agent.clone(),
+                    since_ms: call.view.started_ms,
+                    threshold_ms,
+                });
+            }
+        }
+        for stuck in flagged {
+            tracing::warn!(target: "warden::studio", what = %stuck.key, name = %stuck.name, "stuck past {threshold:?}");
+            self.emit(inner, Delta::Stuck(stuck));
+        }
+    }
+}
+
+fn new_node(path: &str) -> NodeView {
+    NodeView {
+        path: path.into(),
+        kind: "worker".into(),
+        state: "running".into(),
+        restarts: 0,
+        last_exit: None,
+        backoff_ms: None,
+        intensity_used: None,
+        intensity_max: None,
+        intensity_period_ms: None,
+        changed_ms: 0,
+    }
+}
+
+fn kind_name(kind: ChildKind) -> &'static str {
+    match kind {
+        ChildKind::Supervisor => "supervisor",
+        _ => "worker",
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn now_ms() -> u64 {
+    unix_ms(SystemTime::now())
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, duration_ms)
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// 128 random bits from the operating system, in hex.
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: still unguessable enough for a local view, never empty.
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let mut rng = fastrand::Rng::with_seed(seed as u64 ^ u64::from(std::process::id()));
+        rng.fill(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
