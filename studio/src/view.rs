@@ -212,7 +212,10 @@ pub enum Delta {
 /// What travels to a viewer: a delta or a whole view, numbered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "frame", rename_all = "snake_case")]
-#[allow(clippy::large_enum_variant, reason = "frames are transient; a delta is the common case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "frames are transient; a delta is the common case"
+)]
 pub enum Frame {
     /// A whole view: the first frame, and the one a viewer that fell behind gets instead of
     /// what it missed.
