@@ -9,6 +9,7 @@
 //! warden node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
 //!             [--heartbeat-ms N] [--down-after-ms N]
 //!             [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME]
+//! warden top URL [--token TOKEN] [--once [--wait-for PATH]]
 //! ```
 //!
 //! The store is `--store PATH` (or a `postgres://` URL), else `$WARDEN_JOURNAL`. The embedded store may be open in a
@@ -17,6 +18,7 @@
 mod journal;
 #[cfg(feature = "cluster")]
 mod node;
+mod top;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,11 @@ commands:
                                                     runs a cluster node (built with the
                                                     cluster feature); the cookie is the
                                                     file's first line, else $WARDEN_COOKIE
+  top URL [--token TOKEN] [--once [--wait-for PATH]]
+                                                    follows a Warden Studio in the terminal
+                                                    (URL as the studio printed it; the token
+                                                    also from $WARDEN_STUDIO_TOKEN); --once
+                                                    prints one screen and exits
 
 The journal's store is --store PATH (a file, or a postgres:// URL), else $WARDEN_JOURNAL.";
 
@@ -66,6 +73,7 @@ fn main() -> ExitCode {
         Some("node") => runtime.block_on(node::run(&args[1..])),
         #[cfg(not(feature = "cluster"))]
         Some("node") => Err(Usage("this warden was built without the cluster feature".into()).into()),
+        Some("top") => runtime.block_on(top::run(&args[1..])),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -29,6 +29,8 @@ mod error;
 mod layer;
 mod server;
 mod studio;
+#[cfg(feature = "top")]
+pub mod top;
 pub mod view;
 
 pub use error::{AnswerError, ServeError};
