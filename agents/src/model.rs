@@ -868,6 +868,7 @@ impl Model {
             gen_ai.request.model = %self.name(),
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
+            cost = tracing::field::Empty,
             attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -882,6 +883,7 @@ impl Model {
                 self.spend(r.usage);
                 span.record("gen_ai.usage.input_tokens", r.usage.input_tokens);
                 span.record("gen_ai.usage.output_tokens", r.usage.output_tokens);
+                span.record("cost", self.inner.price.of(r.usage));
                 span.record("outcome", "ok");
                 span.in_scope(|| {
                     tracing::debug!(
@@ -911,6 +913,7 @@ impl Model {
             gen_ai.request.model = %self.name(),
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
+            cost = tracing::field::Empty,
             attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -928,10 +931,16 @@ impl Model {
             }
         };
         let this = self.clone();
+        // Providers report a stream's usage in parts (the prompt's at the start, the output's
+        // at the end); the span's cost is of the whole.
+        let mut used = Usage::default();
         let traced = stream.map(move |event| {
             match &event {
                 Ok(StreamEvent::Usage(u)) => {
                     this.spend(*u);
+                    used.input_tokens += u.input_tokens;
+                    used.output_tokens += u.output_tokens;
+                    span.record("cost", this.inner.price.of(used));
                     if u.input_tokens > 0 {
                         span.record("gen_ai.usage.input_tokens", u.input_tokens);
                     }

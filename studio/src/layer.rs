@@ -68,6 +68,7 @@ struct Fields {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     latency_ms: Option<u64>,
+    cost: Option<f64>,
     outcome: Option<String>,
     breaker: Option<String>,
 }
@@ -103,6 +104,9 @@ impl Fields {
         if let Some(v) = self.latency_ms {
             call.latency_ms = Some(v);
         }
+        if let Some(v) = self.cost {
+            call.cost = Some(v);
+        }
         if let Some(v) = self.outcome {
             call.outcome = Some(v);
         }
@@ -113,6 +117,12 @@ impl Fields {
 }
 
 impl Visit for Fields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "cost" {
+            self.cost = Some(value);
+        }
+    }
+
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.set_u64(field.name(), value);
     }
@@ -173,6 +183,7 @@ where
             latency_ms: None,
             input_tokens: None,
             output_tokens: None,
+            cost: None,
             outcome: None,
             breaker: None,
         };

@@ -51,7 +51,6 @@ pub struct StudioBuilder {
     queue: usize,
     viewer_buffer: usize,
     max_tree_nodes: usize,
-    prices: HashMap<String, (f64, f64)>,
     token: Option<String>,
 }
 
@@ -62,7 +61,6 @@ impl Default for StudioBuilder {
             queue: DEFAULT_QUEUE,
             viewer_buffer: DEFAULT_VIEWER_BUFFER,
             max_tree_nodes: DEFAULT_MAX_TREE_NODES,
-            prices: HashMap::new(),
             token: None,
         }
     }
@@ -94,14 +92,6 @@ impl StudioBuilder {
     /// node that stopped longest ago leaves the view.
     pub fn max_tree_nodes(mut self, nodes: usize) -> Self {
         self.max_tree_nodes = nodes.max(1);
-        self
-    }
-
-    /// The price of `model`'s tokens, in US dollars per million read and written, for the
-    /// agents' cost.
-    pub fn price(mut self, model: impl Into<String>, input_per_million: f64, output_per_million: f64) -> Self {
-        self.prices
-            .insert(model.into(), (input_per_million, output_per_million));
         self
     }
 
@@ -819,9 +809,7 @@ impl Hub {
             let output = call.output_tokens.unwrap_or(0);
             view.input_tokens += input;
             view.output_tokens += output;
-            if let Some((per_in, per_out)) = self.config.prices.get(&call.name) {
-                view.cost_usd += (input as f64 * per_in + output as f64 * per_out) / 1_000_000.0;
-            }
+            view.cost += call.cost.unwrap_or(0.0);
             self.emit(inner, Delta::Agent(view));
         }
         self.emit(inner, Delta::CallEnded(call));

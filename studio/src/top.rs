@@ -246,7 +246,7 @@ pub fn render(screen: &mut Screen<'_>, view: &View, status: &str) {
             Cell::from(queue),
             Cell::from(format!("{}/{}", a.turns, a.failed_turns)),
             Cell::from(format!("{}/{}", a.input_tokens, a.output_tokens)),
-            Cell::from(format!("${:.4}", a.cost_usd)),
+            Cell::from(format!("{:.4}", a.cost)),
         ])
     });
     screen.render_widget(

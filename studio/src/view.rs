@@ -94,8 +94,9 @@ pub struct AgentView {
     pub input_tokens: u64,
     /// Tokens written by its model calls.
     pub output_tokens: u64,
-    /// What those tokens cost, in US dollars, at the studio's prices (0 without prices).
-    pub cost_usd: f64,
+    /// What those tokens cost, at the models' prices ([`Model::with_price`](warden_agents::Model::with_price);
+    /// 0 for models without one).
+    pub cost: f64,
 }
 
 /// One model or tool call.
@@ -117,6 +118,8 @@ pub struct CallView {
     pub input_tokens: Option<u64>,
     /// Tokens written (model calls).
     pub output_tokens: Option<u64>,
+    /// What it cost, at the model's price ([`Model::with_price`](warden_agents::Model::with_price)).
+    pub cost: Option<f64>,
     /// `ok`, or the error's kind, once ended.
     pub outcome: Option<String>,
     /// The tool's circuit breaker after the call (`CLOSED`, `OPEN`, ...).

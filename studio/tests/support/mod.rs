@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tracing_subscriber::prelude::*;
 use warden_agents::agent::{Agent, AgentError, AgentRef, Reply};
 use warden_agents::message::AgentMessage;
-use warden_agents::model::{Model, OpenAiChat, RetryPolicy};
+use warden_agents::model::{Model, OpenAiChat, Price, RetryPolicy};
 use warden_agents::react::{ASK_HUMAN_TOOL, ReAct};
 use warden_fake_provider::{Answer, FakeProvider, ScriptedCall};
 use warden_studio::{Frame, Studio, View, Viewer};
@@ -57,11 +57,7 @@ pub(crate) struct System {
 /// Starts the system, with the studio's layer as this process's `tracing` subscriber (one
 /// test per file: the subscriber is global).
 pub(crate) async fn start() -> anyhow::Result<System> {
-    let studio = Studio::builder()
-        .stuck_after(STUCK_AFTER)
-        .price("gpt-test", 1.0, 2.0)
-        .token("test-token")
-        .start();
+    let studio = Studio::builder().stuck_after(STUCK_AFTER).token("test-token").start();
     tracing_subscriber::registry()
         .with(studio.tracing_layer())
         .try_init()
@@ -77,7 +73,9 @@ pub(crate) async fn start() -> anyhow::Result<System> {
         }
     }));
     let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
-    let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test")).with_retry(RetryPolicy::new(1));
+    let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))
+        .with_retry(RetryPolicy::new(1))
+        .with_price(Price::per_million(1.0, 2.0));
     let react = ReAct::builder(model)
         .tools(toolkit, executor.client())
         .tool_deadline(DEADLINE)
