@@ -11,7 +11,9 @@
 //!
 //! The model: `WARDEN_MODEL_CONFIG` (a model config file), else `OPENAI_API_KEY` with
 //! `OPENAI_BASE_URL` and `OPENAI_MODEL` (any OpenAI-compatible server), else a fake provider
-//! started in-process that echoes.
+//! started in-process that echoes. With `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+//! (`http://HOST:4318/v1/traces`), each ask's turn and model calls also go to that
+//! OpenTelemetry collector.
 //!
 //! Shutdown, in order:
 //! 1. the listener closes: no new connection is accepted, and the studio's live streams end;
@@ -44,6 +46,7 @@ use warden::agents::react::ReAct;
 use warden::supervisor::{Strategy, Supervisor};
 use warden_fake_provider::{Answer, FakeProvider};
 use warden_studio::Studio;
+use warden_studio::otel::Otel;
 
 /// How long an ask may take before its caller gets `504`.
 const ASK_DEADLINE: Duration = Duration::from_secs(60);
@@ -192,9 +195,17 @@ async fn main() -> Result<()> {
         }
     }
 
-    // The studio sees the tree, the agent and its model calls.
+    // The studio sees the tree, the agent and its model calls; so does an OpenTelemetry
+    // collector, when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT names one.
     let studio = Studio::builder().start();
-    tracing_subscriber::registry().with(studio.tracing_layer()).try_init()?;
+    let otel = match std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(Otel::http(&endpoint, "axum_service")?),
+        _ => None,
+    };
+    tracing_subscriber::registry()
+        .with(studio.tracing_layer())
+        .with(otel.as_ref().map(Otel::layer))
+        .try_init()?;
 
     let (model, _fake) = model().await?;
     let agent = Agent::new("clerk", ReAct::builder(model).build()).observer(studio.agent_observer());
@@ -255,6 +266,9 @@ async fn main() -> Result<()> {
     say("shutdown: tree stopped");
     // 4. The last responses go out.
     server.await??;
+    if let Some(otel) = otel {
+        tokio::task::spawn_blocking(move || otel.shutdown()).await??;
+    }
     say("shutdown: done");
     Ok(())
 }

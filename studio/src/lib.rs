@@ -23,10 +23,12 @@
 //!
 //! The web view ([`Studio::serve`], or [`Studio::router`] mounted in an axum application)
 //! wants the studio's token; it listens on loopback unless told otherwise. With the `otel`
-//! feature, [`otel`] exports the same spans to an OpenTelemetry collector over OTLP.
+//! feature, `otel` exports the same spans to an OpenTelemetry collector over OTLP.
 
 mod error;
 mod layer;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod server;
 mod studio;
 #[cfg(feature = "top")]
