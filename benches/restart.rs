@@ -35,7 +35,9 @@
 //! (crashes per run for the 10-child scenarios; default `CRASHES`), `BATCH`
 //! (100; 0 = one supervisor per run), `SCENARIOS` (e.g.
 //! `one_for_one:1:kill,rest_for_one:10:call,bare:1:panic`),
-//! `WARDEN_BENCH_RUNTIME` (`mt2`, `ct`; both by default).
+//! `WARDEN_BENCH_RUNTIME` (`mt2`, `ct`; both by default), `WARDEN_BENCH_STUDIO` (`1`: a
+//! Warden Studio attached to every supervisor, with a viewer reading each change as JSON, to
+//! measure what watching costs).
 
 #[path = "support/common.rs"]
 mod common;
@@ -47,6 +49,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::mpsc::unbounded_channel;
 use warden::supervisor::{ChildSpec, Strategy, Supervisor};
+use warden_studio::Studio;
 
 /// How the crash is injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,15 +237,35 @@ async fn warden_batch(strategy: Strategy, k: usize, crash: Crash, n: usize, lat:
         })
     });
     let intensity = u32::try_from(10 * n + 10).unwrap_or(u32::MAX);
-    let sup = Supervisor::builder("bench")
+    let studio = studio_attached().then(|| {
+        let studio = Studio::builder().start();
+        // A viewer that reads every change as JSON, as the page does.
+        let mut viewer = studio.subscribe();
+        tokio::spawn(async move { while viewer.next_json().await.is_some() {} });
+        studio
+    });
+    let mut builder = Supervisor::builder("bench")
         .strategy(strategy)
         .intensity(intensity, Duration::from_secs(1))
-        .children(children)
-        .spawn()
-        .await
-        .expect("the supervisor starts");
+        .children(children);
+    if let Some(studio) = &studio {
+        builder = builder.inline_observer(studio.supervisor_observer());
+    }
+    let sup = builder.spawn().await.expect("the supervisor starts");
+    if let Some(studio) = &studio {
+        studio.attach(&sup).await;
+    }
     crash_loop(crash, k, n, &mut rx, lat).await;
     sup.stop().await;
+    if let Some(studio) = studio {
+        studio.close_viewers();
+        assert_eq!(studio.dropped(), 0, "the studio kept up");
+    }
+}
+
+/// `WARDEN_BENCH_STUDIO=1`: a Warden Studio attached to each supervisor, with a viewer.
+fn studio_attached() -> bool {
+    std::env::var("WARDEN_BENCH_STUDIO").is_ok_and(|v| v == "1")
 }
 
 /// A hand-written ractor parent: respawns its child whenever it exits.
@@ -308,6 +331,9 @@ fn main() {
         _ => default_scenarios(),
     };
     common::header("restart");
+    if studio_attached() {
+        println!("# studio attached (WARDEN_BENCH_STUDIO=1): an observer and a viewer reading every change");
+    }
     println!("# runs={runs} crashes={crashes} crashes_group={crashes_group} batch={batch}");
     println!("# scenario runtime run n p50 p90 p99 p999 max mean (µs)");
     for flavor in Flavor::selected() {

@@ -214,7 +214,7 @@ async fn main() -> Result<()> {
     let root = Supervisor::builder("service")
         .strategy(Strategy::OneForOne)
         .intensity(5, Duration::from_secs(10))
-        .observer(studio.supervisor_observer())
+        .inline_observer(studio.supervisor_observer())
         .escalation_handler(studio.escalation_handler())
         .child(agent.child_spec())
         .spawn()

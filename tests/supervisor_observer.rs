@@ -108,3 +108,42 @@ async fn a_call_that_changes_children_returns_after_the_observer_saw_its_events(
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn an_inline_observer_sees_each_event_as_it_happens_and_its_panics_are_contained() {
+    let control = Control::new();
+    let log = EventLog::new();
+    let record = log.observer();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let flag = panicked.clone();
+    let root = Supervisor::builder("root")
+        .inline_observer(move |event| {
+            record(event);
+            if matches!(event, SupervisorEvent::ChildExited { .. }) && !flag.swap(true, Ordering::SeqCst) {
+                panic!("an inline observer that panics once");
+            }
+        })
+        .child(probe("a", &control))
+        .spawn()
+        .await
+        .unwrap();
+    // Inline: seen before the call returns, with no task in between.
+    assert_eq!(log.lines(), ["start a"]);
+    root.terminate_child("a").await.unwrap();
+    assert!(panicked.load(Ordering::SeqCst));
+    // The supervisor went on after the observer's panic.
+    root.restart_child("a").await.unwrap();
+    assert_eq!(log.lines(), ["start a", "down a shutdown", "start a"]);
+    assert_eq!(root.dropped_events().await.unwrap(), 0);
+    root.stop().await;
+    assert_eq!(
+        log.lines(),
+        [
+            "start a",
+            "down a shutdown",
+            "start a",
+            "down a shutdown",
+            "stopped root"
+        ]
+    );
+}

@@ -29,7 +29,7 @@ async fn top_follows_a_live_studio() {
     let root = Supervisor::builder("root")
         .strategy(Strategy::OneForOne)
         .intensity(5, Duration::from_secs(10))
-        .observer(studio.supervisor_observer())
+        .inline_observer(studio.supervisor_observer())
         .child(ChildSpec::actor("pinger", || (Idle, ())))
         .spawn()
         .await

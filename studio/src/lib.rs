@@ -39,7 +39,7 @@ pub use error::{AnswerError, ServeError};
 pub use layer::StudioLayer;
 pub use server::StudioServer;
 pub use studio::{
-    DEFAULT_MAX_TREE_NODES, DEFAULT_QUEUE, DEFAULT_STUCK_AFTER, DEFAULT_VIEWER_BUFFER, MAX_WAITING_ESCALATIONS, Studio,
-    StudioBuilder, Viewer,
+    DEFAULT_MAX_TREE_NODES, DEFAULT_QUEUE, DEFAULT_STUCK_AFTER, DEFAULT_VIEWER_BUFFER, HUB_PERIOD,
+    MAX_WAITING_ESCALATIONS, Studio, StudioBuilder, Viewer,
 };
 pub use view::{AgentView, CallView, Delta, EscalationView, Frame, NodeView, StuckView, TimelineEntry, View};

@@ -3,8 +3,9 @@
 //!
 //! Everything reaches the studio through its observers, which never wait: each puts what it
 //! saw on one bounded queue (`try_send`; when it is full the input is dropped and counted, so a
-//! burst never holds up a supervisor, an agent or a call). One task, the hub, drains that queue
-//! in order, keeps the view, numbers each change and broadcasts it. A viewer starts from a
+//! burst never holds up a supervisor, an agent or a call). The hub, on a thread of its own,
+//! drains that queue in order every [`HUB_PERIOD`] (it never sleeps on the queue, so a push
+//! wakes nobody), keeps the view, numbers each change and broadcasts it. A viewer starts from a
 //! snapshot and follows the changes; one that falls further behind than the broadcast's buffer
 //! gets a fresh snapshot instead of what it missed, so a slow viewer costs a bounded buffer,
 //! never a growing one.
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use warden_agents::AgentRef;
 use warden_agents::agent::{AgentEvent, AgentEventKind, HumanAnswer, HumanQuestion, TurnEnd};
@@ -41,6 +42,8 @@ pub const DEFAULT_QUEUE: usize = 16_384;
 pub const DEFAULT_VIEWER_BUFFER: usize = 4096;
 /// How many nodes the tree keeps before it evicts stopped ones, by default.
 pub const DEFAULT_MAX_TREE_NODES: usize = 10_000;
+/// How often the hub takes in what the observers queued: changes reach viewers within it.
+pub const HUB_PERIOD: Duration = Duration::from_millis(10);
 /// How many escalations may wait for an answer at once; past it they go on up the tree.
 pub const MAX_WAITING_ESCALATIONS: usize = 1024;
 
@@ -101,17 +104,17 @@ impl StudioBuilder {
         self
     }
 
-    /// Starts the studio's hub on the current tokio runtime.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
+    /// Starts the studio's hub, on a thread of its own (`warden-studio`). The hub ends when
+    /// the studio and every observer it handed out are dropped.
     pub fn start(self) -> Studio {
-        let (tx, rx) = mpsc::channel(self.queue);
+        let queue = Arc::new(Queue {
+            inputs: Mutex::new(Vec::new()),
+            capacity: self.queue,
+        });
         let (frames, _) = broadcast::channel(self.viewer_buffer);
         let token = self.token.clone().unwrap_or_else(random_token);
         let inner = Arc::new(Inner {
-            tx,
+            queue: queue.clone(),
             dropped: AtomicU64::new(0),
             frames,
             view: Mutex::new(View::default()),
@@ -124,11 +127,25 @@ impl StudioBuilder {
             inner: Arc::downgrade(&inner),
             config: self,
             seq: 0,
+            view: View::default(),
+            staged: Vec::new(),
+            dirty_nodes: std::collections::HashSet::new(),
+            dirty_agents: std::collections::HashSet::new(),
             turns: HashMap::new(),
             calls: HashMap::new(),
             reported_dropped: 0,
         };
-        tokio::spawn(hub.run(rx));
+        // The hub has a thread of its own: keeping the view costs the application's runtime
+        // nothing but the observers' pushes.
+        let spawned = std::thread::Builder::new().name("warden-studio".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                Ok(runtime) => runtime.block_on(hub.run(queue)),
+                Err(error) => tracing::error!(target: "warden::studio", %error, "the studio's hub cannot start"),
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::error!(target: "warden::studio", %error, "the studio's hub thread cannot start");
+        }
         Studio { inner }
     }
 }
@@ -144,7 +161,7 @@ impl StudioBuilder {
 /// let studio = Studio::builder().start();
 /// let root = Supervisor::builder("root")
 ///     .strategy(Strategy::OneForOne)
-///     .observer(studio.supervisor_observer())
+///     .inline_observer(studio.supervisor_observer())
 ///     .escalation_handler(studio.escalation_handler())
 ///     .spawn()
 ///     .await?;
@@ -166,8 +183,15 @@ impl fmt::Debug for Studio {
     }
 }
 
+/// What observers queue for the hub: a vector the hub swaps for an empty one each tick.
+/// A push is a lock nobody else holds but for that swap, and wakes nobody.
+struct Queue {
+    inputs: Mutex<Vec<Input>>,
+    capacity: usize,
+}
+
 pub(crate) struct Inner {
-    tx: mpsc::Sender<Input>,
+    queue: Arc<Queue>,
     dropped: AtomicU64,
     frames: broadcast::Sender<Arc<Update>>,
     view: Mutex<View>,
@@ -182,7 +206,11 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn send(&self, input: Input) {
-        if self.tx.try_send(input).is_err() {
+        let mut inputs = lock(&self.queue.inputs);
+        if inputs.len() < self.queue.capacity {
+            inputs.push(input);
+        } else {
+            drop(inputs);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -415,61 +443,131 @@ struct Hub {
     inner: std::sync::Weak<Inner>,
     config: StudioBuilder,
     seq: u64,
+    /// The hub's own copy of the view, current with what is staged.
+    view: View,
+    /// Changes of this tick, not yet sent, but for nodes and agents: ...
+    staged: Vec<Delta>,
+    /// ... which change in place in `view`, and are sent as they are at the end of the tick.
+    dirty_nodes: std::collections::HashSet<String>,
+    dirty_agents: std::collections::HashSet<String>,
     turns: HashMap<String, Turn>,
     calls: HashMap<u64, Call>,
     reported_dropped: u64,
 }
 
 impl Hub {
-    async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
-        let period = (self.config.stuck_after / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
-        let mut tick = tokio::time::interval(period);
+    /// Every [`HUB_PERIOD`], takes in what waits on the queue; at its own period, looks for
+    /// what is stuck. It never waits on the queue itself: that way an observer's `try_send`
+    /// is a push, never a wake-up of this thread.
+    async fn run(mut self, queue: Arc<Queue>) {
+        let stuck_period = (self.config.stuck_after / 4).clamp(HUB_PERIOD, Duration::from_millis(250));
+        let mut last_stuck_check = Instant::now();
+        let mut tick = tokio::time::interval(HUB_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut taken = Vec::new();
         loop {
-            tokio::select! {
-                input = rx.recv() => match input {
-                    Some(input) => {
-                        let Some(inner) = self.inner.upgrade() else { return };
-                        self.take(&inner, input);
-                    }
-                    None => return,
-                },
-                _ = tick.tick() => {
-                    let Some(inner) = self.inner.upgrade() else { return };
-                    self.check_stuck(&inner);
-                    let dropped = inner.dropped.load(Ordering::Relaxed);
-                    if dropped != self.reported_dropped {
-                        self.reported_dropped = dropped;
-                        self.emit(&inner, Delta::Dropped { total: dropped });
-                    }
-                }
+            tick.tick().await;
+            // Ends with the studio: then only this hub holds the queue.
+            let Some(inner) = self.inner.upgrade() else { return };
+            std::mem::swap(&mut *lock(&queue.inputs), &mut taken);
+            for input in taken.drain(..) {
+                self.take(&inner, input);
             }
+            if last_stuck_check.elapsed() >= stuck_period {
+                last_stuck_check = Instant::now();
+                self.check_stuck();
+            }
+            let dropped = inner.dropped.load(Ordering::Relaxed);
+            if dropped != self.reported_dropped {
+                self.reported_dropped = dropped;
+                self.emit(Delta::Dropped { total: dropped });
+            }
+            self.flush(&inner);
         }
     }
 
-    /// Numbers a change, applies it to the view and broadcasts it.
-    fn emit(&mut self, inner: &Inner, delta: Delta) {
-        self.seq += 1;
-        let seq = self.seq;
-        let frame = Frame::Delta { seq, delta };
-        let json = Arc::from(serde_json::to_string(&frame).unwrap_or_default());
-        let Frame::Delta { delta, .. } = frame else {
-            unreachable!()
-        };
+    /// Stages a change: applied to the hub's own view now, sent to viewers at the end of the
+    /// tick ([`flush`](Self::flush)).
+    fn emit(&mut self, delta: Delta) {
+        self.view.apply(delta.clone());
+        self.staged.push(delta);
+    }
+
+    /// Sends the tick's changes: only the last change of each thing (a node, an agent, a call,
+    /// an escalation, a stuck flag) and the last [`TIMELINE`](crate::view::TIMELINE) timeline
+    /// entries, so that a storm of restarts costs viewers a few frames per tick, not one per
+    /// event. Each change is numbered and serialised once, applied to the shared view, and
+    /// broadcast.
+    fn flush(&mut self, inner: &Inner) {
+        if self.staged.is_empty() && self.dirty_nodes.is_empty() && self.dirty_agents.is_empty() {
+            return;
+        }
+        let mut staged: Vec<Delta> = Vec::with_capacity(self.dirty_nodes.len() + self.dirty_agents.len());
+        for path in std::mem::take(&mut self.dirty_nodes) {
+            staged.push(match self.view.tree.get(&path) {
+                Some(node) => Delta::Node(node.clone()),
+                None => Delta::NodeRemoved { path },
+            });
+        }
+        for name in std::mem::take(&mut self.dirty_agents) {
+            if let Some(agent) = self.view.agents.get(&name) {
+                staged.push(Delta::Agent(agent.clone()));
+            }
+        }
+        staged.append(&mut self.staged);
+        let staged = summarise_restarts(staged);
+        // Ring entries (timeline entries, ended calls) all count, but only the last of a ring's
+        // bound can still be in it.
+        let ring_total = |ring| staged.iter().filter(|d| ring_of(d) == Some(ring)).count();
+        let mut ring_left = [ring_total(0), ring_total(1)];
+        let mut last: HashMap<String, usize> = HashMap::new();
+        for (index, delta) in staged.iter().enumerate() {
+            if let Some(key) = delta_key(delta) {
+                last.insert(key, index);
+            }
+        }
+        let kept: Vec<Delta> = staged
+            .into_iter()
+            .enumerate()
+            .filter(|(index, delta)| match delta_key(delta) {
+                Some(key) => last.get(&key) == Some(index),
+                None => match ring_of(delta) {
+                    Some(ring) => {
+                        ring_left[ring] -= 1;
+                        ring_left[ring] < [crate::view::TIMELINE, crate::view::RECENT_CALLS][ring]
+                    }
+                    None => true,
+                },
+            })
+            .map(|(_, delta)| delta)
+            .collect();
+        let mut updates = Vec::with_capacity(kept.len());
         {
             let mut view = lock(&inner.view);
-            view.apply(delta.clone());
-            view.seq = seq;
+            for delta in kept {
+                self.seq += 1;
+                let seq = self.seq;
+                let frame = Frame::Delta { seq, delta };
+                let json = Arc::from(serde_json::to_string(&frame).unwrap_or_default());
+                let Frame::Delta { delta, .. } = frame else {
+                    unreachable!()
+                };
+                view.apply(delta.clone());
+                view.seq = seq;
+                updates.push(Arc::new(Update { seq, delta, json }));
+            }
         }
-        // No viewer is not an error.
-        let _ = inner.frames.send(Arc::new(Update { seq, delta, json }));
+        for update in updates {
+            // No viewer is not an error.
+            let _ = inner.frames.send(update);
+        }
     }
 
     fn take(&mut self, inner: &Inner, input: Input) {
         match input {
-            Input::Supervisor(event) => self.supervisor(inner, event),
+            Input::Supervisor(event) => self.supervisor(event),
             Input::Agent(event) => self.agent(inner, event),
-            Input::Tree(root) => self.seed(inner, &root),
+            Input::Tree(root) => self.seed(&root),
             Input::CallStarted(call) => {
                 self.calls.insert(
                     call.id,
@@ -479,98 +577,107 @@ impl Hub {
                         flagged: false,
                     },
                 );
-                self.emit(inner, Delta::CallStarted(call));
+                self.emit(Delta::CallStarted(call));
             }
-            Input::CallEnded(call) => self.call_ended(inner, call),
+            Input::CallEnded(call) => self.call_ended(call),
             Input::Escalation(view) => {
                 self.timeline(
-                    inner,
                     "escalation",
                     &view.origin,
                     format!("waits for an answer: {}", view.text),
                 );
-                self.emit(inner, Delta::Escalation(view));
+                self.emit(Delta::Escalation(view));
             }
             Input::EscalationClosed { id, answer } => {
-                let subject = lock(&inner.view)
+                let subject = self
+                    .view
                     .escalations
                     .get(&id)
                     .map(|e| e.origin.clone())
                     .unwrap_or_default();
                 if let Some(answer) = answer {
-                    self.timeline(inner, "answered", &subject, format!("answered: {answer}"));
+                    self.timeline("answered", &subject, format!("answered: {answer}"));
                 }
-                self.emit(inner, Delta::EscalationClosed { id });
+                self.emit(Delta::EscalationClosed { id });
             }
             Input::Chaos(record) => {
                 let text = format!("{} ({:?})", record.action, record.outcome);
-                self.timeline(inner, "chaos", record.path.as_ref(), text);
+                self.timeline("chaos", record.path.as_ref(), text);
             }
         }
     }
 
-    fn timeline(&mut self, inner: &Inner, kind: &str, subject: &str, text: String) {
+    fn timeline(&mut self, kind: &str, subject: &str, text: String) {
         let entry = TimelineEntry {
             at_ms: now_ms(),
             kind: kind.into(),
             subject: subject.into(),
             text,
         };
-        self.emit(inner, Delta::Timeline(entry));
+        self.emit(Delta::Timeline(entry));
     }
 
     /// Changes one node (made if new, with any parent it lacks), and keeps the tree bounded.
-    fn node(&mut self, inner: &Inner, path: &str, kind: Option<ChildKind>, change: impl FnOnce(&mut NodeView)) {
-        let existing = lock(&inner.view).tree.get(path).cloned();
-        if existing.is_none()
-            && let Some(parent) = parent_of(path)
-        {
-            self.ensure_supervisor(inner, parent);
+    fn node(&mut self, path: &str, kind: Option<ChildKind>, change: impl FnOnce(&mut NodeView)) {
+        if !self.view.tree.contains_key(path) {
+            if let Some(parent) = parent_of(path) {
+                self.ensure_supervisor(parent);
+            }
+            self.view.tree.insert(path.to_owned(), new_node(path));
         }
-        let mut node = existing.unwrap_or_else(|| new_node(path));
-        if let Some(kind) = kind {
-            node.kind = kind_name(kind).into();
+        if let Some(node) = self.view.tree.get_mut(path) {
+            if let Some(kind) = kind
+                && node.kind != kind_name(kind)
+            {
+                node.kind = kind_name(kind).into();
+            }
+            change(node);
+            node.changed_ms = now_ms();
         }
-        change(&mut node);
-        node.changed_ms = now_ms();
-        self.emit(inner, Delta::Node(node));
-        self.evict(inner);
+        self.touch_node(path);
+        self.evict();
+    }
+
+    /// Marks a node changed (or removed), to send at the end of the tick.
+    fn touch_node(&mut self, path: &str) {
+        if !self.dirty_nodes.contains(path) {
+            self.dirty_nodes.insert(path.to_owned());
+        }
     }
 
     /// Makes the node at `path`, and those above it, as running supervisors, if missing.
-    fn ensure_supervisor(&mut self, inner: &Inner, path: &str) {
-        if lock(&inner.view).tree.contains_key(path) {
+    fn ensure_supervisor(&mut self, path: &str) {
+        if self.view.tree.contains_key(path) {
             return;
         }
         if let Some(parent) = parent_of(path) {
-            self.ensure_supervisor(inner, parent);
+            self.ensure_supervisor(parent);
         }
         let mut node = new_node(path);
         node.kind = "supervisor".into();
         node.changed_ms = now_ms();
-        self.emit(inner, Delta::Node(node));
+        self.view.tree.insert(path.to_owned(), node);
+        self.touch_node(path);
     }
 
-    fn evict(&mut self, inner: &Inner) {
-        let victim = {
-            let view = lock(&inner.view);
-            if view.tree.len() <= self.config.max_tree_nodes {
-                return;
-            }
-            view.tree
-                .values()
-                .filter(|n| {
-                    n.state != "running" && n.state != "restarting" && view.children_of(&n.path).next().is_none()
-                })
-                .min_by_key(|n| n.changed_ms)
-                .map(|n| n.path.clone())
-        };
+    fn evict(&mut self) {
+        if self.view.tree.len() <= self.config.max_tree_nodes {
+            return;
+        }
+        let view = &self.view;
+        let victim = view
+            .tree
+            .values()
+            .filter(|n| n.state != "running" && n.state != "restarting" && view.children_of(&n.path).next().is_none())
+            .min_by_key(|n| n.changed_ms)
+            .map(|n| n.path.clone());
         if let Some(path) = victim {
-            self.emit(inner, Delta::NodeRemoved { path });
+            self.view.tree.remove(&path);
+            self.touch_node(&path);
         }
     }
 
-    fn seed(&mut self, inner: &Inner, node: &NodeSnapshot) {
+    fn seed(&mut self, node: &NodeSnapshot) {
         let state = match node.state {
             NodeState::Running => "running",
             NodeState::NotRunning => "not_running",
@@ -579,29 +686,27 @@ impl Hub {
         };
         let last_exit = node.last_exit.as_ref().map(ToString::to_string);
         let restarts = node.restart_count;
-        self.node(inner, node.path.as_str(), Some(node.kind), |n| {
+        self.node(node.path.as_str(), Some(node.kind), |n| {
             n.state = state.into();
             n.restarts = restarts;
             n.last_exit = last_exit;
         });
         for child in &node.children {
-            self.seed(inner, child);
+            self.seed(child);
         }
     }
 
-    fn supervisor(&mut self, inner: &Inner, event: SupervisorEvent) {
+    fn supervisor(&mut self, event: SupervisorEvent) {
         match event {
-            SupervisorEvent::ChildStarted { path, kind, .. } => self.node(inner, path.as_str(), Some(kind), |n| {
+            SupervisorEvent::ChildStarted { path, kind, .. } => self.node(path.as_str(), Some(kind), |n| {
                 n.state = "running".into();
                 n.backoff_ms = None;
             }),
-            SupervisorEvent::ChildStartFailed { path, kind, error } => {
-                self.node(inner, path.as_str(), Some(kind), |n| {
-                    n.state = "start_failed".into();
-                    n.last_exit = Some(error.to_string());
-                })
-            }
-            SupervisorEvent::ChildExited { path, kind, reason } => self.node(inner, path.as_str(), Some(kind), |n| {
+            SupervisorEvent::ChildStartFailed { path, kind, error } => self.node(path.as_str(), Some(kind), |n| {
+                n.state = "start_failed".into();
+                n.last_exit = Some(error.to_string());
+            }),
+            SupervisorEvent::ChildExited { path, kind, reason } => self.node(path.as_str(), Some(kind), |n| {
                 if n.state != "gave_up" {
                     n.state = "exited".into();
                 }
@@ -614,12 +719,12 @@ impl Hub {
                 intensity,
                 ..
             } => {
-                self.node(inner, path.as_str(), Some(kind), |n| {
+                self.node(path.as_str(), Some(kind), |n| {
                     n.state = "restarting".into();
                     n.restarts = restart_count;
                 });
                 if let Some(parent) = parent_of(path.as_str()) {
-                    self.node(inner, parent, Some(ChildKind::Supervisor), |n| {
+                    self.node(parent, Some(ChildKind::Supervisor), |n| {
                         n.intensity_used = Some(intensity.restarts);
                         n.intensity_max = Some(intensity.limit.max_restarts);
                         n.intensity_period_ms = Some(duration_ms(intensity.limit.period));
@@ -629,35 +734,30 @@ impl Hub {
                     "restart #{restart_count} ({} of {} in {:?})",
                     intensity.restarts, intensity.limit.max_restarts, intensity.limit.period
                 );
-                self.timeline(inner, "restart", path.as_str(), text);
+                self.timeline("restart", path.as_str(), text);
             }
-            SupervisorEvent::RestartScheduled { path, delay, .. } => self.node(inner, path.as_str(), None, |n| {
+            SupervisorEvent::RestartScheduled { path, delay, .. } => self.node(path.as_str(), None, |n| {
                 n.state = "restarting".into();
                 n.backoff_ms = Some(duration_ms(delay));
             }),
             SupervisorEvent::ChildAbandoned { path, grace, .. } => {
                 let text = format!("did not end within {grace:?} of its kill; left behind");
-                self.timeline(inner, "abandoned", path.as_str(), text);
+                self.timeline("abandoned", path.as_str(), text);
             }
             SupervisorEvent::GaveUp { path, child, .. } => {
-                self.node(inner, path.as_str(), Some(ChildKind::Supervisor), |n| {
+                self.node(path.as_str(), Some(ChildKind::Supervisor), |n| {
                     n.state = "gave_up".into();
                 });
-                self.timeline(inner, "gave_up", path.as_str(), format!("gave up after {child}"));
+                self.timeline("gave_up", path.as_str(), format!("gave up after {child}"));
             }
             SupervisorEvent::AutoShutdown { path, child, .. } => {
-                self.timeline(
-                    inner,
-                    "auto_shutdown",
-                    path.as_str(),
-                    format!("shut down after {child}"),
-                );
+                self.timeline("auto_shutdown", path.as_str(), format!("shut down after {child}"));
             }
             SupervisorEvent::Escalated { at, origin, .. } => {
-                self.timeline(inner, "escalation", origin.as_str(), format!("escalated to {at}"));
+                self.timeline("escalation", origin.as_str(), format!("escalated to {at}"));
             }
             SupervisorEvent::Stopped { path, .. } => {
-                self.node(inner, path.as_str(), Some(ChildKind::Supervisor), |n| {
+                self.node(path.as_str(), Some(ChildKind::Supervisor), |n| {
                     if n.state != "gave_up" {
                         n.state = "stopped".into();
                     }
@@ -669,15 +769,11 @@ impl Hub {
 
     fn agent(&mut self, inner: &Inner, event: AgentEvent) {
         let name = event.agent.to_string();
-        let mut agent = lock(&inner.view)
-            .agents
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(|| AgentView {
-                name: name.clone(),
-                activity: "idle".into(),
-                ..AgentView::default()
-            });
+        let mut agent = self.view.agents.remove(&name).unwrap_or_else(|| AgentView {
+            name: name.clone(),
+            activity: "idle".into(),
+            ..AgentView::default()
+        });
         match event.kind {
             AgentEventKind::Started { generation } => {
                 agent.generation = generation;
@@ -685,7 +781,7 @@ impl Hub {
                 agent.task = None;
                 agent.turn_started_ms = None;
                 agent.question = None;
-                self.end_turn(inner, &name);
+                self.end_turn(&name);
             }
             AgentEventKind::TurnStarted { task } => {
                 let started_ms = now_ms();
@@ -693,7 +789,7 @@ impl Hub {
                 agent.task = Some(task.to_string());
                 agent.turn_started_ms = Some(started_ms);
                 agent.iteration = 0;
-                self.end_turn(inner, &name);
+                self.end_turn(&name);
                 self.turns.insert(
                     name.clone(),
                     Turn {
@@ -714,7 +810,7 @@ impl Hub {
                 if let Some(turn) = self.turns.get_mut(&name) {
                     turn.waiting = true;
                 }
-                self.unflag(inner, &format!("turn:{name}"));
+                self.unflag(&format!("turn:{name}"));
             }
             AgentEventKind::ToolReturned { .. } => self.resume(&mut agent, &name),
             AgentEventKind::TurnEnded { end, .. } => {
@@ -727,13 +823,13 @@ impl Hub {
                     agent.failed_turns += 1;
                 }
                 agent.last_end = Some(end.as_str().into());
-                self.end_turn(inner, &name);
+                self.end_turn(&name);
                 self.close_questions_of(inner, &name);
             }
             AgentEventKind::Escalated { consecutive_failures } => {
                 agent.activity = "escalated".into();
                 let text = format!("escalated after {consecutive_failures} failed turns");
-                self.timeline(inner, "escalation", &name, text);
+                self.timeline("escalation", &name, text);
             }
             _ => {}
         }
@@ -741,7 +837,8 @@ impl Hub {
             agent.queued = Some(handle.load());
             agent.queue_capacity = Some(handle.queue_capacity());
         }
-        self.emit(inner, Delta::Agent(agent));
+        self.view.agents.insert(name.clone(), agent);
+        self.dirty_agents.insert(name);
     }
 
     /// A turn that waited for a human goes on: its stuck clock runs again.
@@ -759,9 +856,9 @@ impl Hub {
     }
 
     /// A turn ended (or was replaced): it is no longer in flight, nor stuck.
-    fn end_turn(&mut self, inner: &Inner, name: &str) {
+    fn end_turn(&mut self, name: &str) {
         if self.turns.remove(name).is_some_and(|t| t.flagged) {
-            self.unflag(inner, &format!("turn:{name}"));
+            self.unflag(&format!("turn:{name}"));
         }
     }
 
@@ -780,27 +877,26 @@ impl Hub {
             ids
         };
         for id in closed {
-            self.emit(inner, Delta::EscalationClosed { id });
+            self.emit(Delta::EscalationClosed { id });
         }
     }
 
-    fn unflag(&mut self, inner: &Inner, key: &str) {
-        if lock(&inner.view).stuck.contains_key(key) {
-            self.emit(inner, Delta::Unstuck { key: key.into() });
+    fn unflag(&mut self, key: &str) {
+        if self.view.stuck.contains_key(key) {
+            self.emit(Delta::Unstuck { key: key.into() });
         }
     }
 
-    fn call_ended(&mut self, inner: &Inner, call: CallView) {
+    fn call_ended(&mut self, call: CallView) {
         if let Some(started) = self.calls.remove(&call.id)
             && started.flagged
         {
-            self.unflag(inner, &format!("{}:{}", call.kind, call.id));
+            self.unflag(&format!("{}:{}", call.kind, call.id));
         }
         if call.kind == "model"
             && let Some(agent) = &call.agent
         {
-            let current = lock(&inner.view).agents.get(agent).cloned();
-            let mut view = current.unwrap_or_else(|| AgentView {
+            let mut view = self.view.agents.remove(agent).unwrap_or_else(|| AgentView {
                 name: agent.clone(),
                 activity: "idle".into(),
                 ..AgentView::default()
@@ -810,12 +906,13 @@ impl Hub {
             view.input_tokens += input;
             view.output_tokens += output;
             view.cost += call.cost.unwrap_or(0.0);
-            self.emit(inner, Delta::Agent(view));
+            self.view.agents.insert(agent.clone(), view);
+            self.dirty_agents.insert(agent.clone());
         }
-        self.emit(inner, Delta::CallEnded(call));
+        self.emit(Delta::CallEnded(call));
     }
 
-    fn check_stuck(&mut self, inner: &Inner) {
+    fn check_stuck(&mut self) {
         let threshold = self.config.stuck_after;
         let threshold_ms = duration_ms(threshold);
         let mut flagged = Vec::new();
@@ -847,8 +944,76 @@ impl Hub {
         }
         for stuck in flagged {
             tracing::warn!(target: "warden::studio", what = %stuck.key, name = %stuck.name, "stuck past {threshold:?}");
-            self.emit(inner, Delta::Stuck(stuck));
+            self.emit(Delta::Stuck(stuck));
         }
+    }
+}
+
+/// What a change is about, for keeping only the last change of each thing in a tick; `None`
+/// for ring entries (timeline entries, ended calls), which all count.
+fn delta_key(delta: &Delta) -> Option<String> {
+    Some(match delta {
+        Delta::Node(node) => format!("n{}", node.path),
+        Delta::NodeRemoved { path } => format!("n{path}"),
+        Delta::Agent(agent) => format!("a{}", agent.name),
+        Delta::CallStarted(call) => format!("c{}", call.id),
+        Delta::Escalation(e) => format!("e{}", e.id),
+        Delta::EscalationClosed { id } => format!("e{id}"),
+        Delta::Stuck(stuck) => format!("s{}", stuck.key),
+        Delta::Unstuck { key } => format!("s{key}"),
+        Delta::Dropped { .. } => "d".to_owned(),
+        Delta::Timeline(_) | Delta::CallEnded(_) => return None,
+    })
+}
+
+/// More restarts in one tick than this are one timeline entry.
+const RESTARTS_PER_TICK: usize = 10;
+
+/// A restart storm on the timeline: past [`RESTARTS_PER_TICK`] restarts in a tick, they
+/// become one entry that counts them by child (the tree shows each child's count anyway).
+fn summarise_restarts(mut staged: Vec<Delta>) -> Vec<Delta> {
+    let is_restart = |d: &Delta| matches!(d, Delta::Timeline(t) if t.kind == "restart");
+    let restarts = staged.iter().filter(|d| is_restart(d)).count();
+    if restarts <= RESTARTS_PER_TICK {
+        return staged;
+    }
+    let mut by_child: HashMap<String, usize> = HashMap::new();
+    let mut at_ms = 0;
+    staged.retain(|d| match d {
+        Delta::Timeline(t) if t.kind == "restart" => {
+            *by_child.entry(t.subject.clone()).or_default() += 1;
+            at_ms = t.at_ms;
+            false
+        }
+        _ => true,
+    });
+    let mut counts: Vec<(String, usize)> = by_child.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let top: Vec<String> = counts
+        .iter()
+        .take(3)
+        .map(|(child, n)| format!("{child} ×{n}"))
+        .collect();
+    let more = if counts.len() > 3 {
+        format!(" and {} more children", counts.len() - 3)
+    } else {
+        String::new()
+    };
+    staged.push(Delta::Timeline(TimelineEntry {
+        at_ms,
+        kind: "restart".into(),
+        subject: format!("{} children", counts.len()),
+        text: format!("{restarts} restarts in {HUB_PERIOD:?}: {}{more}", top.join(", ")),
+    }));
+    staged
+}
+
+/// The ring a change adds to: 0 the timeline, 1 the ended calls.
+fn ring_of(delta: &Delta) -> Option<usize> {
+    match delta {
+        Delta::Timeline(_) => Some(0),
+        Delta::CallEnded(_) => Some(1),
+        _ => None,
     }
 }
 

@@ -21,6 +21,12 @@
 //! (`spawn`) and a supervisor's stop return once the observer has seen the
 //! events emitted before their answer, waiting at most [`OBSERVER_FLUSH_GRACE`]
 //! (the supervisor itself never waits for its observer).
+//!
+//! An observer that only hands the event on without waiting (a `try_send` into a
+//! queue of its own, a counter) can skip the hop through a task:
+//! [`SupervisorBuilder::inline_observer`](crate::SupervisorBuilder::inline_observer)
+//! calls it right inside the supervisor, as each event happens. That saves the
+//! task's wake-up per event, and is only for observers that return at once.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -47,20 +53,26 @@ pub const DEFAULT_OBSERVER_CAPACITY: usize = 4096;
 pub const OBSERVER_FLUSH_GRACE: Duration = Duration::from_secs(1);
 
 /// What travels to an observer's task.
-enum Delivery {
+pub(crate) enum Delivery {
     Event(SupervisorEvent),
     /// Answered once everything before it was delivered.
     Flush(oneshot::Sender<()>),
 }
 
-/// The sending side of an observer's channel, shared by every supervisor that
-/// reports to that observer. Its task ends when the last sink is dropped.
+/// Where a supervisor's events go: an observer's channel, shared by every
+/// supervisor that reports to that observer (its task ends when the last sink is
+/// dropped), or an inline observer, called right where the event happens.
 #[derive(Clone)]
-pub(crate) struct EventSink {
-    tx: mpsc::Sender<Delivery>,
-    dropped: Arc<AtomicU64>,
-    /// Set while events are being dropped, to warn once per overflow.
-    overflowing: Arc<AtomicBool>,
+pub(crate) enum EventSink {
+    /// Through a bounded channel to the observer's task.
+    Queued {
+        tx: mpsc::Sender<Delivery>,
+        dropped: Arc<AtomicU64>,
+        /// Set while events are being dropped, to warn once per overflow.
+        overflowing: Arc<AtomicBool>,
+    },
+    /// Called inside the supervisor ([`SupervisorBuilder::inline_observer`](crate::SupervisorBuilder::inline_observer)).
+    Inline(Observer),
 }
 
 impl EventSink {
@@ -70,29 +82,37 @@ impl EventSink {
         tokio::spawn(async move {
             while let Some(delivery) = rx.recv().await {
                 match delivery {
-                    Delivery::Event(event) => {
-                        if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event))).is_err() {
-                            tracing::error!(target: "warden::supervisor", path = %event.path(), "observer panicked");
-                        }
-                    }
+                    Delivery::Event(event) => call(&observer, &event),
                     Delivery::Flush(done) => drop(done.send(())),
                 }
             }
         });
-        Self {
+        Self::Queued {
             tx,
             dropped: Arc::default(),
             overflowing: Arc::default(),
         }
     }
 
-    /// Queues an event without waiting; counts it as dropped if the channel is full.
+    /// Hands an event on without waiting: to an inline observer at once; else onto the
+    /// channel, counted as dropped if it is full.
     pub(crate) fn send(&self, event: SupervisorEvent) {
-        match self.tx.try_send(Delivery::Event(event)) {
-            Ok(()) => self.overflowing.store(false, Ordering::Relaxed),
+        let Self::Queued {
+            tx,
+            dropped,
+            overflowing,
+        } = self
+        else {
+            if let Self::Inline(observer) = self {
+                call(observer, &event);
+            }
+            return;
+        };
+        match tx.try_send(Delivery::Event(event)) {
+            Ok(()) => overflowing.store(false, Ordering::Relaxed),
             Err(mpsc::error::TrySendError::Full(Delivery::Event(event))) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if !self.overflowing.swap(true, Ordering::Relaxed) {
+                let dropped = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if !overflowing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         target: "warden::supervisor", path = %event.path(), dropped,
                         "observer is not keeping up; its events are being dropped"
@@ -104,15 +124,31 @@ impl EventSink {
         }
     }
 
-    /// A marker behind the events queued so far, to wait on outside the supervisor.
+    /// A marker behind the events queued so far, to wait on outside the supervisor
+    /// (nothing to wait for with an inline observer: it has seen them).
     pub(crate) fn flush(&self) -> Flushed {
-        let (done, delivered) = oneshot::channel();
-        Flushed(self.tx.try_send(Delivery::Flush(done)).ok().map(|()| delivered))
+        match self {
+            Self::Queued { tx, .. } => {
+                let (done, delivered) = oneshot::channel();
+                Flushed(tx.try_send(Delivery::Flush(done)).ok().map(|()| delivered))
+            }
+            Self::Inline(_) => Flushed(None),
+        }
     }
 
     /// How many events were dropped so far.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        match self {
+            Self::Queued { dropped, .. } => dropped.load(Ordering::Relaxed),
+            Self::Inline(_) => 0,
+        }
+    }
+}
+
+/// Calls an observer; a panic in it is logged, and the caller goes on.
+fn call(observer: &Observer, event: &SupervisorEvent) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| observer(event))).is_err() {
+        tracing::error!(target: "warden::supervisor", path = %event.path(), "observer panicked");
     }
 }
 

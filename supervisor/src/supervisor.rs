@@ -119,6 +119,8 @@ pub(crate) struct Config {
     pub(crate) handler: Option<Arc<dyn EscalationHandler>>,
     pub(crate) observer: Option<Observer>,
     pub(crate) observer_capacity: usize,
+    /// The observer is called inline, not through a task.
+    pub(crate) observer_inline: bool,
     pub(crate) kill_grace: Duration,
 }
 
@@ -128,9 +130,12 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(1);
 impl Config {
     /// Starts the delivery task of this supervisor's own observer, if it has one.
     fn own_observer(&self) -> Option<EventSink> {
-        self.observer
-            .clone()
-            .map(|observer| EventSink::start(observer, self.observer_capacity))
+        let observer = self.observer.clone()?;
+        Some(if self.observer_inline {
+            EventSink::Inline(observer)
+        } else {
+            EventSink::start(observer, self.observer_capacity)
+        })
     }
 
     fn validate(&self) -> Result<(), SpecError> {
@@ -216,6 +221,7 @@ pub struct SupervisorBuilder {
     handler: Option<Arc<dyn EscalationHandler>>,
     observer: Option<Observer>,
     observer_capacity: usize,
+    observer_inline: bool,
     kill_grace: Duration,
 }
 
@@ -268,6 +274,20 @@ impl SupervisorBuilder {
     /// inside a supervisor: see [`crate::event`] for what that means.
     pub fn observer(mut self, observer: impl Fn(&SupervisorEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
+        self.observer_inline = false;
+        self
+    }
+
+    /// Sets a callback that sees every [`SupervisorEvent`], as
+    /// [`observer`](Self::observer) does, but calls it **inside the supervisor**,
+    /// as each event happens, rather than in a task of its own: for an observer
+    /// that only hands the event on without waiting (a `try_send` into its own
+    /// queue, as Warden Studio's does), it saves a task wake-up per event. While
+    /// it runs the supervisor does nothing else, so it must return at once; a
+    /// panic in it is logged and the supervisor goes on.
+    pub fn inline_observer(mut self, observer: impl Fn(&SupervisorEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self.observer_inline = true;
         self
     }
 
@@ -301,6 +321,7 @@ impl SupervisorBuilder {
             handler: self.handler,
             observer: self.observer,
             observer_capacity: self.observer_capacity,
+            observer_inline: self.observer_inline,
             kill_grace: self.kill_grace,
         }
     }
@@ -429,6 +450,7 @@ impl Supervisor {
             handler: None,
             observer: None,
             observer_capacity: DEFAULT_OBSERVER_CAPACITY,
+            observer_inline: false,
             kill_grace: DEFAULT_KILL_GRACE,
         }
     }

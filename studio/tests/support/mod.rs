@@ -87,7 +87,7 @@ pub(crate) async fn start() -> anyhow::Result<System> {
     let root = Supervisor::builder("root")
         .strategy(Strategy::OneForOne)
         .intensity(5, Duration::from_secs(10))
-        .observer(studio.supervisor_observer())
+        .inline_observer(studio.supervisor_observer())
         .escalation_handler(studio.escalation_handler())
         .child(ChildSpec::actor("pinger", || (Idle, ())))
         .child(executor.child_spec("tools"))
