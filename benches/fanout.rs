@@ -22,7 +22,9 @@
 //! WARDEN_BENCH_QUICK=1 cargo bench --bench fanout       # N = 10, 100; one run
 //! ```
 //!
-//! Settings (environment): `NS` (`10,100,1000`), `RUNS` (5), `LATENCY_MS` (100).
+//! Settings (environment): `NS` (`10,100,1000`), `RUNS` (5), `LATENCY_MS` (100),
+//! `WARDEN_BENCH_STUDIO` (`1`: a Warden Studio watching the tree, the agents and their model
+//! calls, with a viewer reading every change, to measure what watching costs).
 //!
 //! Against an external server (issue 7, pair 7: the same server AgentScope's
 //! fan-out is measured on, `../shared/anchors/agentscope/fake_openai.py`):
@@ -52,6 +54,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use tracing_subscriber::prelude::*;
 use warden::agents::agent::{Agent, AgentRef};
 use warden::agents::message::AgentMessage;
 use warden::agents::model::{Model, OpenAiChat};
@@ -59,6 +62,7 @@ use warden::agents::pattern::FanOut;
 use warden::agents::react::ReAct;
 use warden::supervisor::{Strategy, Supervisor};
 use warden_fake_provider::{Answer, FakeProvider};
+use warden_studio::Studio;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -273,6 +277,17 @@ fn main() {
         .build()
         .expect("bench runtime");
 
+    // WARDEN_BENCH_STUDIO=1: a Warden Studio watching everything (tree, agents, model calls
+    // through its tracing layer), with a viewer on the bench runtime reading every change.
+    let studio = std::env::var("WARDEN_BENCH_STUDIO").is_ok_and(|v| v == "1").then(|| {
+        let studio = Studio::builder().start();
+        tracing_subscriber::registry().with(studio.tracing_layer()).init();
+        let mut viewer = studio.subscribe();
+        rt.spawn(async move { while viewer.next_json().await.is_some() {} });
+        println!("# studio attached (WARDEN_BENCH_STUDIO=1): observers, tracing layer and a viewer");
+        studio
+    });
+
     let place = match &server {
         Server::InProcess(_) => "the in-process fake provider".to_string(),
         Server::External(ext) => format!("the external server {}", ext.base_url),
@@ -291,19 +306,27 @@ fn main() {
             let model = Model::new(OpenAiChat::new(server.base_url(), "fake-model"));
             let agents: Vec<Agent> = (0..n)
                 .map(|i| {
-                    Agent::new(
+                    let agent = Agent::new(
                         format!("a{i}"),
                         ReAct::builder(model.clone()).system("Answer with a number.").build(),
-                    )
+                    );
+                    match &studio {
+                        Some(studio) => agent.observer(studio.agent_observer()),
+                        None => agent,
+                    }
                 })
                 .collect();
             let handles: Vec<AgentRef> = agents.iter().map(Agent::handle).collect();
-            let root = Supervisor::builder("root")
+            let mut root = Supervisor::builder("root")
                 .strategy(Strategy::OneForOne)
-                .children(agents.iter().map(Agent::child_spec))
-                .spawn()
-                .await
-                .expect("the tree starts");
+                .children(agents.iter().map(Agent::child_spec));
+            if let Some(studio) = &studio {
+                root = root.inline_observer(studio.supervisor_observer());
+                for handle in &handles {
+                    studio.watch_agent(handle);
+                }
+            }
+            let root = root.spawn().await.expect("the tree starts");
             drop(agents);
             tokio::time::sleep(Duration::from_millis(100)).await;
             let fresh = (heap() - before) as f64 / n as f64;

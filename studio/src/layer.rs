@@ -22,8 +22,10 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::studio::{Inner, Input, Studio, now_ms};
 use crate::view::CallView;
 
-/// A `tracing` layer feeding a [`Studio`] with model and tool calls (see the
-/// [module](self)). Add it to the application's subscriber:
+/// A `tracing` layer feeding a [`Studio`] with model and tool calls: it reads Warden's
+/// `model.chat`, `model.stream`, `tool.call` and `agent.turn` spans (a call inside a turn is
+/// the turn's agent's) and lets every other span and event by. Add it to the application's
+/// subscriber:
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
