@@ -13,7 +13,8 @@ use anyhow::Context as _;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyModifiers};
 use tokio::sync::mpsc;
 use warden_studio::View;
-use warden_studio::top::{Remote, render, render_text};
+use warden_studio::remote::Remote;
+use warden_studio::top::{render, render_text};
 
 use crate::usage;
 
@@ -131,7 +132,7 @@ async fn follow(
         terminal.draw(|screen| render(screen, &view, &status))?;
         let mut remote = match Remote::connect(&args.url, args.token.as_deref()).await {
             Ok(remote) => remote,
-            Err(warden_studio::top::RemoteError::Unauthorized) => anyhow::bail!("the studio refused the token"),
+            Err(warden_studio::remote::RemoteError::Unauthorized) => anyhow::bail!("the studio refused the token"),
             Err(e) => {
                 status = format!("unreachable ({e}); retrying");
                 tokio::select! {

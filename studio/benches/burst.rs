@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use warden_agents::agent::{AgentEvent, AgentEventKind};
 use warden_studio::Studio;
-use warden_studio::top::Remote;
+use warden_studio::remote::Remote;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -12,6 +12,9 @@ pub enum AnswerError {
     /// Whoever asked stopped waiting (its turn ended, or it was interrupted).
     #[error("the asker of escalation {0} no longer waits")]
     AskerGone(u64),
+    /// The escalation is a followed node's, and that node could not be told.
+    #[error("the node that raised it could not be told: {0}")]
+    Remote(String),
 }
 
 /// Why a studio server did not start.

@@ -26,9 +26,11 @@
 //! feature, `otel` exports the same spans to an OpenTelemetry collector over OTLP.
 
 mod error;
+mod federation;
 mod layer;
 #[cfg(feature = "otel")]
 pub mod otel;
+pub mod remote;
 mod server;
 mod studio;
 #[cfg(feature = "top")]
@@ -42,4 +44,6 @@ pub use studio::{
     DEFAULT_MAX_TREE_NODES, DEFAULT_QUEUE, DEFAULT_STUCK_AFTER, DEFAULT_VIEWER_BUFFER, HUB_PERIOD,
     MAX_WAITING_ESCALATIONS, Studio, StudioBuilder, Viewer,
 };
-pub use view::{AgentView, CallView, Delta, EscalationView, Frame, NodeView, StuckView, TimelineEntry, View};
+pub use view::{
+    AgentView, CallView, Delta, EscalationView, Frame, MemberView, NodeView, StuckView, TimelineEntry, View,
+};

@@ -221,10 +221,11 @@ async fn answer(
     if !authorized(&state.studio, &headers, &query) {
         return unauthorized();
     }
-    match state.studio.answer(id, &body.text) {
+    match state.studio.answer(id, &body.text).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e @ AnswerError::Unknown(_)) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
         Err(e @ AnswerError::AskerGone(_)) => (StatusCode::GONE, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
     }
 }
 

@@ -31,7 +31,7 @@ use warden_supervisor::{
 
 use crate::error::AnswerError;
 use crate::view::{
-    AgentView, CallView, Delta, EscalationView, Frame, NodeView, StuckView, TimelineEntry, View, parent_of,
+    AgentView, CallView, Delta, EscalationView, Frame, MemberView, NodeView, StuckView, TimelineEntry, View, parent_of,
 };
 
 /// How long something runs before it is flagged stuck, by default.
@@ -122,12 +122,16 @@ impl StudioBuilder {
             agents: Mutex::new(HashMap::new()),
             token,
             closed: tokio::sync::watch::channel(false).0,
+            remote_escalations: Mutex::new(HashMap::new()),
+            followed: Mutex::new(HashMap::new()),
         });
         let hub = Hub {
             inner: Arc::downgrade(&inner),
             config: self,
             seq: 0,
             view: View::default(),
+            mirrors: HashMap::new(),
+            next_remote_id: 0,
             staged: Vec::new(),
             dirty_nodes: std::collections::HashSet::new(),
             dirty_agents: std::collections::HashSet::new(),
@@ -202,6 +206,10 @@ pub(crate) struct Inner {
     pub(crate) token: String,
     /// Set once viewers' streams are to end.
     pub(crate) closed: tokio::sync::watch::Sender<bool>,
+    /// Followed nodes' escalations, by their ids here.
+    pub(crate) remote_escalations: Mutex<crate::federation::RemoteEscalations>,
+    /// Followed nodes' studios: base URL and token, by node.
+    pub(crate) followed: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl Inner {
@@ -232,8 +240,18 @@ pub(crate) enum Input {
     CallStarted(CallView),
     CallEnded(CallView),
     Escalation(EscalationView),
-    EscalationClosed { id: u64, answer: Option<String> },
+    EscalationClosed {
+        id: u64,
+        answer: Option<String>,
+    },
     Chaos(ActionRecord),
+    /// A frame of a followed node's studio.
+    Remote {
+        node: String,
+        frame: Box<Frame>,
+    },
+    /// A followed node's state.
+    Member(MemberView),
 }
 
 impl Studio {
@@ -343,8 +361,14 @@ impl Studio {
     /// # Errors
     ///
     /// [`AnswerError::Unknown`] if no escalation `id` waits here (answered already, or never
-    /// here), [`AnswerError::AskerGone`] if its asker stopped waiting.
-    pub fn answer(&self, id: u64, text: &str) -> Result<(), AnswerError> {
+    /// here), [`AnswerError::AskerGone`] if its asker stopped waiting, and for an escalation
+    /// of a [followed](Self::follow) node, [`AnswerError::Remote`] if that node could not be
+    /// told.
+    pub async fn answer(&self, id: u64, text: &str) -> Result<(), AnswerError> {
+        let remote = lock(&self.inner.remote_escalations).get(&id).cloned();
+        if let Some((node, remote_id)) = remote {
+            return self.answer_remote(&node, remote_id, id, text).await;
+        }
         let mut escalation = lock(&self.inner.waiting).remove(&id).ok_or(AnswerError::Unknown(id))?;
         let result = if escalation.concern::<HumanQuestion>().is_some() {
             escalation.answer(HumanAnswer::new(text))
@@ -375,7 +399,7 @@ impl fmt::Debug for Viewer {
 }
 
 enum Next {
-    Snapshot(View),
+    Snapshot(Box<View>),
     Update(Arc<Update>),
 }
 
@@ -386,7 +410,7 @@ impl Viewer {
                 self.pending_snapshot = false;
                 let view = lock(&self.inner.view).clone();
                 self.seen = view.seq;
-                return Some(Next::Snapshot(view));
+                return Some(Next::Snapshot(Box::new(view)));
             }
             match self.rx.recv().await {
                 Ok(update) if update.seq <= self.seen => continue,
@@ -403,7 +427,7 @@ impl Viewer {
     /// The next frame; `None` once the studio is gone.
     pub async fn next(&mut self) -> Option<Frame> {
         Some(match self.next_inner().await? {
-            Next::Snapshot(view) => Frame::Snapshot { view: Box::new(view) },
+            Next::Snapshot(view) => Frame::Snapshot { view },
             Next::Update(update) => Frame::Delta {
                 seq: update.seq,
                 delta: update.delta.clone(),
@@ -415,7 +439,7 @@ impl Viewer {
     pub async fn next_json(&mut self) -> Option<Arc<str>> {
         Some(match self.next_inner().await? {
             Next::Snapshot(view) => {
-                let frame = Frame::Snapshot { view: Box::new(view) };
+                let frame = Frame::Snapshot { view };
                 Arc::from(serde_json::to_string(&frame).unwrap_or_default())
             }
             Next::Update(update) => update.json.clone(),
@@ -439,12 +463,16 @@ struct Call {
 }
 
 /// The task that keeps the view.
-struct Hub {
+pub(crate) struct Hub {
     inner: std::sync::Weak<Inner>,
     config: StudioBuilder,
     seq: u64,
     /// The hub's own copy of the view, current with what is staged.
-    view: View,
+    pub(crate) view: View,
+    /// Followed nodes, by name.
+    pub(crate) mirrors: HashMap<String, crate::federation::Mirror>,
+    /// The last id given to a followed node's call or escalation.
+    pub(crate) next_remote_id: u64,
     /// Changes of this tick, not yet sent, but for nodes and agents: ...
     staged: Vec<Delta>,
     /// ... which change in place in `view`, and are sent as they are at the end of the tick.
@@ -488,7 +516,7 @@ impl Hub {
 
     /// Stages a change: applied to the hub's own view now, sent to viewers at the end of the
     /// tick ([`flush`](Self::flush)).
-    fn emit(&mut self, delta: Delta) {
+    pub(crate) fn emit(&mut self, delta: Delta) {
         self.view.apply(delta.clone());
         self.staged.push(delta);
     }
@@ -600,6 +628,8 @@ impl Hub {
                 }
                 self.emit(Delta::EscalationClosed { id });
             }
+            Input::Remote { node, frame } => self.remote(inner, &node, *frame),
+            Input::Member(member) => self.member(member),
             Input::Chaos(record) => {
                 let text = format!("{} ({:?})", record.action, record.outcome);
                 self.timeline("chaos", record.path.as_ref(), text);
@@ -607,7 +637,7 @@ impl Hub {
         }
     }
 
-    fn timeline(&mut self, kind: &str, subject: &str, text: String) {
+    pub(crate) fn timeline(&mut self, kind: &str, subject: &str, text: String) {
         let entry = TimelineEntry {
             at_ms: now_ms(),
             kind: kind.into(),
@@ -962,6 +992,7 @@ fn delta_key(delta: &Delta) -> Option<String> {
         Delta::Stuck(stuck) => format!("s{}", stuck.key),
         Delta::Unstuck { key } => format!("s{key}"),
         Delta::Dropped { .. } => "d".to_owned(),
+        Delta::Member(member) => format!("m{}", member.name),
         Delta::Timeline(_) | Delta::CallEnded(_) => return None,
     })
 }

@@ -36,6 +36,25 @@ pub struct View {
     pub stuck: BTreeMap<String, StuckView>,
     /// Inputs the studio dropped because its queue was full (its observers never wait).
     pub dropped: u64,
+    /// Other processes' studios this one follows ([`Studio::follow`](crate::Studio::follow)),
+    /// by node name. What they show is in this view too, named `NODE:...`.
+    #[serde(default)]
+    pub members: BTreeMap<String, MemberView>,
+}
+
+/// A followed studio of another process (a node).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// The node's name: its tree paths, agents and stuck keys are prefixed `NAME:`.
+    pub name: String,
+    /// Its studio's address (without the token).
+    pub url: String,
+    /// `connecting`, `live` or `down` (what it showed stays, as last seen).
+    pub state: String,
+    /// Why it is down, when it is.
+    pub error: Option<String>,
+    /// Since when it is in this state (milliseconds since the Unix epoch).
+    pub since_ms: u64,
 }
 
 /// One node of the supervision tree.
@@ -205,6 +224,8 @@ pub enum Delta {
         /// Its key.
         key: String,
     },
+    /// A followed studio is new, or changed state.
+    Member(MemberView),
     /// The studio dropped inputs: the total so far.
     Dropped {
         /// Inputs dropped since the studio started.
@@ -291,6 +312,9 @@ impl View {
             }
             Delta::Unstuck { key } => {
                 self.stuck.remove(&key);
+            }
+            Delta::Member(member) => {
+                self.members.insert(member.name.clone(), member);
             }
             Delta::Dropped { total } => self.dropped = total,
         }
