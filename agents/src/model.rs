@@ -869,6 +869,7 @@ impl Model {
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
             cost = tracing::field::Empty,
+            breaker = tracing::field::Empty,
             attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -878,6 +879,9 @@ impl Model {
         let latency_ms = started.elapsed().as_millis() as u64;
         span.record("attempts", attempts);
         span.record("latency_ms", latency_ms);
+        if let Some(breaker) = &self.inner.breaker {
+            span.record("breaker", breaker.state().as_str());
+        }
         match &result {
             Ok(r) => {
                 self.spend(r.usage);
@@ -914,6 +918,7 @@ impl Model {
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
             cost = tracing::field::Empty,
+            breaker = tracing::field::Empty,
             attempts = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -921,6 +926,9 @@ impl Model {
         let started = Instant::now();
         let (opened, attempts) = self.attempt::<Streamed>(call, req).instrument(span.clone()).await;
         span.record("attempts", attempts);
+        if let Some(breaker) = &self.inner.breaker {
+            span.record("breaker", breaker.state().as_str());
+        }
         let stream = match opened {
             Ok(stream) => stream,
             Err(e) => {

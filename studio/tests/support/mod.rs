@@ -22,6 +22,7 @@ use warden_agents::react::{ASK_HUMAN_TOOL, ReAct};
 use warden_fake_provider::{Answer, FakeProvider, ScriptedCall};
 use warden_studio::{Frame, Studio, View, Viewer};
 use warden_supervisor::{ChildSpec, Strategy, Supervisor};
+use warden_tools::circuit_breaker::{CircuitBreakerConfig, SharedCircuitBreaker};
 use warden_tools::{ToolError, ToolExecutor, ToolStack, Toolkit, tool_fn};
 
 /// Long enough never to be reached when things work.
@@ -75,7 +76,11 @@ pub(crate) async fn start() -> anyhow::Result<System> {
     let executor = ToolExecutor::new(toolkit.clone(), ToolStack::recommended().build());
     let model = Model::new(OpenAiChat::new(fake.base_url_openai(), "gpt-test"))
         .with_retry(RetryPolicy::new(1))
-        .with_price(Price::per_million(1.0, 2.0));
+        .with_price(Price::per_million(1.0, 2.0))
+        .with_circuit_breaker(SharedCircuitBreaker::new(
+            "model",
+            CircuitBreakerConfig::builder().build()?,
+        ));
     let react = ReAct::builder(model)
         .tools(toolkit, executor.client())
         .tool_deadline(DEADLINE)
