@@ -132,6 +132,7 @@ impl StudioBuilder {
             view: View::default(),
             mirrors: HashMap::new(),
             next_remote_id: 0,
+            restarts: Vec::new(),
             staged: Vec::new(),
             dirty_nodes: std::collections::HashSet::new(),
             dirty_agents: std::collections::HashSet::new(),
@@ -473,6 +474,8 @@ pub(crate) struct Hub {
     pub(crate) mirrors: HashMap<String, crate::federation::Mirror>,
     /// The last id given to a followed node's call or escalation.
     pub(crate) next_remote_id: u64,
+    /// This tick's restarts, for the timeline: the child, its count, its supervisor's intensity.
+    restarts: Vec<(warden_supervisor::ChildPath, u32, warden_supervisor::IntensityUsed)>,
     /// Changes of this tick, not yet sent, but for nodes and agents: ...
     staged: Vec<Delta>,
     /// ... which change in place in `view`, and are sent as they are at the end of the tick.
@@ -514,10 +517,53 @@ impl Hub {
         }
     }
 
+    /// This tick's restarts on the timeline: an entry each, or past [`RESTARTS_PER_TICK`] one
+    /// entry that counts them by child (the tree shows each child's count anyway), so that a
+    /// storm costs a viewer one line per tick.
+    fn restarts_to_timeline(&mut self) {
+        let restarts = std::mem::take(&mut self.restarts);
+        if restarts.len() <= RESTARTS_PER_TICK {
+            for (path, count, intensity) in restarts {
+                let text = format!(
+                    "restart #{count} ({} of {} in {:?})",
+                    intensity.restarts, intensity.limit.max_restarts, intensity.limit.period
+                );
+                self.timeline("restart", path.as_str(), text);
+            }
+            return;
+        }
+        let mut by_child: HashMap<&str, usize> = HashMap::new();
+        for (path, _, _) in &restarts {
+            *by_child.entry(path.as_str()).or_default() += 1;
+        }
+        let mut counts: Vec<(&str, usize)> = by_child.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let top: Vec<String> = counts
+            .iter()
+            .take(3)
+            .map(|(child, n)| format!("{child} ×{n}"))
+            .collect();
+        let more = if counts.len() > 3 {
+            format!(" and {} more children", counts.len() - 3)
+        } else {
+            String::new()
+        };
+        let subject = format!("{} children", counts.len());
+        let text = format!(
+            "{} restarts in {HUB_PERIOD:?}: {}{more}",
+            restarts.len(),
+            top.join(", ")
+        );
+        self.timeline("restart", &subject, text);
+    }
+
     /// Stages a change: applied to the hub's own view now, sent to viewers at the end of the
     /// tick ([`flush`](Self::flush)).
     pub(crate) fn emit(&mut self, delta: Delta) {
-        self.view.apply(delta.clone());
+        // The hub never reads its own timeline: only the shared view keeps one.
+        if !matches!(delta, Delta::Timeline(_)) {
+            self.view.apply(delta.clone());
+        }
         self.staged.push(delta);
     }
 
@@ -527,6 +573,7 @@ impl Hub {
     /// event. Each change is numbered and serialised once, applied to the shared view, and
     /// broadcast.
     fn flush(&mut self, inner: &Inner) {
+        self.restarts_to_timeline();
         if self.staged.is_empty() && self.dirty_nodes.is_empty() && self.dirty_agents.is_empty() {
             return;
         }
@@ -543,7 +590,6 @@ impl Hub {
             }
         }
         staged.append(&mut self.staged);
-        let staged = summarise_restarts(staged);
         // Ring entries (timeline entries, ended calls) all count, but only the last of a ring's
         // bound can still be in it.
         let ring_total = |ring| staged.iter().filter(|d| ring_of(d) == Some(ring)).count();
@@ -656,10 +702,8 @@ impl Hub {
             self.view.tree.insert(path.to_owned(), new_node(path));
         }
         if let Some(node) = self.view.tree.get_mut(path) {
-            if let Some(kind) = kind
-                && node.kind != kind_name(kind)
-            {
-                node.kind = kind_name(kind).into();
+            if let Some(kind) = kind {
+                set_str(&mut node.kind, kind_name(kind));
             }
             change(node);
             node.changed_ms = now_ms();
@@ -717,7 +761,7 @@ impl Hub {
         let last_exit = node.last_exit.as_ref().map(ToString::to_string);
         let restarts = node.restart_count;
         self.node(node.path.as_str(), Some(node.kind), |n| {
-            n.state = state.into();
+            set_str(&mut n.state, state);
             n.restarts = restarts;
             n.last_exit = last_exit;
         });
@@ -729,18 +773,18 @@ impl Hub {
     fn supervisor(&mut self, event: SupervisorEvent) {
         match event {
             SupervisorEvent::ChildStarted { path, kind, .. } => self.node(path.as_str(), Some(kind), |n| {
-                n.state = "running".into();
+                set_str(&mut n.state, "running");
                 n.backoff_ms = None;
             }),
             SupervisorEvent::ChildStartFailed { path, kind, error } => self.node(path.as_str(), Some(kind), |n| {
-                n.state = "start_failed".into();
-                n.last_exit = Some(error.to_string());
+                set_str(&mut n.state, "start_failed");
+                set_display(&mut n.last_exit, &error);
             }),
             SupervisorEvent::ChildExited { path, kind, reason } => self.node(path.as_str(), Some(kind), |n| {
                 if n.state != "gave_up" {
-                    n.state = "exited".into();
+                    set_str(&mut n.state, "exited");
                 }
-                n.last_exit = Some(reason.to_string());
+                set_display(&mut n.last_exit, &reason);
             }),
             SupervisorEvent::Restarting {
                 path,
@@ -750,7 +794,7 @@ impl Hub {
                 ..
             } => {
                 self.node(path.as_str(), Some(kind), |n| {
-                    n.state = "restarting".into();
+                    set_str(&mut n.state, "restarting");
                     n.restarts = restart_count;
                 });
                 if let Some(parent) = parent_of(path.as_str()) {
@@ -760,14 +804,11 @@ impl Hub {
                         n.intensity_period_ms = Some(duration_ms(intensity.limit.period));
                     });
                 }
-                let text = format!(
-                    "restart #{restart_count} ({} of {} in {:?})",
-                    intensity.restarts, intensity.limit.max_restarts, intensity.limit.period
-                );
-                self.timeline("restart", path.as_str(), text);
+                // Written out at the end of the tick: one entry each, or one for a storm.
+                self.restarts.push((path, restart_count, intensity));
             }
             SupervisorEvent::RestartScheduled { path, delay, .. } => self.node(path.as_str(), None, |n| {
-                n.state = "restarting".into();
+                set_str(&mut n.state, "restarting");
                 n.backoff_ms = Some(duration_ms(delay));
             }),
             SupervisorEvent::ChildAbandoned { path, grace, .. } => {
@@ -776,7 +817,7 @@ impl Hub {
             }
             SupervisorEvent::GaveUp { path, child, .. } => {
                 self.node(path.as_str(), Some(ChildKind::Supervisor), |n| {
-                    n.state = "gave_up".into();
+                    set_str(&mut n.state, "gave_up");
                 });
                 self.timeline("gave_up", path.as_str(), format!("gave up after {child}"));
             }
@@ -789,7 +830,7 @@ impl Hub {
             SupervisorEvent::Stopped { path, .. } => {
                 self.node(path.as_str(), Some(ChildKind::Supervisor), |n| {
                     if n.state != "gave_up" {
-                        n.state = "stopped".into();
+                        set_str(&mut n.state, "stopped");
                     }
                 });
             }
@@ -1000,45 +1041,6 @@ fn delta_key(delta: &Delta) -> Option<String> {
 /// More restarts in one tick than this are one timeline entry.
 const RESTARTS_PER_TICK: usize = 10;
 
-/// A restart storm on the timeline: past [`RESTARTS_PER_TICK`] restarts in a tick, they
-/// become one entry that counts them by child (the tree shows each child's count anyway).
-fn summarise_restarts(mut staged: Vec<Delta>) -> Vec<Delta> {
-    let is_restart = |d: &Delta| matches!(d, Delta::Timeline(t) if t.kind == "restart");
-    let restarts = staged.iter().filter(|d| is_restart(d)).count();
-    if restarts <= RESTARTS_PER_TICK {
-        return staged;
-    }
-    let mut by_child: HashMap<String, usize> = HashMap::new();
-    let mut at_ms = 0;
-    staged.retain(|d| match d {
-        Delta::Timeline(t) if t.kind == "restart" => {
-            *by_child.entry(t.subject.clone()).or_default() += 1;
-            at_ms = t.at_ms;
-            false
-        }
-        _ => true,
-    });
-    let mut counts: Vec<(String, usize)> = by_child.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let top: Vec<String> = counts
-        .iter()
-        .take(3)
-        .map(|(child, n)| format!("{child} ×{n}"))
-        .collect();
-    let more = if counts.len() > 3 {
-        format!(" and {} more children", counts.len() - 3)
-    } else {
-        String::new()
-    };
-    staged.push(Delta::Timeline(TimelineEntry {
-        at_ms,
-        kind: "restart".into(),
-        subject: format!("{} children", counts.len()),
-        text: format!("{restarts} restarts in {HUB_PERIOD:?}: {}{more}", top.join(", ")),
-    }));
-    staged
-}
-
 /// The ring a change adds to: 0 the timeline, 1 the ended calls.
 fn ring_of(delta: &Delta) -> Option<usize> {
     match delta {
@@ -1046,6 +1048,22 @@ fn ring_of(delta: &Delta) -> Option<usize> {
         Delta::CallEnded(_) => Some(1),
         _ => None,
     }
+}
+
+/// Sets a string field, reusing its buffer (no allocation when it is long enough).
+fn set_str(field: &mut String, value: &str) {
+    if field != value {
+        field.clear();
+        field.push_str(value);
+    }
+}
+
+/// Sets an optional string field to `value`'s text, reusing its buffer.
+fn set_display(field: &mut Option<String>, value: &impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    let text = field.get_or_insert_with(String::new);
+    text.clear();
+    let _ = write!(text, "{value}");
 }
 
 fn new_node(path: &str) -> NodeView {

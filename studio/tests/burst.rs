@@ -61,3 +61,65 @@ async fn a_burst_reaches_viewers_bounded_and_a_slow_viewer_gets_a_snapshot() {
         Frame::Delta { seq, .. } => panic!("a slow viewer got an old change ({seq}) instead of a snapshot"),
     }
 }
+
+struct Idle;
+
+impl ractor::Actor for Idle {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_storm_is_counted_in_full_on_few_timeline_entries() {
+    use warden_supervisor::{ChildSpec, Supervisor};
+    const KILLS: u32 = 50;
+    let studio = Studio::builder().start();
+    let root = Supervisor::builder("root")
+        .intensity(1000, Duration::from_secs(10))
+        .inline_observer(studio.supervisor_observer())
+        .child(ChildSpec::actor("pinger", || (Idle, ())))
+        .spawn()
+        .await
+        .unwrap();
+    for _ in 0..KILLS {
+        let before = root.which_children().await.unwrap()[0].state.actor().unwrap().clone();
+        before.kill();
+        loop {
+            let now = root.which_children().await.unwrap()[0].state.actor().cloned();
+            if now.is_some_and(|a| a.get_id() != before.get_id()) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut viewer = studio.subscribe();
+    let mut view = View::default();
+    tokio::time::timeout(DEADLINE, async {
+        while view.tree.get("root/pinger").is_none_or(|n| n.restarts < KILLS) {
+            view.take(viewer.next().await.unwrap());
+        }
+        // The timeline entries of the last tick come with it or right after.
+        while view.timeline.iter().map(restarts_of).sum::<u32>() < KILLS {
+            view.take(viewer.next().await.unwrap());
+        }
+    })
+    .await
+    .expect("the storm shows");
+    let entries = view.timeline.iter().filter(|t| t.kind == "restart").count();
+    assert_eq!(view.timeline.iter().map(restarts_of).sum::<u32>(), KILLS);
+    assert!(entries <= KILLS as usize, "{entries} entries");
+    root.stop().await;
+}
+
+/// How many restarts a timeline entry stands for: one, or the count of a storm's summary.
+fn restarts_of(entry: &warden_studio::TimelineEntry) -> u32 {
+    match entry.kind.as_str() {
+        "restart" if entry.text.starts_with("restart #") => 1,
+        "restart" => entry.text.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0),
+        _ => 0,
+    }
+}
