@@ -1,5 +1,6 @@
 //! `tracing` spans for every model call, over real HTTP in both formats: model name, provider,
-//! attempts, latency, tokens and outcome, for whole answers, streams, failures and fallbacks.
+//! attempts, latency, tokens and outcome (under OpenTelemetry's GenAI names where there is
+//! one), for whole answers, streams, failures and fallbacks.
 
 #[path = "support/model.rs"]
 mod support;
@@ -31,13 +32,13 @@ async fn a_chat_is_a_span_with_model_latency_tokens_and_outcome() {
         let spans = capture.spans("model.chat");
         assert_eq!(spans.len(), 1, "{wire:?}");
         let f = &spans[0].fields;
-        assert_eq!(f["model"], MODEL);
-        assert_eq!(f["provider"], provider_name(wire));
+        assert_eq!(f["gen_ai.request.model"], MODEL);
+        assert_eq!(f["gen_ai.system"], provider_name(wire));
         assert_eq!(f["attempts"], "2");
         assert_eq!(f["outcome"], "ok");
         assert!(f["latency_ms"].parse::<u64>().is_ok(), "{f:?}");
-        assert_eq!(f["input_tokens"], answer.usage.input_tokens.to_string());
-        assert_eq!(f["output_tokens"], answer.usage.output_tokens.to_string());
+        assert_eq!(f["gen_ai.usage.input_tokens"], answer.usage.input_tokens.to_string());
+        assert_eq!(f["gen_ai.usage.output_tokens"], answer.usage.output_tokens.to_string());
         assert!(answer.usage.input_tokens > 0 && answer.usage.output_tokens > 0);
         // The retry was logged inside the call's span.
         let retries = capture.events("retrying");
@@ -73,7 +74,7 @@ async fn a_failed_chat_records_the_error_kind() {
         capture
             .spans("model.chat")
             .iter()
-            .all(|s| !s.fields.contains_key("input_tokens")),
+            .all(|s| !s.fields.contains_key("gen_ai.usage.input_tokens")),
         "no tokens without an answer"
     );
     assert_eq!(capture.events("model call failed").len(), 4);
@@ -93,13 +94,13 @@ async fn a_stream_span_gets_its_tokens_and_outcome_as_the_stream_ends() {
         let spans = capture.spans("model.stream");
         assert_eq!(spans.len(), 2, "{wire:?}");
         let ok = &spans[0].fields;
-        assert_eq!(ok["model"], MODEL);
-        assert_eq!(ok["provider"], provider_name(wire));
+        assert_eq!(ok["gen_ai.request.model"], MODEL);
+        assert_eq!(ok["gen_ai.system"], provider_name(wire));
         assert_eq!(ok["attempts"], "1");
         assert_eq!(ok["outcome"], "ok");
         assert!(ok.contains_key("latency_ms"));
-        assert_eq!(ok["input_tokens"], answer.usage.input_tokens.to_string());
-        assert_eq!(ok["output_tokens"], answer.usage.output_tokens.to_string());
+        assert_eq!(ok["gen_ai.usage.input_tokens"], answer.usage.input_tokens.to_string());
+        assert_eq!(ok["gen_ai.usage.output_tokens"], answer.usage.output_tokens.to_string());
         assert_eq!(spans[1].fields["outcome"], "stream_interrupted");
     }
 }
@@ -116,7 +117,7 @@ async fn a_fallback_is_its_own_span() {
     let spans = capture.spans("model.chat");
     let summary: Vec<(&str, &str)> = spans
         .iter()
-        .map(|s| (s.fields["provider"].as_str(), s.fields["outcome"].as_str()))
+        .map(|s| (s.fields["gen_ai.system"].as_str(), s.fields["outcome"].as_str()))
         .collect();
     assert_eq!(summary, [("openai", "quota_exceeded"), ("anthropic", "ok")]);
     assert_eq!(capture.events("model failed, trying fallback").len(), 1);
