@@ -311,7 +311,7 @@ fn main() {
                         ReAct::builder(model.clone()).system("Answer with a number.").build(),
                     );
                     match &studio {
-                        Some(studio) => agent.observer(studio.agent_observer()),
+                        Some(studio) => agent.inline_observer(studio.agent_observer()),
                         None => agent,
                     }
                 })

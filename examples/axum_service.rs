@@ -208,7 +208,7 @@ async fn main() -> Result<()> {
         .try_init()?;
 
     let (model, _fake) = model().await?;
-    let agent = Agent::new("clerk", ReAct::builder(model).build()).observer(studio.agent_observer());
+    let agent = Agent::new("clerk", ReAct::builder(model).build()).inline_observer(studio.agent_observer());
     let clerk = agent.handle();
     studio.watch_agent(&clerk);
     let root = Supervisor::builder("service")

@@ -140,6 +140,7 @@ pub struct Agent {
     memory_limit: MemoryLimit,
     escalate_after: u32,
     observer: Option<AgentObserver>,
+    observer_inline: bool,
     observer_queue: usize,
     turn_deadline: Option<Duration>,
     directory: Option<Arc<dyn Directory>>,
@@ -172,6 +173,7 @@ impl Agent {
             memory_limit: MemoryLimit::default(),
             escalate_after: 3,
             observer: None,
+            observer_inline: false,
             observer_queue: DEFAULT_OBSERVER_QUEUE,
             turn_deadline: None,
             directory: None,
@@ -210,6 +212,18 @@ impl Agent {
     /// [`AgentObserver`]): it never holds up the agent, and its panics are caught.
     pub fn observer(mut self, observer: impl Fn(&AgentEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
+        self.observer_inline = false;
+        self
+    }
+
+    /// Sets a callback that sees every [`AgentEvent`], as [`observer`](Self::observer) does,
+    /// but calls it **where the event happens** (in the agent or its turn), with no queue and
+    /// no task: for an observer that only hands the event on without waiting (Warden
+    /// Studio's), it saves a task wake-up per event. It must return at once; its panics are
+    /// caught.
+    pub fn inline_observer(mut self, observer: impl Fn(&AgentEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self.observer_inline = true;
         self
     }
 

@@ -12,10 +12,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
+use tracing::{Metadata, Subscriber};
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterFn, Filtered, filter_fn};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -47,12 +48,24 @@ impl fmt::Debug for StudioLayer {
     }
 }
 
+/// The spans the studio reads; every other callsite is of no interest to it.
+fn is_watched(metadata: &Metadata<'_>) -> bool {
+    metadata.is_span() && (metadata.name() == "agent.turn" || call_kind(metadata.name()).is_some())
+}
+
 impl Studio {
-    /// The `tracing` layer that reports model and tool calls to this studio.
-    pub fn tracing_layer(&self) -> StudioLayer {
+    /// The `tracing` layer that reports model and tool calls to this studio, with a
+    /// per-layer filter for the four spans it reads: the studio alone enables no other
+    /// callsite, so with no other layer the rest of `tracing` stays off and costs nothing;
+    /// beside other layers it changes nothing of what they see.
+    pub fn tracing_layer<S>(&self) -> Filtered<StudioLayer, FilterFn, S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         StudioLayer {
             inner: self.inner.clone(),
         }
+        .with_filter(filter_fn(is_watched as fn(&Metadata<'_>) -> bool))
     }
 }
 

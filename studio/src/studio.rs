@@ -37,13 +37,13 @@ use crate::view::{
 /// How long something runs before it is flagged stuck, by default.
 pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30);
 /// How many inputs wait for the hub before more are dropped, by default.
-pub const DEFAULT_QUEUE: usize = 16_384;
+pub const DEFAULT_QUEUE: usize = 65_536;
 /// How many changes a viewer may be behind before it gets a snapshot instead, by default.
 pub const DEFAULT_VIEWER_BUFFER: usize = 4096;
 /// How many nodes the tree keeps before it evicts stopped ones, by default.
 pub const DEFAULT_MAX_TREE_NODES: usize = 10_000;
 /// How often the hub takes in what the observers queued: changes reach viewers within it.
-pub const HUB_PERIOD: Duration = Duration::from_millis(10);
+pub const HUB_PERIOD: Duration = Duration::from_millis(50);
 /// How many escalations may wait for an answer at once; past it they go on up the tree.
 pub const MAX_WAITING_ESCALATIONS: usize = 1024;
 

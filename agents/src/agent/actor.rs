@@ -737,7 +737,10 @@ impl Actor for AgentActor {
         if let Some(directory) = &self.0.directory {
             directory.enter(&self.0.handle, args.path.as_ref())?;
         }
-        let events = EventSink::start(self.0.name.clone(), self.0.observer.clone(), self.0.observer_queue);
+        let events = match (&self.0.observer, self.0.observer_inline) {
+            (Some(observer), true) => EventSink::inline(self.0.name.clone(), observer.clone()),
+            _ => EventSink::start(self.0.name.clone(), self.0.observer.clone(), self.0.observer_queue),
+        };
         let actor = myself.get_id();
         let mut memory = Memory::new(self.0.memory_limit);
         let mut resumed = Vec::new();

@@ -149,6 +149,8 @@ impl TurnEnd {
 pub(crate) struct EventSink {
     agent: Arc<str>,
     queue: Option<mpsc::Sender<AgentEvent>>,
+    /// An observer called where the event happens, with no queue ([`Agent::inline_observer`](super::Agent::inline_observer)).
+    inline: Option<AgentObserver>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -158,7 +160,16 @@ impl EventSink {
         Self {
             agent,
             queue: None,
+            inline: None,
             dropped: Arc::default(),
+        }
+    }
+
+    /// A sink that calls `observer` itself, as each event happens.
+    pub(crate) fn inline(agent: Arc<str>, observer: AgentObserver) -> Self {
+        Self {
+            inline: Some(observer),
+            ..Self::none(agent)
         }
     }
 
@@ -174,12 +185,23 @@ impl EventSink {
         Self {
             agent,
             queue: Some(tx),
+            inline: None,
             dropped,
         }
     }
 
     /// Queues an event for the observer, or counts it as dropped when the queue is full.
     pub(crate) fn emit(&self, kind: AgentEventKind) {
+        if let Some(observer) = &self.inline {
+            let event = AgentEvent {
+                agent: self.agent.clone(),
+                kind,
+            };
+            if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&event))).is_err() {
+                tracing::warn!(agent = %self.agent, "agent observer panicked; event skipped");
+            }
+            return;
+        }
         let Some(queue) = &self.queue else {
             return;
         };

@@ -86,7 +86,7 @@ pub(crate) async fn start() -> anyhow::Result<System> {
         .tool_deadline(DEADLINE)
         .human(DEADLINE)
         .build();
-    let agent = Agent::new("clerk", react).observer(studio.agent_observer());
+    let agent = Agent::new("clerk", react).inline_observer(studio.agent_observer());
     let clerk = agent.handle();
     studio.watch_agent(&clerk);
     let root = Supervisor::builder("root")
