@@ -175,17 +175,19 @@ impl Hub {
     /// A node's whole view: what it no longer shows leaves, the rest is shown as it is now.
     fn remote_snapshot(&mut self, inner: &Inner, node: &str, view: View) {
         let old = self.mirrors.remove(node).unwrap_or_default();
-        for path in old.view.tree.keys() {
-            if !view.tree.contains_key(path) {
-                self.remote_delta(inner, node, Delta::NodeRemoved { path: path.clone() });
-            }
-        }
-        // Calls, escalations and flags it no longer has ended there meanwhile.
+        // The ids given here to its calls and escalations still in flight carry over.
         let mut mirror = Mirror {
             calls: old.calls,
             escalations: old.escalations,
             ..Mirror::default()
         };
+        for path in old.view.tree.keys() {
+            if !view.tree.contains_key(path) {
+                let removed = Delta::NodeRemoved { path: path.clone() };
+                self.remote_delta_with(inner, node, &mut mirror, removed);
+            }
+        }
+        // Calls, escalations and flags it no longer has ended there meanwhile.
         for (id, call) in &old.view.calls {
             if !view.calls.contains_key(id) {
                 let mut ended = call.clone();

@@ -699,7 +699,7 @@ impl Hub {
             if let Some(parent) = parent_of(path) {
                 self.ensure_supervisor(parent);
             }
-            self.view.tree.insert(path.to_owned(), new_node(path));
+            self.view.tree.insert(path.to_owned(), NodeView::new(path));
         }
         if let Some(node) = self.view.tree.get_mut(path) {
             if let Some(kind) = kind {
@@ -727,7 +727,7 @@ impl Hub {
         if let Some(parent) = parent_of(path) {
             self.ensure_supervisor(parent);
         }
-        let mut node = new_node(path);
+        let mut node = NodeView::new(path);
         node.kind = "supervisor".into();
         node.changed_ms = now_ms();
         self.view.tree.insert(path.to_owned(), node);
@@ -742,7 +742,8 @@ impl Hub {
         let victim = view
             .tree
             .values()
-            .filter(|n| n.state != "running" && n.state != "restarting" && view.children_of(&n.path).next().is_none())
+            .filter(|n| n.state != "running" && n.state != "restarting")
+            .filter(|n| view.children_of(&n.path).next().is_none())
             .min_by_key(|n| n.changed_ms)
             .map(|n| n.path.clone());
         if let Some(path) = victim {
@@ -1064,21 +1065,6 @@ fn set_display(field: &mut Option<String>, value: &impl std::fmt::Display) {
     let text = field.get_or_insert_with(String::new);
     text.clear();
     let _ = write!(text, "{value}");
-}
-
-fn new_node(path: &str) -> NodeView {
-    NodeView {
-        path: path.into(),
-        kind: "worker".into(),
-        state: "running".into(),
-        restarts: 0,
-        last_exit: None,
-        backoff_ms: None,
-        intensity_used: None,
-        intensity_max: None,
-        intensity_period_ms: None,
-        changed_ms: 0,
-    }
 }
 
 fn kind_name(kind: ChildKind) -> &'static str {

@@ -270,16 +270,10 @@ mod tests {
 
     fn node(path: &str, state: &str) -> NodeView {
         NodeView {
-            path: path.into(),
-            kind: "worker".into(),
             state: state.into(),
             restarts: 2,
-            last_exit: None,
             backoff_ms: Some(40),
-            intensity_used: None,
-            intensity_max: None,
-            intensity_period_ms: None,
-            changed_ms: 0,
+            ..NodeView::new(path)
         }
     }
 

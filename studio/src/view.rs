@@ -82,6 +82,24 @@ pub struct NodeView {
     pub changed_ms: u64,
 }
 
+impl NodeView {
+    /// A running worker at `path`, not yet restarted.
+    pub fn new(path: &str) -> Self {
+        Self {
+            path: path.into(),
+            kind: "worker".into(),
+            state: "running".into(),
+            restarts: 0,
+            last_exit: None,
+            backoff_ms: None,
+            intensity_used: None,
+            intensity_max: None,
+            intensity_period_ms: None,
+            changed_ms: 0,
+        }
+    }
+}
+
 /// One agent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentView {
@@ -320,11 +338,16 @@ impl View {
         }
     }
 
-    /// The children of the node at `path`, in path order.
-    pub fn children_of<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a NodeView> + 'a {
+    /// The children of the node at `path`, in path order: a range of the tree, whose keys
+    /// keep a node's descendants together right after it.
+    pub fn children_of<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a NodeView> + 'a {
+        let prefix = format!("{path}/");
+        let len = prefix.len();
         self.tree
-            .values()
-            .filter(move |node| parent_of(&node.path) == Some(path))
+            .range(prefix.clone()..)
+            .take_while(move |(key, _)| key.starts_with(&prefix))
+            .filter(move |(key, _)| !key[len..].contains('/'))
+            .map(|(_, node)| node)
     }
 
     /// The nodes without a parent in the tree: the roots.
@@ -352,18 +375,7 @@ mod tests {
     use super::*;
 
     fn node(path: &str) -> NodeView {
-        NodeView {
-            path: path.into(),
-            kind: "worker".into(),
-            state: "running".into(),
-            restarts: 0,
-            last_exit: None,
-            backoff_ms: None,
-            intensity_used: None,
-            intensity_max: None,
-            intensity_period_ms: None,
-            changed_ms: 0,
-        }
+        NodeView::new(path)
     }
 
     #[test]
@@ -393,6 +405,19 @@ mod tests {
         assert_eq!(late, view);
         assert_eq!(view.children_of("root").count(), 1);
         assert_eq!(view.roots().map(|n| n.path.as_str()).collect::<Vec<_>>(), ["root"]);
+    }
+
+    #[test]
+    fn children_are_the_direct_ones_only() {
+        let mut view = View::default();
+        for path in ["root", "root/a", "root/a/x", "root/ab", "root-b", "root-b/c"] {
+            view.apply(Delta::Node(node(path)));
+        }
+        let paths = |parent: &str| view.children_of(parent).map(|n| n.path.clone()).collect::<Vec<_>>();
+        assert_eq!(paths("root"), ["root/a", "root/ab"]);
+        assert_eq!(paths("root/a"), ["root/a/x"]);
+        assert!(paths("root/ab").is_empty());
+        assert_eq!(paths("root-b"), ["root-b/c"]);
     }
 
     #[test]
