@@ -66,6 +66,27 @@ impl Service {
     async fn line(&mut self) -> String {
         next_line(&mut self.lines).await
     }
+
+    /// Sends SIGTERM once `in_flight` reached the model, and reads the first shutdown line.
+    async fn terminate_during(&mut self, fake: &FakeProvider, seen: usize) {
+        fake.wait_for_requests(seen + 1).await;
+        self.terminate();
+        assert_eq!(
+            self.line().await,
+            "shutdown: listener closed, draining 1 asks in flight"
+        );
+    }
+
+    /// The last shutdown lines, in order, and a clean exit.
+    async fn finishes(mut self) {
+        assert_eq!(self.line().await, "shutdown: tree stopped");
+        assert_eq!(self.line().await, "shutdown: done");
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
 }
 
 async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut Lines<R>) -> String {
@@ -121,21 +142,11 @@ async fn sigterm_stops_the_service_in_order_and_answers_every_ask() {
     fake.set_latency(Duration::from_millis(500));
     let seen = fake.request_count();
     let in_flight = ask(&service.base, "file another");
-    fake.wait_for_requests(seen + 1).await;
-    service.terminate();
-    assert_eq!(
-        service.line().await,
-        "shutdown: listener closed, draining 1 asks in flight"
-    );
+    service.terminate_during(&fake, seen).await;
     assert_eq!(in_flight.await.unwrap(), (200, json!({"reply": "Filed."})));
-    assert_eq!(service.line().await, "shutdown: tree stopped");
-    assert_eq!(service.line().await, "shutdown: done");
-    let status = tokio::time::timeout(DEADLINE, service.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status}");
-    assert!(http.get(format!("{}/health", service.base)).send().await.is_err());
+    let base = service.base.clone();
+    service.finishes().await;
+    assert!(http.get(format!("{base}/health")).send().await.is_err());
 
     // SIGTERM with an ask that outlasts the drain: the tree stops under it, and it gets a
     // typed error, not a dropped connection.
@@ -143,12 +154,7 @@ async fn sigterm_stops_the_service_in_order_and_answers_every_ask() {
     fake.set_latency(Duration::from_secs(20));
     let seen = fake.request_count();
     let in_flight = ask(&service.base, "take your time");
-    fake.wait_for_requests(seen + 1).await;
-    service.terminate();
-    assert_eq!(
-        service.line().await,
-        "shutdown: listener closed, draining 1 asks in flight"
-    );
+    service.terminate_during(&fake, seen).await;
     assert_eq!(service.line().await, "shutdown: 1 asks still in flight after 100ms");
     let (status, body) = in_flight.await.unwrap();
     assert_eq!(status, 503, "{body}");
@@ -156,11 +162,5 @@ async fn sigterm_stops_the_service_in_order_and_answers_every_ask() {
         ["agent_down", "not_started", "not_delivered"].contains(&body["error"].as_str().unwrap()),
         "{body}"
     );
-    assert_eq!(service.line().await, "shutdown: tree stopped");
-    assert_eq!(service.line().await, "shutdown: done");
-    let status = tokio::time::timeout(DEADLINE, service.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status}");
+    service.finishes().await;
 }

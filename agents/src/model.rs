@@ -164,6 +164,29 @@ pub use types::{
 };
 pub use warden_resilience::{RetryBudget, RetryPolicy};
 
+/// The span of one model call, named `model.chat` or `model.stream` (a span's name must be a
+/// literal), with OpenTelemetry's GenAI attributes and the fields recorded as it ends.
+macro_rules! model_span {
+    ($model:expr, $name:literal) => {
+        tracing::info_span!(
+            target: "warden::model",
+            $name,
+            otel.name = %format_args!("chat {}", $model.name()),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.system = $model.inner.provider.provider_name(),
+            gen_ai.request.model = %$model.name(),
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            cost = tracing::field::Empty,
+            breaker = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    };
+}
+
 /// The model handle agents hold: a provider with a retry policy and an optional fallback. Cloning is cheap (an `Arc`); clones share everything.
 ///
 /// It implements [`ChatModel`] itself, so it can stand wherever a provider is expected.
@@ -857,31 +880,21 @@ impl Model {
         (result, attempts.load(Ordering::Relaxed))
     }
 
+    /// Records the circuit breaker's state, after a call, on its span.
+    fn record_breaker(&self, span: &tracing::Span) {
+        if let Some(breaker) = &self.inner.breaker {
+            span.record("breaker", breaker.state().as_str());
+        }
+    }
+
     async fn chat_with_retries(&self, req: &ChatRequest, call: &Call) -> Result<ChatResponse, ModelError> {
-        let span = tracing::info_span!(
-            target: "warden::model",
-            "model.chat",
-            otel.name = %format_args!("chat {}", self.name()),
-            otel.kind = "client",
-            gen_ai.operation.name = "chat",
-            gen_ai.system = self.inner.provider.provider_name(),
-            gen_ai.request.model = %self.name(),
-            gen_ai.usage.input_tokens = tracing::field::Empty,
-            gen_ai.usage.output_tokens = tracing::field::Empty,
-            cost = tracing::field::Empty,
-            breaker = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-        );
+        let span = model_span!(self, "model.chat");
         let started = Instant::now();
         let (result, attempts) = self.attempt::<Whole>(call, req).instrument(span.clone()).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         span.record("attempts", attempts);
         span.record("latency_ms", latency_ms);
-        if let Some(breaker) = &self.inner.breaker {
-            span.record("breaker", breaker.state().as_str());
-        }
+        self.record_breaker(&span);
         match &result {
             Ok(r) => {
                 self.spend(r.usage);
@@ -907,28 +920,11 @@ impl Model {
     }
 
     async fn stream_with_retries(&self, req: &ChatRequest, call: &Call) -> Result<EventStream, ModelError> {
-        let span = tracing::info_span!(
-            target: "warden::model",
-            "model.stream",
-            otel.name = %format_args!("chat {}", self.name()),
-            otel.kind = "client",
-            gen_ai.operation.name = "chat",
-            gen_ai.system = self.inner.provider.provider_name(),
-            gen_ai.request.model = %self.name(),
-            gen_ai.usage.input_tokens = tracing::field::Empty,
-            gen_ai.usage.output_tokens = tracing::field::Empty,
-            cost = tracing::field::Empty,
-            breaker = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-        );
+        let span = model_span!(self, "model.stream");
         let started = Instant::now();
         let (opened, attempts) = self.attempt::<Streamed>(call, req).instrument(span.clone()).await;
         span.record("attempts", attempts);
-        if let Some(breaker) = &self.inner.breaker {
-            span.record("breaker", breaker.state().as_str());
-        }
+        self.record_breaker(&span);
         let stream = match opened {
             Ok(stream) => stream,
             Err(e) => {

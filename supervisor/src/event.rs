@@ -97,16 +97,13 @@ impl EventSink {
     /// Hands an event on without waiting: to an inline observer at once; else onto the
     /// channel, counted as dropped if it is full.
     pub(crate) fn send(&self, event: SupervisorEvent) {
-        let Self::Queued {
-            tx,
-            dropped,
-            overflowing,
-        } = self
-        else {
-            if let Self::Inline(observer) = self {
-                call(observer, &event);
-            }
-            return;
+        let (tx, dropped, overflowing) = match self {
+            Self::Inline(observer) => return call(observer, &event),
+            Self::Queued {
+                tx,
+                dropped,
+                overflowing,
+            } => (tx, dropped, overflowing),
         };
         match tx.try_send(Delivery::Event(event)) {
             Ok(()) => overflowing.store(false, Ordering::Relaxed),

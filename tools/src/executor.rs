@@ -290,7 +290,6 @@ impl Actor for ExecutorActor {
                     deadline: call.deadline().zip(call.patience()).or_else(port_deadline),
                     alive: call.take_caller_alive(),
                 };
-                let breaker = state.breakers.get(&call.tool).cloned();
                 let span = tracing::info_span!(
                     target: "warden::tools",
                     parent: &parent,
@@ -304,6 +303,12 @@ impl Actor for ExecutorActor {
                     outcome = tracing::field::Empty,
                     breaker = tracing::field::Empty,
                 );
+                // Only a span someone records needs the breaker's state.
+                let breaker = if span.is_disabled() {
+                    None
+                } else {
+                    state.breakers.get(&call.tool).cloned()
+                };
                 state.tasks.spawn(
                     async move {
                         let started = std::time::Instant::now();
