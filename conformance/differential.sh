@@ -83,4 +83,12 @@ passed=$(grep -c '^PASS' "$out/results.txt" || true)
 failed=$(grep -c '^FAIL' "$out/results.txt" || true)
 echo "seeds $start..$((start + seeds - 1)) in $(( $(date +%s) - t0 )) s, $jobs at a time; failing ones kept in target/differential/failed/"
 echo "$passed passed, $failed failed"
+# Each failing seed's diff and stderr, so that a CI log says what differed.
+for diff in "$out"/failed/*.diff; do
+    [ -e "$diff" ] || continue
+    base="${diff%.diff}"
+    echo "---- $(basename "$base"): the scenario, the diff, the runner's stderr"
+    cat "$base.scn" "$diff"
+    tail -n 20 "$base.ours.err" 2>/dev/null || true
+done
 [ "$failed" -eq 0 ] && [ "$passed" -eq "$seeds" ]

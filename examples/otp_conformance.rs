@@ -272,7 +272,11 @@ impl Runner {
                 let root = tree.root.as_ref().context("no root declared")?;
                 let tracing = self.tracing.clone();
                 let root_id = self.root_id.clone();
-                let builder = tree.builder(root, &self.control)?.observer(move |e| {
+                // Inside the supervisors, as each event happens: a line is printed
+                // before the supervisor answers the next call, so the trace keeps
+                // the order of cause and effect however loaded the machine is (an
+                // observer task could print late, after the next action's line).
+                let builder = tree.builder(root, &self.control)?.inline_observer(move |e| {
                     if tracing.load(Ordering::SeqCst) {
                         trace_event(&root_id, e);
                     }
