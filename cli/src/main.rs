@@ -8,7 +8,7 @@
 //! warden journal [--store PATH] prune [--older-than SECONDS] [--keep N]
 //! warden node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
 //!             [--heartbeat-ms N] [--down-after-ms N]
-//!             [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME]
+//!             [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME] [--studio HOST:PORT]
 //! warden top URL [--token TOKEN] [--once [--wait-for PATH]]
 //! ```
 //!
@@ -34,10 +34,13 @@ commands:
                                                     removes finished tasks
   node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
        [--heartbeat-ms N] [--down-after-ms N]
-       [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME]
+       [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME] [--studio HOST:PORT]
                                                     runs a cluster node (built with the
                                                     cluster feature); the cookie is the
-                                                    file's first line, else $WARDEN_COOKIE
+                                                    file's first line, else $WARDEN_COOKIE;
+                                                    --studio serves a Warden Studio of its
+                                                    agents (token: $WARDEN_STUDIO_TOKEN, else
+                                                    random; its URL is printed)
   top URL [--token TOKEN] [--once [--wait-for PATH]]
                                                     follows a Warden Studio in the terminal
                                                     (URL as the studio printed it; the token

@@ -1,10 +1,15 @@
 //! `warden node`: runs a cluster node that starts the built-in kinds for supervisors on
 //! other nodes, and prints what happens to it, one line per event, until SIGTERM or SIGINT.
 //! With `--tls-cert`, `--tls-key`, `--tls-ca` and `--tls-name` (PEM files and the name the
-//! cluster's certificates are issued for) it speaks mutual TLS only.
+//! cluster's certificates are issued for) it speaks mutual TLS only. With `--studio
+//! HOST:PORT` it serves a Warden Studio of what it hosts: its agents' turns, model calls,
+//! tokens and questions, which a studio elsewhere can follow (`Studio::follow`) to see the
+//! whole cluster in one view. Its token is `$WARDEN_STUDIO_TOKEN`, else a random one; the
+//! `studio` line prints the address with it.
 //!
 //! ```text
 //! ready NAME LISTEN INCARNATION
+//! studio URL                   (with --studio, after ready)
 //! up NODE INCARNATION          | unreachable NODE | down NODE REASON | rejected PEER
 //! hosting ORIGIN CHILD         | exited ORIGIN CHILD REASON
 //! ```
@@ -14,7 +19,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use warden_cluster::{Node, NodeEvent};
+use warden_studio::Studio;
 
 use crate::journal::option;
 use crate::usage;
@@ -22,8 +30,19 @@ use crate::usage;
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let name = text(&args, "--name")?.ok_or_else(|| usage("node needs --name NAME"))?;
-    // The built-in kinds: `echo` (every node), and ReAct agents on OpenAI-compatible servers.
-    let mut builder = Node::builder(name).kind("react_agent", warden_cluster::react_agent_kind());
+    let studio = match text(&args, "--studio")? {
+        Some(addr) => Some((studio()?, addr)),
+        None => None,
+    };
+    // The built-in kinds: `echo` (every node), and ReAct agents on OpenAI-compatible servers
+    // (watched by the studio, when there is one).
+    let mut builder = match &studio {
+        Some((studio, _)) => Node::builder(name).kind(
+            "react_agent",
+            warden_cluster::react_agent_kind_observed(studio.agent_observer()),
+        ),
+        None => Node::builder(name).kind("react_agent", warden_cluster::react_agent_kind()),
+    };
     if let Some(listen) = text(&args, "--listen")? {
         builder = builder.listen(address(listen)?);
     }
@@ -68,6 +87,14 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
         node.listen_addr(),
         node.incarnation()
     ));
+    let server = match &studio {
+        Some((studio, addr)) => {
+            let server = studio.serve(addr).await?;
+            say(&format!("studio {}", server.url()));
+            Some(server)
+        }
+        None => None,
+    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch for SIGTERM")?;
     loop {
@@ -81,9 +108,28 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
     node.stop().await;
     say("stopped");
     Ok(())
+}
+
+/// The node's studio, reading its agents' model and tool calls from `tracing`.
+fn studio() -> anyhow::Result<Studio> {
+    let mut builder = Studio::builder();
+    if let Ok(token) = std::env::var("WARDEN_STUDIO_TOKEN")
+        && !token.is_empty()
+    {
+        builder = builder.token(token);
+    }
+    let studio = builder.start();
+    tracing_subscriber::registry()
+        .with(studio.tracing_layer())
+        .try_init()
+        .context("cannot install the studio's tracing layer")?;
+    Ok(studio)
 }
 
 fn say(line: &str) {

@@ -8,13 +8,10 @@
 #[path = "support/nodes.rs"]
 mod nodes;
 
-use std::time::Duration;
-
-use nodes::{COOKIE, NodeProc, WAIT, reachable};
+use nodes::{COOKIE, NodeProc, WAIT, place_clerk, reachable};
 use warden_agents::message::AgentMessage;
-use warden_cluster::{Node, Placement, ReactAgentArgs, RemoteAgent, RemoteAskError, RemoteChild};
+use warden_cluster::{Node, RemoteAskError};
 use warden_fake_provider::{Answer, FakeProvider, Fault};
-use warden_supervisor::Supervisor;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_agent_is_asked_by_name_and_its_node_loss_is_typed() {
@@ -28,25 +25,7 @@ async fn a_remote_agent_is_asked_by_name_and_its_node_loss_is_typed() {
         .unwrap();
     origin.wait_for(&["a"], WAIT).await.unwrap();
 
-    let args = ReactAgentArgs {
-        name: "clerk".into(),
-        base_url: fake.base_url_openai(),
-        model: "fake-model".into(),
-        system: Some("You file things.".into()),
-        journal: None,
-    };
-    let clerk = RemoteChild::new(&origin, "react_agent", &args)
-        .unwrap()
-        .placement(Placement::Prefer(vec!["a".into()]));
-    let root = Supervisor::builder("root")
-        .intensity(5, Duration::from_secs(60))
-        .child(clerk.spec("clerk"))
-        .spawn()
-        .await
-        .unwrap();
-
-    let agent = RemoteAgent::new(&origin, "clerk");
-    reachable(&agent).await;
+    let (root, agent) = place_clerk(&origin, fake.base_url_openai(), None, "a").await;
     fake.push(Answer::text("Filed A-1."));
     let reply = agent.ask(AgentMessage::user("File order A-1"), WAIT).await.unwrap();
     assert_eq!(reply.text(), "Filed A-1.");

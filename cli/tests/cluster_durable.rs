@@ -10,13 +10,10 @@
 #[path = "support/nodes.rs"]
 mod nodes;
 
-use std::time::Duration;
-
-use nodes::{COOKIE, NodeProc, WAIT, reachable};
+use nodes::{COOKIE, NodeProc, WAIT, place_clerk, reachable};
 use warden_agents::message::AgentMessage;
-use warden_cluster::{Node, Placement, ReactAgentArgs, RemoteAgent, RemoteChild};
+use warden_cluster::Node;
 use warden_fake_provider::{Answer, FakeProvider, Fault};
-use warden_supervisor::Supervisor;
 
 /// A durable remote agent: a task submitted to it is in its journal before `submit` returns;
 /// its node is killed while the task runs; the supervisor places the agent on the other node,
@@ -36,24 +33,7 @@ async fn a_task_accepted_by_a_durable_remote_agent_survives_its_node() {
         .await
         .unwrap();
     origin.wait_for(&["a", "b"], WAIT).await.unwrap();
-    let args = ReactAgentArgs {
-        name: "clerk".into(),
-        base_url: fake.base_url_openai(),
-        model: "fake-model".into(),
-        system: None,
-        journal: Some(journal),
-    };
-    let clerk = RemoteChild::new(&origin, "react_agent", &args)
-        .unwrap()
-        .placement(Placement::Prefer(vec!["a".into()]));
-    let root = Supervisor::builder("root")
-        .intensity(5, Duration::from_secs(60))
-        .child(clerk.spec("clerk"))
-        .spawn()
-        .await
-        .unwrap();
-    let agent = RemoteAgent::new(&origin, "clerk");
-    reachable(&agent).await;
+    let (root, agent) = place_clerk(&origin, fake.base_url_openai(), Some(journal), "a").await;
 
     fake.set_default_reply(Fault::Stall);
     let task = agent.submit(AgentMessage::user("File order B-7"), WAIT).await.unwrap();

@@ -18,7 +18,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use ractor_cluster::RactorClusterMessage;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use warden_agents::agent::{Agent, AgentRef, Reply};
+use warden_agents::agent::{Agent, AgentEvent, AgentObserver, AgentRef, Reply};
 use warden_agents::codec;
 use warden_agents::message::AgentMessage;
 use warden_supervisor::ExitReason;
@@ -400,20 +400,39 @@ pub struct ReactAgentArgs {
 /// `warden node` registers it as `react_agent`; a library node offers it only if told to
 /// (a peer that may place it makes the node call the servers it names).
 pub fn react_agent_kind() -> impl RemoteKind {
-    |ctx: HostContext, bytes: Vec<u8>| async move {
-        let args: ReactAgentArgs = codec::from_wire(&bytes).map_err(|e| format!("bad arguments: {e}"))?;
-        let model = warden_agents::model::Model::new(warden_agents::model::OpenAiChat::new(args.base_url, args.model));
-        let mut react = warden_agents::react::ReAct::builder(model);
-        if let Some(system) = args.system {
-            react = react.system(system);
+    react_agent_kind_inner(None)
+}
+
+/// [`react_agent_kind`], with every agent it hosts reporting its events to `observer`, called
+/// inside the agent as each happens ([`Agent::inline_observer`]): so that the hosting node can
+/// show its agents' turns, questions and failures, as `warden node --studio` does with a
+/// Warden Studio's `agent_observer`. The observer must return at once.
+pub fn react_agent_kind_observed(observer: impl Fn(&AgentEvent) + Send + Sync + 'static) -> impl RemoteKind {
+    react_agent_kind_inner(Some(Arc::new(observer)))
+}
+
+fn react_agent_kind_inner(observer: Option<AgentObserver>) -> impl RemoteKind {
+    move |ctx: HostContext, bytes: Vec<u8>| {
+        let observer = observer.clone();
+        async move {
+            let args: ReactAgentArgs = codec::from_wire(&bytes).map_err(|e| format!("bad arguments: {e}"))?;
+            let model =
+                warden_agents::model::Model::new(warden_agents::model::OpenAiChat::new(args.base_url, args.model));
+            let mut react = warden_agents::react::ReAct::builder(model);
+            if let Some(system) = args.system {
+                react = react.system(system);
+            }
+            let mut agent = Agent::new(args.name, react.build());
+            if let Some(observer) = observer {
+                agent = agent.inline_observer(move |event| observer(event));
+            }
+            if let Some(location) = args.journal {
+                let journal = warden_durable::Journal::open_location(&location)
+                    .await
+                    .map_err(|e| format!("journal {location}: {e}"))?;
+                agent = agent.journal(journal);
+            }
+            ctx.spawn(Gateway, agent).await.map(ActorCell::from)
         }
-        let mut agent = Agent::new(args.name, react.build());
-        if let Some(location) = args.journal {
-            let journal = warden_durable::Journal::open_location(&location)
-                .await
-                .map_err(|e| format!("journal {location}: {e}"))?;
-            agent = agent.journal(journal);
-        }
-        ctx.spawn(Gateway, agent).await.map(ActorCell::from)
     }
 }

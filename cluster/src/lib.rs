@@ -55,7 +55,9 @@ mod tls;
 mod wire;
 
 #[cfg(feature = "cluster")]
-pub use agent::{GatewayMsg, ReactAgentArgs, RemoteAgent, RemoteAskError, agent_kind, react_agent_kind};
+pub use agent::{
+    GatewayMsg, ReactAgentArgs, RemoteAgent, RemoteAskError, agent_kind, react_agent_kind, react_agent_kind_observed,
+};
 #[cfg(feature = "cluster")]
 pub use echo::{ECHO_KIND, Echo, EchoArgs, EchoMsg, EchoState, echo_kind};
 #[cfg(feature = "cluster")]

@@ -157,3 +157,33 @@ fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
 }
+
+/// A ReAct agent on the fake provider at `base_url` (with `journal`, if any), placed by a
+/// supervisor `root` here (intensity 5 in 60 s) on node `on` while it is up; returns the
+/// supervisor and the agent, once it is reachable.
+pub(crate) async fn place_clerk(
+    origin: &warden_cluster::Node,
+    base_url: String,
+    journal: Option<String>,
+    on: &str,
+) -> (warden_supervisor::Supervisor, warden_cluster::RemoteAgent) {
+    let args = warden_cluster::ReactAgentArgs {
+        name: "clerk".into(),
+        base_url,
+        model: "fake-model".into(),
+        system: None,
+        journal,
+    };
+    let clerk = warden_cluster::RemoteChild::new(origin, "react_agent", &args)
+        .unwrap()
+        .placement(warden_cluster::Placement::Prefer(vec![on.into()]));
+    let root = warden_supervisor::Supervisor::builder("root")
+        .intensity(5, Duration::from_secs(60))
+        .child(clerk.spec("clerk"))
+        .spawn()
+        .await
+        .unwrap();
+    let agent = warden_cluster::RemoteAgent::new(origin, "clerk");
+    reachable(&agent).await;
+    (root, agent)
+}
