@@ -91,14 +91,14 @@ async fn follow_loop(inner: Weak<Inner>, node: String, base: String, token: Stri
         }
         _ => false,
     };
-    if !send(Input::Member(member("connecting", None))) {
+    if !send(Input::Member(Box::new(member("connecting", None)))) {
         return;
     }
     loop {
         match Remote::connect(&base, Some(&token)).await {
             Ok(mut remote) => {
                 backoff = Duration::from_millis(100);
-                if !send(Input::Member(member("live", None))) {
+                if !send(Input::Member(Box::new(member("live", None)))) {
                     return;
                 }
                 let error = loop {
@@ -114,12 +114,12 @@ async fn follow_loop(inner: Weak<Inner>, node: String, base: String, token: Stri
                         Err(e) => break e,
                     }
                 };
-                if !send(Input::Member(member("down", Some(error.to_string())))) {
+                if !send(Input::Member(Box::new(member("down", Some(error.to_string()))))) {
                     return;
                 }
             }
             Err(error) => {
-                if !send(Input::Member(member("down", Some(error.to_string())))) {
+                if !send(Input::Member(Box::new(member("down", Some(error.to_string()))))) {
                     return;
                 }
             }

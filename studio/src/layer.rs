@@ -203,7 +203,7 @@ where
             breaker: None,
         };
         fields.merge_into(&mut call);
-        self.inner.send(Input::CallStarted(call.clone()));
+        self.inner.send(Input::CallStarted(Box::new(call.clone())));
         span.extensions_mut().insert(Pending(call));
     }
 
@@ -227,7 +227,7 @@ where
             if call.outcome.is_none() {
                 call.outcome = Some("dropped".into());
             }
-            self.inner.send(Input::CallEnded(call));
+            self.inner.send(Input::CallEnded(Box::new(call)));
         }
     }
 }

@@ -15,7 +15,9 @@
 //! * [`Studio::chaos_observer`] on a chaos monkey: its actions, on the timeline.
 //!
 //! None of them ever waits: they put what they saw on one bounded queue that the studio's hub
-//! drains, dropping and counting what does not fit. The hub keeps a bounded [`View`] and
+//! drains, dropping and counting what does not fit; the supervisor observer, which a crash
+//! storm calls hundreds of thousands of times a second, instead keeps each child's latest
+//! state in place, in a table the hub reads once a tick. The hub keeps a bounded [`View`] and
 //! broadcasts each change once; each viewer starts from a snapshot, follows the changes, and
 //! is sent a new snapshot when it falls behind rather than being buffered without bound. A
 //! turn, model call or tool call running past [`StudioBuilder::stuck_after`] is flagged until
@@ -33,6 +35,7 @@ pub mod otel;
 pub mod remote;
 mod server;
 mod studio;
+mod tally;
 #[cfg(feature = "top")]
 pub mod top;
 pub mod view;

@@ -30,6 +30,7 @@ use warden_supervisor::{
 };
 
 use crate::error::AnswerError;
+use crate::tally::{RESTARTS_PER_TICK, Taken, Tally};
 use crate::view::{
     AgentView, CallView, Delta, EscalationView, Frame, MemberView, NodeView, StuckView, TimelineEntry, View, parent_of,
 };
@@ -109,6 +110,7 @@ impl StudioBuilder {
     pub fn start(self) -> Studio {
         let queue = Arc::new(Queue {
             inputs: Mutex::new(Vec::new()),
+            tally: Mutex::new(Tally::default()),
             capacity: self.queue,
         });
         let (frames, _) = broadcast::channel(self.viewer_buffer);
@@ -133,6 +135,8 @@ impl StudioBuilder {
             mirrors: HashMap::new(),
             next_remote_id: 0,
             restarts: Vec::new(),
+            restarts_by_child: Vec::new(),
+            restarts_total: 0,
             staged: Vec::new(),
             dirty_nodes: std::collections::HashSet::new(),
             dirty_agents: std::collections::HashSet::new(),
@@ -192,6 +196,8 @@ impl fmt::Debug for Studio {
 /// A push is a lock nobody else holds but for that swap, and wakes nobody.
 struct Queue {
     inputs: Mutex<Vec<Input>>,
+    /// The children's states, coalesced from the supervisors' events.
+    tally: Mutex<Tally>,
     capacity: usize,
 }
 
@@ -237,22 +243,22 @@ pub(crate) struct Update {
 pub(crate) enum Input {
     Supervisor(SupervisorEvent),
     Agent(AgentEvent),
-    Tree(NodeSnapshot),
-    CallStarted(CallView),
-    CallEnded(CallView),
-    Escalation(EscalationView),
+    Tree(Box<NodeSnapshot>),
+    CallStarted(Box<CallView>),
+    CallEnded(Box<CallView>),
+    Escalation(Box<EscalationView>),
     EscalationClosed {
         id: u64,
         answer: Option<String>,
     },
-    Chaos(ActionRecord),
+    Chaos(Box<ActionRecord>),
     /// A frame of a followed node's studio.
     Remote {
         node: String,
         frame: Box<Frame>,
     },
     /// A followed node's state.
-    Member(MemberView),
+    Member(Box<MemberView>),
 }
 
 impl Studio {
@@ -291,9 +297,18 @@ impl Studio {
     /// An observer for [`SupervisorBuilder::observer`](warden_supervisor::SupervisorBuilder::observer):
     /// the tree's starts, exits, restarts (with the intensity used), backoffs, give-ups and
     /// escalations.
+    ///
+    /// A child's starts, exits and restarts are coalesced right here, in place (see the
+    /// module `tally`): under a crash storm, an event costs the supervisor a hash of the
+    /// child's path and a few stores, and the studio's work is one entry per child that
+    /// changed each tick.
     pub fn supervisor_observer(&self) -> impl Fn(&SupervisorEvent) + Send + Sync + 'static {
         let inner = self.inner.clone();
-        move |event| inner.send(Input::Supervisor(event.clone()))
+        move |event| {
+            if !lock(&inner.queue.tally).record(event) {
+                inner.send(Input::Supervisor(event.clone()));
+            }
+        }
     }
 
     /// An observer for [`Agent::observer`](warden_agents::Agent::observer): turns, model and
@@ -307,7 +322,7 @@ impl Studio {
     /// actions, marked on the timeline.
     pub fn chaos_observer(&self) -> impl Fn(&ActionRecord) + Send + Sync + 'static {
         let inner = self.inner.clone();
-        move |record| inner.send(Input::Chaos(record.clone()))
+        move |record| inner.send(Input::Chaos(Box::new(record.clone())))
     }
 
     /// An escalation handler that keeps every escalation expecting an answer (a
@@ -337,7 +352,7 @@ impl Studio {
             };
             waiting.insert(escalation.id(), escalation);
             drop(waiting);
-            inner.send(Input::Escalation(view));
+            inner.send(Input::Escalation(Box::new(view)));
             Disposition::Handled
         }
     }
@@ -352,7 +367,7 @@ impl Studio {
     /// event names. A root that is gone is left out.
     pub async fn attach(&self, root: &Supervisor) {
         if let Ok(snapshot) = root.snapshot().await {
-            self.inner.send(Input::Tree(snapshot.root));
+            self.inner.send(Input::Tree(Box::new(snapshot.root)));
         }
     }
 
@@ -474,8 +489,11 @@ pub(crate) struct Hub {
     pub(crate) mirrors: HashMap<String, crate::federation::Mirror>,
     /// The last id given to a followed node's call or escalation.
     pub(crate) next_remote_id: u64,
-    /// This tick's restarts, for the timeline: the child, its count, its supervisor's intensity.
+    /// This tick's restarts, for the timeline: the first few (the child, its count, its
+    /// supervisor's intensity), how many restarted children, and how many restarts in all.
     restarts: Vec<(warden_supervisor::ChildPath, u32, warden_supervisor::IntensityUsed)>,
+    restarts_by_child: Vec<(warden_supervisor::ChildPath, u32)>,
+    restarts_total: usize,
     /// Changes of this tick, not yet sent, but for nodes and agents: ...
     staged: Vec<Delta>,
     /// ... which change in place in `view`, and are sent as they are at the end of the tick.
@@ -504,6 +522,9 @@ impl Hub {
             for input in taken.drain(..) {
                 self.take(&inner, input);
             }
+            // After the queued inputs: a tree attached this tick is older than the states.
+            let tallied = lock(&queue.tally).take(2 * self.config.max_tree_nodes);
+            self.tally(tallied);
             if last_stuck_check.elapsed() >= stuck_period {
                 last_stuck_check = Instant::now();
                 self.check_stuck();
@@ -522,7 +543,9 @@ impl Hub {
     /// storm costs a viewer one line per tick.
     fn restarts_to_timeline(&mut self) {
         let restarts = std::mem::take(&mut self.restarts);
-        if restarts.len() <= RESTARTS_PER_TICK {
+        let mut by_child = std::mem::take(&mut self.restarts_by_child);
+        let total = std::mem::take(&mut self.restarts_total);
+        if total <= RESTARTS_PER_TICK {
             for (path, count, intensity) in restarts {
                 let text = format!(
                     "restart #{count} ({} of {} in {:?})",
@@ -532,28 +555,19 @@ impl Hub {
             }
             return;
         }
-        let mut by_child: HashMap<&str, usize> = HashMap::new();
-        for (path, _, _) in &restarts {
-            *by_child.entry(path.as_str()).or_default() += 1;
-        }
-        let mut counts: Vec<(&str, usize)> = by_child.into_iter().collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let top: Vec<String> = counts
+        by_child.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let top: Vec<String> = by_child
             .iter()
             .take(3)
             .map(|(child, n)| format!("{child} ×{n}"))
             .collect();
-        let more = if counts.len() > 3 {
-            format!(" and {} more children", counts.len() - 3)
+        let more = if by_child.len() > 3 {
+            format!(" and {} more children", by_child.len() - 3)
         } else {
             String::new()
         };
-        let subject = format!("{} children", counts.len());
-        let text = format!(
-            "{} restarts in {HUB_PERIOD:?}: {}{more}",
-            restarts.len(),
-            top.join(", ")
-        );
+        let subject = format!("{} children", by_child.len());
+        let text = format!("{total} restarts in {HUB_PERIOD:?}: {}{more}", top.join(", "));
         self.timeline("restart", &subject, text);
     }
 
@@ -643,6 +657,7 @@ impl Hub {
             Input::Agent(event) => self.agent(inner, event),
             Input::Tree(root) => self.seed(&root),
             Input::CallStarted(call) => {
+                let call = *call;
                 self.calls.insert(
                     call.id,
                     Call {
@@ -653,14 +668,14 @@ impl Hub {
                 );
                 self.emit(Delta::CallStarted(call));
             }
-            Input::CallEnded(call) => self.call_ended(call),
+            Input::CallEnded(call) => self.call_ended(*call),
             Input::Escalation(view) => {
                 self.timeline(
                     "escalation",
                     &view.origin,
                     format!("waits for an answer: {}", view.text),
                 );
-                self.emit(Delta::Escalation(view));
+                self.emit(Delta::Escalation(*view));
             }
             Input::EscalationClosed { id, answer } => {
                 let subject = self
@@ -675,7 +690,7 @@ impl Hub {
                 self.emit(Delta::EscalationClosed { id });
             }
             Input::Remote { node, frame } => self.remote(inner, &node, *frame),
-            Input::Member(member) => self.member(member),
+            Input::Member(member) => self.member(*member),
             Input::Chaos(record) => {
                 let text = format!("{} ({:?})", record.action, record.outcome);
                 self.timeline("chaos", record.path.as_ref(), text);
@@ -771,55 +786,14 @@ impl Hub {
         }
     }
 
+    /// The supervisor events the tally does not keep: those for the timeline.
     fn supervisor(&mut self, event: SupervisorEvent) {
         match event {
-            SupervisorEvent::ChildStarted { path, kind, .. } => self.node(path.as_str(), Some(kind), |n| {
-                set_str(&mut n.state, "running");
-                n.backoff_ms = None;
-            }),
-            SupervisorEvent::ChildStartFailed { path, kind, error } => self.node(path.as_str(), Some(kind), |n| {
-                set_str(&mut n.state, "start_failed");
-                set_display(&mut n.last_exit, &error);
-            }),
-            SupervisorEvent::ChildExited { path, kind, reason } => self.node(path.as_str(), Some(kind), |n| {
-                if n.state != "gave_up" {
-                    set_str(&mut n.state, "exited");
-                }
-                set_display(&mut n.last_exit, &reason);
-            }),
-            SupervisorEvent::Restarting {
-                path,
-                kind,
-                restart_count,
-                intensity,
-                ..
-            } => {
-                self.node(path.as_str(), Some(kind), |n| {
-                    set_str(&mut n.state, "restarting");
-                    n.restarts = restart_count;
-                });
-                if let Some(parent) = parent_of(path.as_str()) {
-                    self.node(parent, Some(ChildKind::Supervisor), |n| {
-                        n.intensity_used = Some(intensity.restarts);
-                        n.intensity_max = Some(intensity.limit.max_restarts);
-                        n.intensity_period_ms = Some(duration_ms(intensity.limit.period));
-                    });
-                }
-                // Written out at the end of the tick: one entry each, or one for a storm.
-                self.restarts.push((path, restart_count, intensity));
-            }
-            SupervisorEvent::RestartScheduled { path, delay, .. } => self.node(path.as_str(), None, |n| {
-                set_str(&mut n.state, "restarting");
-                n.backoff_ms = Some(duration_ms(delay));
-            }),
             SupervisorEvent::ChildAbandoned { path, grace, .. } => {
                 let text = format!("did not end within {grace:?} of its kill; left behind");
                 self.timeline("abandoned", path.as_str(), text);
             }
             SupervisorEvent::GaveUp { path, child, .. } => {
-                self.node(path.as_str(), Some(ChildKind::Supervisor), |n| {
-                    set_str(&mut n.state, "gave_up");
-                });
                 self.timeline("gave_up", path.as_str(), format!("gave up after {child}"));
             }
             SupervisorEvent::AutoShutdown { path, child, .. } => {
@@ -828,15 +802,50 @@ impl Hub {
             SupervisorEvent::Escalated { at, origin, .. } => {
                 self.timeline("escalation", origin.as_str(), format!("escalated to {at}"));
             }
-            SupervisorEvent::Stopped { path, .. } => {
-                self.node(path.as_str(), Some(ChildKind::Supervisor), |n| {
-                    if n.state != "gave_up" {
-                        set_str(&mut n.state, "stopped");
-                    }
-                });
-            }
             _ => {}
         }
+    }
+
+    /// The tick's coalesced states of the children that changed: each node as its events
+    /// left it, each supervisor with the latest intensity its children's restarts reported.
+    fn tally(&mut self, taken: Taken) {
+        let mut intensities: HashMap<String, (u64, warden_supervisor::IntensityUsed)> = HashMap::new();
+        for slot in &taken.slots {
+            self.node(slot.path.as_str(), slot.kind, |n| {
+                if !(slot.state.defers_to_give_up() && n.state == "gave_up")
+                    && let Some(state) = slot.state.name()
+                {
+                    set_str(&mut n.state, state);
+                }
+                if let Some(count) = slot.restart_count {
+                    n.restarts = count;
+                }
+                if let Some(backoff) = slot.backoff {
+                    n.backoff_ms = backoff.map(duration_ms);
+                }
+                if let Some(last_exit) = &slot.last_exit {
+                    set_display(&mut n.last_exit, last_exit);
+                }
+            });
+            if let (Some((seq, used)), Some(parent)) = (slot.intensity, parent_of(slot.path.as_str())) {
+                let latest = intensities.entry(parent.to_owned()).or_insert((seq, used));
+                if seq >= latest.0 {
+                    *latest = (seq, used);
+                }
+            }
+            if slot.restarts_in_tick > 0 {
+                self.restarts_by_child.push((slot.path.clone(), slot.restarts_in_tick));
+            }
+        }
+        for (parent, (_, used)) in intensities {
+            self.node(&parent, Some(ChildKind::Supervisor), |n| {
+                n.intensity_used = Some(used.restarts);
+                n.intensity_max = Some(used.limit.max_restarts);
+                n.intensity_period_ms = Some(duration_ms(used.limit.period));
+            });
+        }
+        self.restarts = taken.restarts;
+        self.restarts_total = taken.restarts_total;
     }
 
     fn agent(&mut self, inner: &Inner, event: AgentEvent) {
@@ -1038,9 +1047,6 @@ fn delta_key(delta: &Delta) -> Option<String> {
         Delta::Timeline(_) | Delta::CallEnded(_) => return None,
     })
 }
-
-/// More restarts in one tick than this are one timeline entry.
-const RESTARTS_PER_TICK: usize = 10;
 
 /// The ring a change adds to: 0 the timeline, 1 the ended calls.
 fn ring_of(delta: &Delta) -> Option<usize> {
