@@ -7,7 +7,7 @@
 //! warden journal [--store PATH] answer QUESTION TEXT
 //! warden journal [--store PATH] prune [--older-than SECONDS] [--keep N]
 //! warden node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
-//!             [--heartbeat-ms N] [--down-after-ms N]
+//!             [--heartbeat-ms N] [--down-after-ms N] [--forget-after-ms N]
 //!             [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME] [--studio HOST:PORT]
 //! warden top URL [--token TOKEN] [--once [--wait-for PATH]]
 //! ```
@@ -33,7 +33,7 @@ commands:
   journal [--store PATH] prune [--older-than SECONDS] [--keep N]
                                                     removes finished tasks
   node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
-       [--heartbeat-ms N] [--down-after-ms N]
+       [--heartbeat-ms N] [--down-after-ms N] [--forget-after-ms N]
        [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME] [--studio HOST:PORT]
                                                     runs a cluster node (built with the
                                                     cluster feature); the cookie is the

@@ -11,6 +11,7 @@
 //! ready NAME LISTEN INCARNATION
 //! studio URL                   (with --studio, after ready)
 //! up NODE INCARNATION          | unreachable NODE | down NODE REASON | rejected PEER
+//! forgotten ADDR               (a learned address that stopped answering, no longer dialled)
 //! hosting ORIGIN CHILD         | exited ORIGIN CHILD REASON
 //! ```
 
@@ -52,6 +53,9 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
             let addr = args.get(at + 1).ok_or_else(|| usage("--join needs an address"))?;
             builder = builder.seed(address(addr)?);
         }
+    }
+    if let Some(ms) = option::<u64>(&args, "--forget-after-ms")? {
+        builder = builder.forget_after(Duration::from_millis(ms));
     }
     let heartbeat: Option<u64> = option(&args, "--heartbeat-ms")?;
     let down_after: Option<u64> = option(&args, "--down-after-ms")?;
@@ -145,6 +149,7 @@ fn line(event: &NodeEvent) -> String {
         NodeEvent::Unreachable { node } => format!("unreachable {node}"),
         NodeEvent::Down { node, reason } => format!("down {node} {reason:?}"),
         NodeEvent::Rejected { peer } => format!("rejected {peer}"),
+        NodeEvent::Forgotten { addr } => format!("forgotten {addr}"),
         NodeEvent::Hosting { origin, child } => format!("hosting {origin} {child}"),
         NodeEvent::HostedExited { origin, child, reason } => format!("exited {origin} {child} {reason}"),
         other => format!("{other:?}"),

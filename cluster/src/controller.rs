@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -233,6 +233,29 @@ struct Dial {
     attempt: u32,
     next: Option<Instant>,
     in_flight: bool,
+    /// Learned from a peer's heartbeats (not a seed, nor given to `join`): forgotten once it
+    /// has not answered for the node's `forget_after`.
+    learned: bool,
+    /// Since when no session has been up at this address.
+    failing_since: Option<Instant>,
+}
+
+impl Dial {
+    fn learned() -> Self {
+        Self {
+            learned: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a learned address is to be forgotten: it has failed for `forget_after`.
+    fn forgotten(&self, now: Instant, forget_after: Duration) -> bool {
+        self.learned
+            && !self.in_flight
+            && self
+                .failing_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= forget_after)
+    }
 }
 
 pub(crate) struct ControllerState {
@@ -328,7 +351,8 @@ impl Actor for Controller {
                 let _ = reply.send(state.hosted_children());
             }
             Ctl::Dial(addr) => {
-                state.dials.entry(addr).or_default();
+                // Given to `join`: kept for as long as the node runs.
+                state.dials.entry(addr).or_default().learned = false;
             }
         }
         Ok(())
@@ -527,7 +551,7 @@ impl ControllerState {
         peer.hosted = heartbeat.hosted;
         peer.listen = heartbeat.listen.parse().ok();
         if let Some(listen) = peer.listen {
-            self.dials.entry(listen).or_default();
+            self.dials.entry(listen).or_insert_with(Dial::learned);
         }
         if !was_up {
             tracing::info!(node = %name, incarnation = heartbeat.incarnation, "node up");
@@ -625,12 +649,28 @@ impl ControllerState {
             .filter(|p| p.node_id.is_some())
             .filter_map(|p| p.listen)
             .collect();
+        // A peer not yet declared down keeps its address: it may only be unreachable.
+        let forget_after = self.config.forget_after;
+        let claimed: Vec<SocketAddr> = self.peers.values().filter_map(|p| p.listen).collect();
+        let forgotten: Vec<SocketAddr> = self
+            .dials
+            .iter()
+            .filter(|(addr, dial)| !claimed.contains(addr) && dial.forgotten(now, forget_after))
+            .map(|(addr, _)| *addr)
+            .collect();
+        for addr in forgotten {
+            self.dials.remove(&addr);
+            tracing::info!(%addr, "a learned address stopped answering {forget_after:?} ago; no longer dialled");
+            self.emit(NodeEvent::Forgotten { addr: addr.to_string() });
+        }
         for (addr, dial) in &mut self.dials {
             if *addr == own || connected.contains(addr) {
                 dial.attempt = 0;
                 dial.next = None;
+                dial.failing_since = None;
                 continue;
             }
+            dial.failing_since.get_or_insert(now);
             if dial.in_flight || dial.next.is_some_and(|next| now < next) {
                 continue;
             }
@@ -1133,5 +1173,30 @@ mod tests {
     fn a_session_name_is_the_node_name() {
         assert_eq!(node_name("b@127.0.0.1"), "b");
         assert_eq!(node_name("b"), "b");
+    }
+
+    #[test]
+    fn only_a_learned_address_that_failed_long_enough_is_forgotten() {
+        use std::time::{Duration, Instant};
+
+        use super::Dial;
+
+        // Ahead of the clock, so that `now - secs` stays after the machine's boot.
+        let now = Instant::now() + Duration::from_secs(10_000);
+        let after = Duration::from_secs(300);
+        let failing = |learned, for_secs: u64, in_flight| Dial {
+            learned,
+            in_flight,
+            failing_since: Some(now - Duration::from_secs(for_secs)),
+            ..Dial::default()
+        };
+        assert!(failing(true, 300, false).forgotten(now, after));
+        assert!(!failing(true, 299, false).forgotten(now, after), "not yet");
+        assert!(
+            !failing(true, 301, true).forgotten(now, after),
+            "a dial in flight may answer"
+        );
+        assert!(!failing(false, 3_000, false).forgotten(now, after), "a seed is kept");
+        assert!(!Dial::learned().forgotten(now, after), "connected");
     }
 }

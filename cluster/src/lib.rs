@@ -66,8 +66,8 @@ pub use error::ClusterError;
 pub use kind::{HostContext, Kind, RemoteKind};
 #[cfg(feature = "cluster")]
 pub use node::{
-    DEFAULT_DOWN_AFTER, DEFAULT_HEARTBEAT, DEFAULT_MAX_FRAME_BYTES, DEFAULT_OUTBOX_CAPACITY, DownReason, HostedChild,
-    Member, MemberStatus, Node, NodeBuilder, NodeEvent,
+    DEFAULT_DOWN_AFTER, DEFAULT_FORGET_AFTER, DEFAULT_HEARTBEAT, DEFAULT_MAX_FRAME_BYTES, DEFAULT_OUTBOX_CAPACITY,
+    DownReason, HostedChild, Member, MemberStatus, Node, NodeBuilder, NodeEvent,
 };
 #[cfg(feature = "cluster")]
 pub use process::{DEFAULT_READY_TIMEOUT, NodeProcess, process_id};

@@ -29,6 +29,10 @@ pub const DEFAULT_DOWN_AFTER: Duration = Duration::from_millis(1_200);
 pub const DEFAULT_MAX_FRAME_BYTES: u64 = 1024 * 1024;
 /// How many messages wait for an unreachable peer, by default.
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 1_024;
+/// How long a node keeps redialling a peer's address that it learned (from the peer's
+/// heartbeats, not from its seeds or [`Node::join`]) after that address stopped answering,
+/// by default.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(300);
 
 /// A node's settings, as [`NodeBuilder`] gathers them.
 #[derive(Clone, Debug)]
@@ -40,6 +44,7 @@ pub(crate) struct Config {
     pub(crate) heartbeat: Duration,
     pub(crate) down_after: Duration,
     pub(crate) reconnect: Backoff,
+    pub(crate) forget_after: Duration,
     pub(crate) max_frame_bytes: u64,
     pub(crate) outbox_capacity: usize,
     pub(crate) tls: Option<Tls>,
@@ -98,6 +103,19 @@ impl NodeBuilder {
     /// How lost sessions are redialled (default: 50 ms doubling to 2 s, full jitter).
     pub fn reconnect(mut self, backoff: Backoff) -> Self {
         self.config.reconnect = backoff;
+        self
+    }
+
+    /// How long an address this node learned from a peer (its listen address, in its
+    /// heartbeats) is redialled after it stopped answering before it is forgotten, with a
+    /// [`NodeEvent::Forgotten`] (default [`DEFAULT_FORGET_AFTER`]); never while that peer is
+    /// only unreachable, not yet declared down. Seeds and addresses given
+    /// to [`Node::join`] are redialled for as long as the node runs: give the members that
+    /// come back after long outages as seeds. Without this, a cluster whose members come and
+    /// go (each `warden node` child process on a port of its own) would redial every address
+    /// it ever saw.
+    pub fn forget_after(mut self, after: Duration) -> Self {
+        self.config.forget_after = after;
         self
     }
 
@@ -291,6 +309,7 @@ impl Node {
                 heartbeat: DEFAULT_HEARTBEAT,
                 down_after: DEFAULT_DOWN_AFTER,
                 reconnect: Backoff::exponential(Duration::from_millis(50), Duration::from_secs(2)).full_jitter(),
+                forget_after: DEFAULT_FORGET_AFTER,
                 max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
                 outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
                 tls: None,
@@ -453,6 +472,12 @@ pub enum NodeEvent {
         node: String,
         /// Why.
         reason: DownReason,
+    },
+    /// An address learned from a peer stopped answering for
+    /// [`forget_after`](NodeBuilder::forget_after): it is no longer dialled.
+    Forgotten {
+        /// The address.
+        addr: String,
     },
     /// A session closed before it was ready: a wrong cookie, or not a Warden node.
     Rejected {
