@@ -99,6 +99,7 @@ mod error;
 mod event;
 mod handle;
 mod human;
+mod remote;
 mod reply;
 mod turn;
 
@@ -117,6 +118,7 @@ pub use event::{AgentEvent, AgentEventKind, AgentObserver, DropReason, TurnEnd};
 pub(crate) use handle::LoadGuard;
 pub use handle::{Activity, AgentRef, AgentStatus, DEFAULT_QUEUE_CAPACITY};
 pub use human::{HumanAnswer, HumanQuestion};
+pub use remote::RemoteLink;
 pub use reply::Reply;
 pub use turn::{Behaviour, Outcome, TurnContext, TurnOutput};
 

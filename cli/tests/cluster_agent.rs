@@ -8,22 +8,16 @@
 #[path = "support/nodes.rs"]
 mod nodes;
 
-use nodes::{COOKIE, NodeProc, WAIT, place_clerk, reachable};
+use nodes::{COOKIE, NodeProc, WAIT, origin_joined, place_clerk, reachable};
 use warden_agents::message::AgentMessage;
-use warden_cluster::{Node, RemoteAskError};
+use warden_cluster::RemoteAskError;
 use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_agent_is_asked_by_name_and_its_node_loss_is_typed() {
     let fake = FakeProvider::start().await;
     let mut a = NodeProc::start("a", COOKIE, &[]).await;
-    let origin = Node::builder("origin")
-        .cookie(COOKIE)
-        .seed(a.addr)
-        .start()
-        .await
-        .unwrap();
-    origin.wait_for(&["a"], WAIT).await.unwrap();
+    let origin = origin_joined(&[&a]).await;
 
     let (root, agent) = place_clerk(&origin, fake.base_url_openai(), None, "a").await;
     fake.push(Answer::text("Filed A-1."));

@@ -10,9 +10,8 @@
 #[path = "support/nodes.rs"]
 mod nodes;
 
-use nodes::{COOKIE, NodeProc, WAIT, place_clerk, reachable};
+use nodes::{COOKIE, NodeProc, WAIT, origin_joined, place_clerk, reachable};
 use warden_agents::message::AgentMessage;
-use warden_cluster::Node;
 use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 /// A durable remote agent: a task submitted to it is in its journal before `submit` returns;
@@ -25,14 +24,7 @@ async fn a_task_accepted_by_a_durable_remote_agent_survives_its_node() {
     let journal = store.path().join("clerk.redb").to_str().unwrap().to_string();
     let mut a = NodeProc::start("a", COOKIE, &[]).await;
     let b = NodeProc::start("b", COOKIE, &[a.addr]).await;
-    let origin = Node::builder("origin")
-        .cookie(COOKIE)
-        .seed(a.addr)
-        .seed(b.addr)
-        .start()
-        .await
-        .unwrap();
-    origin.wait_for(&["a", "b"], WAIT).await.unwrap();
+    let origin = origin_joined(&[&a, &b]).await;
     let (root, agent) = place_clerk(&origin, fake.base_url_openai(), Some(journal), "a").await;
 
     fake.set_default_reply(Fault::Stall);

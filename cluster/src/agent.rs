@@ -14,11 +14,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorClusterMessage;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use warden_agents::agent::{Agent, AgentEvent, AgentObserver, AgentRef, Reply};
+use warden_agents::agent::{Agent, AgentError, AgentEvent, AgentObserver, AgentRef, AgentStatus, RemoteLink, Reply};
 use warden_agents::codec;
 use warden_agents::message::AgentMessage;
 use warden_supervisor::ExitReason;
@@ -46,6 +47,16 @@ pub enum GatewayMsg {
     /// The outcome of a durable task (its id, a deadline in milliseconds), from the journal.
     #[rpc]
     Result(u64, u64, RpcReplyPort<Vec<u8>>),
+    /// Tell the agent a task (the codec's binary form); nothing is answered.
+    Tell(Vec<u8>),
+    /// Interrupt the agent's turn in flight; the answer says whether there was one.
+    #[rpc]
+    Interrupt(RpcReplyPort<Vec<u8>>),
+    /// A human's input for the agent.
+    HumanInput(String),
+    /// The agent's status.
+    #[rpc]
+    Status(RpcReplyPort<Vec<u8>>),
 }
 
 /// The answer to [`GatewayMsg::Ask`].
@@ -55,6 +66,10 @@ enum WireAnswer {
     Reply(Vec<u8>),
     /// A submitted task's id.
     Accepted(u64),
+    /// Whether an interrupt found a turn in flight.
+    Interrupted(bool),
+    /// The agent's status.
+    Status(AgentStatus),
     /// The ask failed there: the error's kind and text.
     Failed { kind: String, message: String },
 }
@@ -169,6 +184,34 @@ impl Actor for Gateway {
                         .result(warden_durable::TaskId(id), Duration::from_millis(deadline_ms))
                         .await;
                     send_answer(reply, &WireAnswer::reply(result));
+                }
+                GatewayMsg::Tell(task) => {
+                    // A tell has no one to answer: what fails here is logged.
+                    let told = codec::from_bytes(&task)
+                        .map_err(|e| e.to_string())
+                        .and_then(|task| agent.tell(task).map_err(|e| e.to_string()));
+                    if let Err(error) = told {
+                        tracing::warn!(agent = %agent.name(), %error, "a remote tell was not delivered");
+                    }
+                }
+                GatewayMsg::Interrupt(reply) => {
+                    let answer = match agent.interrupt().await {
+                        Ok(interrupted) => WireAnswer::Interrupted(interrupted),
+                        Err(e) => WireAnswer::failed(&e),
+                    };
+                    send_answer(reply, &answer);
+                }
+                GatewayMsg::HumanInput(text) => {
+                    if let Err(error) = agent.human_input(text) {
+                        tracing::warn!(agent = %agent.name(), %error, "a remote human input was not delivered");
+                    }
+                }
+                GatewayMsg::Status(reply) => {
+                    let answer = match agent.status().await {
+                        Ok(status) => WireAnswer::Status(status),
+                        Err(e) => WireAnswer::failed(&e),
+                    };
+                    send_answer(reply, &answer);
                 }
             }
         });
@@ -339,6 +382,88 @@ impl RemoteAgent {
         self.reply(answer)
     }
 
+    /// Tells it `task` (as [`AgentRef::tell`]): sent once, not waited for; what fails on its
+    /// node (its queue full, say) is logged there.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteAskError::NotFound`] when no node hosts it now, or its session is gone;
+    /// [`Codec`](RemoteAskError::Codec).
+    pub fn tell(&self, task: AgentMessage) -> Result<(), RemoteAskError> {
+        let task = codec::to_bytes(&task).map_err(|e| self.codec_error(&e))?;
+        self.cast(GatewayMsg::Tell(task))
+    }
+
+    /// Interrupts its turn in flight (as [`AgentRef::interrupt`]); answers whether there was
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask).
+    pub async fn interrupt(&self, deadline: Duration) -> Result<bool, RemoteAskError> {
+        match self.call(GatewayMsg::Interrupt, deadline).await? {
+            WireAnswer::Interrupted(interrupted) => Ok(interrupted),
+            other => Err(self.unexpected(other, "an interrupt's answer")),
+        }
+    }
+
+    /// Sends it a human's input (as [`AgentRef::human_input`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`tell`](Self::tell).
+    pub fn human_input(&self, text: impl Into<String>) -> Result<(), RemoteAskError> {
+        self.cast(GatewayMsg::HumanInput(text.into()))
+    }
+
+    /// Its status (as [`AgentRef::status`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask).
+    pub async fn status(&self, deadline: Duration) -> Result<AgentStatus, RemoteAskError> {
+        match self.call(GatewayMsg::Status, deadline).await? {
+            WireAnswer::Status(status) => Ok(status),
+            other => Err(self.unexpected(other, "a status")),
+        }
+    }
+
+    /// An [`AgentRef`] on this agent: the same handle as for a local agent ([`AgentRef::remote`]),
+    /// to hand to code that takes one, or to register in a
+    /// [`Registry`](warden_agents::Registry) so that local agents reach it by name. Its
+    /// errors are [`AgentError`]s: [`AgentError::NodeDown`] when the node was lost before it
+    /// answered, [`AgentError::NotDelivered`] when no node hosts the agent,
+    /// [`AgentError::Remote`] for the agent's own errors as they crossed. Its `submit`,
+    /// `interrupt` and `status` wait at most [`CONTROL_DEADLINE`] for the agent's node.
+    pub fn agent_ref(&self) -> AgentRef {
+        AgentRef::remote(self.name.as_str(), Link(self.clone()))
+    }
+
+    /// One cast to the agent's gateway.
+    fn cast(&self, message: GatewayMsg) -> Result<(), RemoteAskError> {
+        let gateway = self
+            .gateway()
+            .ok_or_else(|| RemoteAskError::NotFound(self.name.clone()))?;
+        gateway
+            .cast(message)
+            .map_err(|_| RemoteAskError::NotFound(self.name.clone()))
+    }
+
+    /// The error for an answer of the wrong sort (the agent's own failure, if it is one).
+    fn unexpected(&self, answer: WireAnswer, expected: &str) -> RemoteAskError {
+        match answer {
+            WireAnswer::Failed { kind, message } => RemoteAskError::Failed {
+                agent: self.name.clone(),
+                kind,
+                message,
+            },
+            _ => RemoteAskError::Codec {
+                agent: self.name.clone(),
+                message: format!("not {expected}"),
+            },
+        }
+    }
+
     /// One call to the agent's gateway, never resent.
     async fn call(
         &self,
@@ -361,10 +486,9 @@ impl RemoteAgent {
         match answer {
             WireAnswer::Reply(bytes) => codec::reply_from_bytes(&bytes).map_err(|e| self.codec_error(&e)),
             WireAnswer::Failed { kind, message } => Err(RemoteAskError::Failed { agent, kind, message }),
-            WireAnswer::Accepted(_) => Err(RemoteAskError::Codec {
-                agent,
-                message: "a task id where a reply was expected".into(),
-            }),
+            other @ (WireAnswer::Accepted(_) | WireAnswer::Interrupted(_) | WireAnswer::Status(_)) => {
+                Err(self.unexpected(other, "a reply"))
+            }
         }
     }
 
@@ -373,6 +497,72 @@ impl RemoteAgent {
             agent: self.name.clone(),
             message: e.to_string(),
         }
+    }
+}
+
+/// How long a remote [`AgentRef`]'s `submit`, `interrupt` and `status` wait for the agent's
+/// node.
+pub const CONTROL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A [`RemoteAgent`] as the link of an [`AgentRef`].
+struct Link(RemoteAgent);
+
+impl From<RemoteAskError> for AgentError {
+    fn from(e: RemoteAskError) -> Self {
+        match e {
+            RemoteAskError::NotFound(agent) => AgentError::NotDelivered(agent.into()),
+            RemoteAskError::NodeDown { agent } => AgentError::NodeDown(agent.into()),
+            RemoteAskError::Timeout { deadline, .. } => AgentError::Timeout(deadline),
+            RemoteAskError::Failed { agent, kind, message } => AgentError::Remote {
+                agent: agent.into(),
+                kind,
+                message,
+            },
+            RemoteAskError::Codec { agent, message } => AgentError::Remote {
+                agent: agent.into(),
+                kind: "codec".into(),
+                message,
+            },
+        }
+    }
+}
+
+impl RemoteLink for Link {
+    fn is_reachable(&self) -> bool {
+        self.0.is_reachable()
+    }
+
+    fn ask(&self, task: AgentMessage, deadline: Duration) -> BoxFuture<'static, Result<Reply, AgentError>> {
+        let agent = self.0.clone();
+        Box::pin(async move { Ok(agent.ask(task, deadline).await?) })
+    }
+
+    fn tell(&self, task: AgentMessage) -> Result<(), AgentError> {
+        Ok(self.0.tell(task)?)
+    }
+
+    fn submit(&self, task: AgentMessage) -> BoxFuture<'static, Result<warden_durable::TaskId, AgentError>> {
+        let agent = self.0.clone();
+        Box::pin(async move { Ok(agent.submit(task, CONTROL_DEADLINE).await?) })
+    }
+
+    fn result(&self, id: warden_durable::TaskId, deadline: Duration) -> BoxFuture<'static, Result<Reply, AgentError>> {
+        let agent = self.0.clone();
+        Box::pin(async move { Ok(agent.result(id, deadline).await?) })
+    }
+
+    fn interrupt(&self) -> BoxFuture<'static, Result<bool, AgentError>> {
+        let agent = self.0.clone();
+        Box::pin(async move { Ok(agent.interrupt(CONTROL_DEADLINE).await?) })
+    }
+
+    fn human_input(&self, text: String) -> Result<(), AgentError> {
+        Ok(self.0.human_input(text)?)
+    }
+
+    fn status(&self) -> BoxFuture<'static, Result<AgentStatus, AgentError>> {
+        let agent = self.0.clone();
+        Box::pin(async move { Ok(agent.status(CONTROL_DEADLINE).await?) })
     }
 }
 

@@ -56,7 +56,8 @@ mod wire;
 
 #[cfg(feature = "cluster")]
 pub use agent::{
-    GatewayMsg, ReactAgentArgs, RemoteAgent, RemoteAskError, agent_kind, react_agent_kind, react_agent_kind_observed,
+    CONTROL_DEADLINE, GatewayMsg, ReactAgentArgs, RemoteAgent, RemoteAskError, agent_kind, react_agent_kind,
+    react_agent_kind_observed,
 };
 #[cfg(feature = "cluster")]
 pub use echo::{ECHO_KIND, Echo, EchoArgs, EchoMsg, EchoState, echo_kind};

@@ -69,6 +69,23 @@ pub enum AgentError {
         /// The turn error's message.
         message: String,
     },
+    /// The agent runs on another node ([`AgentRef::remote`](super::AgentRef::remote)), and
+    /// that node was lost before it answered: the task may or may not have run there (make
+    /// the agent durable to know). Transient: its supervisor places it again.
+    #[error("the node of agent {0} was lost before it answered")]
+    NodeDown(Arc<str>),
+    /// The agent runs on another node and failed there: the error's
+    /// [`kind`](Self::kind) and text, as they crossed (`codec` when the task or its answer
+    /// could not cross at all).
+    #[error("agent {agent} ({kind}): {message}")]
+    Remote {
+        /// The agent.
+        agent: Arc<str>,
+        /// The error's kind on its node ([`AgentError::kind`]), or `codec`.
+        kind: String,
+        /// The error's text.
+        message: String,
+    },
 }
 
 impl AgentError {
@@ -87,6 +104,8 @@ impl AgentError {
             Self::NotDurable(_) => "not_durable",
             Self::Journal(_) => "journal",
             Self::TaskFailed { .. } => "task_failed",
+            Self::NodeDown(_) => "node_down",
+            Self::Remote { .. } => "remote",
         }
     }
 
@@ -109,7 +128,7 @@ impl AgentError {
                 | Self::NoRoute(_)
                 | Self::NotDurable(_)
                 | Self::Overloaded { .. }
-        )
+        ) || matches!(self, Self::Remote { kind, .. } if REMOTE_NOT_DELIVERED.contains(&kind.as_str()))
     }
 
     /// Whether trying again (on the restarted agent, or later) may succeed.
@@ -122,10 +141,36 @@ impl AgentError {
             | Self::Overloaded { .. } => true,
             Self::Turn(e) => e.is_transient(),
             Self::Journal(_) => true,
+            Self::NodeDown(_) => true,
+            Self::Remote { kind, .. } => REMOTE_TRANSIENT.contains(&kind.as_str()),
             Self::NoSuchAddress(_) | Self::NoRoute(_) | Self::NotDurable(_) | Self::TaskFailed { .. } => false,
         }
     }
 }
+
+/// The kinds of errors that, on the agent's own node, mean the task had no effect.
+const REMOTE_NOT_DELIVERED: &[&str] = &[
+    "not_delivered",
+    "not_started",
+    "no_such_address",
+    "no_route",
+    "not_durable",
+    "overloaded",
+];
+
+/// The kinds of errors that, on the agent's own node, may pass if tried again (a model's or
+/// tool's failure is not among them: whether it would pass did not cross).
+const REMOTE_TRANSIENT: &[&str] = &[
+    "not_delivered",
+    "not_started",
+    "agent_down",
+    "timeout",
+    "overloaded",
+    "journal",
+    "node_down",
+    "deadline_exceeded",
+    "human_timeout",
+];
 
 /// Why a turn failed.
 #[derive(Clone, Debug, thiserror::Error)]

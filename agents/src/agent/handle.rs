@@ -16,11 +16,12 @@ use super::CONTROL_DEADLINE;
 use super::actor::{AgentMsg, Asker, Pending};
 use super::error::AgentError;
 use super::event::EventSink;
+use super::remote::RemoteLink;
 use super::reply::Reply;
 use crate::message::{Address, AgentMessage};
 
 /// What an agent is doing, in an [`AgentStatus`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Activity {
     /// No turn in flight.
@@ -32,7 +33,7 @@ pub enum Activity {
 }
 
 /// An agent's status, as [`AgentRef::status`] reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct AgentStatus {
     /// What it is doing.
@@ -64,6 +65,8 @@ pub(super) struct RefInner {
     pub(super) load: Arc<Load>,
     /// The journal of a durable agent.
     pub(super) journal: RwLock<Option<Journal>>,
+    /// How to reach the agent when it runs in another process.
+    pub(super) remote: Option<Arc<dyn RemoteLink>>,
 }
 
 /// How many tasks an agent holds (queued or running) unless told otherwise
@@ -151,8 +154,46 @@ impl AgentRef {
                     room: Notify::new(),
                 }),
                 journal: RwLock::new(None),
+                remote: None,
             }),
         }
+    }
+
+    /// A handle on the agent `name` that runs in another process, reached through `link`
+    /// (`warden-cluster`'s `RemoteAgent::agent_ref` makes one): it is asked, told, submitted
+    /// to and interrupted as a local agent is, each call one request to the agent's node,
+    /// never resent, and a node lost before the answer is [`AgentError::NodeDown`]. What only
+    /// the agent's own process knows is not known here: it has no
+    /// [`journal`](Self::journal), [`path`](Self::path) nor [`actor`](Self::actor), its
+    /// [`generation`](Self::generation) is 0 and its [`load`](Self::load) 0 (ask its
+    /// [`status`](Self::status)); [`is_running`](Self::is_running) is whether a node hosts it
+    /// now. Register it in a [`Registry`](crate::Registry) and local agents reach it by name.
+    pub fn remote(name: impl Into<Arc<str>>, link: impl RemoteLink) -> Self {
+        let agent = Self::new(name.into());
+        Self {
+            inner: Arc::new(RefInner {
+                remote: Some(Arc::new(link)),
+                ..Arc::try_unwrap(agent.inner).unwrap_or_else(|_| unreachable!("a new handle has no clones"))
+            }),
+        }
+    }
+
+    /// The link to the agent's process, for a [remote](Self::remote) agent.
+    fn link(&self) -> Option<&Arc<dyn RemoteLink>> {
+        self.inner.remote.as_ref()
+    }
+
+    /// `task`, addressed to this agent if it names nobody.
+    fn addressed(&self, mut task: AgentMessage) -> AgentMessage {
+        if task.recipient == Address::Unspecified {
+            task.recipient = self.address();
+        }
+        task
+    }
+
+    /// Whether the agent runs in another process ([`remote`](Self::remote)).
+    pub fn is_remote(&self) -> bool {
+        self.inner.remote.is_some()
     }
 
     pub(super) fn set_journal(&self, journal: Journal) {
@@ -201,6 +242,9 @@ impl AgentRef {
     /// at once when its queue is full (the task handed back, not accepted);
     /// [`AgentError::Journal`] when the journal could not write it (not accepted).
     pub async fn submit(&self, mut task: AgentMessage) -> Result<TaskId, AgentError> {
+        if let Some(link) = self.link() {
+            return link.submit(task).await;
+        }
         if self.journal().is_none() {
             return Err(AgentError::NotDurable(self.inner.name.clone()));
         }
@@ -225,6 +269,9 @@ impl AgentRef {
     /// [`AgentError::NotDurable`]; [`AgentError::Timeout`]; [`AgentError::TaskFailed`] when the
     /// task ended with an error; [`AgentError::Journal`] (no such task, a damaged record).
     pub async fn result(&self, id: TaskId, deadline: Duration) -> Result<Reply, AgentError> {
+        if let Some(link) = self.link() {
+            return link.result(id, deadline).await;
+        }
         let journal = self
             .journal()
             .ok_or_else(|| AgentError::NotDurable(self.inner.name.clone()))?;
@@ -322,6 +369,9 @@ impl AgentRef {
 
     /// Whether an incarnation is running.
     pub fn is_running(&self) -> bool {
+        if let Some(link) = self.link() {
+            return link.is_reachable();
+        }
         self.inner
             .incarnations
             .with_current(|i| i.is_some_and(|i| i.actor.get_status() <= ractor::ActorStatus::Upgrading))
@@ -350,6 +400,18 @@ impl AgentRef {
     ///
     /// Dropping the future is harmless.
     pub async fn wait_started(&self, generation: u64, deadline: Duration) -> Result<u64, AgentError> {
+        if let Some(link) = self.link() {
+            // A remote agent's incarnations are not counted here: this waits until a node
+            // hosts it.
+            let until = deadline_from_now(deadline);
+            while !link.is_reachable() {
+                if Instant::now() >= until {
+                    return Err(AgentError::Timeout(deadline));
+                }
+                tokio::time::sleep(REMOTE_POLL).await;
+            }
+            return Ok(generation);
+        }
         self.inner
             .incarnations
             .wait_started(generation, deadline)
@@ -390,6 +452,9 @@ impl AgentRef {
     /// Dropping the future abandons the ask: the agent skips the task, or cuts its turn
     /// short, as at the deadline (not for a durable agent, see above).
     pub async fn ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
+        if let Some(link) = self.link() {
+            return link.ask(self.addressed(task), deadline).await;
+        }
         let until = deadline_from_now(deadline);
         let Some(load) = self.inner.load.reserve_by(until).await else {
             return Err(self.overloaded(task));
@@ -408,6 +473,10 @@ impl AgentRef {
     ///
     /// As [`ask`](Self::ask).
     pub async fn try_ask(&self, task: AgentMessage, deadline: Duration) -> Result<Reply, AgentError> {
+        if let Some(link) = self.link() {
+            // The agent's node refuses at once when its queue is full.
+            return link.ask(self.addressed(task), deadline).await;
+        }
         let until = deadline_from_now(deadline);
         let Some(load) = self.inner.load.try_reserve() else {
             return Err(self.overloaded(task));
@@ -450,6 +519,9 @@ impl AgentRef {
     /// handed back (nothing is dropped silently);
     /// [`AgentError::NotDelivered`] if no incarnation is running.
     pub fn tell(&self, task: AgentMessage) -> Result<(), AgentError> {
+        if let Some(link) = self.link() {
+            return link.tell(self.addressed(task));
+        }
         let Some(load) = self.inner.load.try_reserve() else {
             return Err(self.overloaded(task));
         };
@@ -467,6 +539,9 @@ impl AgentRef {
     ///
     /// Dropping the future does not withdraw the interrupt once sent.
     pub async fn interrupt(&self) -> Result<bool, AgentError> {
+        if let Some(link) = self.link() {
+            return link.interrupt().await;
+        }
         let actor = self.current()?;
         request(&actor, AgentMsg::Interrupt, CONTROL_DEADLINE)
             .await
@@ -481,6 +556,9 @@ impl AgentRef {
     ///
     /// [`AgentError::NotDelivered`] if no incarnation is running.
     pub fn human_input(&self, text: impl Into<String>) -> Result<(), AgentError> {
+        if let Some(link) = self.link() {
+            return link.human_input(text.into());
+        }
         let actor = self.current()?;
         actor
             .send_message(AgentMsg::HumanInput(text.into()))
@@ -497,12 +575,18 @@ impl AgentRef {
     ///
     /// Dropping the future is harmless.
     pub async fn status(&self) -> Result<AgentStatus, AgentError> {
+        if let Some(link) = self.link() {
+            return link.status().await;
+        }
         let actor = self.current()?;
         request(&actor, AgentMsg::Status, CONTROL_DEADLINE)
             .await
             .map_err(|e| AgentError::from_request(&self.inner.name, e))
     }
 }
+
+/// How often [`AgentRef::wait_started`] looks whether a remote agent is hosted yet.
+const REMOTE_POLL: Duration = Duration::from_millis(10);
 
 /// The instant `deadline` from now; a deadline too far to represent is no deadline (about
 /// thirty years).

@@ -187,3 +187,15 @@ pub(crate) async fn place_clerk(
     reachable(&agent).await;
     (root, agent)
 }
+
+/// A node `origin` in this process, seeded with `nodes`, once it sees them all up.
+pub(crate) async fn origin_joined(nodes: &[&NodeProc]) -> warden_cluster::Node {
+    let mut builder = warden_cluster::Node::builder("origin").cookie(COOKIE);
+    for node in nodes {
+        builder = builder.seed(node.addr);
+    }
+    let origin = builder.start().await.unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    origin.wait_for(&names, WAIT).await.unwrap();
+    origin
+}
