@@ -1,5 +1,6 @@
 //! Location transparency: an `AgentRef` on an agent hosted by a `warden node` process works as
 //! one on a local agent. Registered in a local `Registry`, the remote agent is reached by name;
+//! a `ClusterDirectory` over an empty local registry resolves its name across the cluster;
 //! it is asked, told, interrupted and asked for its status through the same handle; an ask in
 //! flight when its node is killed -9 fails once, with `AgentError::NodeDown`; with no node
 //! left to host it, the handle says it is not running and an ask is `NotDelivered`.
@@ -10,9 +11,10 @@
 mod nodes;
 
 use nodes::{COOKIE, NodeProc, WAIT, origin_joined, place_clerk};
-use warden_agents::agent::{Activity, AgentError, Outcome};
+use warden_agents::agent::{Activity, AgentError, Directory as _, Outcome};
 use warden_agents::message::{Address, AgentMessage};
 use warden_agents::registry::Registry;
+use warden_cluster::ClusterDirectory;
 use warden_fake_provider::{Answer, FakeProvider, Fault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,10 +41,28 @@ async fn an_agent_ref_on_a_remote_agent_works_as_on_a_local_one() {
         .unwrap();
     assert_eq!(reply.text(), "Filed C-1.");
 
+    // A directory over an empty local registry resolves the name across the cluster.
+    let directory = ClusterDirectory::new(&origin, Registry::new());
+    fake.push(Answer::text("Filed C-1b."));
+    let reply = directory
+        .ask(
+            &Address::Name("clerk".into()),
+            AgentMessage::user("File order C-1b"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "Filed C-1b.");
+    let nobody = directory
+        .ask(&Address::Name("nobody".into()), AgentMessage::user("?"), WAIT)
+        .await
+        .unwrap_err();
+    assert!(matches!(nobody, AgentError::NoSuchAddress(_)), "{nobody:?}");
+
     // Told: the task reaches the model, nobody waits for it.
     fake.push(Answer::text("Filed C-2."));
     clerk.tell(AgentMessage::user("File order C-2")).unwrap();
-    fake.wait_for_requests(2).await;
+    fake.wait_for_requests(3).await;
 
     // A turn the model holds: its status says so, and an interrupt ends it.
     fake.set_default_reply(Fault::Stall);
@@ -50,7 +70,7 @@ async fn an_agent_ref_on_a_remote_agent_works_as_on_a_local_one() {
         let clerk = clerk.clone();
         tokio::spawn(async move { clerk.ask(AgentMessage::user("File order C-3"), WAIT).await })
     };
-    fake.wait_for_requests(3).await;
+    fake.wait_for_requests(4).await;
     let status = clerk.status().await.unwrap();
     assert_eq!(status.activity, Activity::Working);
     assert!(status.turns_completed >= 1, "{status:?}");
@@ -63,7 +83,7 @@ async fn an_agent_ref_on_a_remote_agent_works_as_on_a_local_one() {
         let clerk = clerk.clone();
         tokio::spawn(async move { clerk.ask(AgentMessage::user("File order C-4"), WAIT).await })
     };
-    fake.wait_for_requests(4).await;
+    fake.wait_for_requests(5).await;
     a.kill().await;
     let lost = asking.await.unwrap().unwrap_err();
     assert!(

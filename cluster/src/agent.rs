@@ -306,7 +306,11 @@ impl RemoteAgent {
     /// The agent called `name`, wherever it is hosted (resolved at every ask). `node` is this
     /// process's node: the name resolves through its sessions.
     pub fn new(_node: &Node, name: impl Into<String>) -> Self {
-        Self { name: name.into() }
+        Self::from_name(name.into())
+    }
+
+    pub(crate) fn from_name(name: String) -> Self {
+        Self { name }
     }
 
     /// The agent's name.

@@ -18,7 +18,10 @@
 //!   (`killed` for a kill -9) and the supervisor restarts it by its strategy.
 //! * [`RemoteAgent`]: an agent hosted on any node ([`agent_kind`]), asked by name as an
 //!   `AgentRef` asks a local one: exactly once, within a deadline, with a typed
-//!   [`RemoteAskError::NodeDown`] when its node is lost before it answers.
+//!   [`RemoteAskError::NodeDown`] when its node is lost before it answers. Its
+//!   [`agent_ref`](RemoteAgent::agent_ref) is an `AgentRef` like a local agent's.
+//! * [`ClusterDirectory`]: agents' names resolved across nodes: a local agent asks another by
+//!   name, and a name nobody in its process has goes to the node that hosts it.
 //! * [`RemoteKind`]: what a node can start for its peers, registered by name: peers send a
 //!   kind's name and its arguments, never code. Every node offers [`ECHO_KIND`].
 //!
@@ -37,6 +40,8 @@
 mod agent;
 #[cfg(feature = "cluster")]
 mod controller;
+#[cfg(feature = "cluster")]
+mod directory;
 #[cfg(feature = "cluster")]
 mod echo;
 #[cfg(feature = "cluster")]
@@ -59,6 +64,8 @@ pub use agent::{
     CONTROL_DEADLINE, GatewayMsg, ReactAgentArgs, RemoteAgent, RemoteAskError, agent_kind, react_agent_kind,
     react_agent_kind_observed,
 };
+#[cfg(feature = "cluster")]
+pub use directory::ClusterDirectory;
 #[cfg(feature = "cluster")]
 pub use echo::{ECHO_KIND, Echo, EchoArgs, EchoMsg, EchoState, echo_kind};
 #[cfg(feature = "cluster")]
