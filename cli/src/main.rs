@@ -9,6 +9,7 @@
 //! warden node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
 //!             [--heartbeat-ms N] [--down-after-ms N] [--forget-after-ms N]
 //!             [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME] [--studio HOST:PORT]
+//!             [--workers N]
 //! warden top URL [--token TOKEN] [--once [--wait-for PATH]]
 //! ```
 //!
@@ -35,12 +36,14 @@ commands:
   node --name NAME [--listen HOST:PORT] [--join HOST:PORT]... [--cookie-file FILE]
        [--heartbeat-ms N] [--down-after-ms N] [--forget-after-ms N]
        [--tls-cert PEM --tls-key PEM --tls-ca PEM --tls-name NAME] [--studio HOST:PORT]
+       [--workers N]
                                                     runs a cluster node (built with the
                                                     cluster feature); the cookie is the
                                                     file's first line, else $WARDEN_COOKIE;
                                                     --studio serves a Warden Studio of its
                                                     agents (token: $WARDEN_STUDIO_TOKEN, else
-                                                    random; its URL is printed)
+                                                    random; its URL is printed); --workers:
+                                                    its runtime's threads (default 1)
   top URL [--token TOKEN] [--once [--wait-for PATH]]
                                                     follows a Warden Studio in the terminal
                                                     (URL as the studio printed it; the token
@@ -63,7 +66,20 @@ impl std::error::Error for Usage {}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    #[cfg(feature = "cluster")]
+    if args.first().map(String::as_str) == Some("node") {
+        match node::workers(&args[1..]) {
+            Ok(workers) => {
+                builder.worker_threads(workers);
+            }
+            Err(error) => {
+                eprintln!("warden: {error}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("warden: cannot start: {e}");

@@ -28,6 +28,23 @@ use warden_studio::Studio;
 use crate::journal::option;
 use crate::usage;
 
+/// The threads of a node's runtime unless `--workers` says otherwise. A node's work is
+/// message passing and waiting on sockets; on one thread, a message from the network to the
+/// actor it is for, and its answer back, never wakes a second thread (on the 2-vCPU machine
+/// of BENCHMARKS.md section 11 that took the remote ask's p50 from 101 to 75 µs). Give a
+/// node more for kinds that compute.
+pub(crate) const DEFAULT_WORKERS: usize = 1;
+
+/// `--workers N`: the threads of the node's runtime (at least 1).
+pub(crate) fn workers(args: &[String]) -> anyhow::Result<usize> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match option::<usize>(&args, "--workers")? {
+        None => Ok(DEFAULT_WORKERS),
+        Some(0) => Err(usage("--workers needs at least 1")),
+        Some(n) => Ok(n),
+    }
+}
+
 pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let name = text(&args, "--name")?.ok_or_else(|| usage("node needs --name NAME"))?;
