@@ -144,6 +144,10 @@ impl fmt::Debug for AgentRef {
 
 impl AgentRef {
     pub(super) fn new(name: Arc<str>) -> Self {
+        Self::with_link(name, None)
+    }
+
+    fn with_link(name: Arc<str>, remote: Option<Arc<dyn RemoteLink>>) -> Self {
         Self {
             inner: Arc::new(RefInner {
                 name,
@@ -154,7 +158,7 @@ impl AgentRef {
                     room: Notify::new(),
                 }),
                 journal: RwLock::new(None),
-                remote: None,
+                remote,
             }),
         }
     }
@@ -169,13 +173,7 @@ impl AgentRef {
     /// [`status`](Self::status)); [`is_running`](Self::is_running) is whether a node hosts it
     /// now. Register it in a [`Registry`](crate::Registry) and local agents reach it by name.
     pub fn remote(name: impl Into<Arc<str>>, link: impl RemoteLink) -> Self {
-        let agent = Self::new(name.into());
-        Self {
-            inner: Arc::new(RefInner {
-                remote: Some(Arc::new(link)),
-                ..Arc::try_unwrap(agent.inner).unwrap_or_else(|_| unreachable!("a new handle has no clones"))
-            }),
-        }
+        Self::with_link(name.into(), Some(Arc::new(link)))
     }
 
     /// The link to the agent's process, for a [remote](Self::remote) agent.
@@ -185,10 +183,15 @@ impl AgentRef {
 
     /// `task`, addressed to this agent if it names nobody.
     fn addressed(&self, mut task: AgentMessage) -> AgentMessage {
+        self.fill_recipient(&mut task);
+        task
+    }
+
+    /// Addresses `task` to this agent if it names nobody.
+    fn fill_recipient(&self, task: &mut AgentMessage) {
         if task.recipient == Address::Unspecified {
             task.recipient = self.address();
         }
-        task
     }
 
     /// Whether the agent runs in another process ([`remote`](Self::remote)).
@@ -218,9 +221,7 @@ impl AgentRef {
         let Some(journal) = self.journal() else {
             return Ok(None);
         };
-        if task.recipient == Address::Unspecified {
-            task.recipient = self.address();
-        }
+        self.fill_recipient(task);
         let bytes = crate::codec::to_bytes(task)
             .map_err(|e| AgentError::Journal(Arc::new(warden_durable::JournalError::Invalid(e.to_string()))))?;
         let id = journal
@@ -323,9 +324,7 @@ impl AgentRef {
             .incarnations
             .with_current(|i| i.map(|i| (i.actor.clone(), i.events.clone())))
             .ok_or_else(|| AgentError::NotDelivered(self.inner.name.clone()))?;
-        if task.recipient == Address::Unspecified {
-            task.recipient = self.address();
-        }
+        self.fill_recipient(&mut task);
         let mut pending = Pending::new(task, load, asker, events);
         pending.durable = durable;
         actor.send_message(AgentMsg::Task(Box::new(pending))).map_err(|e| {
