@@ -303,8 +303,14 @@ fn main() {
     runtime.block_on(async {
         let mode = std::env::var("WARDEN_CLUSTER_BENCH_SIDE").unwrap_or_default();
         match mode.as_str() {
-            "raw" => raw_side(runs, n_sample).await,
-            "warden" => warden_side(runs, n_sample, n_cast, failovers).await,
+            // The side runs as a task on the runtime's workers, as a request handler in a
+            // service does (and as OTP's caller is a process on a scheduler): `block_on`'s
+            // own thread is not a worker, and every wake-up between it and the workers
+            // crosses threads.
+            "raw" => tokio::spawn(raw_side(runs, n_sample)).await.unwrap(),
+            "warden" => tokio::spawn(warden_side(runs, n_sample, n_cast, failovers))
+                .await
+                .unwrap(),
             _ => {
                 for side in ["warden", "raw"] {
                     let status = std::process::Command::new(std::env::current_exe().unwrap())
