@@ -32,6 +32,12 @@
 //!
 //! `warden node` (the `warden` binary, built with `cluster`) runs a node with the built-in
 //! kinds, for a supervisor elsewhere to place children on.
+//!
+//! The engine is ractor_cluster 0.16.5 with one patch, carried in this repository
+//! (`vendor/ractor_cluster`, package `warden-ractor-cluster`, library `ractor_cluster`):
+//! frames read go straight to the node session and frames written straight to the
+//! connection's writer task, without a relay actor in between, which brings a remote ask
+//! to OTP's round trip. Its public API is upstream's.
 
 // Without `cluster` the items these docs name are not built.
 #![cfg_attr(not(feature = "cluster"), allow(rustdoc::broken_intra_doc_links))]

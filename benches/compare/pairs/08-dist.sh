@@ -38,7 +38,7 @@ case "${1:-}" in
     setup)
         bench_bin
         otp_build
-        echo "NOTE $PAIR ask_rtt: Warden's message path is ractor_cluster's own (a remote actor stand-in, its session actors, TCP); raw is the same path without Warden's controller. OTP's is a remote gen_server:call between two erl -sname nodes. Both nodes share the machine's 2 cores."
+        echo "NOTE $PAIR ask_rtt: Warden's message path is ractor_cluster's own (a remote actor stand-in, its node session, a writer task, TCP; the copy patched in vendor/ractor_cluster, without upstream's relay actor); raw is the same path without Warden's controller. Both callers run as tasks on a 2-worker runtime; a warden node has 1 worker. OTP's is a remote gen_server:call between two erl -sname nodes. Both nodes share the machine's 2 cores."
         ;;
     sides) echo "warden raw otp" ;;
     run)
