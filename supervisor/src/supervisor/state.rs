@@ -818,6 +818,12 @@ impl State {
         };
         let (kind, how) = (child.spec.kind, child.spec.shutdown);
         self.by_actor.remove(&cell.get_id());
+        if kind == ChildKind::Worker {
+            // Its end is awaited here and reported as `shutdown` or `killed`, so
+            // its exit event would only be one more message to read and skip.
+            // A child supervisor stays linked: its last words come with its exit.
+            cell.unlink(self.myself.get_cell());
+        }
         match shutdown(&cell, kind, how, self.kill_grace, timer).await {
             Some(reason) => self.record_exit(seq, reason),
             None => self.abandon(seq),
