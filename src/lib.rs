@@ -7,6 +7,8 @@
 //!
 //! * [`supervisor`]: OTP supervision trees on [`ractor`], and [`request`](supervisor::request()),
 //!   which answers exactly once even when the worker dies.
+//! * [`runtime`]: tokio's multi-thread runtime with idle workers that wait briefly before they
+//!   park, so supervision's chains of hand-offs stay on one thread.
 //! * [`resilience`]: retry, backoff, timeout, limits and the circuit breaker, as tower
 //!   layers for any service; tool stacks and models are built from them.
 //! * [`chaos`]: a seeded chaos monkey, fault injection and invariant checks.
@@ -37,6 +39,9 @@ pub use warden_studio as studio;
 pub use warden_supervisor as supervisor;
 #[doc(inline)]
 pub use warden_tools as tools;
+
+#[doc(inline)]
+pub use warden_supervisor::runtime;
 
 #[doc(no_inline)]
 pub use ractor;

@@ -133,6 +133,7 @@ mod introspection;
 pub mod panic_report;
 mod path;
 pub mod request;
+pub mod runtime;
 mod spec;
 mod supervisor;
 mod uplink;
