@@ -26,8 +26,10 @@
 //! Workers are `support/common.rs`'s (permanent, 5 s shutdown; `pre_start`
 //! announces the start). 5 runs of 2 000 iterations plus a warm-up run of at
 //! most 200; a figure is the median across runs of each run's p50 or p99
-//! (nearest rank). Runs on a multi-thread runtime with 2 workers (vs OTP
-//! `+S 2`) and a current-thread runtime (vs `+S 1`).
+//! (nearest rank). Runs on three runtimes: tokio's multi-thread runtime with 2
+//! workers and its defaults (`mt2`, vs OTP `+S 2`), the same from
+//! `warden::runtime::multi_thread()`, whose idle workers wait briefly before
+//! they park (`mt2w`, vs `+S 2`), and a current-thread runtime (`ct`, vs `+S 1`).
 //!
 //! ```text
 //! cargo bench --bench escalate
@@ -35,8 +37,8 @@
 //! ```
 //!
 //! Settings (environment): `RUNS` (5), `ITER` (2000), `SCENARIOS` (e.g.
-//! `exit_to_parent:1,subtree_restart:10`), `WARDEN_BENCH_RUNTIME` (`mt2`, `ct`;
-//! both by default). Each scenario ends with machine-readable lines
+//! `exit_to_parent:1,subtree_restart:10`), `WARDEN_BENCH_RUNTIME` (a
+//! comma-separated list of `mt2`, `mt2w`, `ct`; all three by default). Each scenario ends with machine-readable lines
 //! `METRIC <scenario>/<K>/<runtime>/<p50|p99> <value> us` (read by `benches/compare`).
 
 #[path = "support/common.rs"]
@@ -215,7 +217,7 @@ fn main() {
     };
     common::header("escalate");
     println!("# runs={runs} iter={iter}");
-    for flavor in Flavor::selected() {
+    for flavor in Flavor::selected_or(&[Flavor::Multi2, Flavor::Multi2Warden, Flavor::Current]) {
         let rt = flavor.runtime();
         for &(kind, k) in &scenarios {
             assert!(k >= 1, "at least one worker");

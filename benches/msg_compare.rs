@@ -28,7 +28,7 @@
 //!
 //! Settings (environment): `RUNS` (5), `N_CAST` (1000000), `N_CALL` (1000000),
 //! `N_SAMPLE` (200000), `SIDE` (`supervised`, `bare`; both by default),
-//! `WARDEN_BENCH_RUNTIME` (`mt2`, `ct`; both by default). Each figure is also
+//! `WARDEN_BENCH_RUNTIME` (`mt2`, `mt2w`, `ct`, comma-separated; `mt2,ct` by default). Each figure is also
 //! printed as a machine-readable line `METRIC <side>/<runtime>/<stat> <value> <unit>`
 //! (read by `benches/compare`).
 

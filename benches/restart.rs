@@ -35,7 +35,7 @@
 //! (crashes per run for the 10-child scenarios; default `CRASHES`), `BATCH`
 //! (100; 0 = one supervisor per run), `SCENARIOS` (e.g.
 //! `one_for_one:1:kill,rest_for_one:10:call,bare:1:panic`),
-//! `WARDEN_BENCH_RUNTIME` (`mt2`, `ct`; both by default), `WARDEN_BENCH_STUDIO` (`1`: a
+//! `WARDEN_BENCH_RUNTIME` (`mt2`, `mt2w`, `ct`, comma-separated; `mt2,ct` by default), `WARDEN_BENCH_STUDIO` (`1`: a
 //! Warden Studio attached to every supervisor, with a viewer reading each change as JSON, to
 //! measure what watching costs).
 
@@ -149,7 +149,7 @@ impl Scenario {
         let Target::Warden(strategy) = self.target else {
             return None;
         };
-        let mt = flavor == Flavor::Multi2;
+        let mt = flavor.is_multi_thread();
         let pick = |a: (f64, f64), b: (f64, f64)| Some(if mt { a } else { b });
         match (strategy, self.children, self.crash) {
             (Strategy::OneForOne, 1, Crash::Kill) => pick((5.55, 18.5), (5.05, 8.3)),

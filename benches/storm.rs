@@ -23,7 +23,7 @@
 //!
 //! Settings (environment): `RUNS` (5), `CRASHES` (10000), `BUCKET` (1000),
 //! `CRASH` (`kill`, `call`, or both by default), `WARDEN_BENCH_RUNTIME`
-//! (`mt2`, `ct`; both by default).
+//! (`mt2`, `mt2w`, `ct`, comma-separated; `mt2,ct` by default).
 
 #[path = "support/common.rs"]
 mod common;

@@ -70,7 +70,7 @@ otp_run() {
 
 # Reads a bench's output on stdin and prints its `METRIC <key> <value> <unit>` lines as
 # `RESULT <pair> <side> <metric> <value> <unit>`. The metric name is the key with `/` turned
-# into `_`, the runtime names turned into OTP's (`mt2` → `S2`, `ct` → `S1`) and the prefix
+# into `_`, the runtime names turned into OTP's (`mt2` → `S2`, `mt2w` → `S2w`, `ct` → `S1`) and the prefix
 # $3 (a regular expression, may be empty) removed. The bench's whole output goes to stderr,
 # which run.sh keeps in the log.
 emit_metrics() {
@@ -80,7 +80,7 @@ emit_metrics() {
             key = $2
             if (strip != "") sub("^" strip, "", key)
             key = "/" key "/"
-            gsub("/mt2/", "/S2/", key); gsub("/ct/", "/S1/", key)
+            gsub("/mt2/", "/S2/", key); gsub("/mt2w/", "/S2w/", key); gsub("/ct/", "/S1/", key)
             gsub("^/|/$", "", key); gsub("/", "_", key)
             print "RESULT", pair, side, key, $3, $4
         }'

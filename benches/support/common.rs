@@ -126,11 +126,14 @@ pub(crate) async fn ping(worker: &ActorRef<WorkerMsg>) {
 
 // ---- runtimes ------------------------------------------------------------------
 
-/// The two runtimes every latency figure is taken on.
+/// The runtimes latency figures are taken on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flavor {
-    /// Multi-thread runtime with 2 workers: compare with OTP `+S 2`.
+    /// Multi-thread runtime with 2 workers, tokio's defaults: compare with OTP `+S 2`.
     Multi2,
+    /// Multi-thread runtime with 2 workers from `warden::runtime::multi_thread()`
+    /// (idle workers wait briefly before they park): compare with OTP `+S 2`.
+    Multi2Warden,
     /// Current-thread runtime: compare with OTP `+S 1`.
     Current,
 }
@@ -139,15 +142,21 @@ impl Flavor {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Multi2 => "mt2",
+            Self::Multi2Warden => "mt2w",
             Self::Current => "ct",
         }
     }
 
     pub(crate) fn otp(self) -> &'static str {
         match self {
-            Self::Multi2 => "+S 2",
+            Self::Multi2 | Self::Multi2Warden => "+S 2",
             Self::Current => "+S 1",
         }
+    }
+
+    /// Whether this is a multi-thread runtime.
+    pub(crate) fn is_multi_thread(self) -> bool {
+        self != Self::Current
     }
 
     pub(crate) fn runtime(self) -> Runtime {
@@ -156,18 +165,32 @@ impl Flavor {
                 .worker_threads(2)
                 .enable_all()
                 .build(),
+            Self::Multi2Warden => warden::runtime::multi_thread().worker_threads(2).build(),
             Self::Current => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         }
         .expect("a tokio runtime")
     }
 
-    /// The flavors selected by `WARDEN_BENCH_RUNTIME` (`mt2`, `ct`, or both by default).
-    pub(crate) fn selected() -> Vec<Flavor> {
-        match std::env::var("WARDEN_BENCH_RUNTIME").as_deref() {
-            Ok("mt2") => vec![Self::Multi2],
-            Ok("ct") => vec![Self::Current],
-            _ => vec![Self::Multi2, Self::Current],
+    /// The flavors selected by `WARDEN_BENCH_RUNTIME` (a comma-separated list of `mt2`,
+    /// `mt2w`, `ct`), or `default`.
+    pub(crate) fn selected_or(default: &[Flavor]) -> Vec<Flavor> {
+        match std::env::var("WARDEN_BENCH_RUNTIME") {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(|name| match name.trim() {
+                    "mt2" => Self::Multi2,
+                    "mt2w" => Self::Multi2Warden,
+                    "ct" => Self::Current,
+                    other => panic!("WARDEN_BENCH_RUNTIME: unknown runtime {other:?} (mt2, mt2w, ct)"),
+                })
+                .collect(),
+            _ => default.to_vec(),
         }
+    }
+
+    /// [`Flavor::selected_or`] with `mt2` and `ct` by default.
+    pub(crate) fn selected() -> Vec<Flavor> {
+        Self::selected_or(&[Self::Multi2, Self::Current])
     }
 }
 
