@@ -11,7 +11,10 @@
 //! (`mt2w`). A park delay that every worker took, the last one included, would
 //! hold such a send for up to the delay (measured so while it was built: 148 µs
 //! at gap 0); the last worker to go idle parks at once, so `mt2w` should read
-//! as `mt2` at every gap.
+//! as `mt2` at every gap. Then `parallel_64x20us`: from a task, 64 tasks that
+//! each hold their worker for 20 µs, awaited together (N/4 batches), which is
+//! where the delay can cost (the busy worker's queued tasks wait for it while
+//! the other worker is in its delay).
 //!
 //! ```text
 //! cargo bench --bench park_delay
@@ -19,7 +22,8 @@
 //!
 //! Settings (environment): `N` (2000 per gap), `GAPS_US` (`0,20,50,100,150,200,500`),
 //! `WARDEN_BENCH_RUNTIME` (`mt2,mt2w` by default). Machine-readable lines:
-//! `METRIC <wake|tcp>/<gap>us/<runtime>/<p50|p99> <value> us`.
+//! `METRIC <wake|tcp>/<gap>us/<runtime>/<p50|p99> <value> us` and
+//! `METRIC parallel_64x20us/<runtime>/<p50|p99> <value> us`.
 
 #[path = "support/common.rs"]
 mod common;
@@ -136,6 +140,31 @@ fn measure(rt: &tokio::runtime::Runtime, probe: Probe, gap: Duration, n: usize) 
     lat
 }
 
+/// N samples of a parallel batch, in nanoseconds: from a task, 64 tasks that
+/// each hold their worker for 20 µs (1.28 ms of work: 0.64 ms on two
+/// workers), awaited together. What the delay can cost: tasks the busy worker
+/// queues wait for it while the other worker is in its delay.
+fn parallel(rt: &tokio::runtime::Runtime, n: usize) -> Vec<u64> {
+    let handle = rt.handle().clone();
+    (0..n)
+        .map(|_| {
+            burst(&handle);
+            let (done_tx, done_rx) = mpsc::channel();
+            handle.spawn(async move {
+                let t0 = Instant::now();
+                let tasks: Vec<_> = (0..64)
+                    .map(|_| tokio::spawn(async { spin(Duration::from_micros(20)) }))
+                    .collect();
+                for task in tasks {
+                    task.await.expect("a batch task ends");
+                }
+                done_tx.send(t0.elapsed()).expect("the bench waits");
+            });
+            common::nanos(done_rx.recv().expect("the batch ends"))
+        })
+        .collect()
+}
+
 fn main() {
     let n = common::env_usize("N", if common::quick() { 200 } else { 2000 });
     let gaps: Vec<u64> = std::env::var("GAPS_US")
@@ -157,6 +186,12 @@ fn main() {
                     println!("METRIC {name}/{}/{stat} {} us", flavor.name(), common::us(v));
                 }
             }
+        }
+        parallel(&rt, n.min(100));
+        let s = Summary::of(&parallel(&rt, n / 4));
+        println!("parallel_64x20us {} {}", flavor.name(), s.line());
+        for (stat, v) in [("p50", s.p50), ("p99", s.p99)] {
+            println!("METRIC parallel_64x20us/{}/{stat} {} us", flavor.name(), common::us(v));
         }
     }
 }
