@@ -132,7 +132,8 @@ pub(crate) enum Flavor {
     /// Multi-thread runtime with 2 workers, tokio's defaults: compare with OTP `+S 2`.
     Multi2,
     /// Multi-thread runtime with 2 workers from `warden::runtime::multi_thread()`
-    /// (idle workers wait briefly before they park): compare with OTP `+S 2`.
+    /// (idle workers wait briefly before they park; `WARDEN_BENCH_PARK_DELAY_US`
+    /// sets another delay): compare with OTP `+S 2`.
     Multi2Warden,
     /// Current-thread runtime: compare with OTP `+S 1`.
     Current,
@@ -165,7 +166,16 @@ impl Flavor {
                 .worker_threads(2)
                 .enable_all()
                 .build(),
-            Self::Multi2Warden => warden::runtime::multi_thread().worker_threads(2).build(),
+            Self::Multi2Warden => {
+                let mut builder = warden::runtime::multi_thread();
+                if let Ok(us) = std::env::var("WARDEN_BENCH_PARK_DELAY_US") {
+                    let us = us
+                        .parse()
+                        .expect("WARDEN_BENCH_PARK_DELAY_US is a number of microseconds");
+                    warden::runtime::park_delay(&mut builder, Duration::from_micros(us));
+                }
+                builder.worker_threads(2).build()
+            }
             Self::Current => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         }
         .expect("a tokio runtime")

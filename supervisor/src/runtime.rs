@@ -69,15 +69,12 @@ pub fn multi_thread() -> Builder {
 /// another worker is still busy, through [`Builder::on_thread_park`],
 /// [`Builder::on_thread_unpark`] and [`Builder::on_thread_stop`] (which it
 /// replaces; the last ends the waits when the runtime shuts down, and without
-/// it a shutdown can take up to `delay` longer). A zero `delay` leaves the
-/// builder as it is: the workers park at once, as tokio's do. On a
+/// it a shutdown can take up to `delay` longer). With a zero `delay` the
+/// workers park at once, as tokio's do. On a
 /// current-thread runtime there is never another worker, so nothing waits.
 ///
 /// See the [module documentation](self) for what this buys and costs.
 pub fn park_delay(builder: &mut Builder, delay: Duration) -> &mut Builder {
-    if delay.is_zero() {
-        return builder;
-    }
     let park = Arc::new(ParkDelay {
         delay,
         idle: AtomicUsize::new(0),
@@ -123,7 +120,7 @@ impl ParkDelay {
         IS_WORKER.with(|w| w.set(true));
         let workers = Handle::try_current().map_or(1, |h| h.metrics().num_workers());
         let last = self.idle.fetch_add(1, Ordering::SeqCst) + 1 >= workers;
-        if last || self.shutting_down.load(Ordering::SeqCst) {
+        if last || self.delay.is_zero() || self.shutting_down.load(Ordering::SeqCst) {
             // The last worker to go idle: park now, and so do those waiting.
             self.release_all();
             return;
