@@ -56,8 +56,9 @@ pub const DEFAULT_PARK_DELAY: Duration = Duration::from_micros(100);
 /// A multi-thread runtime builder with every driver enabled
 /// ([`Builder::enable_all`]) and [`DEFAULT_PARK_DELAY`] as the
 /// [park delay](park_delay). Set the number of workers and anything else on
-/// it as on any tokio [`Builder`]; a later [`Builder::on_thread_park`] or
-/// [`Builder::on_thread_unpark`] replaces the delay (see [`park_delay`]).
+/// it as on any tokio [`Builder`]; a later [`Builder::on_thread_park`],
+/// [`Builder::on_thread_unpark`] or [`Builder::on_thread_stop`] replaces a
+/// part of the delay's hooks (see [`park_delay`]).
 pub fn multi_thread() -> Builder {
     let mut builder = Builder::new_multi_thread();
     builder.enable_all();
@@ -66,12 +67,13 @@ pub fn multi_thread() -> Builder {
 }
 
 /// Makes `builder`'s workers wait for up to `delay` before they park when
-/// another worker is still busy, through [`Builder::on_thread_park`],
-/// [`Builder::on_thread_unpark`] and [`Builder::on_thread_stop`] (which it
-/// replaces; the last ends the waits when the runtime shuts down, and without
-/// it a shutdown can take up to `delay` longer). With a zero `delay` the
-/// workers park at once, as tokio's do. On a
-/// current-thread runtime there is never another worker, so nothing waits.
+/// another worker is still busy. It sets three hooks, replacing any set
+/// before: [`Builder::on_thread_park`] (the wait),
+/// [`Builder::on_thread_unpark`] (the count of idle workers) and
+/// [`Builder::on_thread_stop`] (which ends the waits when the runtime shuts
+/// down; without it a shutdown can take up to `delay` longer). With a zero
+/// `delay` the workers park at once, as tokio's do. On a current-thread
+/// runtime there is never another worker, so nothing waits.
 ///
 /// See the [module documentation](self) for what this buys and costs.
 pub fn park_delay(builder: &mut Builder, delay: Duration) -> &mut Builder {
@@ -121,7 +123,8 @@ impl ParkDelay {
         let workers = Handle::try_current().map_or(1, |h| h.metrics().num_workers());
         let last = self.idle.fetch_add(1, Ordering::SeqCst) + 1 >= workers;
         if last || self.delay.is_zero() || self.shutting_down.load(Ordering::SeqCst) {
-            // The last worker to go idle: park now, and so do those waiting.
+            // The last worker to go idle parks now, and so do those waiting
+            // (none when there is no delay, or at shutdown).
             self.release_all();
             return;
         }
