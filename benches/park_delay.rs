@@ -87,28 +87,19 @@ fn spin(gap: Duration) {
 
 /// N samples of one probe after one gap, in nanoseconds.
 fn measure(rt: &tokio::runtime::Runtime, probe: Probe, gap: Duration, n: usize) -> Vec<u64> {
-    let handle = rt.handle().clone();
     let (seen_tx, seen_rx) = mpsc::channel::<Instant>();
-    let mut lat = Vec::with_capacity(n);
-    match probe {
+    // What crosses into the runtime after the gap; a task there records when it sees it.
+    let mut send: Box<dyn FnMut()> = match probe {
         Probe::Wake => {
             let (tx, mut rx) = unbounded_channel::<()>();
             rt.spawn(async move {
                 while rx.recv().await.is_some() {
-                    let now = Instant::now();
-                    if seen_tx.send(now).is_err() {
+                    if seen_tx.send(Instant::now()).is_err() {
                         break;
                     }
                 }
             });
-            for _ in 0..n {
-                burst(&handle);
-                spin(gap);
-                let sent = Instant::now();
-                tx.send(()).expect("the waiting task runs");
-                let seen = seen_rx.recv().expect("the waiting task answers");
-                lat.push(common::nanos(seen.duration_since(sent)));
-            }
+            Box::new(move || tx.send(()).expect("the waiting task runs"))
         }
         Probe::Tcp => {
             let listener = rt
@@ -127,17 +118,20 @@ fn measure(rt: &tokio::runtime::Runtime, probe: Probe, gap: Duration, n: usize) 
             });
             let mut conn = std::net::TcpStream::connect(addr).expect("connects");
             conn.set_nodelay(true).expect("nodelay");
-            for _ in 0..n {
-                burst(&handle);
-                spin(gap);
-                let sent = Instant::now();
-                conn.write_all(&[1]).expect("writes");
-                let seen = seen_rx.recv().expect("the reading task answers");
-                lat.push(common::nanos(seen.duration_since(sent)));
-            }
+            Box::new(move || conn.write_all(&[1]).expect("writes"))
         }
-    }
-    lat
+    };
+    let handle = rt.handle().clone();
+    (0..n)
+        .map(|_| {
+            burst(&handle);
+            spin(gap);
+            let sent = Instant::now();
+            send();
+            let seen = seen_rx.recv().expect("the task in the runtime answers");
+            common::nanos(seen.duration_since(sent))
+        })
+        .collect()
 }
 
 /// N samples of a parallel batch, in nanoseconds: from a task, 64 tasks that
