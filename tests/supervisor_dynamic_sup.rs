@@ -513,3 +513,35 @@ impl Actor for Idle {
         Ok(())
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn stopping_a_dynamic_supervisor_leaves_no_task_behind() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let control = Control::new();
+    let dynamic = {
+        let control = control.clone();
+        DynamicSupervisor::builder("dyn", move |ctx: StartContext, id: String| {
+            start_probe(ctx, id, control.clone())
+        })
+        .shutdown(Shutdown::Timeout(Duration::from_secs(3600)))
+        .spawn()
+        .await
+        .expect("the supervisor starts")
+    };
+    for i in 0..20 {
+        dynamic.start_child(format!("c{i}")).await.expect("a child starts");
+    }
+    dynamic.stop().await;
+    drop(dynamic);
+
+    // Reaped within a bounded number of yields, no clock: the shutdown's
+    // timer (an hour) must not outlive the supervisor.
+    for _ in 0..1_000 {
+        if metrics.num_alive_tasks() <= before {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), before, "every task of the tree has ended");
+}

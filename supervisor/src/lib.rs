@@ -134,6 +134,7 @@ pub mod panic_report;
 mod path;
 pub mod request;
 pub mod runtime;
+mod shutdown_clock;
 mod spec;
 mod supervisor;
 mod uplink;

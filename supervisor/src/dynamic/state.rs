@@ -29,6 +29,7 @@ use crate::factory::{StartContext, StartError, guarded};
 use crate::intensity::{RestartLog, Verdict};
 use crate::introspection::{ChildCounts, ChildInfo, ChildState};
 use crate::path::ChildPath;
+use crate::shutdown_clock::ShutdownClock;
 use crate::spec::{ChildKind, Restart, Shutdown};
 use crate::supervisor::{DEFAULT_KILL_GRACE, SupervisorMsg, ask_to_stop};
 use crate::uplink::Uplink;
@@ -173,6 +174,9 @@ struct Stopping {
     /// Whether the children still running were killed (the timer is then the
     /// kill grace).
     killed: bool,
+    /// The shutdown's timer task, started with its first timeout (see
+    /// [`ShutdownClock`]).
+    clock: Option<ShutdownClock>,
 }
 
 /// What a dynamic supervisor that exited had to pass on to its parent.
@@ -362,6 +366,7 @@ impl DynamicState {
         self.stopping = Some(Stopping {
             timer: 0,
             killed: how == Shutdown::BrutalKill,
+            clock: None,
         });
         match how {
             Shutdown::BrutalKill => self.set_shutdown_timer(DEFAULT_KILL_GRACE),
@@ -384,9 +389,11 @@ impl DynamicState {
             return;
         };
         stopping.timer = stopping.timer.wrapping_add(1);
-        let timer = stopping.timer;
-        self.myself
-            .send_after(after, move || SupervisorMsg::ShutdownTimer { timer });
+        let myself = &self.myself;
+        let clock = stopping
+            .clock
+            .get_or_insert_with(|| ShutdownClock::start(myself.clone()));
+        clock.arm(after, stopping.timer);
     }
 
     /// The shared timer ran out: kill the children still running; if they were
@@ -486,6 +493,10 @@ impl DynamicState {
     /// Stops every child at once (OTP's `terminate_dynamic_children`) and
     /// drops the pending restarts.
     pub(crate) async fn stop_all(&mut self) {
+        // The event-driven shutdown is over (or never began): end its timer task.
+        if let Some(stopping) = self.stopping.as_mut() {
+            stopping.clock = None;
+        }
         self.restarting.clear();
         let children: Vec<Child> = self.children.drain().map(|(_, c)| c).collect();
         self.stop_children(children).await;

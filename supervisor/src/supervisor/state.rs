@@ -32,6 +32,7 @@ use crate::factory::{StartContext, StartError, start_guarded};
 use crate::intensity::{RestartLog, Verdict};
 use crate::introspection::{ChildCounts, ChildInfo, ChildState};
 use crate::path::ChildPath;
+use crate::shutdown_clock::ShutdownClock;
 use crate::spec::{ChildKind, ChildSpec, Restart, Shutdown};
 use warden_resilience::Backoff;
 
@@ -122,6 +123,9 @@ struct Stopping {
     ended_early: Vec<(u64, ExitReason)>,
     /// Bumped with every timer set, so that a stale timer is ignored.
     timer: u32,
+    /// The one timer task of the whole shutdown, started with the first
+    /// timeout (see [`ShutdownClock`]).
+    clock: Option<ShutdownClock>,
 }
 
 /// One child being stopped.
@@ -192,6 +196,10 @@ impl State {
     /// start, and when it was stopped by a ractor stop rather than with
     /// [`SupervisorMsg::Terminate`].
     pub(crate) async fn stop_all(&mut self) {
+        // The event-driven shutdown is over (or never began): end its timer task.
+        if let Some(stopping) = self.stopping.as_deref_mut() {
+            stopping.clock = None;
+        }
         let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
         let mut timer = StopTimer::default();
         for seq in seqs {
@@ -598,9 +606,11 @@ impl State {
             stopping.current = Some(StopStep { seq, cell, killed });
             if let Some(after) = timeout {
                 stopping.timer = stopping.timer.wrapping_add(1);
-                let timer = stopping.timer;
-                self.myself
-                    .send_after(after, move || SupervisorMsg::ShutdownTimer { timer });
+                let myself = &self.myself;
+                let clock = stopping
+                    .clock
+                    .get_or_insert_with(|| ShutdownClock::start(myself.clone()));
+                clock.arm(after, stopping.timer);
             }
             return Next::Continue;
         }
@@ -640,10 +650,11 @@ impl State {
             step.killed = true;
             step.cell.kill();
             stopping.timer = stopping.timer.wrapping_add(1);
-            let timer = stopping.timer;
-            let grace = self.kill_grace;
-            self.myself
-                .send_after(grace, move || SupervisorMsg::ShutdownTimer { timer });
+            let myself = &self.myself;
+            let clock = stopping
+                .clock
+                .get_or_insert_with(|| ShutdownClock::start(myself.clone()));
+            clock.arm(self.kill_grace, stopping.timer);
             return Next::Continue;
         }
         let seq = step.seq;
