@@ -55,7 +55,8 @@ otp_build() {
     command -v erlc >/dev/null || { echo "erlc not found: install erlang-nox" >&2; return 1; }
     mkdir -p "$OTP_EBIN"
     local src beam
-    for src in "$OTP_SRC"/*.erl; do
+    # The baseline's modules, and Warden's own OTP twins of benchmarks the baseline lacks.
+    for src in "$OTP_SRC"/*.erl "$ROOT"/benches/compare/otp/*.erl; do
         beam="$OTP_EBIN/$(basename "${src%.erl}").beam"
         if [[ ! -f "$beam" || "$src" -nt "$beam" ]]; then
             erlc -o "$OTP_EBIN" "$src"

@@ -50,7 +50,12 @@ GOALS = [
     {"pair": "messaging", "metric": "*", "vs": "bare", "min": 0.95, "unit": "ops/s", "goal": "within 5% of bare"},
     {"pair": "messaging", "metric": "*", "vs": "bare", "max": 1.05, "goal": "within 5% of bare"},
     # 5. 100,000 supervised children: memory per child at or below OTP's.
-    {"pair": "spawn", "metric": "bytes_per_child", "vs": "otp", "max": 1.0, "goal": "<= OTP"},
+    #    The supervisor's own bookkeeping per child within 2x OTP's (issue 11), for each twin:
+    #    DynamicSupervisor vs simple_one_for_one, Supervisor::start_child vs one_for_one's; and one
+    #    start_child's p99 at or below OTP's.
+    {"pair": "spawn", "metric": "*supervisor_bytes_per_child", "vs": "otp", "max": 2.0, "goal": "<= 2x OTP"},
+    {"pair": "spawn", "metric": "*bytes_per_child", "vs": "otp", "max": 1.0, "goal": "<= OTP"},
+    {"pair": "spawn", "metric": "op_p99", "vs": "otp", "max": 1.0, "goal": "<= OTP"},
     # 6. Rust peers (ractor-supervisor, kameo): no goal, an honest table (BENCHMARKS.md, "Rust peers").
     # 7. Fan-out to 1,000 agents at 100 ms: within 1.1x the ideal wall time, and at least 10x
     #    faster than AgentScope (its per-agent and its shared mode) on the same fake server.

@@ -8,7 +8,9 @@
 # children), supervisor_bytes_per_child (Warden: start_child − a bare linked ractor actor; OTP:
 # the supervisor process's own memory). The same figures for Warden's regular one_for_one
 # `Supervisor::start_child(ChildSpec)` (section warden_start_child) are Warden-only rows
-# `one_for_one_*`. Protocol: benches/compare/run.sh.
+# `one_for_one_*`, against OTP's one_for_one `supervisor:start_child(Sup, Spec)` for its bytes
+# (benches/compare/otp/otpw_one_for_one.erl: the shared baseline has no such module).
+# Protocol: benches/compare/run.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 PAIR=spawn
@@ -21,7 +23,7 @@ case "${1:-}" in
     setup)
         warden_bench spawn
         otp_build
-        echo "NOTE $PAIR bytes: Warden counts the live heap (requested bytes, a counting allocator), OTP the erlang:memory(total) delta after a GC; supervisor_bytes_per_child: Warden = start_child − a bare linked ractor actor, OTP = the simple_one_for_one supervisor's own memory; Warden's side is its DynamicSupervisor (simple_one_for_one), one_for_one_* rows are its regular Supervisor::start_child(ChildSpec)"
+        echo "NOTE $PAIR bytes: Warden counts the live heap (requested bytes, a counting allocator), OTP the erlang:memory(total) delta after a GC; supervisor_bytes_per_child: Warden = start_child − a bare linked ractor actor, OTP = the simple_one_for_one supervisor's own memory; Warden's side is its DynamicSupervisor (simple_one_for_one), one_for_one_* rows are its regular Supervisor::start_child(ChildSpec), against OTP's one_for_one supervisor:start_child(Sup, Spec) with atom ids (otpw_one_for_one, Warden's module: the baseline has none)"
         ;;
     sides) echo "warden otp" ;;
     run)
@@ -47,6 +49,12 @@ case "${1:-}" in
                         print "METRIC bytes_per_child", v["mem_total_per_child_B"], "B"
                         print "METRIC stop_ms", v["shutdown_ms"], "ms"
                         print "METRIC supervisor_bytes_per_child", v["sup_proc_mem_per_child_B"], "B" }' |
+                    emit_metrics "$PAIR" otp
+                N="$n" IDTYPE=atom otp_run 2 otpw_one_for_one |
+                    awk '$1 == "SUMMARY" && $2 == "one_for_one_start_child" {
+                        for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                        print "METRIC one_for_one_bytes_per_child", v["mem_total_per_child_B"], "B"
+                        print "METRIC one_for_one_supervisor_bytes_per_child", v["sup_proc_mem_per_child_B"], "B" }' |
                     emit_metrics "$PAIR" otp
                 ;;
             *) echo "unknown side $side" >&2; exit 2 ;;
