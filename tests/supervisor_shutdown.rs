@@ -510,19 +510,6 @@ async fn calls_with_a_deadline_time_out_while_the_supervisor_is_busy() {
     root.stop().await;
 }
 
-/// The runtime's live tasks, once those that are ending have been reaped:
-/// yields (a bounded number of times, no clock) until at most `floor` are left.
-async fn alive_tasks_settled(floor: usize) -> usize {
-    let metrics = tokio::runtime::Handle::current().metrics();
-    for _ in 0..1_000 {
-        if metrics.num_alive_tasks() <= floor {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    metrics.num_alive_tasks()
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn stopping_a_supervisor_leaves_no_task_behind() {
     // A long shutdown timeout per child: a timer task per stop would still be
@@ -543,7 +530,7 @@ async fn stopping_a_supervisor_leaves_no_task_behind() {
     drop(root);
 
     assert_eq!(
-        alive_tasks_settled(before).await,
+        probe::alive_tasks_settled(before).await,
         before,
         "the supervisor, its children and its shutdown timer have all ended"
     );

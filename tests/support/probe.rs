@@ -373,3 +373,16 @@ pub fn probe_with_panicking_factory(id: &str, control: &Arc<Control>, panic_on: 
         }
     })
 }
+
+/// The runtime's live tasks, once those that are ending have been reaped:
+/// yields (a bounded number of times, no clock) until at most `floor` are left.
+pub async fn alive_tasks_settled(floor: usize) -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    for _ in 0..1_000 {
+        if metrics.num_alive_tasks() <= floor {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    metrics.num_alive_tasks()
+}
