@@ -28,8 +28,15 @@ use tokio::time::Instant;
 
 use crate::supervisor::SupervisorMsg;
 
-/// The shutdown timer of one supervisor: see the module docs.
+/// The shutdown timer of one supervisor: see the module docs. Its task starts
+/// with the first [`arm`](Self::arm), so a shutdown without timeouts has none.
+#[derive(Default)]
 pub(crate) struct ShutdownClock {
+    running: Option<Running>,
+}
+
+/// The clock's task and what it shares with it.
+struct Running {
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -55,8 +62,26 @@ impl Shared {
 }
 
 impl ShutdownClock {
-    /// Starts the clock's task, which sends its timers to `supervisor`.
-    pub(crate) fn start(supervisor: ActorRef<SupervisorMsg>) -> Self {
+    /// Sends `ShutdownTimer { timer }` to `supervisor` after `after`, unless
+    /// the clock is armed again (or dropped) before then: only the timer armed
+    /// last is sent.
+    pub(crate) fn arm(&mut self, supervisor: &ActorRef<SupervisorMsg>, after: Duration, timer: u32) {
+        let running = self.running.get_or_insert_with(|| Running::start(supervisor.clone()));
+        let now = Instant::now();
+        // As tokio's own `sleep`: a timeout too long to add is "never".
+        let deadline = now.checked_add(after).unwrap_or_else(|| far_future(now));
+        let mut armed = running.shared.lock();
+        armed.next = Some((deadline, timer));
+        let wake = armed.wakes_at.is_none_or(|at| at > deadline);
+        drop(armed);
+        if wake {
+            running.shared.rearm.notify_one();
+        }
+    }
+}
+
+impl Running {
+    fn start(supervisor: ActorRef<SupervisorMsg>) -> Self {
         let shared = Arc::new(Shared {
             armed: Mutex::new(Armed::default()),
             rearm: Notify::new(),
@@ -64,24 +89,9 @@ impl ShutdownClock {
         let task = tokio::spawn(run(Arc::clone(&shared), supervisor));
         Self { shared, task }
     }
-
-    /// Sends `ShutdownTimer { timer }` after `after`, unless the clock is armed
-    /// again (or dropped) before then: only the timer armed last is sent.
-    pub(crate) fn arm(&self, after: Duration, timer: u32) {
-        let now = Instant::now();
-        // As tokio's own `sleep`: a timeout too long to add is "never".
-        let deadline = now.checked_add(after).unwrap_or_else(|| far_future(now));
-        let mut armed = self.shared.lock();
-        armed.next = Some((deadline, timer));
-        let wake = armed.wakes_at.is_none_or(|at| at > deadline);
-        drop(armed);
-        if wake {
-            self.shared.rearm.notify_one();
-        }
-    }
 }
 
-impl Drop for ShutdownClock {
+impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -167,28 +177,28 @@ mod tests {
     async fn only_the_timer_armed_last_is_sent_when_due() {
         let (tx, mut rx) = unbounded_channel();
         let (recorder, _) = Actor::spawn(None, Recorder, tx).await.unwrap();
-        let clock = ShutdownClock::start(recorder.clone());
+        let mut clock = ShutdownClock::default();
 
         // Later deadlines, one after the other: only the last one fires, at its time.
         let t0 = Instant::now();
-        clock.arm(Duration::from_secs(5), 1);
+        clock.arm(&recorder, Duration::from_secs(5), 1);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        clock.arm(Duration::from_secs(5), 2);
+        clock.arm(&recorder, Duration::from_secs(5), 2);
         assert_eq!(rx.recv().await, Some(2));
         assert_eq!(t0.elapsed(), Duration::from_secs(6));
 
         // An earlier deadline than the one armed: it fires at its own time.
         let t1 = Instant::now();
-        clock.arm(Duration::from_secs(60), 3);
-        clock.arm(Duration::from_millis(100), 4);
+        clock.arm(&recorder, Duration::from_secs(60), 3);
+        clock.arm(&recorder, Duration::from_millis(100), 4);
         assert_eq!(rx.recv().await, Some(4));
         assert_eq!(t1.elapsed(), Duration::from_millis(100));
 
         // Re-armed after a timer went out; and a duration too long to add is "never".
-        clock.arm(Duration::MAX, 5);
-        clock.arm(Duration::from_secs(1), 6);
+        clock.arm(&recorder, Duration::MAX, 5);
+        clock.arm(&recorder, Duration::from_secs(1), 6);
         assert_eq!(rx.recv().await, Some(6));
-        clock.arm(Duration::MAX, 7);
+        clock.arm(&recorder, Duration::MAX, 7);
         tokio::time::sleep(Duration::from_secs(86_400)).await;
         assert!(rx.try_recv().is_err(), "nothing is due");
         recorder.stop(None);
@@ -198,9 +208,9 @@ mod tests {
     async fn dropping_the_clock_ends_its_task() {
         let (tx, mut rx) = unbounded_channel();
         let (recorder, _) = Actor::spawn(None, Recorder, tx).await.unwrap();
-        let clock = ShutdownClock::start(recorder.clone());
-        clock.arm(Duration::from_secs(5), 1);
-        let task = clock.task.abort_handle();
+        let mut clock = ShutdownClock::default();
+        clock.arm(&recorder, Duration::from_secs(5), 1);
+        let task = clock.running.as_ref().expect("armed").task.abort_handle();
         drop(clock);
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!(task.is_finished());

@@ -176,7 +176,7 @@ struct Stopping {
     killed: bool,
     /// The shutdown's timer task, started with its first timeout (see
     /// [`ShutdownClock`]).
-    clock: Option<ShutdownClock>,
+    clock: ShutdownClock,
 }
 
 /// What a dynamic supervisor that exited had to pass on to its parent.
@@ -366,7 +366,7 @@ impl DynamicState {
         self.stopping = Some(Stopping {
             timer: 0,
             killed: how == Shutdown::BrutalKill,
-            clock: None,
+            clock: ShutdownClock::default(),
         });
         match how {
             Shutdown::BrutalKill => self.set_shutdown_timer(DEFAULT_KILL_GRACE),
@@ -389,11 +389,7 @@ impl DynamicState {
             return;
         };
         stopping.timer = stopping.timer.wrapping_add(1);
-        let myself = &self.myself;
-        let clock = stopping
-            .clock
-            .get_or_insert_with(|| ShutdownClock::start(myself.clone()));
-        clock.arm(after, stopping.timer);
+        stopping.clock.arm(&self.myself, after, stopping.timer);
     }
 
     /// The shared timer ran out: kill the children still running; if they were
@@ -495,7 +491,7 @@ impl DynamicState {
     pub(crate) async fn stop_all(&mut self) {
         // The event-driven shutdown is over (or never began): end its timer task.
         if let Some(stopping) = self.stopping.as_mut() {
-            stopping.clock = None;
+            stopping.clock = ShutdownClock::default();
         }
         self.restarting.clear();
         let children: Vec<Child> = self.children.drain().map(|(_, c)| c).collect();

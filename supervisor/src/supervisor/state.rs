@@ -167,7 +167,7 @@ struct Stopping {
     timer: u32,
     /// The one timer task of the whole shutdown, started with the first
     /// timeout (see [`ShutdownClock`]).
-    clock: Option<ShutdownClock>,
+    clock: ShutdownClock,
 }
 
 /// One child being stopped.
@@ -240,7 +240,7 @@ impl State {
     pub(crate) async fn stop_all(&mut self) {
         // The event-driven shutdown is over (or never began): end its timer task.
         if let Some(stopping) = self.stopping.as_deref_mut() {
-            stopping.clock = None;
+            stopping.clock = ShutdownClock::default();
         }
         let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
         let mut timer = StopTimer::default();
@@ -651,11 +651,7 @@ impl State {
             stopping.current = Some(StopStep { seq, cell, killed });
             if let Some(after) = timeout {
                 stopping.timer = stopping.timer.wrapping_add(1);
-                let myself = &self.myself;
-                let clock = stopping
-                    .clock
-                    .get_or_insert_with(|| ShutdownClock::start(myself.clone()));
-                clock.arm(after, stopping.timer);
+                stopping.clock.arm(&self.myself, after, stopping.timer);
             }
             return Next::Continue;
         }
@@ -695,11 +691,7 @@ impl State {
             step.killed = true;
             step.cell.kill();
             stopping.timer = stopping.timer.wrapping_add(1);
-            let myself = &self.myself;
-            let clock = stopping
-                .clock
-                .get_or_insert_with(|| ShutdownClock::start(myself.clone()));
-            clock.arm(self.kill_grace, stopping.timer);
+            stopping.clock.arm(&self.myself, self.kill_grace, stopping.timer);
             return Next::Continue;
         }
         let seq = step.seq;
