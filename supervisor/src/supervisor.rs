@@ -1,6 +1,7 @@
 //! The supervisor: its builder, its handle, and its strategies.
 
 mod actor;
+mod children;
 mod state;
 
 use std::fmt;

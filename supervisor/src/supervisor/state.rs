@@ -12,17 +12,18 @@
 //! grace, give up waiting for it). Children that end on their own meanwhile are
 //! reported with their own reasons when their turn comes.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ractor::actor::messages::BoxedState;
-use ractor::{ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
+use ractor::{ActorCell, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::time::{Instant, Sleep};
 
 use super::actor::Args;
+use super::children::{Children, Slot};
 use super::{AutoShutdown, Strategy, SupervisorMsg, validate_child};
 use crate::error::ChildError;
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
@@ -34,7 +35,6 @@ use crate::introspection::{ChildCounts, ChildInfo, ChildState};
 use crate::path::ChildPath;
 use crate::shutdown_clock::ShutdownClock;
 use crate::spec::{ChildKind, ChildSpec, Restart, Shutdown};
-use warden_resilience::Backoff;
 
 /// How many recent restart-causing exits a give-up report carries.
 const RECENT_FAILURES: usize = 16;
@@ -49,88 +49,17 @@ pub(crate) enum Next {
     Exit,
 }
 
-/// Whether a child runs (OTP's pid field).
-enum Slot {
-    Running(ActorCell),
-    NotRunning,
-    Restarting,
-}
-
-struct Child {
-    spec: ChildSpec,
-    path: ChildPath,
-    slot: Slot,
-    /// Bumped whenever a restart is queued, so that a stale `TryAgain` or
-    /// `Resume` (the child was terminated or restarted meanwhile) is ignored.
-    epoch: u32,
-    restarts: u32,
-    /// Boxed (8 bytes, not 24, in every child that never exited) and reused.
-    last_exit: Option<Box<ExitReason>>,
-    backoff: Option<Box<BackoffState>>,
-}
-
-impl Child {
-    fn set_last_exit(&mut self, reason: ExitReason) {
-        match &mut self.last_exit {
-            Some(last) => **last = reason,
-            none => *none = Some(Box::new(reason)),
-        }
-    }
-}
-
-/// Running children by actor id. Local ids, which are all of them unless a
-/// remote actor was made a child, are plain numbers: 16 bytes an entry
-/// instead of 32.
-#[derive(Default)]
-struct ByActor {
-    local: HashMap<u64, u64>,
-    remote: HashMap<ActorId, u64>,
-}
-
-impl ByActor {
-    fn with_capacity(capacity: usize) -> Self {
-        Self {
-            local: HashMap::with_capacity(capacity),
-            remote: HashMap::new(),
-        }
-    }
-
-    fn insert(&mut self, id: ActorId, seq: u64) {
-        match id {
-            ActorId::Local(pid) => self.local.insert(pid, seq),
-            remote => self.remote.insert(remote, seq),
-        };
-    }
-
-    fn remove(&mut self, id: &ActorId) -> Option<u64> {
-        match id {
-            ActorId::Local(pid) => self.local.remove(pid),
-            remote => self.remote.remove(remote),
-        }
-    }
-}
-
-struct BackoffState {
-    attempt: u32,
-    started_at: Instant,
-}
-
 /// A supervisor's state. Children are kept in start order (`seq` grows with
-/// every spec added), so stops walk the map backwards and starts forwards.
+/// every spec added), so stops walk them backwards and starts forwards.
 pub(crate) struct State {
     myself: ActorRef<SupervisorMsg>,
     path: ChildPath,
     strategy: Strategy,
     auto_shutdown: AutoShutdown,
     log: RestartLog,
-    /// Start order: a child keeps its place across restarts. Boxed, because a
-    /// B-tree filled in order leaves its nodes about half empty: boxing keeps
-    /// the empty slots at 8 bytes instead of a whole `Child`.
-    children: BTreeMap<u64, Box<Child>>,
-    next_seq: u64,
-    by_id: HashMap<Arc<str>, u64>,
-    /// Only running children; an exit from an actor not in here is stale.
-    by_actor: ByActor,
+    /// In start order: a child keeps its place across restarts. An exit from
+    /// an actor that is not a running child's is stale.
+    children: Children,
     parent: Option<ActorRef<SupervisorMsg>>,
     handler: Option<Arc<dyn EscalationHandler>>,
     observer: Option<EventSink>,
@@ -192,10 +121,7 @@ impl State {
             strategy: config.strategy,
             auto_shutdown: config.auto_shutdown,
             log: RestartLog::new(config.intensity),
-            children: BTreeMap::new(),
-            next_seq: 0,
-            by_id: HashMap::with_capacity(config.children.len()),
-            by_actor: ByActor::with_capacity(config.children.len()),
+            children: Children::with_capacity(config.children.len()),
             parent,
             handler: config.handler.clone(),
             observer: args.observer.clone(),
@@ -222,10 +148,10 @@ impl State {
     /// Starts every child in order (OTP's `init_children`). If one fails, stops
     /// the ones started before it, in reverse order, and says which failed.
     pub(crate) async fn init_children(&mut self) -> Result<(), (ChildPath, StartError)> {
-        let seqs: Vec<u64> = self.children.keys().copied().collect();
+        let seqs: Vec<u64> = self.children.seqs().collect();
         for seq in seqs {
             if let Err(e) = self.start(seq).await {
-                let path = self.children[&seq].path.clone();
+                let path = self.children[seq].path.clone();
                 self.stop_all().await;
                 return Err((path, e));
             }
@@ -242,7 +168,7 @@ impl State {
         if let Some(stopping) = self.stopping.as_deref_mut() {
             stopping.clock = ShutdownClock::default();
         }
-        let seqs: Vec<u64> = self.children.keys().rev().copied().collect();
+        let seqs: Vec<u64> = self.children.seqs().rev().collect();
         let mut timer = StopTimer::default();
         for seq in seqs {
             self.stop_child(seq, &mut timer).await;
@@ -347,8 +273,8 @@ impl State {
 
     fn is_pending(&self, seq: u64, epoch: u32) -> bool {
         self.children
-            .get(&seq)
-            .is_some_and(|c| matches!(c.slot, Slot::Restarting) && c.epoch == epoch)
+            .get(seq)
+            .is_some_and(|c| c.is_restarting() && c.epoch() == epoch)
     }
 
     // ---- exits -----------------------------------------------------------------
@@ -360,12 +286,12 @@ impl State {
         reason: ExitReason,
         final_state: Option<BoxedState>,
     ) -> Next {
-        let Some(seq) = self.by_actor.remove(&cell.get_id()) else {
+        let Some(seq) = self.children.take_running(&cell.get_id()) else {
             // A child this supervisor already stopped, or replaced.
             tracing::trace!(target: "warden::supervisor", path = %self.path, actor = %cell.get_id(), "exit of a former child ignored");
             return Next::Continue;
         };
-        let escalations = match (self.children[&seq].spec.kind, final_state) {
+        let escalations = match (self.children[seq].kind, final_state) {
             (ChildKind::Supervisor, Some(s)) => last_words(s),
             _ => Vec::new(),
         };
@@ -380,26 +306,10 @@ impl State {
 
     /// OTP's `do_restart/3`: one arm per restart type.
     async fn on_child_exit(&mut self, seq: u64, reason: ExitReason, escalations: Vec<Escalation>) -> Next {
-        let child = self.children.get_mut(&seq).expect("running child has a spec");
-        child.slot = Slot::NotRunning;
+        let child = self.children.get_mut(seq).expect("running child has a spec");
         child.set_last_exit(reason.clone());
-        if let Some(b) = child.backoff.as_mut() {
-            let reset = child
-                .spec
-                .backoff
-                .as_deref()
-                .map(Backoff::reset_period)
-                .unwrap_or_default();
-            if b.started_at.elapsed() >= reset {
-                b.attempt = 0;
-            }
-        }
-        let (path, kind, restart, significant) = (
-            child.path.clone(),
-            child.spec.kind,
-            child.spec.restart,
-            child.spec.significant,
-        );
+        child.reset_backoff_if_due();
+        let (path, kind, restart, significant) = (child.path.clone(), child.kind, child.restart, child.significant);
         self.emit(SupervisorEvent::ChildExited {
             path: path.clone(),
             kind,
@@ -435,8 +345,8 @@ impl State {
                 // A child whose restart is pending still counts, as in OTP.
                 AutoShutdown::AllSignificant => !self
                     .children
-                    .values()
-                    .any(|c| c.spec.significant && !matches!(c.slot, Slot::NotRunning)),
+                    .iter()
+                    .any(|c| c.significant && !matches!(c.slot(), Slot::NotRunning)),
             };
         if !shut_down {
             return Next::Continue;
@@ -454,11 +364,11 @@ impl State {
         if self.log.record(Instant::now()) == Verdict::GiveUp {
             return self.give_up(seq).await;
         }
-        if let Some(child) = self.children.get_mut(&seq) {
+        if let Some(child) = self.children.get_mut(seq) {
             child.restarts += 1;
             let event = SupervisorEvent::Restarting {
                 path: child.path.clone(),
-                kind: child.spec.kind,
+                kind: child.kind,
                 restart_count: child.restarts,
                 intensity: self.log.used(),
             };
@@ -468,7 +378,7 @@ impl State {
         if let Some(delay) = self.backoff_delay(seq) {
             let epoch = self.mark_restarting(seq);
             self.emit(SupervisorEvent::RestartScheduled {
-                path: self.children[&seq].path.clone(),
+                path: self.children[seq].path.clone(),
                 delay,
             });
             self.myself
@@ -484,13 +394,13 @@ impl State {
     async fn terminate_phase(&mut self, seq: u64) {
         let victims: Vec<u64> = match self.strategy {
             Strategy::OneForOne => return,
-            Strategy::OneForAll => self.children.keys().rev().filter(|&&s| s != seq).copied().collect(),
-            Strategy::RestForOne => self.children.range(seq + 1..).rev().map(|(&s, _)| s).collect(),
+            Strategy::OneForAll => self.children.seqs().rev().filter(|&s| s != seq).collect(),
+            Strategy::RestForOne => self.children.seqs_from(seq + 1).rev().collect(),
         };
         let mut timer = StopTimer::default();
         for victim in victims {
             self.stop_child(victim, &mut timer).await;
-            if self.children[&victim].spec.restart == Restart::Temporary {
+            if self.children[victim].restart == Restart::Temporary {
                 self.remove(victim);
             }
         }
@@ -505,8 +415,8 @@ impl State {
                 self.start_or_retry(seq).await;
                 return;
             }
-            Strategy::OneForAll => self.children.keys().copied().collect(),
-            Strategy::RestForOne => self.children.range(seq..).map(|(&s, _)| s).collect(),
+            Strategy::OneForAll => self.children.seqs().collect(),
+            Strategy::RestForOne => self.children.seqs_from(seq).collect(),
         };
         for s in scope {
             if !self.start_or_retry(s).await {
@@ -519,8 +429,8 @@ impl State {
     /// to the mailbox, as OTP's `try_again_restart`, so calls and a shutdown get
     /// in before the next attempt; then this answers `false`.
     async fn start_or_retry(&mut self, seq: u64) -> bool {
-        match self.children.get(&seq) {
-            Some(c) if !matches!(c.slot, Slot::Running(_)) => {}
+        match self.children.get(seq) {
+            Some(c) if !c.is_running() => {}
             _ => return true,
         }
         if self.start(seq).await.is_ok() {
@@ -532,29 +442,21 @@ impl State {
     }
 
     fn mark_restarting(&mut self, seq: u64) -> u32 {
-        let child = self.children.get_mut(&seq).expect("child to restart has a spec");
-        child.slot = Slot::Restarting;
-        child.epoch = child.epoch.wrapping_add(1);
-        child.epoch
+        self.children
+            .get_mut(seq)
+            .expect("child to restart has a spec")
+            .mark_restarting()
     }
 
     fn backoff_delay(&mut self, seq: u64) -> Option<Duration> {
-        let child = self.children.get_mut(&seq)?;
-        let backoff = *child.spec.backoff.as_deref()?;
-        let state = child.backoff.as_mut()?;
-        let delay = backoff.delay(state.attempt);
-        state.attempt = state.attempt.saturating_add(1);
-        Some(delay)
+        self.children.get_mut(seq)?.next_backoff_delay()
     }
 
     /// One restart too many: stop every child, last started first, and report.
     async fn give_up(&mut self, seq: u64) -> Next {
         let (child, reason) = {
-            let c = &self.children[&seq];
-            (
-                c.path.clone(),
-                c.last_exit.as_deref().cloned().unwrap_or(ExitReason::Normal),
-            )
+            let c = &self.children[seq];
+            (c.path.clone(), c.last_exit().cloned().unwrap_or(ExitReason::Normal))
         };
         self.emit(SupervisorEvent::GaveUp {
             path: self.path.clone(),
@@ -605,7 +507,7 @@ impl State {
     /// the supervisor exits once the last one has ended.
     fn begin_stopping(&mut self) -> Next {
         self.stopping = Some(Box::new(Stopping {
-            queue: self.children.keys().copied().collect(),
+            queue: self.children.seqs().collect(),
             ..Stopping::default()
         }));
         self.stop_next()
@@ -626,13 +528,13 @@ impl State {
                 self.record_exit(seq, reason);
                 continue;
             }
-            let Some(child) = self.children.get(&seq) else {
+            let Some(child) = self.children.get(seq) else {
                 continue;
             };
-            let Slot::Running(cell) = &child.slot else {
+            let Slot::Running(cell) = child.slot() else {
                 continue;
             };
-            let (cell, kind, how) = (cell.clone(), child.spec.kind, child.spec.shutdown);
+            let (cell, kind, how) = (cell.clone(), child.kind, child.shutdown());
             let timeout = match how {
                 Shutdown::BrutalKill => {
                     cell.kill();
@@ -696,25 +598,23 @@ impl State {
         }
         let seq = step.seq;
         stopping.current = None;
-        if let Some(child) = self.children.get(&seq) {
-            if let Slot::Running(cell) = &child.slot {
-                self.by_actor.remove(&cell.get_id());
-            }
-        }
+        // Abandoned: a late exit of its actor is stale.
+        self.children.stop_running(seq);
         self.abandon(seq);
         self.stop_next()
     }
 
-    /// Records that a stopped child ended: not running, its reason, the event.
+    /// Records that a stopped child ended (it is no longer running): its
+    /// reason, the event.
     fn record_exit(&mut self, seq: u64, reason: ExitReason) {
-        let Some(child) = self.children.get_mut(&seq) else {
+        let Some(child) = self.children.get_mut(seq) else {
             return;
         };
-        child.slot = Slot::NotRunning;
+        debug_assert!(!child.is_running(), "its actor was taken when it ended or was stopped");
         child.set_last_exit(reason.clone());
         let event = SupervisorEvent::ChildExited {
             path: child.path.clone(),
-            kind: child.spec.kind,
+            kind: child.kind,
             reason,
         };
         self.emit(event);
@@ -723,10 +623,10 @@ impl State {
     /// A child did not end within the kill grace: it is recorded as killed
     /// and its task left to end by itself.
     fn abandon(&mut self, seq: u64) {
-        if let Some(child) = self.children.get(&seq) {
+        if let Some(child) = self.children.get(seq) {
             let event = SupervisorEvent::ChildAbandoned {
                 path: child.path.clone(),
-                kind: child.spec.kind,
+                kind: child.kind,
                 grace: self.kill_grace,
             };
             self.emit(event);
@@ -764,45 +664,19 @@ impl State {
     // ---- children --------------------------------------------------------------
 
     fn insert(&mut self, spec: ChildSpec) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let path = self.path.join(&spec.id);
-        let backoff = spec.backoff.as_ref().map(|_| {
-            Box::new(BackoffState {
-                attempt: 0,
-                started_at: Instant::now(),
-            })
-        });
-        self.by_id.insert(spec.id.clone(), seq);
-        self.children.insert(
-            seq,
-            Box::new(Child {
-                spec,
-                path,
-                slot: Slot::NotRunning,
-                epoch: 0,
-                restarts: 0,
-                last_exit: None,
-                backoff,
-            }),
-        );
-        seq
+        self.children.insert(path, spec)
     }
 
     fn remove(&mut self, seq: u64) {
-        if let Some(child) = self.children.remove(&seq) {
-            self.by_id.remove(&child.spec.id);
-            if let Slot::Running(cell) = child.slot {
-                self.by_actor.remove(&cell.get_id());
-            }
-        }
+        self.children.remove(seq);
     }
 
     /// Starts one child and records it as running.
     async fn start(&mut self, seq: u64) -> Result<ActorCell, StartError> {
         let (factory, path, kind) = {
-            let c = &self.children[&seq];
-            (c.spec.factory.clone(), c.path.clone(), c.spec.kind)
+            let c = &self.children[seq];
+            (c.factory.clone(), c.path.clone(), c.kind)
         };
         let ctx = StartContext {
             supervisor: self.myself.get_cell(),
@@ -823,12 +697,7 @@ impl State {
         };
         match result {
             Ok(cell) => {
-                let child = self.children.get_mut(&seq).expect("started child has a spec");
-                child.slot = Slot::Running(cell.clone());
-                if let Some(b) = child.backoff.as_mut() {
-                    b.started_at = Instant::now();
-                }
-                self.by_actor.insert(cell.get_id(), seq);
+                self.children.set_running(seq, cell.clone());
                 self.emit(SupervisorEvent::ChildStarted {
                     path,
                     kind,
@@ -858,14 +727,10 @@ impl State {
     /// Stops one child with its shutdown spec, if it is running. `timer` is
     /// shared by the stops of one sequence (see [`StopTimer`]).
     async fn stop_child(&mut self, seq: u64, timer: &mut StopTimer) {
-        let Some(child) = self.children.get_mut(&seq) else {
+        let Some(cell) = self.children.stop_running(seq) else {
             return;
         };
-        let Slot::Running(cell) = std::mem::replace(&mut child.slot, Slot::NotRunning) else {
-            return;
-        };
-        let (kind, how) = (child.spec.kind, child.spec.shutdown);
-        self.by_actor.remove(&cell.get_id());
+        let (kind, how) = (self.children[seq].kind, self.children[seq].shutdown());
         if kind == ChildKind::Worker {
             // Its end is awaited here and reported as `shutdown` or `killed`, so
             // its exit event would only be one more message to read and skip.
@@ -881,13 +746,13 @@ impl State {
     // ---- the dynamic-children API ----------------------------------------------
 
     fn lookup(&self, id: &str) -> Result<u64, ChildError> {
-        self.by_id.get(id).copied().ok_or(ChildError::NotFound)
+        self.children.seq_of(id).ok_or(ChildError::NotFound)
     }
 
     async fn start_child(&mut self, spec: ChildSpec) -> Result<ActorCell, ChildError> {
         validate_child(&spec, self.auto_shutdown).map_err(ChildError::InvalidSpec)?;
-        if let Some(&seq) = self.by_id.get(&spec.id) {
-            return Err(match &self.children[&seq].slot {
+        if let Some(seq) = self.children.seq_of(&spec.id) {
+            return Err(match self.children[seq].slot() {
                 Slot::Running(cell) => ChildError::AlreadyStarted(cell.clone()),
                 _ => ChildError::AlreadyPresent,
             });
@@ -904,69 +769,70 @@ impl State {
 
     async fn terminate_child(&mut self, id: &str) -> Result<(), ChildError> {
         let seq = self.lookup(id)?;
-        let child = self.children.get_mut(&seq).expect("looked-up child has a spec");
-        match child.slot {
-            Slot::Running(_) => self.stop_child(seq, &mut StopTimer::default()).await,
-            Slot::Restarting => {
-                // Stops the retry loop: the queued TryAgain is now stale.
-                child.slot = Slot::NotRunning;
-                child.epoch = child.epoch.wrapping_add(1);
-            }
-            Slot::NotRunning => {}
+        let child = self.children.get_mut(seq).expect("looked-up child has a spec");
+        if child.is_running() {
+            self.stop_child(seq, &mut StopTimer::default()).await;
+        } else if child.is_restarting() {
+            // Stops the retry loop: the queued TryAgain is now stale.
+            child.cancel_restart();
         }
-        if self.children[&seq].spec.restart == Restart::Temporary {
+        if self.children[seq].restart == Restart::Temporary {
             self.remove(seq);
         }
         Ok(())
     }
 
     async fn restart_child(&mut self, id: &str) -> Result<ActorCell, ChildError> {
-        let seq = self.lookup(id)?;
-        match self.children[&seq].slot {
-            Slot::Running(_) => Err(ChildError::Running),
-            Slot::Restarting => Err(ChildError::Restarting),
-            Slot::NotRunning => self.start(seq).await.map_err(ChildError::StartFailed),
-        }
+        let seq = self.lookup_not_running(id)?;
+        self.start(seq).await.map_err(ChildError::StartFailed)
     }
 
     fn delete_child(&mut self, id: &str) -> Result<(), ChildError> {
+        let seq = self.lookup_not_running(id)?;
+        self.remove(seq);
+        Ok(())
+    }
+
+    /// The child called `id`, which may only be restarted or deleted if it is
+    /// neither running nor waiting for a restart (as in OTP).
+    fn lookup_not_running(&self, id: &str) -> Result<u64, ChildError> {
         let seq = self.lookup(id)?;
-        match self.children[&seq].slot {
-            Slot::Running(_) => Err(ChildError::Running),
-            Slot::Restarting => Err(ChildError::Restarting),
-            Slot::NotRunning => {
-                self.remove(seq);
-                Ok(())
-            }
+        let child = &self.children[seq];
+        if child.is_running() {
+            Err(ChildError::Running)
+        } else if child.is_restarting() {
+            Err(ChildError::Restarting)
+        } else {
+            Ok(seq)
         }
     }
 
     fn which_children(&self) -> Vec<ChildInfo> {
         self.children
-            .values()
+            .iter()
             .map(|c| ChildInfo {
                 path: c.path.clone(),
-                kind: c.spec.kind,
-                restart: c.spec.restart,
-                state: match &c.slot {
+                kind: c.kind,
+                restart: c.restart,
+                state: match c.slot() {
                     Slot::Running(cell) => ChildState::Running(cell.clone()),
                     Slot::NotRunning => ChildState::NotRunning,
                     Slot::Restarting => ChildState::Restarting,
                 },
                 restart_count: c.restarts,
-                last_exit: c.last_exit.as_deref().cloned(),
+                last_exit: c.last_exit().cloned(),
             })
             .collect()
     }
 
     fn count_children(&self) -> ChildCounts {
         let mut counts = ChildCounts::default();
-        for c in self.children.values() {
+        for c in self.children.iter() {
             counts.specs += 1;
-            if matches!(c.slot, Slot::Running(_)) {
+            if c.is_running() {
                 counts.active += 1;
             }
-            match c.spec.kind {
+            match c.kind {
                 ChildKind::Supervisor => counts.supervisors += 1,
                 ChildKind::Worker => counts.workers += 1,
             }
@@ -1104,21 +970,5 @@ impl StopTimer {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn running_children_by_actor_keep_local_and_remote_ids_apart() {
-        let mut by_actor = ByActor::default();
-        by_actor.insert(ActorId::Local(7), 1);
-        by_actor.insert(ActorId::Remote { node_id: 3, pid: 7 }, 2);
-        assert_eq!(by_actor.remove(&ActorId::Remote { node_id: 3, pid: 7 }), Some(2));
-        assert_eq!(by_actor.remove(&ActorId::Remote { node_id: 3, pid: 7 }), None);
-        assert_eq!(by_actor.remove(&ActorId::Local(7)), Some(1));
-        assert_eq!(by_actor.remove(&ActorId::Local(7)), None);
     }
 }
