@@ -393,6 +393,12 @@ impl Children {
     }
 
     fn position(&self, seq: u64) -> Option<u32> {
+        // Until a child is removed, a child's number is its position.
+        if let Ok(p) = usize::try_from(seq)
+            && self.entries.get(p).is_some_and(|e| e.seq == seq)
+        {
+            return Some(position(p));
+        }
         self.entries.binary_search_by_key(&seq, |e| e.seq).ok().map(position)
     }
 

@@ -727,10 +727,13 @@ impl State {
     /// Stops one child with its shutdown spec, if it is running. `timer` is
     /// shared by the stops of one sequence (see [`StopTimer`]).
     async fn stop_child(&mut self, seq: u64, timer: &mut StopTimer) {
+        let Some(child) = self.children.get(seq) else {
+            return;
+        };
+        let (kind, how) = (child.kind, child.shutdown());
         let Some(cell) = self.children.stop_running(seq) else {
             return;
         };
-        let (kind, how) = (self.children[seq].kind, self.children[seq].shutdown());
         if kind == ChildKind::Worker {
             // Its end is awaited here and reported as `shutdown` or `killed`, so
             // its exit event would only be one more message to read and skip.
