@@ -33,7 +33,7 @@
 //!
 //! Settings (environment): `RUNS` (5), `N` (100000), `SECTIONS` (a comma-separated
 //! subset of the section names above; all by default), `WARDEN_BENCH_RUNTIME`
-//! (`mt2`, `ct`; `mt2` by default).
+//! (a comma-separated list of `mt2`, `mt2w`, `ct`; `mt2` by default).
 //!
 //! Each section ends with machine-readable lines `METRIC <section>/<runtime>/<stat> <value> <unit>`
 //! (read by `benches/compare`).
@@ -252,11 +252,7 @@ fn main() {
     let quick = common::quick();
     let runs = common::env_usize("RUNS", if quick { 1 } else { 5 });
     let n = common::env_usize("N", if quick { 2_000 } else { 100_000 });
-    let flavors = match std::env::var("WARDEN_BENCH_RUNTIME").as_deref() {
-        Ok("ct") => vec![Flavor::Current],
-        Ok("both") => vec![Flavor::Multi2, Flavor::Current],
-        _ => vec![Flavor::Multi2],
-    };
+    let flavors = Flavor::selected_or(&[Flavor::Multi2]);
     common::header("spawn");
     println!("# runs={runs} n={n}");
     for flavor in flavors {

@@ -10,6 +10,9 @@
 # `Supervisor::start_child(ChildSpec)` (section warden_start_child) are Warden-only rows
 # `one_for_one_*`, against OTP's one_for_one `supervisor:start_child(Sup, Spec)` for its bytes
 # (benches/compare/otp/otpw_one_for_one.erl: the shared baseline has no such module).
+# op_p50_S2w / op_p99_S2w (and one_for_one_op_*_S2w): one start_child with Warden on
+# warden::runtime::multi_thread() (2 workers that wait 100 us before they park), against the
+# same `erl +S 2` figures, as the restart and escalation pairs' S2w rows.
 # Protocol: benches/compare/run.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -31,9 +34,11 @@ case "${1:-}" in
         read -r runs n < <(counts "$mode")
         case "$side" in
             warden)
-                RUNS="$runs" N="$n" SECTIONS=bare_linked,warden_start_child,warden_dynamic WARDEN_BENCH_RUNTIME=mt2 \
+                RUNS="$runs" N="$n" SECTIONS=bare_linked,warden_start_child,warden_dynamic WARDEN_BENCH_RUNTIME=mt2,mt2w \
                     "$(warden_bin spawn)" 2>/dev/null | tee /dev/stderr |
-                    sed -n -e 's|^METRIC warden_dynamic/mt2/|METRIC |p' \
+                    sed -n -E -e 's|^METRIC warden_dynamic/mt2w/(op_p[0-9]+) |METRIC \1_S2w |p' \
+                        -e 's|^METRIC warden_start_child/mt2w/(op_p[0-9]+) |METRIC one_for_one_\1_S2w |p' \
+                        -e 's|^METRIC warden_dynamic/mt2/|METRIC |p' \
                         -e 's|^METRIC split/warden_dynamic/mt2/|METRIC |p' \
                         -e 's|^METRIC warden_start_child/mt2/|METRIC one_for_one_|p' \
                         -e 's|^METRIC split/warden_start_child/mt2/|METRIC one_for_one_|p' |
@@ -46,6 +51,8 @@ case "${1:-}" in
                         print "METRIC total_ms", v["total_ms"], "ms"
                         print "METRIC op_p50", v["start_child_p50_us"], "us"
                         print "METRIC op_p99", v["start_child_p99_us"], "us"
+                        print "METRIC op_p50_S2w", v["start_child_p50_us"], "us"
+                        print "METRIC op_p99_S2w", v["start_child_p99_us"], "us"
                         print "METRIC bytes_per_child", v["mem_total_per_child_B"], "B"
                         print "METRIC stop_ms", v["shutdown_ms"], "ms"
                         print "METRIC supervisor_bytes_per_child", v["sup_proc_mem_per_child_B"], "B" }' |
