@@ -575,6 +575,87 @@ mod tests {
         }
     }
 
+    /// Random inserts, removals, starts, exits and stops, checked after every
+    /// step against a plain ordered map: start order, lookups by id and by
+    /// actor, across many compactions.
+    #[tokio::test]
+    async fn children_agree_with_a_plain_map_under_random_operations() {
+        use std::collections::BTreeMap;
+
+        let mut actors = Vec::new();
+        for _ in 0..48 {
+            actors.push(Actor::spawn(None, Idle, ()).await.expect("spawns").0);
+        }
+        let root = ChildPath::root("sup");
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut children = Children::with_capacity(0);
+        // seq -> (id, index of the actor running it)
+        let mut model: BTreeMap<u64, (String, Option<usize>)> = BTreeMap::new();
+        let mut next_id = 0;
+        let mut last_seq = None;
+        for _ in 0..5_000 {
+            let seqs: Vec<u64> = model.keys().copied().collect();
+            let pick = |rng: &mut fastrand::Rng| (!seqs.is_empty()).then(|| seqs[rng.usize(..seqs.len())]);
+            match rng.u8(0..6) {
+                0 | 1 if model.len() < 300 => {
+                    let id = format!("c{next_id}");
+                    next_id += 1;
+                    let seq = children.insert(root.join(&id), spec(&id));
+                    assert!(last_seq < Some(seq), "numbers grow");
+                    last_seq = Some(seq);
+                    model.insert(seq, (id, None));
+                }
+                2 => {
+                    if let Some(seq) = pick(&mut rng) {
+                        assert!(children.remove(seq).is_some());
+                        model.remove(&seq);
+                    }
+                }
+                3 => {
+                    let free = (0..actors.len()).find(|a| model.values().all(|(_, r)| *r != Some(*a)));
+                    if let (Some(seq), Some(a)) = (pick(&mut rng), free)
+                        && model[&seq].1.is_none()
+                    {
+                        children.set_running(seq, actors[a].get_cell());
+                        model.get_mut(&seq).expect("picked").1 = Some(a);
+                    }
+                }
+                4 => {
+                    if let Some(seq) = pick(&mut rng) {
+                        let running = model.get_mut(&seq).expect("picked").1.take();
+                        let taken = running.and_then(|a| children.take_running(&actors[a].get_id()));
+                        assert_eq!(taken, running.map(|_| seq));
+                    }
+                }
+                _ => {
+                    if let Some(seq) = pick(&mut rng) {
+                        let running = model.get_mut(&seq).expect("picked").1.take();
+                        let stopped = children.stop_running(seq).map(|c| c.get_id());
+                        assert_eq!(stopped, running.map(|a| actors[a].get_id()));
+                    }
+                }
+            }
+            assert_eq!(
+                children.seqs().collect::<Vec<_>>(),
+                model.keys().copied().collect::<Vec<_>>()
+            );
+            for (&seq, (id, running)) in &model {
+                assert_eq!(children.seq_of(id), Some(seq));
+                assert_eq!(children[seq].id(), id);
+                assert_eq!(children[seq].is_running(), running.is_some());
+            }
+            // An actor that runs no child is not found, and finding one leaves it alone.
+            for (a, actor) in actors.iter().enumerate() {
+                if model.values().all(|(_, r)| *r != Some(a)) {
+                    assert_eq!(children.take_running(&actor.get_id()), None);
+                }
+            }
+        }
+        for actor in actors {
+            actor.stop(None);
+        }
+    }
+
     #[test]
     fn removing_the_last_children_leaves_no_tombstone() {
         let mut children = filled(5);
