@@ -5,8 +5,9 @@
 //! (OTP's `one_for_one` keeps about 240 bytes per child; this about 150):
 //!
 //! * Children sit boxed in one vector sorted by their sequence number, which
-//!   is their place in the start order and never changes, so they are found by
-//!   a binary search. A removed child leaves a tombstone (its number, no box)
+//!   is their place in the start order and never changes: a child's number is
+//!   its position until a child is removed, and after that it is found by a
+//!   binary search. A removed child leaves a tombstone (its number, no box)
 //!   until tombstones are more than half the vector; then the vector is
 //!   compacted, and the indexes rebuilt.
 //! * The two indexes hold positions in that vector, 4 bytes each, and read
