@@ -520,6 +520,9 @@ mod tests {
             assert!(children.get(seq).is_none());
             assert_eq!(children.seq_of(&format!("c{seq}")), None);
         }
+        // Compacted: fewer places than the 100 numbers given, and tombstones
+        // at most half of them.
+        assert!(children.entries.len() < 100, "the vector was compacted");
         assert!(children.tombstones < MIN_TOMBSTONES_TO_COMPACT || children.tombstones * 2 <= children.entries.len());
         let kept: Vec<u64> = (0..100).filter(|s| s % 3 == 0).collect();
         assert_eq!(children.seqs().collect::<Vec<_>>(), kept);

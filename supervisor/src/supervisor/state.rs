@@ -320,7 +320,7 @@ impl State {
         }
         match (restart, reason.is_normal()) {
             (Restart::Temporary, _) => {
-                self.remove(seq);
+                self.children.remove(seq);
                 self.auto_shutdown(path, significant).await
             }
             (Restart::Transient, true) => self.auto_shutdown(path, significant).await,
@@ -401,7 +401,7 @@ impl State {
         for victim in victims {
             self.stop_child(victim, &mut timer).await;
             if self.children[victim].restart == Restart::Temporary {
-                self.remove(victim);
+                self.children.remove(victim);
             }
         }
     }
@@ -668,10 +668,6 @@ impl State {
         self.children.insert(path, spec)
     }
 
-    fn remove(&mut self, seq: u64) {
-        self.children.remove(seq);
-    }
-
     /// Starts one child and records it as running.
     async fn start(&mut self, seq: u64) -> Result<ActorCell, StartError> {
         let (factory, path, kind) = {
@@ -764,7 +760,7 @@ impl State {
         match self.start(seq).await {
             Ok(cell) => Ok(cell),
             Err(e) => {
-                self.remove(seq);
+                self.children.remove(seq);
                 Err(ChildError::StartFailed(e))
             }
         }
@@ -780,7 +776,7 @@ impl State {
             child.cancel_restart();
         }
         if self.children[seq].restart == Restart::Temporary {
-            self.remove(seq);
+            self.children.remove(seq);
         }
         Ok(())
     }
@@ -792,7 +788,7 @@ impl State {
 
     fn delete_child(&mut self, id: &str) -> Result<(), ChildError> {
         let seq = self.lookup_not_running(id)?;
-        self.remove(seq);
+        self.children.remove(seq);
         Ok(())
     }
 
