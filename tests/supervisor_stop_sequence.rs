@@ -2,7 +2,9 @@
 //! child's own shutdown timeout (SEMANTICS 28–29) while it shares one timer
 //! across the sequence: a slow child is killed when its own timeout runs out,
 //! a later child with a longer timeout is waited for that long, and one with a
-//! shorter timeout than the child before it is killed on time.
+//! shorter timeout than the child before it is killed on time. Children that
+//! stop at once need no timer at all; a slow one after them is still killed on
+//! its own timeout.
 
 #[path = "support/probe.rs"]
 mod probe;
@@ -84,4 +86,61 @@ async fn a_group_restart_stops_the_siblings_in_turn_each_within_its_own_timeout(
     expected.extend(["start c1", "start c2", "start c3", "start x"]);
     assert_eq!(log.lines(), expected);
     root.stop().await;
+}
+
+/// `c1` (`timeout`, too slow) under two quick children, then `x`, on a supervisor
+/// that gives up when `x` is killed: the quick children stop before the
+/// supervisor's thread runs out of other work, so no timer is set for them,
+/// and the timer set for `c1` after them still kills it when its own
+/// timeout is up. Returns the trace from the kill on and the time the give-up took.
+async fn give_up_with_a_slow_child_last_to_stop(timeout: Duration) -> (Vec<String>, Duration) {
+    let control = Control::new();
+    let log = EventLog::new();
+    control.slow_stop("c1", Duration::from_secs(30));
+    let root = Supervisor::builder("root")
+        .intensity(0, Duration::from_secs(5))
+        .observer(log.observer())
+        .children([
+            probe("c1", &control).shutdown(Shutdown::Timeout(timeout)),
+            probe("c2", &control).shutdown(secs(20)),
+            probe("c3", &control).shutdown(secs(20)),
+            probe("x", &control),
+        ])
+        .spawn()
+        .await
+        .unwrap();
+    let x = cell(&root, "x").await;
+    log.clear();
+    let t = Instant::now();
+    x.kill();
+    root.wait().await;
+    (log.lines(), t.elapsed())
+}
+
+const SLOW_LAST: [&str; 7] = [
+    "down x killed",
+    "gave_up root",
+    "down c3 shutdown",
+    "down c2 shutdown",
+    "down c1 killed",
+    "escalated root root",
+    "stopped root",
+];
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_child_stopped_after_quick_ones_is_killed_on_its_own_timeout() {
+    let (lines, took) = give_up_with_a_slow_child_last_to_stop(Duration::from_secs(2)).await;
+    assert_eq!(lines, SLOW_LAST);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "nothing for c3 and c2, 2 s for c1: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_child_stopped_after_quick_ones_is_killed_on_a_multi_thread_runtime() {
+    let timeout = Duration::from_millis(100);
+    let (lines, took) = give_up_with_a_slow_child_last_to_stop(timeout).await;
+    assert_eq!(lines, SLOW_LAST);
+    assert!(took >= timeout, "c1 had its {timeout:?}: {took:?}");
 }

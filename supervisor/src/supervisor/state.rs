@@ -936,7 +936,10 @@ async fn shutdown(
 /// and another to cancel, and may wake a parked worker thread, which is more
 /// than a quick child takes to stop: so the timer is set once, and moved only
 /// when it fires before the child being waited for is due, or when a child is
-/// due before it. Dropped, with the sequence, once the stops are done.
+/// due before it. It is not set at all while every child stops before the
+/// supervisor's thread runs out of other work (see [`StopTimer::wait`]); the
+/// deadlines are the same either way, counted from each request to stop.
+/// Dropped, with the sequence, once the stops are done.
 #[derive(Default)]
 struct StopTimer {
     sleep: Option<Pin<Box<Sleep>>>,
@@ -945,6 +948,19 @@ struct StopTimer {
 impl StopTimer {
     /// Waits until `cell` has stopped (true), or until `deadline` (false).
     async fn wait(&mut self, cell: &ActorCell, deadline: Instant) -> bool {
+        let stopped = cell.wait(None);
+        tokio::pin!(stopped);
+        if self.sleep.is_none() {
+            // Most children stop as soon as they run. Give them that chance
+            // before setting the timer: yield until this thread has run
+            // everything else that is ready (tokio wakes a yielded task only
+            // then). A child that stopped by then needed no timer.
+            tokio::select! {
+                biased;
+                _ = &mut stopped => return true,
+                () = tokio::task::yield_now() => {}
+            }
+        }
         let sleep = match &mut self.sleep {
             Some(sleep) => {
                 if sleep.deadline() > deadline {
@@ -954,8 +970,6 @@ impl StopTimer {
             }
             empty => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
-        let stopped = cell.wait(None);
-        tokio::pin!(stopped);
         loop {
             tokio::select! {
                 biased;
