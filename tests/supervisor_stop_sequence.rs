@@ -35,9 +35,13 @@ fn children(control: &std::sync::Arc<Control>) -> Vec<ChildSpec> {
 
 const STOPS: [&str; 3] = ["down c3 killed", "down c2 shutdown", "down c1 killed"];
 
-/// Starts `root` over [`children`], then kills `x` and returns the trace
-/// from there on and the clock when `x` was killed.
-async fn kill_x(builder: warden::supervisor::SupervisorBuilder) -> (Supervisor, EventLog, Instant) {
+/// Starts `root` over the children `children` makes (one of them `x`), then
+/// kills `x` and returns the trace from there on and the clock when `x` was
+/// killed.
+async fn kill_x(
+    builder: warden::supervisor::SupervisorBuilder,
+    children: impl FnOnce(&std::sync::Arc<Control>) -> Vec<ChildSpec>,
+) -> (Supervisor, EventLog, Instant) {
     let control = Control::new();
     let log = EventLog::new();
     let root = builder
@@ -62,7 +66,11 @@ fn assert_four_seconds(took: Duration) {
 
 #[tokio::test(start_paused = true)]
 async fn a_give_up_stops_the_children_in_turn_each_within_its_own_timeout() {
-    let (root, log, t) = kill_x(Supervisor::builder("root").intensity(0, Duration::from_secs(5))).await;
+    let (root, log, t) = kill_x(
+        Supervisor::builder("root").intensity(0, Duration::from_secs(5)),
+        children,
+    )
+    .await;
     root.wait().await;
     assert_four_seconds(t.elapsed());
 
@@ -77,7 +85,7 @@ async fn a_group_restart_stops_the_siblings_in_turn_each_within_its_own_timeout(
     let builder = Supervisor::builder("root")
         .strategy(Strategy::OneForAll)
         .intensity(5, Duration::from_secs(60));
-    let (root, log, t) = kill_x(builder).await;
+    let (root, log, t) = kill_x(builder, children).await;
     log.wait_line("start x").await;
     assert_four_seconds(t.elapsed());
 
@@ -94,25 +102,17 @@ async fn a_group_restart_stops_the_siblings_in_turn_each_within_its_own_timeout(
 /// and the timer set for `c1` after them still kills it when its own
 /// timeout is up. Returns the trace from the kill on and the time the give-up took.
 async fn give_up_with_a_slow_child_last_to_stop(timeout: Duration) -> (Vec<String>, Duration) {
-    let control = Control::new();
-    let log = EventLog::new();
-    control.slow_stop("c1", Duration::from_secs(30));
-    let root = Supervisor::builder("root")
-        .intensity(0, Duration::from_secs(5))
-        .observer(log.observer())
-        .children([
-            probe("c1", &control).shutdown(Shutdown::Timeout(timeout)),
-            probe("c2", &control).shutdown(secs(20)),
-            probe("c3", &control).shutdown(secs(20)),
-            probe("x", &control),
-        ])
-        .spawn()
-        .await
-        .unwrap();
-    let x = cell(&root, "x").await;
-    log.clear();
-    let t = Instant::now();
-    x.kill();
+    let builder = Supervisor::builder("root").intensity(0, Duration::from_secs(5));
+    let (root, log, t) = kill_x(builder, |control| {
+        control.slow_stop("c1", Duration::from_secs(30));
+        vec![
+            probe("c1", control).shutdown(Shutdown::Timeout(timeout)),
+            probe("c2", control).shutdown(secs(20)),
+            probe("c3", control).shutdown(secs(20)),
+            probe("x", control),
+        ]
+    })
+    .await;
     root.wait().await;
     (log.lines(), t.elapsed())
 }
