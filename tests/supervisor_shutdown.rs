@@ -8,15 +8,16 @@
 //! hold a shutdown up past the kill grace (issue 17 point 7). Timing is
 //! measured on a paused clock.
 
+#[path = "support/blocker.rs"]
+mod blocker;
 #[path = "support/probe.rs"]
 mod probe;
 
 use std::time::Duration;
 
+use blocker::{block, blocker};
 use probe::OtpName;
 use probe::{Control, EventLog, cell, probe};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use warden::supervisor::{CallError, CallTimeout, ChildError, ChildSpec, Shutdown, Supervisor};
 
@@ -344,62 +345,19 @@ async fn a_child_supervisor_reports_its_childrens_own_reasons_as_it_is_stopped()
     );
 }
 
-/// Told to block its thread in synchronous code until `release` is sent to.
-struct Block {
-    release: std::sync::mpsc::Receiver<()>,
-    blocked: oneshot::Sender<()>,
-}
-
-#[cfg(feature = "cluster")]
-impl ractor::Message for Block {}
-
-/// A worker whose handler blocks its thread, as synchronous code does.
-struct Blocker;
-
-impl Actor for Blocker {
-    type Msg = Block;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<Block>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(&self, _: ActorRef<Block>, msg: Block, _: &mut ()) -> Result<(), ActorProcessingErr> {
-        let _ = msg.blocked.send(());
-        // The handler never yields until released, so its supervisor cannot stop it: what
-        // the tests need. `block_in_place` hands the worker's other tasks to another thread
-        // first: a task woken from this handler (the test's, by `blocked`) lands in this
-        // worker's LIFO slot, which tokio's other workers cannot steal, and would wait for
-        // the release too (a hang that says nothing about the supervisor).
-        tokio::task::block_in_place(|| {
-            let _ = msg.release.recv();
-        });
-        Ok(())
-    }
-}
-
 /// A root with one `Blocker` child (`Timeout(100ms)`, kill grace 100 ms), and
 /// that child blocked: the sender releases it.
 async fn root_with_a_blocked_child(log: &EventLog) -> (Supervisor, ractor::ActorCell, std::sync::mpsc::Sender<()>) {
     let root = Supervisor::builder("root")
         .observer(log.observer())
         .kill_grace(Duration::from_millis(100))
-        .child(ChildSpec::actor("blocker", || (Blocker, ())).shutdown(Shutdown::Timeout(Duration::from_millis(100))))
+        .child(blocker("blocker").shutdown(Shutdown::Timeout(Duration::from_millis(100))))
         .spawn()
         .await
         .expect("supervisor starts");
-    let blocker = cell(&root, "blocker").await;
-    let (release, release_rx) = std::sync::mpsc::channel();
-    let (blocked_tx, blocked) = oneshot::channel();
-    ActorRef::<Block>::from(blocker.clone())
-        .send_message(Block {
-            release: release_rx,
-            blocked: blocked_tx,
-        })
-        .expect("blocker is running");
-    blocked.await.expect("blocker blocks");
-    (root, blocker, release)
+    let blocked = cell(&root, "blocker").await;
+    let release = block(&blocked).await;
+    (root, blocked, release)
 }
 
 /// A deadline for a broken test (the stop would wait for the release that

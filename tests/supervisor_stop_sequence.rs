@@ -4,13 +4,20 @@
 //! a later child with a longer timeout is waited for that long, and one with a
 //! shorter timeout than the child before it is killed on time. Children that
 //! stop at once need no timer at all; a slow one after them is still killed on
-//! its own timeout.
+//! its own timeout. A child with no timeout (`Infinity`) is waited for as long
+//! as it takes and the next one still gets its own timer; a child that a kill
+//! does not end is given up on after the kill grace and the stops go on; a
+//! supervisor killed in the middle of its stops ends, and so do the children it
+//! had not asked yet.
 
+#[path = "support/blocker.rs"]
+mod blocker;
 #[path = "support/probe.rs"]
 mod probe;
 
 use std::time::Duration;
 
+use blocker::{block, blocker};
 use probe::{Control, EventLog, cell, probe};
 use tokio::time::Instant;
 use warden::supervisor::{ChildSpec, Shutdown, Strategy, Supervisor};
@@ -143,4 +150,108 @@ async fn a_slow_child_stopped_after_quick_ones_is_killed_on_a_multi_thread_runti
     let (lines, took) = give_up_with_a_slow_child_last_to_stop(timeout).await;
     assert_eq!(lines, SLOW_LAST);
     assert!(took >= timeout, "c1 had its {timeout:?}: {took:?}");
+}
+
+/// `c1` (1 s, too slow), `c2` (`Infinity`, takes 3 s), `c3` (`BrutalKill`),
+/// then `x`: a give-up kills `c3` at once, waits the 3 s `c2` takes, and still
+/// kills `c1` when its own second is up (a timer set only after `c2`).
+#[tokio::test(start_paused = true)]
+async fn a_child_without_a_timeout_is_waited_for_and_the_next_one_keeps_its_own() {
+    let builder = Supervisor::builder("root").intensity(0, Duration::from_secs(5));
+    let (root, log, t) = kill_x(builder, |control| {
+        control.slow_stop("c1", Duration::from_secs(30));
+        control.slow_stop("c2", Duration::from_secs(3));
+        vec![
+            probe("c1", control).shutdown(secs(1)),
+            probe("c2", control).shutdown(Shutdown::Infinity),
+            probe("c3", control).shutdown(Shutdown::BrutalKill),
+            probe("x", control),
+        ]
+    })
+    .await;
+    root.wait().await;
+    assert_four_seconds(t.elapsed());
+    assert_eq!(
+        log.lines(),
+        [
+            "down x killed",
+            "gave_up root",
+            "down c3 killed",
+            "down c2 shutdown",
+            "down c1 killed",
+            "escalated root root",
+            "stopped root",
+        ]
+    );
+}
+
+/// A deadline for a broken test (a stop that waited for the blocked child),
+/// not a measure of time.
+const HUNG: Duration = Duration::from_secs(60);
+
+/// `c1`, then `blocker` (100 ms timeout) blocked in synchronous code, then
+/// `x`: the give-up kills the blocker when its timeout is up, gives up on it
+/// after the kill grace, and goes on to stop `c1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_child_a_kill_does_not_end_is_given_up_on_and_the_stops_go_on() {
+    let control = Control::new();
+    let log = EventLog::new();
+    let root = Supervisor::builder("root")
+        .intensity(0, Duration::from_secs(5))
+        .kill_grace(Duration::from_millis(100))
+        .observer(log.observer())
+        .child(probe("c1", &control))
+        .child(blocker("blocker").shutdown(Shutdown::Timeout(Duration::from_millis(100))))
+        .child(probe("x", &control))
+        .spawn()
+        .await
+        .unwrap();
+    let blocked = cell(&root, "blocker").await;
+    let release = block(&blocked).await;
+    log.clear();
+    cell(&root, "x").await.kill();
+
+    tokio::time::timeout(HUNG, root.wait())
+        .await
+        .expect("the give-up ended while the blocker was still blocked");
+    assert_eq!(
+        log.lines(),
+        [
+            "down x killed",
+            "gave_up root",
+            "abandoned blocker",
+            "down blocker killed",
+            "down c1 shutdown",
+            "escalated root root",
+            "stopped root",
+        ]
+    );
+    release.send(()).expect("blocker is still blocked");
+    blocked.wait(None).await.expect("its task ends once the code returns");
+}
+
+/// `c1`, then `c2` (slow to stop), then `x`: the supervisor is killed while
+/// its give-up waits for `c2`. It ends, and `c1`, not yet asked to stop and
+/// still linked to it, is ended with it.
+#[tokio::test(start_paused = true)]
+async fn a_supervisor_killed_in_the_middle_of_its_stops_ends_with_the_children_left() {
+    let control = Control::new();
+    control.slow_stop("c2", Duration::from_secs(30));
+    let c2_stopping = control.stop_began("c2");
+    let root = Supervisor::builder("root")
+        .intensity(0, Duration::from_secs(5))
+        .child(probe("c1", &control))
+        .child(probe("c2", &control).shutdown(secs(20)))
+        .child(probe("x", &control))
+        .spawn()
+        .await
+        .unwrap();
+    let c1 = cell(&root, "c1").await;
+    cell(&root, "x").await.kill();
+    c2_stopping.notified().await;
+
+    root.kill();
+    root.wait().await;
+    c1.wait(None).await.expect("c1 ends with its supervisor");
+    assert!(!root.is_alive());
 }

@@ -27,6 +27,10 @@
 //! [`SupervisorBuilder::inline_observer`](crate::SupervisorBuilder::inline_observer)
 //! calls it right inside the supervisor, as each event happens. That saves the
 //! task's wake-up per event, and is only for observers that return at once.
+//! In a sequence of stops (a give-up, a group restart, `terminate_child`) a
+//! child's exit is reported where its end is seen, which may be the thread
+//! of the child's own task: an inline observer must not assume it runs on
+//! the supervisor's task.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

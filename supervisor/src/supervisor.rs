@@ -3,6 +3,7 @@
 mod actor;
 mod children;
 mod state;
+mod stop_chain;
 
 use std::fmt;
 use std::sync::Arc;
@@ -285,7 +286,9 @@ impl SupervisorBuilder {
     /// that only hands the event on without waiting (a `try_send` into its own
     /// queue, as Warden Studio's does), it saves a task wake-up per event. While
     /// it runs the supervisor does nothing else, so it must return at once; a
-    /// panic in it is logged and the supervisor goes on.
+    /// panic in it is logged and the supervisor goes on. A child's exit in a
+    /// sequence of stops is reported where its end is seen, possibly on the
+    /// child's own task (see [`crate::event`]).
     pub fn inline_observer(mut self, observer: impl Fn(&SupervisorEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(observer));
         self.observer_inline = true;

@@ -14,16 +14,16 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ractor::actor::messages::BoxedState;
 use ractor::{ActorCell, ActorRef, ActorStatus, RpcReplyPort};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::actor::Args;
 use super::children::{Children, Slot};
+use super::stop_chain::{self, Step};
 use super::{AutoShutdown, Strategy, SupervisorMsg, validate_child};
 use crate::error::ChildError;
 use crate::escalation::{ChildFailure, Disposition, Escalation, EscalationHandler, Escalator, GiveUp};
@@ -169,10 +169,7 @@ impl State {
             stopping.clock = ShutdownClock::default();
         }
         let seqs: Vec<u64> = self.children.seqs().rev().collect();
-        let mut timer = StopTimer::default();
-        for seq in seqs {
-            self.stop_child(seq, &mut timer).await;
-        }
+        self.stop_in_turn(&seqs).await;
     }
 
     // ---- messages --------------------------------------------------------------
@@ -397,9 +394,8 @@ impl State {
             Strategy::OneForAll => self.children.seqs().rev().filter(|&s| s != seq).collect(),
             Strategy::RestForOne => self.children.seqs_from(seq + 1).rev().collect(),
         };
-        let mut timer = StopTimer::default();
+        self.stop_in_turn(&victims).await;
         for victim in victims {
-            self.stop_child(victim, &mut timer).await;
             if self.children[victim].restart == Restart::Temporary {
                 self.children.remove(victim);
             }
@@ -720,25 +716,44 @@ impl State {
         }
     }
 
-    /// Stops one child with its shutdown spec, if it is running. `timer` is
-    /// shared by the stops of one sequence (see [`StopTimer`]).
-    async fn stop_child(&mut self, seq: u64, timer: &mut StopTimer) {
-        let Some(child) = self.children.get(seq) else {
-            return;
-        };
-        let (kind, how) = (child.kind, child.shutdown());
-        let Some(cell) = self.children.stop_running(seq) else {
-            return;
-        };
-        if kind == ChildKind::Worker {
-            // Its end is awaited here and reported as `shutdown` or `killed`, so
-            // its exit event would only be one more message to read and skip.
-            // A child supervisor stays linked: its last words come with its exit.
-            cell.unlink(self.myself.get_cell());
+    /// Stops the running children among `seqs`, in that order, each with its
+    /// shutdown spec and once the one before it has ended (OTP's
+    /// `terminate_children`), then records how each ended.
+    ///
+    /// Each exit is reported as the sequence goes (see
+    /// [`stop_chain::stop_in_turn`]).
+    async fn stop_in_turn(&mut self, seqs: &[u64]) {
+        let mut stopping = Vec::with_capacity(seqs.len());
+        let mut steps = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let Some(child) = self.children.get(seq) else {
+                continue;
+            };
+            let (kind, how, path) = (child.kind, child.shutdown(), child.path.clone());
+            let Some(cell) = self.children.stop_running(seq) else {
+                continue;
+            };
+            // A worker's end is reported from here, so its exit event would
+            // only be one more message to read and skip. A child supervisor
+            // stays linked: its last words come with its exit.
+            let unlink_from = (kind == ChildKind::Worker).then(|| self.myself.get_cell());
+            steps.push(Step {
+                cell,
+                path,
+                kind,
+                how,
+                unlink_from,
+            });
+            stopping.push(seq);
         }
-        match shutdown(&cell, kind, how, self.kill_grace, timer).await {
-            Some(reason) => self.record_exit(seq, reason),
-            None => self.abandon(seq),
+        if steps.is_empty() {
+            return;
+        }
+        let exits = stop_chain::stop_in_turn(steps, self.kill_grace, self.observer.clone()).await;
+        for (seq, reason) in stopping.into_iter().zip(exits) {
+            if let Some(child) = self.children.get_mut(seq) {
+                child.set_last_exit(reason);
+            }
         }
     }
 
@@ -770,7 +785,7 @@ impl State {
         let seq = self.lookup(id)?;
         let child = self.children.get_mut(seq).expect("looked-up child has a spec");
         if child.is_running() {
-            self.stop_child(seq, &mut StopTimer::default()).await;
+            self.stop_in_turn(&[seq]).await;
         } else if child.is_restarting() {
             // Stops the retry loop: the queued TryAgain is now stale.
             child.cancel_restart();
@@ -843,10 +858,7 @@ impl State {
 
     /// Traces the event and queues it for the observer, without waiting.
     pub(crate) fn emit(&self, event: SupervisorEvent) {
-        event.trace();
-        if let Some(observer) = &self.observer {
-            observer.send(event);
-        }
+        emit_to(self.observer.as_ref(), event);
     }
 
     /// A marker behind the events emitted so far, for a caller to wait on.
@@ -883,6 +895,14 @@ fn answer<T>(reply: RpcReplyPort<T>, value: T) {
     let _ = reply.send(value);
 }
 
+/// Traces `event` and hands it to `observer`, if any.
+pub(super) fn emit_to(observer: Option<&EventSink>, event: SupervisorEvent) {
+    event.trace();
+    if let Some(observer) = observer {
+        observer.send(event);
+    }
+}
+
 /// Asks a child to stop with reason `shutdown`: a child supervisor by message,
 /// so that it stops its own children step by step (reading their exits).
 pub(crate) fn ask_to_stop(cell: &ActorCell, kind: ChildKind) {
@@ -893,95 +913,4 @@ pub(crate) fn ask_to_stop(cell: &ActorCell, kind: ChildKind) {
         }
     }
     cell.stop(Some(SHUTDOWN.to_string()));
-}
-
-/// OTP's `shutdown/2`, waiting in place: ask, wait at most the timeout, then
-/// kill, and wait at most `kill_grace` for the kill to take. `None` if even
-/// that was not enough (its task is stuck in code that does not yield).
-///
-/// Waiting in place, the supervisor cannot read the child's exit event: a
-/// child that stopped is reported `shutdown`, a killed one `killed`.
-async fn shutdown(
-    cell: &ActorCell,
-    kind: ChildKind,
-    how: Shutdown,
-    kill_grace: Duration,
-    timer: &mut StopTimer,
-) -> Option<ExitReason> {
-    match how {
-        Shutdown::BrutalKill => {}
-        Shutdown::Timeout(timeout) => {
-            ask_to_stop(cell, kind);
-            let stopped = match Instant::now().checked_add(timeout) {
-                Some(deadline) => timer.wait(cell, deadline).await,
-                // Too far to tell from forever.
-                None => cell.wait(None).await.is_ok(),
-            };
-            if stopped {
-                return Some(ExitReason::Shutdown);
-            }
-        }
-        Shutdown::Infinity => {
-            ask_to_stop(cell, kind);
-            let _ = cell.wait(None).await;
-            return Some(ExitReason::Shutdown);
-        }
-    }
-    cell.kill();
-    cell.wait(Some(kill_grace)).await.ok().map(|()| ExitReason::Killed)
-}
-
-/// The timer of a sequence of stops (OTP's `after` in `shutdown/2`), one for
-/// the whole sequence. A tokio timer costs a lock on the timer wheel to set
-/// and another to cancel, and may wake a parked worker thread, which is more
-/// than a quick child takes to stop: so the timer is set once, and moved only
-/// when it fires before the child being waited for is due, or when a child is
-/// due before it. It is not set at all while every child stops before the
-/// supervisor's thread runs out of other work (see [`StopTimer::wait`]); the
-/// deadlines are the same either way, counted from each request to stop.
-/// Dropped, with the sequence, once the stops are done.
-#[derive(Default)]
-struct StopTimer {
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-impl StopTimer {
-    /// Waits until `cell` has stopped (true), or until `deadline` (false).
-    async fn wait(&mut self, cell: &ActorCell, deadline: Instant) -> bool {
-        let stopped = cell.wait(None);
-        tokio::pin!(stopped);
-        if self.sleep.is_none() {
-            // Most children stop as soon as they run. Give them that chance
-            // before setting the timer: yield until this thread has run
-            // everything else that is ready (tokio wakes a yielded task only
-            // then). A child that stopped by then needed no timer.
-            tokio::select! {
-                biased;
-                _ = &mut stopped => return true,
-                () = tokio::task::yield_now() => {}
-            }
-        }
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                if sleep.deadline() > deadline {
-                    sleep.as_mut().reset(deadline);
-                }
-                sleep
-            }
-            empty => empty.insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut stopped => return true,
-                () = sleep.as_mut() => {
-                    if Instant::now() >= deadline {
-                        return false;
-                    }
-                    // Set for an earlier child: this one is due later.
-                    sleep.as_mut().reset(deadline);
-                }
-            }
-        }
-    }
 }
