@@ -5,7 +5,7 @@
 //! one (or kill it, by its shutdown spec), wait for its end or its timer, then
 //! the next. Done in the supervisor's task, every stop is two hand-offs (the
 //! supervisor wakes the child, the child's end wakes the supervisor), and on
-//! tokio's multi-thread runtime every third hand-off in a row goes through the
+//! tokio's multi-thread runtime every fourth hand-off in a row goes through the
 //! run queue and wakes a parked worker. Here the child's end itself asks the
 //! next child: the waker registered on a child's end is the chain's own, and
 //! when it is woken it checks the child has ended, records how, and asks the
